@@ -1,0 +1,48 @@
+"""The typed errors every layer raises at its boundary.
+
+Each error says what was wrong in terms of the user's objects (op tags, shapes, layer
+paths, files and lines), never as a deep NumPy traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TorchLeanError",
+    "ShapeError",
+    "UnsupportedOperation",
+    "FieldMismatchError",
+    "DataFormatError",
+]
+
+
+class TorchLeanError(Exception):
+    """Base class of every error TorchLean raises on purpose."""
+
+
+class ShapeError(TorchLeanError, ValueError):
+    """Shapes that do not fit an op's shape rule or a layer's declared shape."""
+
+
+class UnsupportedOperation(TorchLeanError, NotImplementedError):
+    """An op that a scalar field (or a backend) cannot evaluate, such as exp over `exact`."""
+
+    def __init__(self, op: str, field: str, reason: str = "") -> None:
+        self.op = op
+        self.field = field
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"op {op!r} is not supported in field {field!r}{detail}")
+
+
+class FieldMismatchError(TorchLeanError, TypeError):
+    """Operands from two different scalar fields (or evaluation contexts) were mixed."""
+
+
+class DataFormatError(TorchLeanError, ValueError):
+    """A file or serialized object that does not have the expected format.
+
+    `where` names the file and the line, byte offset or field that was wrong.
+    """
+
+    def __init__(self, where: str, message: str) -> None:
+        self.where = where
+        super().__init__(f"{where}: {message}")

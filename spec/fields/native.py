@@ -1,0 +1,189 @@
+"""`float` (binary64) and `float32`: the array library's own arithmetic.
+
+Values are arrays of whatever Array API namespace they come from (NumPy, CuPy,
+array-api-strict). Rounding is the library's: elementwise ops are IEEE-754 correctly
+rounded, but sums and matmuls use the library's order (pairwise, BLAS blocking, FMA), and
+transcendentals use the vendor's libm. For a reproducible binary32 semantics use
+`ieee32exec`.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from .base import Array, ArrayField, Constant, _Pi, check_integral_labels, first_max_mask
+
+__all__ = ["NativeFloatField", "float64", "float32"]
+
+
+class NativeFloatField(ArrayField):
+    """A float field of a given dtype name, evaluated by the array namespace."""
+
+    def __init__(self, name: str, dtype_name: str) -> None:
+        self.name = name
+        self.dtype_name = dtype_name
+        self.np_dtype: np.dtype[Any] = np.dtype(dtype_name)
+
+    def dtype(self, xp: Any) -> Any:
+        """This field's dtype object in namespace `xp`."""
+        return getattr(xp, self.dtype_name)
+
+    def asarray(self, data: object, xp: Any = None) -> Array:
+        if xp is None:
+            xp = self.xp(data) if hasattr(data, "__array_namespace__") else np
+        if isinstance(data, Fraction):
+            data = float(data)
+        elif isinstance(data, (list, tuple)):
+            data = np.asarray(data, dtype=object).astype(np.float64)
+        if xp is np:
+            return np.asarray(data, dtype=self.np_dtype)
+        return xp.asarray(data, dtype=self.dtype(xp))
+
+    def constant(self, value: Constant) -> Array:
+        v = math.pi if isinstance(value, _Pi) else float(value)  # rounds Fractions to nearest
+        return np.asarray(v, dtype=self.np_dtype)
+
+    def to_numpy(self, a: Array) -> np.ndarray[Any, Any]:
+        if isinstance(a, (np.ndarray, np.generic)):
+            return np.asarray(a)
+        to_host = getattr(a, "get", None)  # CuPy's device-to-host copy
+        return np.asarray(to_host()) if to_host is not None else np.from_dlpack(a)
+
+    def _lift(self, a: Array, like: Array) -> Array:
+        # 0-d NumPy constants meet arrays of other namespaces: convert on the fly.
+        if isinstance(a, (np.ndarray, np.generic)) and not isinstance(like, (np.ndarray, np.generic)):
+            xp = self.xp(like)
+            return xp.asarray(np.asarray(a).item(), dtype=self.dtype(xp))
+        return a
+
+    def _pair(self, a: Array, b: Array) -> tuple[Any, Array, Array]:
+        a = self._lift(a, b)
+        b = self._lift(b, a)
+        return self.xp(a), a, b
+
+    def add(self, a: Array, b: Array) -> Array:
+        xp, a, b = self._pair(a, b)
+        return xp.add(a, b)
+
+    def sub(self, a: Array, b: Array) -> Array:
+        xp, a, b = self._pair(a, b)
+        return xp.subtract(a, b)
+
+    def mul(self, a: Array, b: Array) -> Array:
+        xp, a, b = self._pair(a, b)
+        return xp.multiply(a, b)
+
+    def div(self, a: Array, b: Array) -> Array:
+        xp, a, b = self._pair(a, b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return xp.divide(a, b)
+
+    def neg(self, a: Array) -> Array:
+        return self.xp(a).negative(a)
+
+    def abs(self, a: Array) -> Array:
+        return self.xp(a).abs(a)
+
+    def maximum(self, a: Array, b: Array) -> Array:
+        xp, a, b = self._pair(a, b)
+        return xp.maximum(a, b)
+
+    def minimum(self, a: Array, b: Array) -> Array:
+        xp, a, b = self._pair(a, b)
+        return xp.minimum(a, b)
+
+    def sqrt(self, a: Array) -> Array:
+        with np.errstate(invalid="ignore"):
+            return self.xp(a).sqrt(a)
+
+    def exp(self, a: Array) -> Array:
+        with np.errstate(over="ignore"):
+            return self.xp(a).exp(a)
+
+    def log(self, a: Array) -> Array:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.xp(a).log(a)
+
+    def log1p(self, a: Array) -> Array:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.xp(a).log1p(a)
+
+    def expm1(self, a: Array) -> Array:
+        with np.errstate(over="ignore"):
+            return self.xp(a).expm1(a)
+
+    def tanh(self, a: Array) -> Array:
+        return self.xp(a).tanh(a)
+
+    def sigmoid(self, a: Array) -> Array:
+        # exp of -|a| never overflows; the two branches are the same function.
+        xp = self.xp(a)
+        e = xp.exp(-xp.abs(a))
+        one = xp.ones_like(e)
+        return xp.where(a >= 0, one / (one + e), e / (one + e))
+
+    def softplus(self, a: Array) -> Array:
+        xp = self.xp(a)
+        zero = xp.zeros_like(a)
+        return xp.maximum(a, zero) + xp.log1p(xp.exp(-xp.abs(a)))
+
+    def erf(self, a: Array) -> Array:
+        xp = self.xp(a)
+        host = np.asarray(self.to_numpy(a), dtype=np.float64)
+        out = np.asarray(np.frompyfunc(math.erf, 1, 1)(host)).astype(self.np_dtype)
+        return out if xp is np else xp.asarray(out)
+
+    def gelu(self, a: Array) -> Array:
+        # x * Phi(x) through erfc, which keeps the left tail accurate.
+        xp = self.xp(a)
+        host = np.asarray(self.to_numpy(a), dtype=np.float64)
+        phi = np.frompyfunc(lambda t: 0.5 * math.erfc(-t / math.sqrt(2.0)), 1, 1)(host)
+        out = (host * np.asarray(phi, dtype=np.float64)).astype(self.np_dtype)
+        return out if xp is np else xp.asarray(out)
+
+    def sin(self, a: Array) -> Array:
+        return self.xp(a).sin(a)
+
+    def cos(self, a: Array) -> Array:
+        return self.xp(a).cos(a)
+
+    def step(self, a: Array) -> Array:
+        xp = self.xp(a)
+        return xp.astype(a > 0, self.dtype(xp))
+
+    def greater(self, a: Array, b: Array) -> Array:
+        xp, a, b = self._pair(a, b)
+        return xp.astype(a > b, self.dtype(xp))
+
+    def select(self, cond: Array, a: Array, b: Array) -> Array:
+        xp, a, b = self._pair(a, b)
+        return xp.where(cond != 0, a, b)
+
+    def one_hot(self, labels: Array, num_classes: int) -> Array:
+        xp = self.xp(labels)
+        idx = check_integral_labels(self.to_numpy(labels), num_classes)
+        out = (idx[..., None] == np.arange(num_classes)).astype(self.np_dtype)
+        return out if xp is np else xp.asarray(out)
+
+    def argmax_mask(self, a: Array, axes: tuple[int, ...]) -> Array:
+        xp = self.xp(a)
+        host = self.to_numpy(a)
+        out = first_max_mask(host, axes).astype(self.np_dtype)
+        return out if xp is np else xp.asarray(out)
+
+    def sum(self, a: Array, axes: tuple[int, ...], keepdims: bool) -> Array:
+        return self.xp(a).sum(a, axis=axes, keepdims=keepdims)
+
+    def max(self, a: Array, axes: tuple[int, ...], keepdims: bool) -> Array:
+        return self.xp(a).max(a, axis=axes, keepdims=keepdims)
+
+    def matmul(self, a: Array, b: Array) -> Array:
+        return self.xp(a).matmul(a, b)
+
+
+float64 = NativeFloatField("float", "float64")
+float32 = NativeFloatField("float32", "float32")

@@ -1,0 +1,146 @@
+"""Elementwise ops: arithmetic with broadcasting, activations, comparisons, selection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .. import functional as F
+from ..fields.base import Array, Field
+from ..shapes import Shape, broadcast_shapes
+from ..value import Value
+from .registry import Attrs, OpDef, VjpRule, register
+
+Grads = tuple[Value | None, ...]
+
+
+def same_shape(shapes: tuple[Shape, ...], attrs: Attrs) -> Shape:
+    """Shape rule of unary elementwise ops."""
+    return shapes[0]
+
+
+def broadcast_rule(tag: str) -> Callable[[tuple[Shape, ...], Attrs], Shape]:
+    """Shape rule of n-ary elementwise ops: NumPy broadcasting, errors name `tag`."""
+
+    def rule(shapes: tuple[Shape, ...], attrs: Attrs) -> Shape:
+        return broadcast_shapes(tag, *shapes)
+
+    return rule
+
+
+def unary(tag: str, forward: Callable[[Field, Array], Array], vjp: VjpRule, doc: str) -> OpDef:
+    """Register a unary elementwise op."""
+    return register(
+        OpDef(tag, 1, same_shape, lambda f, xs, at: forward(f, xs[0]), vjp, doc=doc)
+    )
+
+
+def binary(tag: str, forward: Callable[[Field, Array, Array], Array], vjp: VjpRule, doc: str) -> OpDef:
+    """Register a binary elementwise op with broadcasting."""
+    return register(
+        OpDef(tag, 2, broadcast_rule(tag), lambda f, xs, at: forward(f, xs[0], xs[1]), vjp, doc=doc)
+    )
+
+
+def _unbroadcast(ga: Value | None, gb: Value | None, a: Value, b: Value) -> Grads:
+    return (
+        None if ga is None else F.sum_to_shape(ga, a.shape),
+        None if gb is None else F.sum_to_shape(gb, b.shape),
+    )
+
+
+# -- arithmetic ---------------------------------------------------------------
+binary("add", lambda f, a, b: f.add(a, b),
+       lambda g, xs, y, at: _unbroadcast(g, g, *xs), "a + b")
+binary("sub", lambda f, a, b: f.sub(a, b),
+       lambda g, xs, y, at: _unbroadcast(g, -g, *xs), "a - b")
+binary("mul", lambda f, a, b: f.mul(a, b),
+       lambda g, xs, y, at: _unbroadcast(g * xs[1], g * xs[0], *xs), "a * b")
+binary("div", lambda f, a, b: f.div(a, b),
+       lambda g, xs, y, at: _unbroadcast(g / xs[1], -(g * y) / xs[1], *xs), "a / b")
+unary("neg", lambda f, a: f.neg(a), lambda g, xs, y, at: (-g,), "-a")
+unary("abs", lambda f, a: f.abs(a),
+      lambda g, xs, y, at: (g * (F.step(xs[0]) - F.step(-xs[0])),),
+      "|a|; derivative sign(a), 0 at 0")
+unary("square", lambda f, a: f.mul(a, a), lambda g, xs, y, at: (g * (xs[0] * 2),), "a * a")
+unary("sqrt", lambda f, a: f.sqrt(a), lambda g, xs, y, at: (g / (y * 2),), "square root")
+
+# -- transcendental functions -----------------------------------------------
+unary("exp", lambda f, a: f.exp(a), lambda g, xs, y, at: (g * y,), "e ** a")
+unary("log", lambda f, a: f.log(a), lambda g, xs, y, at: (g / xs[0],), "natural log")
+unary("log1p", lambda f, a: f.log1p(a), lambda g, xs, y, at: (g / (xs[0] + 1),), "log(1 + a)")
+unary("expm1", lambda f, a: f.expm1(a), lambda g, xs, y, at: (g * (y + 1),), "exp(a) - 1")
+unary("tanh", lambda f, a: f.tanh(a), lambda g, xs, y, at: (g * (1 - F.square(y)),), "tanh")
+unary("sigmoid", lambda f, a: f.sigmoid(a),
+      lambda g, xs, y, at: (g * (y * (1 - y)),), "1 / (1 + exp(-a))")
+unary("softplus", lambda f, a: f.softplus(a),
+      lambda g, xs, y, at: (g * F.sigmoid(xs[0]),), "log(1 + exp(a))")
+unary("sin", lambda f, a: f.sin(a), lambda g, xs, y, at: (g * F.cos(xs[0]),), "sine")
+unary("cos", lambda f, a: f.cos(a), lambda g, xs, y, at: (-(g * F.sin(xs[0])),), "cosine")
+
+
+def _normal_pdf(x: Value) -> Value:
+    """exp(-x^2/2) / sqrt(2 pi), written with ops."""
+    return F.exp(F.square(x) * -0.5) / F.sqrt(F.pi(x) * 2)
+
+
+unary("erf", lambda f, a: f.erf(a),
+      lambda g, xs, y, at: (g * (F.exp(-F.square(xs[0])) * 2 / F.sqrt(F.pi(xs[0]))),),
+      "the error function")
+unary("gelu", lambda f, a: f.gelu(a),
+      lambda g, xs, y, at: (
+          g * ((F.erf(xs[0] / F.sqrt(F.constant(xs[0], 2))) + 1) * 0.5
+               + xs[0] * _normal_pdf(xs[0])),),
+      "a * Phi(a), the exact GELU")
+unary("silu", lambda f, a: f.mul(a, f.sigmoid(a)),
+      lambda g, xs, y, at: (
+          g * (F.sigmoid(xs[0]) * (1 + xs[0] * (1 - F.sigmoid(xs[0])))),),
+      "a * sigmoid(a) (two roundings: sigmoid, then the product)")
+
+# -- piecewise-linear activations ----------------------------------------------
+unary("relu", lambda f, a: f.maximum(a, f.constant(0)),
+      lambda g, xs, y, at: (g * F.step(xs[0]),), "max(a, 0); derivative 0 at 0")
+
+
+def _leaky_forward(f: Field, xs: tuple[Array, ...], at: Attrs) -> Array:
+    a = xs[0]
+    return f.select(f.step(a), a, f.mul(a, f.constant(at["negative_slope"])))
+
+
+def _leaky_vjp(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Grads:
+    slope = F.constant(g, at["negative_slope"])
+    return (g * F.where(F.step(xs[0]), F.ones_like(xs[0]), slope),)
+
+
+register(OpDef("leaky_relu", 1, same_shape, _leaky_forward, _leaky_vjp,
+               doc="a where a > 0, else negative_slope * a"))
+
+binary("maximum", lambda f, a, b: f.maximum(a, b),
+       lambda g, xs, y, at: _unbroadcast(g - g * F.greater(xs[1], xs[0]),
+                                         g * F.greater(xs[1], xs[0]), *xs),
+       "elementwise max; ties send the gradient to the first operand")
+binary("minimum", lambda f, a, b: f.minimum(a, b),
+       lambda g, xs, y, at: _unbroadcast(g - g * F.greater(xs[0], xs[1]),
+                                         g * F.greater(xs[0], xs[1]), *xs),
+       "elementwise min; ties send the gradient to the first operand")
+
+# -- comparisons and selection (piecewise constant) ------------------------------
+register(OpDef("step", 1, same_shape, lambda f, xs, at: f.step(xs[0]),
+               piecewise_constant=True, doc="1 where a > 0 else 0"))
+register(OpDef("greater", 2, broadcast_rule("greater"),
+               lambda f, xs, at: f.greater(xs[0], xs[1]),
+               piecewise_constant=True, doc="1 where a > b else 0"))
+
+
+def _where_vjp(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Grads:
+    cond, a, b = xs
+    zero = F.zeros_like(g)
+    return (
+        None,
+        F.sum_to_shape(F.where(cond, g, zero), a.shape),
+        F.sum_to_shape(F.where(cond, zero, g), b.shape),
+    )
+
+
+register(OpDef("where", 3, broadcast_rule("where"),
+               lambda f, xs, at: f.select(xs[0], xs[1], xs[2]), _where_vjp,
+               doc="a where cond is nonzero, else b"))

@@ -1,0 +1,106 @@
+"""The op table: one `OpDef` record per op, and `apply`, the single way ops are used.
+
+An op is a tag, a shape rule, a forward rule written only against `Field` primitives,
+and a VJP rule written with other ops (so eager tapes, compiled graphs and higher-order
+derivatives all reuse it). Eager, compiled, gradient checks, error bounds and IBP read
+this table; nothing re-derives an op's meaning elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+from ..errors import FieldMismatchError
+from ..fields.base import Array, Field, _Pi
+from ..shapes import Shape
+
+if TYPE_CHECKING:
+    from ..value import Value
+
+__all__ = [
+    "AttrValue",
+    "Attrs",
+    "OpDef",
+    "OPS",
+    "register",
+    "get_op",
+    "apply",
+]
+
+AttrValue: TypeAlias = Any  # int, float, Fraction, str, bool, None, or tuples of these
+Attrs: TypeAlias = Mapping[str, AttrValue]
+ShapeRule: TypeAlias = Callable[[tuple[Shape, ...], Attrs], Shape]
+ForwardRule: TypeAlias = Callable[[Field, tuple[Array, ...], Attrs], Array]
+VjpRule: TypeAlias = Callable[
+    ["Value", tuple["Value", ...], "Value", Attrs], tuple["Value | None", ...]
+]
+
+V = TypeVar("V", bound="Value")
+
+
+@dataclass(frozen=True, slots=True)
+class OpDef:
+    """One op: its tag, shape rule, forward rule over any field, and VJP rule.
+
+    `arity` is the number of tensor inputs (-1: any number). `vjp` is None for ops with no
+    derivative rule; `piecewise_constant` ops (comparisons, one_hot, ...) have derivative
+    zero wherever it exists, so gradients simply do not flow through them.
+    """
+
+    tag: str
+    arity: int
+    shape: ShapeRule
+    forward: ForwardRule
+    vjp: VjpRule | None = None
+    piecewise_constant: bool = False
+    doc: str = ""
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    """Add `op` to the table; a tag may be registered once."""
+    if op.tag in OPS:
+        raise ValueError(f"op {op.tag!r} is already registered")
+    OPS[op.tag] = op
+    return op
+
+
+def get_op(tag: str) -> OpDef:
+    """The record of op `tag`; an unknown tag raises KeyError listing the known ones."""
+    try:
+        return OPS[tag]
+    except KeyError:
+        raise KeyError(f"unknown op {tag!r}; known ops: {', '.join(sorted(OPS))}") from None
+
+
+def apply(tag: str, first: V, *rest: object, **attrs: AttrValue) -> V:
+    """Apply op `tag` to tensor operands; the first is a tensor, later plain numbers are
+    lifted into its field."""
+    from ..value import Value
+
+    op = OPS.get(tag) or get_op(tag)
+    ref = first
+    if not isinstance(ref, Value):
+        raise TypeError(f"{tag}: the first operand must be a tensor, got {ref!r}")
+    inputs = (first, *rest)
+    vals: list[V] = []
+    for x in inputs:
+        if isinstance(x, Value):
+            if type(x) is not type(ref) or x.field is not ref.field:
+                raise FieldMismatchError(
+                    f"{tag}: operands mix {type(ref).__name__}[{ref.field}] and "
+                    f"{type(x).__name__}[{x.field}]"
+                )
+            vals.append(x)
+        elif isinstance(x, (int, float, Fraction, _Pi)) and not isinstance(x, bool):
+            vals.append(ref._lift(x))
+        else:
+            raise TypeError(f"{tag}: cannot use {type(x).__name__} {x!r} as an operand")
+    if op.arity >= 0 and len(vals) != op.arity:
+        raise TypeError(f"{tag}: takes {op.arity} tensor operands, got {len(vals)}")
+    return ref._apply(op, tuple(vals), attrs)

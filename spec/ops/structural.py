@@ -1,0 +1,139 @@
+"""Ops that move numbers without arithmetic, plus matmul and one_hot."""
+
+from __future__ import annotations
+
+from .. import functional as F
+from ..errors import ShapeError
+from ..shapes import Shape, broadcast_shapes, size_of
+from ..value import Value
+from .registry import Attrs, OpDef, register
+
+Grads = tuple[Value | None, ...]
+
+
+def _matmul_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
+    a, b = shapes
+    if len(a) < 2 or len(b) < 2:
+        raise ShapeError(f"matmul: operands must have rank >= 2, got {a} and {b}")
+    if a[-1] != b[-2]:
+        raise ShapeError(f"matmul: inner dims differ: {a} @ {b} ({a[-1]} != {b[-2]})")
+    return broadcast_shapes("matmul", a[:-2], b[:-2]) + (a[-2], b[-1])
+
+
+def _matmul_vjp(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Grads:
+    a, b = xs
+    return (
+        F.sum_to_shape(F.matmul(g, F.swap_last(b)), a.shape),
+        F.sum_to_shape(F.matmul(F.swap_last(a), g), b.shape),
+    )
+
+
+register(OpDef("matmul", 2, _matmul_shape, lambda f, xs, at: f.matmul(xs[0], xs[1]),
+               _matmul_vjp, doc="batched matrix product (rank >= 2, batch dims broadcast)"))
+
+
+def _transpose_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
+    (s,), perm = shapes, at["axes"]
+    if sorted(perm) != list(range(len(s))):
+        raise ShapeError(f"transpose: {perm} is not a permutation of the axes of {s}")
+    return tuple(s[p] for p in perm)
+
+
+def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[p] = i
+    return tuple(inv)
+
+
+register(OpDef("transpose", 1, _transpose_shape,
+               lambda f, xs, at: f.permute(xs[0], at["axes"]),
+               lambda g, xs, y, at: (F.transpose(g, _inverse(at["axes"])),),
+               doc="permute axes"))
+
+
+def _reshape_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
+    (s,), target = shapes, at["shape"]
+    if any(d < 0 for d in target) or size_of(target) != size_of(s):
+        raise ShapeError(f"reshape: cannot reshape {s} ({size_of(s)} elements) into {target}")
+    return tuple(target)
+
+
+register(OpDef("reshape", 1, _reshape_shape,
+               lambda f, xs, at: f.reshape(xs[0], at["shape"]),
+               lambda g, xs, y, at: (F.reshape(g, xs[0].shape),),
+               doc="same elements, new shape (row-major)"))
+
+
+def _broadcast_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
+    (s,), target = shapes, tuple(at["shape"])
+    if len(target) < len(s) or broadcast_shapes("broadcast_to", s, target) != target:
+        raise ShapeError(f"broadcast_to: cannot broadcast {s} to {target}")
+    return target
+
+
+register(OpDef("broadcast_to", 1, _broadcast_shape,
+               lambda f, xs, at: f.broadcast_to(xs[0], at["shape"]),
+               lambda g, xs, y, at: (F.sum_to_shape(g, xs[0].shape),),
+               doc="NumPy broadcasting to a target shape"))
+
+
+def _concat_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
+    ax, first = at["axis"], shapes[0]
+    for s in shapes:
+        if len(s) != len(first) or not 0 <= ax < len(s) or any(
+            d != e for i, (d, e) in enumerate(zip(s, first, strict=True)) if i != ax
+        ):
+            shown = ", ".join(str(x) for x in shapes)
+            raise ShapeError(f"concat: shapes {shown} do not agree off axis {ax}")
+    return first[:ax] + (sum(s[ax] for s in shapes),) + first[ax + 1 :]
+
+
+def _concat_vjp(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Grads:
+    ax, start, grads = at["axis"], 0, []
+    for x in xs:
+        spec = [(0, d, 1) for d in g.shape]
+        spec[ax] = (start, start + x.shape[ax], 1)
+        grads.append(F.slice_axes(g, spec))
+        start += x.shape[ax]
+    return tuple(grads)
+
+
+register(OpDef("concat", -1, _concat_shape,
+               lambda f, xs, at: f.concat(xs, at["axis"]), _concat_vjp,
+               doc="join along an existing axis"))
+
+
+def _slice_shape(shape: Shape, spec: tuple[tuple[int, int, int], ...], tag: str) -> Shape:
+    if len(spec) != len(shape):
+        raise ShapeError(f"{tag}: spec {spec} has {len(spec)} axes, shape {shape} has {len(shape)}")
+    out = []
+    for (start, stop, stride), d in zip(spec, shape, strict=True):
+        if not (0 <= start <= stop <= d and stride > 0):
+            raise ShapeError(f"{tag}: slice {(start, stop, stride)} invalid for a dim of size {d}")
+        out.append(len(range(start, stop, stride)))
+    return tuple(out)
+
+
+register(OpDef("slice", 1, lambda shapes, at: _slice_shape(shapes[0], at["spec"], "slice"),
+               lambda f, xs, at: f.slice(xs[0], at["spec"]),
+               lambda g, xs, y, at: (F.apply_unslice(g, xs[0].shape, at["spec"]),),
+               doc="basic slicing with (start, stop, step) per axis"))
+
+
+def _unslice_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
+    region = _slice_shape(tuple(at["shape"]), at["spec"], "unslice")
+    if shapes[0] != region:
+        raise ShapeError(f"unslice: input {shapes[0]} does not fill region {region} of {at['shape']}")
+    return tuple(at["shape"])
+
+
+register(OpDef("unslice", 1, _unslice_shape,
+               lambda f, xs, at: f.unslice(xs[0], at["shape"], at["spec"]),
+               lambda g, xs, y, at: (F.slice_axes(g, at["spec"]),),
+               doc="zeros of a shape with the input written into a sliced region"))
+
+register(OpDef("one_hot", 1, lambda shapes, at: shapes[0] + (at["num_classes"],),
+               lambda f, xs, at: f.one_hot(xs[0], at["num_classes"]),
+               piecewise_constant=True,
+               doc="0/1 rows with a one at each integer label"))

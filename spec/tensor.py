@@ -1,0 +1,72 @@
+"""`Tensor`: a concrete value of a field, evaluated directly from the op table.
+
+This is the reference evaluator: no tape, no graph, each op's shape rule checked and its
+forward rule run on the field. `tensor(data, dtype)` builds one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import numpy as np
+
+from .fields import Field, get_field
+from .fields.base import Array, Constant
+from .ops.registry import Attrs, OpDef
+from .shapes import Shape
+from .value import Value
+
+__all__ = ["Tensor", "tensor"]
+
+
+class Tensor(Value):
+    """A concrete tensor: a field, a shape and the field's array."""
+
+    __slots__ = ("data", "_field", "_shape")
+
+    def __init__(self, data: Array, field: Field) -> None:
+        self.data = data
+        self._field = field
+        self._shape: Shape = field.shape_of(data)
+
+    @property
+    def shape(self) -> Shape:
+        return self._shape
+
+    @property
+    def field(self) -> Field:
+        return self._field
+
+    def _apply(self, op: OpDef, inputs: tuple[Self, ...], attrs: Attrs) -> Self:
+        out_shape = op.shape(tuple(t._shape for t in inputs), attrs)
+        out = type(self)(op.forward(self._field, tuple(t.data for t in inputs), attrs), self._field)
+        if out._shape != out_shape:  # the forward rule disagrees with the shape rule: a bug
+            raise AssertionError(f"{op.tag}: forward gave {out._shape}, shape rule {out_shape}")
+        return out
+
+    def _lift(self, value: Constant) -> Self:
+        return type(self)(self._field.constant(value), self._field)
+
+    def numpy(self) -> np.ndarray[Any, Any]:
+        """The values as a NumPy array (float arrays, or object arrays for exact/interval)."""
+        return self._field.to_numpy(self.data)
+
+    def tolist(self) -> Any:
+        """The values as nested Python lists."""
+        return self.numpy().tolist()
+
+    def item(self) -> Any:
+        """The single value of a one-element tensor."""
+        if self.size != 1:
+            raise ValueError(f"item: tensor of shape {self._shape} has {self.size} elements")
+        return self.numpy().reshape(()).item()
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.numpy(), separator=", ", threshold=20)
+        return f"Tensor({body}, dtype={self._field.name}, shape={self._shape})"
+
+
+def tensor(data: object, dtype: str | Field = "float") -> Tensor:
+    """A concrete tensor of `data` (numbers, nested lists, arrays) in field `dtype`."""
+    field = get_field(dtype)
+    return Tensor(field.asarray(data), field)

@@ -1,0 +1,127 @@
+"""`Value`: the base of every tensor-like thing ops can be applied to.
+
+A concrete spec tensor, an eager tensor on a tape and a symbolic IR value are all
+Values: each says how to apply an op record (`_apply`) and how to lift a constant
+(`_lift`); the arithmetic operators and methods below are shared and go through the op
+table, so a VJP rule written with them works in every context.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Self
+
+from .fields.base import Constant, Field
+from .shapes import Shape, size_of
+
+if TYPE_CHECKING:
+    from .ops.registry import Attrs, OpDef
+
+__all__ = ["Value"]
+
+Operand = Any  # a Value of the same kind, or a plain number
+
+
+class Value(ABC):
+    """A tensor-shaped value in some evaluation context (concrete, taped or symbolic)."""
+
+    __slots__ = ()
+    # Make NumPy defer to our reflected operators (ndarray * Value -> Value.__rmul__).
+    __array_ufunc__ = None
+
+    @property
+    @abstractmethod
+    def shape(self) -> Shape:
+        """The tensor's shape."""
+
+    @property
+    @abstractmethod
+    def field(self) -> Field:
+        """The scalar field the tensor's numbers live in."""
+
+    @abstractmethod
+    def _apply(self, op: OpDef, inputs: tuple[Self, ...], attrs: Attrs) -> Self:
+        """Apply `op` to `inputs` (all of this kind and field) in this context."""
+
+    @abstractmethod
+    def _lift(self, value: Constant) -> Self:
+        """A 0-d constant of this context and field."""
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return size_of(self.shape)
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            "a tensor has no truth value: branching on data cannot be traced or verified; "
+            "use functional.where / maximum, or .item() on a concrete tensor"
+        )
+
+    # -- arithmetic ---------------------------------------------------------
+    def __add__(self, other: Operand) -> Self:
+        return F.add(self, other)
+
+    def __radd__(self, other: Operand) -> Self:
+        return F.add(self._lift(other), self)
+
+    def __sub__(self, other: Operand) -> Self:
+        return F.sub(self, other)
+
+    def __rsub__(self, other: Operand) -> Self:
+        return F.sub(self._lift(other), self)
+
+    def __mul__(self, other: Operand) -> Self:
+        return F.mul(self, other)
+
+    def __rmul__(self, other: Operand) -> Self:
+        return F.mul(self._lift(other), self)
+
+    def __truediv__(self, other: Operand) -> Self:
+        return F.div(self, other)
+
+    def __rtruediv__(self, other: Operand) -> Self:
+        return F.div(self._lift(other), self)
+
+    def __neg__(self) -> Self:
+        return F.neg(self)
+
+    def __matmul__(self, other: Self) -> Self:
+        return F.matmul(self, other)
+
+    def __pow__(self, exponent: int) -> Self:
+        return F.power(self, exponent)
+
+    def __getitem__(self, index: Any) -> Self:
+        return F.getitem(self, index)
+
+    # -- methods ------------------------------------------------------------
+    def reshape(self, *shape: int | tuple[int, ...]) -> Self:
+        dims = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape
+        return F.reshape(self, dims)  # type: ignore[arg-type]
+
+    def transpose(self, *axes: int) -> Self:
+        return F.transpose(self, axes or None)
+
+    @property
+    def T(self) -> Self:
+        return F.transpose(self, None)
+
+    @property
+    def mT(self) -> Self:
+        return F.swap_last(self)
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Self:
+        return F.sum(self, axis, keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Self:
+        return F.mean(self, axis, keepdims)
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Self:
+        return F.max(self, axis, keepdims)
+
+
+from . import functional as F  # noqa: E402  (functional imports Value for typing only)

@@ -1,0 +1,4 @@
+"""torchlean.verify: gradient checks, rounding-error bounds, IBP/CROWN, certificates, strategies.
+
+Imports `torchlean.spec` and `torchlean.runtime`.
+"""
