@@ -45,7 +45,7 @@ class Tensor(Value):
         return out
 
     def _lift(self, value: Constant) -> Self:
-        return type(self)(self._field.constant(value), self._field)
+        return type(self)(self._field.constant(value, like=self.data), self._field)
 
     def numpy(self) -> np.ndarray[Any, Any]:
         """The values as a NumPy array (float arrays, or object arrays for exact/interval)."""

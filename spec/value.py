@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Self
 
+from .errors import FieldMismatchError
 from .fields.base import Constant, Field
 from .shapes import Shape, size_of
 
@@ -46,6 +47,20 @@ class Value(ABC):
     @abstractmethod
     def _lift(self, value: Constant) -> Self:
         """A 0-d constant of this context and field."""
+
+    # Nesting depth of differentiation contexts: concrete and symbolic values are 0, a
+    # tape tracer is one more than the values it wraps. `apply` evaluates in the deepest
+    # operand's context, which coerces the others.
+    _level: int = 0
+
+    def _coerce(self, other: Value) -> Self:
+        """`other` as a value of this context; only the same kind and field by default."""
+        if type(other) is type(self) and other.field is self.field:
+            return other  # type: ignore[return-value]  (same type, checked above)
+        raise FieldMismatchError(
+            f"operands mix {type(self).__name__}[{self.field}] and "
+            f"{type(other).__name__}[{other.field}]"
+        )
 
     @property
     def ndim(self) -> int:

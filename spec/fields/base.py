@@ -57,8 +57,9 @@ class Field(ABC):
         """Convert nested lists, numbers or arrays into this field's representation."""
 
     @abstractmethod
-    def constant(self, value: Constant) -> Array:
-        """A 0-d array holding `value` in this field (exactly, or rounded as the field rounds)."""
+    def constant(self, value: Constant, like: Array | None = None) -> Array:
+        """A 0-d array holding `value` in this field (exactly, or rounded as the field rounds),
+        in the same array namespace and device as `like` when given."""
 
     @abstractmethod
     def shape_of(self, a: Array) -> Shape:
@@ -70,7 +71,7 @@ class Field(ABC):
 
     def full(self, shape: Shape, value: Constant) -> Array:
         """A tensor of `shape` filled with `value`."""
-        return self.broadcast_to(self.constant(value), shape)
+        return self.broadcast_to(self.constant(value), shape)  # NumPy-backed fields only
 
     # -- elementwise arithmetic (NumPy broadcasting) ---------------------------------
     @abstractmethod

@@ -59,7 +59,7 @@ class ExactField(ObjectArrayField):
     def scalar(self, value: object) -> Fraction:
         return to_fraction(value)
 
-    def constant(self, value: Constant) -> Array:
+    def constant(self, value: Constant, like: Array | None = None) -> Array:
         if isinstance(value, _Pi):
             raise self.unsupported("pi", "pi is irrational")
         return super().constant(value)

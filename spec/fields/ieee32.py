@@ -56,7 +56,7 @@ class Ieee32ExecField(ArrayField):
             return np.asarray(out, dtype=F32).reshape(raw.shape)
         return b32.canonical_nan(np.asarray(raw, dtype=F32))
 
-    def constant(self, value: Constant) -> Array:
+    def constant(self, value: Constant, like: Array | None = None) -> Array:
         if isinstance(value, _Pi):
             return np.asarray(F32(np.pi))  # binary64 pi rounds to the binary32 nearest pi
         return np.asarray(fraction_to_float32(Fraction(value)))

@@ -51,7 +51,7 @@ class IntervalField(ObjectArrayField):
             return im.from_float(self.ctx, float(value))
         return im.from_fraction(self.ctx, to_fraction(value))
 
-    def constant(self, value: Constant) -> Array:
+    def constant(self, value: Constant, like: Array | None = None) -> Array:
         out = np.empty((), dtype=object)
         out[()] = self.scalar(value)
         return out

@@ -43,9 +43,12 @@ class NativeFloatField(ArrayField):
             return np.asarray(data, dtype=self.np_dtype)
         return xp.asarray(data, dtype=self.dtype(xp))
 
-    def constant(self, value: Constant) -> Array:
+    def constant(self, value: Constant, like: Array | None = None) -> Array:
         v = math.pi if isinstance(value, _Pi) else float(value)  # rounds Fractions to nearest
-        return np.asarray(v, dtype=self.np_dtype)
+        if like is None or isinstance(like, (np.ndarray, np.generic)):
+            return np.asarray(v, dtype=self.np_dtype)
+        xp = self.xp(like)
+        return xp.asarray(v, dtype=self.dtype(xp), device=like.device)
 
     def to_numpy(self, a: Array) -> np.ndarray[Any, Any]:
         if isinstance(a, (np.ndarray, np.generic)):
@@ -53,34 +56,18 @@ class NativeFloatField(ArrayField):
         to_host = getattr(a, "get", None)  # CuPy's device-to-host copy
         return np.asarray(to_host()) if to_host is not None else np.from_dlpack(a)
 
-    def _lift(self, a: Array, like: Array) -> Array:
-        # 0-d NumPy constants meet arrays of other namespaces: convert on the fly.
-        if isinstance(a, (np.ndarray, np.generic)) and not isinstance(like, (np.ndarray, np.generic)):
-            xp = self.xp(like)
-            return xp.asarray(np.asarray(a).item(), dtype=self.dtype(xp))
-        return a
-
-    def _pair(self, a: Array, b: Array) -> tuple[Any, Array, Array]:
-        a = self._lift(a, b)
-        b = self._lift(b, a)
-        return self.xp(a), a, b
-
     def add(self, a: Array, b: Array) -> Array:
-        xp, a, b = self._pair(a, b)
-        return xp.add(a, b)
+        return self.xp(a).add(a, b)
 
     def sub(self, a: Array, b: Array) -> Array:
-        xp, a, b = self._pair(a, b)
-        return xp.subtract(a, b)
+        return self.xp(a).subtract(a, b)
 
     def mul(self, a: Array, b: Array) -> Array:
-        xp, a, b = self._pair(a, b)
-        return xp.multiply(a, b)
+        return self.xp(a).multiply(a, b)
 
     def div(self, a: Array, b: Array) -> Array:
-        xp, a, b = self._pair(a, b)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return xp.divide(a, b)
+            return self.xp(a).divide(a, b)
 
     def neg(self, a: Array) -> Array:
         return self.xp(a).negative(a)
@@ -89,12 +76,10 @@ class NativeFloatField(ArrayField):
         return self.xp(a).abs(a)
 
     def maximum(self, a: Array, b: Array) -> Array:
-        xp, a, b = self._pair(a, b)
-        return xp.maximum(a, b)
+        return self.xp(a).maximum(a, b)
 
     def minimum(self, a: Array, b: Array) -> Array:
-        xp, a, b = self._pair(a, b)
-        return xp.minimum(a, b)
+        return self.xp(a).minimum(a, b)
 
     def sqrt(self, a: Array) -> Array:
         with np.errstate(invalid="ignore"):
@@ -123,13 +108,11 @@ class NativeFloatField(ArrayField):
         # exp of -|a| never overflows; the two branches are the same function.
         xp = self.xp(a)
         e = xp.exp(-xp.abs(a))
-        one = xp.ones_like(e)
-        return xp.where(a >= 0, one / (one + e), e / (one + e))
+        return xp.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
     def softplus(self, a: Array) -> Array:
         xp = self.xp(a)
-        zero = xp.zeros_like(a)
-        return xp.maximum(a, zero) + xp.log1p(xp.exp(-xp.abs(a)))
+        return xp.maximum(a, xp.zeros_like(a)) + xp.log1p(xp.exp(-xp.abs(a)))
 
     def erf(self, a: Array) -> Array:
         xp = self.xp(a)
@@ -156,12 +139,11 @@ class NativeFloatField(ArrayField):
         return xp.astype(a > 0, self.dtype(xp))
 
     def greater(self, a: Array, b: Array) -> Array:
-        xp, a, b = self._pair(a, b)
+        xp = self.xp(a)
         return xp.astype(a > b, self.dtype(xp))
 
     def select(self, cond: Array, a: Array, b: Array) -> Array:
-        xp, a, b = self._pair(a, b)
-        return xp.where(cond != 0, a, b)
+        return self.xp(a).where(cond != 0, a, b)
 
     def one_hot(self, labels: Array, num_classes: int) -> Array:
         xp = self.xp(labels)

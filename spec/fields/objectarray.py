@@ -51,7 +51,7 @@ class ObjectArrayField(ArrayField):
         raw = np.asarray(data, dtype=object)
         return np.asarray(elementwise(self.scalar, 1)(raw), dtype=object).reshape(raw.shape)
 
-    def constant(self, value: Constant) -> Array:
+    def constant(self, value: Constant, like: Array | None = None) -> Array:
         out = np.empty((), dtype=object)
         out[()] = self.scalar(value)
         return out

@@ -97,13 +97,13 @@ unary("silu", lambda f, a: f.mul(a, f.sigmoid(a)),
       "a * sigmoid(a) (two roundings: sigmoid, then the product)")
 
 # -- piecewise-linear activations ----------------------------------------------
-unary("relu", lambda f, a: f.maximum(a, f.constant(0)),
+unary("relu", lambda f, a: f.maximum(a, f.constant(0, like=a)),
       lambda g, xs, y, at: (g * F.step(xs[0]),), "max(a, 0); derivative 0 at 0")
 
 
 def _leaky_forward(f: Field, xs: tuple[Array, ...], at: Attrs) -> Array:
     a = xs[0]
-    return f.select(f.step(a), a, f.mul(a, f.constant(at["negative_slope"])))
+    return f.select(f.step(a), a, f.mul(a, f.constant(at["negative_slope"], like=a)))
 
 
 def _leaky_vjp(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Grads:

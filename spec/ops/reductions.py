@@ -38,7 +38,7 @@ def _count(x_shape: Shape, axes: tuple[int, ...]) -> int:
 
 def _mean_forward(f: Field, xs: tuple[Array, ...], at: Attrs) -> Array:
     n = _count(f.shape_of(xs[0]), at["axes"])
-    return f.div(f.sum(xs[0], at["axes"], at["keepdims"]), f.constant(n))
+    return f.div(f.sum(xs[0], at["axes"], at["keepdims"]), f.constant(n, like=xs[0]))
 
 
 def _max_forward(f: Field, xs: tuple[Array, ...], at: Attrs) -> Array:

@@ -84,19 +84,24 @@ def apply(tag: str, first: V, *rest: object, **attrs: AttrValue) -> V:
     from ..value import Value
 
     op = OPS.get(tag) or get_op(tag)
-    ref = first
-    if not isinstance(ref, Value):
-        raise TypeError(f"{tag}: the first operand must be a tensor, got {ref!r}")
+    if not isinstance(first, Value):
+        raise TypeError(f"{tag}: the first operand must be a tensor, got {first!r}")
     inputs = (first, *rest)
+    ref: V = first
+    for x in rest:
+        if isinstance(x, Value) and x._level > ref._level:
+            ref = x  # type: ignore[assignment]  (a deeper context of the same family)
     vals: list[V] = []
     for x in inputs:
         if isinstance(x, Value):
-            if type(x) is not type(ref) or x.field is not ref.field:
+            if x.field is not ref.field:
                 raise FieldMismatchError(
-                    f"{tag}: operands mix {type(ref).__name__}[{ref.field}] and "
-                    f"{type(x).__name__}[{x.field}]"
+                    f"{tag}: operands mix fields {ref.field} and {x.field}"
                 )
-            vals.append(x)
+            try:
+                vals.append(x if x is ref else ref._coerce(x))
+            except FieldMismatchError as e:
+                raise FieldMismatchError(f"{tag}: {e}") from None
         elif isinstance(x, (int, float, Fraction, _Pi)) and not isinstance(x, bool):
             vals.append(ref._lift(x))
         else:

@@ -1,0 +1,205 @@
+"""The eager tape: ops recorded as they run, as a plain value you can print and draw.
+
+A `Traced` value wraps a primal value of the level below (a concrete tensor, or another
+`Traced` when differentiating nested) and records each op applied to it on its `Tape`:
+the op record, the parents' tape indices, the attributes, and the saved primal inputs
+and output, which is all a VJP rule needs. `Tape.backward` runs the VJP rules in reverse;
+the rules apply ops to primal values, so a backward pass is itself recorded on the tape
+of the level below, which is how higher derivatives work.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, Self
+
+import numpy as np
+
+from ..spec.errors import FieldMismatchError, TorchLeanError
+from ..spec.fields.base import Constant, Field
+from ..spec.ops.registry import Attrs, OpDef, apply
+from ..spec.shapes import Shape
+from ..spec.tensor import Tensor
+from ..spec.value import Value
+
+__all__ = ["Node", "Tape", "Traced", "GradientNaNError", "NanPolicy"]
+
+NanPolicy = Literal["ignore", "warn", "raise"]
+
+
+class GradientNaNError(TorchLeanError, FloatingPointError):
+    """A NaN appeared in a gradient; the message names the node that produced it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One tape entry: a leaf (op is None) or an op applied to earlier entries."""
+
+    index: int
+    op: OpDef | None
+    parents: tuple[int | None, ...]  # tape index per input; None for a constant
+    attrs: Attrs
+    inputs: tuple[Value, ...]  # saved primal inputs
+    output: Value  # saved primal output
+    name: str = ""
+
+    @property
+    def tag(self) -> str:
+        return "leaf" if self.op is None else self.op.tag
+
+    @property
+    def shape(self) -> Shape:
+        return self.output.shape
+
+
+class Tape:
+    """An append-only list of nodes at one differentiation level."""
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+        self.nodes: list[Node] = []
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def leaf(self, primal: Value, name: str = "") -> Traced:
+        """Start tracking `primal` as an input to differentiate with respect to."""
+        node = Node(len(self.nodes), None, (), {}, (), primal, name)
+        self.nodes.append(node)
+        return Traced(primal, self, node.index)
+
+    def record(self, op: OpDef, inputs: tuple[Traced, ...], attrs: Attrs) -> Traced:
+        """Run `op` on the inputs' primals and append the node."""
+        primals = tuple(t.primal for t in inputs)
+        out = apply(op.tag, *primals, **attrs)
+        parents = tuple(t.index for t in inputs)
+        self.nodes.append(Node(len(self.nodes), op, parents, attrs, primals, out))
+        return Traced(out, self, len(self.nodes) - 1)
+
+    def backward(
+        self, out: Traced, seed: Value, *, nan: NanPolicy = "ignore"
+    ) -> dict[int, Value]:
+        """Cotangents of the leaves reached from `out`, seeded with `seed` at `out`."""
+        if out.index is None:
+            return {}
+        cts: dict[int, Value] = {out.index: seed}
+        leaves: dict[int, Value] = {}
+        for node in reversed(self.nodes[: out.index + 1]):
+            g = cts.pop(node.index, None)
+            if g is None:
+                continue
+            if node.op is None:
+                leaves[node.index] = g
+                continue
+            if node.op.piecewise_constant:
+                continue
+            if node.op.vjp is None:
+                raise TypeError(
+                    f"op {node.tag!r} (tape node #{node.index}) has no VJP rule, so it cannot "
+                    "be differentiated"
+                )
+            grads = node.op.vjp(g, node.inputs, node.output, node.attrs)
+            for parent, gi in zip(node.parents, grads, strict=True):
+                if parent is None or gi is None:
+                    continue
+                if nan != "ignore":
+                    _check_nan(gi, node, nan)
+                prev = cts.get(parent)
+                cts[parent] = gi if prev is None else prev + gi
+        return leaves
+
+    # -- inspection -----------------------------------------------------------
+    def __str__(self) -> str:
+        rows = [("#", "op", "inputs", "shape", "attrs")]
+        for n in self.nodes:
+            ins = ", ".join("c" if p is None else str(p) for p in n.parents)
+            attrs = ", ".join(f"{k}={v}" for k, v in n.attrs.items())
+            label = f"leaf {n.name}".strip() if n.op is None else n.tag
+            rows.append((str(n.index), label, ins, str(n.shape), attrs))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        return "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
+            for r in rows
+        ).rstrip()
+
+    def to_dot(self) -> str:
+        """The tape as Graphviz DOT text (leaves as boxes, constants elided)."""
+        lines = ["digraph tape {", "  rankdir=LR;"]
+        for n in self.nodes:
+            label = f"{n.name or 'leaf'}\\n{n.shape}" if n.op is None else f"{n.tag}\\n{n.shape}"
+            shape = "box" if n.op is None else "ellipse"
+            lines.append(f'  n{n.index} [label="{label}", shape={shape}];')
+            for p in n.parents:
+                if p is not None:
+                    lines.append(f"  n{p} -> n{n.index};")
+        lines.append("}")
+        return "\n".join(lines)
+
+
+class Traced(Value):
+    """A value on a tape: a primal of the level below plus its tape index."""
+
+    __slots__ = ("primal", "tape", "index")
+
+    def __init__(self, primal: Value, tape: Tape, index: int | None) -> None:
+        self.primal = primal
+        self.tape = tape
+        self.index = index  # None: a constant of this level, not on the tape
+
+    @property
+    def shape(self) -> Shape:
+        return self.primal.shape
+
+    @property
+    def field(self) -> Field:
+        return self.primal.field
+
+    @property  # type: ignore[override]
+    def _level(self) -> int:
+        return self.tape.level
+
+    def _apply(self, op: OpDef, inputs: tuple[Self, ...], attrs: Attrs) -> Self:
+        return self.tape.record(op, inputs, attrs)  # type: ignore[return-value]
+
+    def _lift(self, value: Constant) -> Self:
+        return type(self)(self.primal._lift(value), self.tape, None)
+
+    def _coerce(self, other: Value) -> Self:
+        if isinstance(other, Traced) and other.tape is self.tape:
+            return other  # type: ignore[return-value]
+        if other._level >= self._level:
+            raise FieldMismatchError(
+                "operands come from two independent differentiation contexts (a value "
+                "captured from another grad/vjp call); pass it as an argument instead"
+            )
+        return type(self)(other, self.tape, None)
+
+    def __repr__(self) -> str:
+        return f"Traced(level={self.tape.level}, index={self.index}, primal={self.primal!r})"
+
+
+def _concrete(v: Value) -> Value:
+    while isinstance(v, Traced):
+        v = v.primal
+    return v
+
+
+def _check_nan(g: Value, node: Node, policy: NanPolicy) -> None:
+    base = _concrete(g)
+    if not isinstance(base, Tensor):
+        return
+    data: Any = base.numpy()
+    if data.dtype.kind != "f" or not np.isnan(data).any():
+        return
+    msg = (
+        f"NaN in the gradient flowing out of tape node #{node.index} ({node.tag}, output "
+        f"shape {node.shape})"
+    )
+    if policy == "raise":
+        raise GradientNaNError(msg)
+    warnings.warn(msg, RuntimeWarning, stacklevel=4)
