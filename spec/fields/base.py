@@ -206,7 +206,7 @@ class ArrayField(Field):
         return a[_slices(spec)]
 
     def unslice(self, a: Array, shape: Shape, spec: SliceSpec) -> Array:
-        out = self.xp(a).zeros(shape, dtype=a.dtype)
+        out = self.xp(a).zeros(shape, dtype=a.dtype, device=a.device)
         out[_slices(spec)] = a
         return out
 

@@ -56,6 +56,12 @@ class NativeFloatField(ArrayField):
         to_host = getattr(a, "get", None)  # CuPy's device-to-host copy
         return np.asarray(to_host()) if to_host is not None else np.from_dlpack(a)
 
+    def _from_host(self, host: np.ndarray[Any, Any], like: Array) -> Array:
+        """A host-computed result moved to the namespace and device of `like`."""
+        if isinstance(like, (np.ndarray, np.generic)):
+            return host
+        return self.xp(like).asarray(host, device=like.device)
+
     def add(self, a: Array, b: Array) -> Array:
         return self.xp(a).add(a, b)
 
@@ -115,18 +121,16 @@ class NativeFloatField(ArrayField):
         return xp.maximum(a, xp.zeros_like(a)) + xp.log1p(xp.exp(-xp.abs(a)))
 
     def erf(self, a: Array) -> Array:
-        xp = self.xp(a)
         host = np.asarray(self.to_numpy(a), dtype=np.float64)
         out = np.asarray(np.frompyfunc(math.erf, 1, 1)(host)).astype(self.np_dtype)
-        return out if xp is np else xp.asarray(out)
+        return self._from_host(out, a)
 
     def gelu(self, a: Array) -> Array:
         # x * Phi(x) through erfc, which keeps the left tail accurate.
-        xp = self.xp(a)
         host = np.asarray(self.to_numpy(a), dtype=np.float64)
         phi = np.frompyfunc(lambda t: 0.5 * math.erfc(-t / math.sqrt(2.0)), 1, 1)(host)
         out = (host * np.asarray(phi, dtype=np.float64)).astype(self.np_dtype)
-        return out if xp is np else xp.asarray(out)
+        return self._from_host(out, a)
 
     def sin(self, a: Array) -> Array:
         return self.xp(a).sin(a)
@@ -146,16 +150,13 @@ class NativeFloatField(ArrayField):
         return self.xp(a).where(cond != 0, a, b)
 
     def one_hot(self, labels: Array, num_classes: int) -> Array:
-        xp = self.xp(labels)
         idx = check_integral_labels(self.to_numpy(labels), num_classes)
         out = (idx[..., None] == np.arange(num_classes)).astype(self.np_dtype)
-        return out if xp is np else xp.asarray(out)
+        return self._from_host(out, labels)
 
     def argmax_mask(self, a: Array, axes: tuple[int, ...]) -> Array:
-        xp = self.xp(a)
-        host = self.to_numpy(a)
-        out = first_max_mask(host, axes).astype(self.np_dtype)
-        return out if xp is np else xp.asarray(out)
+        out = first_max_mask(self.to_numpy(a), axes).astype(self.np_dtype)
+        return self._from_host(out, a)
 
     def sum(self, a: Array, axes: tuple[int, ...], keepdims: bool) -> Array:
         return self.xp(a).sum(a, axis=axes, keepdims=keepdims)
