@@ -57,7 +57,9 @@ def _tree_names(tree: Tree, prefix: str = "") -> list[str]:
     if isinstance(tree, Value):
         return [prefix or "x"]
     if isinstance(tree, Mapping):
-        return [n for k, v in tree.items() for n in _tree_names(v, f"{prefix}.{k}" if prefix else str(k))]
+        return [
+            n for k, v in tree.items() for n in _tree_names(v, f"{prefix}.{k}" if prefix else str(k))
+        ]
     return [n for i, v in enumerate(tree) for n in _tree_names(v, f"{prefix}[{i}]")]
 
 
@@ -70,7 +72,7 @@ def _trace_args(tape: Tape, args: tuple[Tree, ...], argnums: tuple[int, ...]) ->
     traced = list(args)
     for i in argnums:
         names = iter(_tree_names(args[i], f"arg{i}" if len(args) > 1 else ""))
-        traced[i] = tree_map(lambda v: tape.leaf(v, next(names)), args[i])
+        traced[i] = tree_map(lambda v, names=names: tape.leaf(v, next(names)), args[i])
     return tuple(traced)
 
 

@@ -27,8 +27,8 @@ __all__ = [
     "log1p", "expm1", "tanh", "sigmoid", "softplus", "erf", "gelu", "silu", "sin", "cos",
     "relu", "leaky_relu", "maximum", "minimum", "where", "greater", "step", "sum", "mean",
     "max", "matmul", "transpose", "swap_last", "reshape", "flatten", "broadcast_to",
-    "sum_to_shape", "concat", "slice_axes", "apply_unslice", "getitem", "softmax", "log_softmax", "one_hot",
-    "argmax_mask", "pi", "constant", "zeros_like", "ones_like",
+    "sum_to_shape", "concat", "slice_axes", "apply_unslice", "getitem", "softmax",
+    "log_softmax", "one_hot", "argmax_mask", "pi", "constant", "zeros_like", "ones_like",
 ]
 
 

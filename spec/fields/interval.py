@@ -22,7 +22,9 @@ from .objectarray import ObjectArrayField, elementwise
 
 __all__ = ["IntervalField", "interval"]
 
-_UNARY = ("exp", "log", "log1p", "expm1", "tanh", "sigmoid", "softplus", "erf", "gelu", "sin", "cos")
+_UNARY = (
+    "exp", "log", "log1p", "expm1", "tanh", "sigmoid", "softplus", "erf", "gelu", "sin", "cos",
+)
 
 
 class IntervalField(ObjectArrayField):

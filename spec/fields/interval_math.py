@@ -545,7 +545,11 @@ def _erfc_asym(t: _Raw, wp: int) -> _Raw:
 
 
 def _erf_pos(t: _Raw, wp: int) -> _Raw:
-    """erf over t >= 0 (narrow)."""
+    """erf over t >= 0."""
+    if t[0] != t[1]:
+        # erf is increasing; evaluating the series over an interval would lose the
+        # correlation between its growing sum and the decaying factor e^(-t^2).
+        return (_erf_pos(_pt(t[0]), wp)[0], _erf_pos(_pt(t[1]), wp)[1])
     tl = libmp.to_float(t[0])
     if tl * tl >= (wp + 8) * _LN2_FLOAT / 2 + 4:
         return _clamp(_isub(_I1, _erfc_asym(t, wp), wp + 8), _ZERO, _ONE)
@@ -553,7 +557,9 @@ def _erf_pos(t: _Raw, wp: int) -> _Raw:
 
 
 def _erfc_pos(t: _Raw, wp: int) -> _Raw:
-    """erfc over t >= 0 (narrow), with relative accuracy."""
+    """erfc over t >= 0, with relative accuracy."""
+    if t[0] != t[1]:  # erfc is decreasing
+        return (_erfc_pos(_pt(t[1]), wp)[0], _erfc_pos(_pt(t[0]), wp)[1])
     tl = libmp.to_float(t[0])
     if tl * tl >= (wp + 8) * _LN2_FLOAT + 4:
         return _erfc_asym(t, wp)

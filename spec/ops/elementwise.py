@@ -34,11 +34,12 @@ def unary(tag: str, forward: Callable[[Field, Array], Array], vjp: VjpRule, doc:
     )
 
 
-def binary(tag: str, forward: Callable[[Field, Array, Array], Array], vjp: VjpRule, doc: str) -> OpDef:
+def binary(
+    tag: str, forward: Callable[[Field, Array, Array], Array], vjp: VjpRule, doc: str
+) -> OpDef:
     """Register a binary elementwise op with broadcasting."""
-    return register(
-        OpDef(tag, 2, broadcast_rule(tag), lambda f, xs, at: forward(f, xs[0], xs[1]), vjp, doc=doc)
-    )
+    rule = broadcast_rule(tag)
+    return register(OpDef(tag, 2, rule, lambda f, xs, at: forward(f, xs[0], xs[1]), vjp, doc=doc))
 
 
 def _unbroadcast(ga: Value | None, gb: Value | None, a: Value, b: Value) -> Grads:

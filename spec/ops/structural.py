@@ -124,7 +124,9 @@ register(OpDef("slice", 1, lambda shapes, at: _slice_shape(shapes[0], at["spec"]
 def _unslice_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
     region = _slice_shape(tuple(at["shape"]), at["spec"], "unslice")
     if shapes[0] != region:
-        raise ShapeError(f"unslice: input {shapes[0]} does not fill region {region} of {at['shape']}")
+        raise ShapeError(
+            f"unslice: input {shapes[0]} does not fill region {region} of {at['shape']}"
+        )
     return tuple(at["shape"])
 
 

@@ -156,7 +156,6 @@ def structural_cases(a: NP) -> dict[str, Case]:
     """Hand-derived cotangents of the structural, reduction and normalising ops on `a`."""
     nd = a.ndim
     axis = nd - 1 if nd else 0
-    perm = tuple(reversed(range(nd)))
     first_max = np.zeros_like(a)
     if a.size:
         first_max.reshape(-1)[np.argmax(a)] = 1.0
