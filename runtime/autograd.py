@@ -57,9 +57,8 @@ def _tree_names(tree: Tree, prefix: str = "") -> list[str]:
     if isinstance(tree, Value):
         return [prefix or "x"]
     if isinstance(tree, Mapping):
-        return [
-            n for k, v in tree.items() for n in _tree_names(v, f"{prefix}.{k}" if prefix else str(k))
-        ]
+        named = ((f"{prefix}.{k}" if prefix else str(k), v) for k, v in tree.items())
+        return [n for name, v in named for n in _tree_names(v, name)]
     return [n for i, v in enumerate(tree) for n in _tree_names(v, f"{prefix}[{i}]")]
 
 
