@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install TorchLean with its development tools and run the test suite.
+# Install TorchLean with its development tools (into .venv unless a venv is active) and
+# run the test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install --quiet -e ".[dev]" --config-settings editable_mode=strict
+. scripts/env.sh
 pytest tests "$@"

@@ -37,6 +37,9 @@ def size_of(shape: Shape) -> int:
 
 def broadcast_shapes(op: str, *shapes: Shape) -> Shape:
     """NumPy broadcasting of `shapes`; a mismatch raises ShapeError naming `op`."""
+    first = shapes[0] if shapes else ()
+    if all(s == first for s in shapes):
+        return first
     ndim = max((len(s) for s in shapes), default=0)
     out: list[int] = []
     for i in range(-ndim, 0):

@@ -8,7 +8,6 @@ table, so a VJP rule written with them works in every context.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Self
 
 from .errors import FieldMismatchError
@@ -23,30 +22,32 @@ __all__ = ["Value"]
 Operand = Any  # a Value of the same kind, or a plain number
 
 
-class Value(ABC):
+class Value:
     """A tensor-shaped value in some evaluation context (concrete, taped or symbolic)."""
 
     __slots__ = ()
     # Make NumPy defer to our reflected operators (ndarray * Value -> Value.__rmul__).
     __array_ufunc__ = None
 
+    # Subclasses define these four. (Not an ABC: ABCMeta's isinstance is several times
+    # slower, and `apply` runs isinstance on every operand of every op.)
     @property
-    @abstractmethod
     def shape(self) -> Shape:
         """The tensor's shape."""
+        raise NotImplementedError
 
     @property
-    @abstractmethod
     def field(self) -> Field:
         """The scalar field the tensor's numbers live in."""
+        raise NotImplementedError
 
-    @abstractmethod
     def _apply(self, op: OpDef, inputs: tuple[Self, ...], attrs: Attrs) -> Self:
         """Apply `op` to `inputs` (all of this kind and field) in this context."""
+        raise NotImplementedError
 
-    @abstractmethod
     def _lift(self, value: Constant) -> Self:
         """A 0-d constant of this context and field."""
+        raise NotImplementedError
 
     # Nesting depth of differentiation contexts: concrete and symbolic values are 0, a
     # tape tracer is one more than the values it wraps. `apply` evaluates in the deepest

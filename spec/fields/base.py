@@ -184,6 +184,8 @@ class ArrayField(Field):
 
     def xp(self, a: Array) -> Any:
         """The array namespace of `a` (NumPy for NumPy arrays and scalars)."""
+        if type(a) is np.ndarray:  # the common case, without attribute lookups
+            return np
         get_ns = getattr(a, "__array_namespace__", None)
         return np if get_ns is None or isinstance(a, np.generic) else get_ns()
 

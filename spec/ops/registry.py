@@ -11,14 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from ..errors import FieldMismatchError
 from ..fields.base import Array, Field, _Pi
 from ..shapes import Shape
-
-if TYPE_CHECKING:
-    from ..value import Value
 
 __all__ = [
     "AttrValue",
@@ -81,8 +78,6 @@ def get_op(tag: str) -> OpDef:
 def apply(tag: str, first: V, *rest: object, **attrs: AttrValue) -> V:
     """Apply op `tag` to tensor operands; the first is a tensor, later plain numbers are
     lifted into its field."""
-    from ..value import Value
-
     op = OPS.get(tag) or get_op(tag)
     if not isinstance(first, Value):
         raise TypeError(f"{tag}: the first operand must be a tensor, got {first!r}")
@@ -109,3 +104,6 @@ def apply(tag: str, first: V, *rest: object, **attrs: AttrValue) -> V:
     if op.arity >= 0 and len(vals) != op.arity:
         raise TypeError(f"{tag}: takes {op.arity} tensor operands, got {len(vals)}")
     return ref._apply(op, tuple(vals), attrs)
+
+
+from ..value import Value  # noqa: E402  (value imports this module for typing only)
