@@ -343,10 +343,22 @@ def _exp_core(x: _Raw, wp: int) -> _Raw:
     if lo == _ZERO and hi == _ZERO:
         return _I1
     m = max(_mag(lo), _mag(hi))
-    if m > 60:
-        # |t| >= 2^60 somewhere: crude but sound, 1 + t <= e^t and e^t <= 1/(1 - t) for t < 0.
-        a = _add(_ONE, lo, wp, _F) if _sign(lo) >= 0 else _ZERO
-        b = _INF if _sign(hi) > 0 else _div(_ONE, _sub(_ONE, hi, wp, _F), wp, _C)
+    if m > 61:
+        # Some |t| >= 2^61: by monotonicity, e^t >= e^(2^60) for t >= 2^60 and
+        # e^t <= e^(-2^60) for t <= -2^60 (the rest of the line as usual).
+        cap = _shift(_ONE, 60)
+        if _ge(lo, cap):
+            a = _exp_core(_pt(cap), wp)[0]
+        elif _le(lo, _neg(cap)):
+            a = _ZERO
+        else:
+            a = _exp_core(_pt(lo), wp)[0]
+        if _ge(hi, cap):
+            b = _INF
+        elif _le(hi, _neg(cap)):
+            b = _exp_core(_pt(_neg(cap)), wp)[1]
+        else:
+            b = _exp_core(_pt(hi), wp)[1]
         return (a, b)
     mid = (libmp.to_float(lo) + libmp.to_float(hi)) / 2.0
     n = int(round(mid / _LN2_FLOAT))  # any integer is sound; this one makes r small
@@ -873,21 +885,22 @@ def pi(ctx: Any) -> Any:
     """The tightest interval of ctx containing pi."""
     prec = int(ctx.prec)
     extra = 16
-    res = _round_out(_pi(prec + extra), prec)
-    for _ in range(6):
+    while True:
         enc = _pi(prec + extra)
         res = _round_out(enc, prec)
         # Tightest once both ends of the enclosure round to the same pair.
-        if libmp.mpf_pos(enc[0], prec, _C) == res[1] and libmp.mpf_pos(enc[1], prec, _F) == res[0]:
-            break
+        low_up = libmp.mpf_pos(enc[0], prec, _C)
+        high_down = libmp.mpf_pos(enc[1], prec, _F)
+        if (low_up == res[1] and high_down == res[0]) or extra > 2048:
+            return ctx.make_mpf(res)
         extra *= 2
-    return ctx.make_mpf(res)
 
 
 def from_fraction(ctx: Any, q: fractions.Fraction | int) -> Any:
     """The tightest interval of ctx containing the rational q."""
     q = fractions.Fraction(q)
     prec = int(ctx.prec)
+    # from_rational is one correctly rounded division of exact integers.
     lo = libmp.from_rational(q.numerator, q.denominator, prec, _F)
     hi = libmp.from_rational(q.numerator, q.denominator, prec, _C)
     return ctx.make_mpf((lo, hi))
