@@ -12,6 +12,7 @@ __all__ = [
     "UnsupportedOperation",
     "FieldMismatchError",
     "DataFormatError",
+    "DomainError",
 ]
 
 
@@ -35,6 +36,10 @@ class UnsupportedOperation(TorchLeanError, NotImplementedError):
 
 class FieldMismatchError(TorchLeanError, TypeError):
     """Operands from two different scalar fields (or evaluation contexts) were mixed."""
+
+
+class DomainError(TorchLeanError, ValueError):
+    """A function applied where it has no real value (log of a negative interval, NaN)."""
 
 
 class DataFormatError(TorchLeanError, ValueError):

@@ -209,6 +209,11 @@ def matmul(a: V, b: V) -> V:
     """NumPy matmul semantics: vectors are promoted to matrices and the added dim dropped."""
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError(f"matmul: operands must not be scalars, got {a.shape} and {b.shape}")
+    inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if a.shape[-1] != inner_b:  # checked before promoting vectors, to name the given shapes
+        raise ShapeError(
+            f"matmul: inner dims differ: {a.shape} @ {b.shape} ({a.shape[-1]} != {inner_b})"
+        )
     a2 = reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
     b2 = reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
     out: V = apply("matmul", a2, b2)
@@ -223,7 +228,10 @@ def matmul(a: V, b: V) -> V:
 
 def transpose(a: V, axes: Sequence[int] | None = None) -> V:
     """Permute axes (reverse them when None), as numpy.transpose."""
-    perm = tuple(reversed(range(a.ndim))) if axes is None else tuple(axes)
+    if axes is None:
+        perm = tuple(reversed(range(a.ndim)))
+    else:
+        perm = tuple(ax + a.ndim if -a.ndim <= ax < 0 else ax for ax in axes)
     return apply("transpose", a, axes=perm)
 
 

@@ -10,17 +10,21 @@ from typing import Any, Self
 
 import numpy as np
 
+from .errors import UnsupportedOperation
 from .fields import Field, get_field
 from .fields.base import Array, Constant
 from .ops.registry import Attrs, OpDef
 from .shapes import Shape
-from .value import Value
+from .value import ShapeT, Value
 
 __all__ = ["Tensor", "tensor"]
 
 
-class Tensor(Value):
-    """A concrete tensor: a field, a shape and the field's array."""
+class Tensor(Value[ShapeT]):
+    """A concrete tensor: a field, a shape and the field's array.
+
+    `Tensor[S]` states a static shape type S (see torchlean.spec.nn); a bare `Tensor` is
+    untyped."""
 
     __slots__ = ("data", "_field", "_shape")
 
@@ -39,7 +43,13 @@ class Tensor(Value):
 
     def _apply(self, op: OpDef, inputs: tuple[Self, ...], attrs: Attrs) -> Self:
         out_shape = op.shape(tuple(t._shape for t in inputs), attrs)
-        out = type(self)(op.forward(self._field, tuple(t.data for t in inputs), attrs), self._field)
+        try:
+            data = op.forward(self._field, tuple(t.data for t in inputs), attrs)
+        except UnsupportedOperation as e:
+            if e.op == op.tag:
+                raise
+            raise UnsupportedOperation(op.tag, e.field, f"it needs {e}") from None
+        out = type(self)(data, self._field)
         if out._shape != out_shape:  # the forward rule disagrees with the shape rule: a bug
             raise AssertionError(f"{op.tag}: forward gave {out._shape}, shape rule {out_shape}")
         return out

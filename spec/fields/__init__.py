@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from .base import PI, Array, ArrayField, Constant, Field, SliceSpec
 from .exact import ExactField, exact
 from .ieee32 import Ieee32ExecField, ieee32exec
@@ -31,6 +33,7 @@ __all__ = [
     "ieee32exec",
     "interval",
     "get_field",
+    "interval_field",
     "FIELD_NAMES",
 ]
 
@@ -52,5 +55,11 @@ def get_field(name: str | Field) -> Field:
     if name in table:
         return table[name]
     if name.startswith("interval") and name[len("interval") :].isdigit():
-        return IntervalField(int(name[len("interval") :]))
+        return interval_field(int(name[len("interval") :]))
     raise ValueError(f"unknown dtype {name!r}; expected one of {', '.join(FIELD_NAMES)}")
+
+
+@cache
+def interval_field(prec: int) -> IntervalField:
+    """The one interval field of precision `prec` (operands must share a field object)."""
+    return interval if prec == interval.prec else IntervalField(prec)

@@ -10,6 +10,7 @@ once for fields whose values are a single array of some array namespace.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from fractions import Fraction
@@ -175,8 +176,9 @@ class Field(ABC):
         """Zeros of `shape` with `a` written into the region `spec` selects."""
 
 
-def _slices(spec: SliceSpec) -> tuple[slice, ...]:
-    return tuple(slice(s, e, k) for s, e, k in spec)
+def _slices(spec: SliceSpec) -> tuple[Any, ...]:
+    # The trailing Ellipsis keeps results arrays, also for 0-d object arrays.
+    return (*(slice(s, e, k) for s, e, k in spec), Ellipsis)
 
 
 class ArrayField(Field):
@@ -218,7 +220,8 @@ def check_integral_labels(values: np.ndarray[Any, Any], num_classes: int) -> np.
     flat = values.reshape(-1)
     labels = np.empty(flat.shape, dtype=np.int64)
     for i, v in enumerate(flat):
-        iv = int(v)
+        finite = not isinstance(v, (float, np.floating)) or math.isfinite(v)
+        iv = int(v) if finite else -1
         if iv != v or not 0 <= iv < num_classes:
             raise ValueError(
                 f"one_hot: label {v!r} at flat index {i} is not an integer in [0, {num_classes})"
@@ -231,7 +234,8 @@ def fold_axes_last(a: np.ndarray[Any, Any], axes: tuple[int, ...]) -> np.ndarray
     """Move the reduced `axes` to the end and merge them into one axis (row-major order)."""
     keep = [i for i in range(a.ndim) if i not in axes]
     moved = np.transpose(a, keep + list(axes))
-    return moved.reshape(tuple(a.shape[i] for i in keep) + (-1,))
+    group = math.prod(a.shape[i] for i in axes)
+    return moved.reshape(tuple(a.shape[i] for i in keep) + (group,))
 
 
 def first_max_mask(host: np.ndarray[Any, Any], axes: tuple[int, ...]) -> np.ndarray[Any, Any]:
@@ -240,6 +244,8 @@ def first_max_mask(host: np.ndarray[Any, Any], axes: tuple[int, ...]) -> np.ndar
     Works on float and object arrays alike (it only needs `np.argmax`'s comparisons).
     """
     folded = fold_axes_last(host, axes)
+    if folded.size == 0:
+        return np.zeros(host.shape, dtype=bool)
     winners = np.argmax(folded, axis=-1)
     mask = np.zeros(folded.shape, dtype=bool)
     np.put_along_axis(mask, winners[..., None], True, axis=-1)

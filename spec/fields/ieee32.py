@@ -20,17 +20,22 @@ from .base import Array, ArrayField, Constant, _Pi, check_integral_labels, first
 __all__ = ["Ieee32ExecField", "ieee32exec", "fraction_to_float32"]
 
 F32 = np.float32
+# Reals of at least this magnitude round to infinity: 2^128 - 2^103 is the midpoint between
+# the largest binary32 and 2^128, and a tie there goes to the even neighbour, infinity.
+_OVERFLOW = Fraction(2) ** 128 - Fraction(2) ** 103
 
 
 def fraction_to_float32(q: Fraction) -> np.float32:
     """The binary32 nearest to the rational `q`, ties to even (overflow gives ±inf)."""
-    guess = np.float32(float(q))  # within one binary32 ulp of the answer
+    if abs(q) >= _OVERFLOW:  # rounds to infinity (ties at the threshold go away from zero)
+        return F32(np.inf) if q > 0 else F32(-np.inf)
+    with np.errstate(over="ignore"):  # near the top the guess may round up to inf
+        return _nearest(q, np.float32(float(q)))  # the guess is within one ulp
+
+
+def _nearest(q: Fraction, guess: np.float32) -> np.float32:
     if not np.isfinite(guess):
-        limit = Fraction(2) ** 128 - Fraction(2) ** 103  # the overflow threshold
-        if abs(q) < limit:
-            guess = np.float32(np.copysign(np.finfo(np.float32).max, float(q)))
-        else:
-            return guess
+        guess = np.float32(np.copysign(np.finfo(np.float32).max, float(q)))
     best = guess
     for cand in (np.nextafter(guess, F32(-np.inf)), np.nextafter(guess, F32(np.inf))):
         if not np.isfinite(cand):
@@ -54,7 +59,8 @@ class Ieee32ExecField(ArrayField):
         if raw.dtype == object:
             out = [fraction_to_float32(Fraction(x)) for x in raw.reshape(-1)]
             return np.asarray(out, dtype=F32).reshape(raw.shape)
-        return b32.canonical_nan(np.asarray(raw, dtype=F32))
+        with np.errstate(over="ignore"):  # beyond the binary32 range rounds to ±inf
+            return b32.canonical_nan(np.asarray(raw, dtype=F32))
 
     def constant(self, value: Constant, like: Array | None = None) -> Array:
         if isinstance(value, _Pi):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from mpmath.ctx_iv import MPIntervalContext
+from mpmath.libmp import to_rational
 
 from . import interval_math as im
 from .base import PI, Array, Constant, fold_axes_last, unfold_axes_last
@@ -119,9 +120,10 @@ def _decided_first_max(row: np.ndarray[Any, Any]) -> int | None:
 
 
 def mpf_to_fraction(m: Any) -> Fraction:
-    """The exact rational value of a finite mpmath mpf."""
-    man, exp = m.man_exp
-    return Fraction(int(man)) * Fraction(2) ** int(exp)
+    """The exact rational value of a finite mpmath number (an mpf or a point interval)."""
+    raw = m._mpi_[0] if hasattr(m, "_mpi_") else m._mpf_
+    p, q = to_rational(raw)
+    return Fraction(int(p), int(q))
 
 
 interval = IntervalField()

@@ -61,7 +61,7 @@ Domain policy. log, log1p and sqrt are real only on part of the line:
   there, with the boundary values log(0) = log1p(-1) = -inf and sqrt(0) = 0; so
   log([-1, 2]) = [-inf, log 2] and log([-1, 0]) = [-inf, -inf], as IEEE log gives -inf
   at 0.
-Intervals with a NaN endpoint raise ValueError; an interval of another context raises
+Intervals with a NaN endpoint raise DomainError (a ValueError); an interval of another context raises
 FieldMismatchError, and anything that is not an interval raises TypeError.
 """
 
@@ -76,7 +76,7 @@ from mpmath import libmp
 from mpmath.ctx_iv import ivmpf as _ivmpf_base
 from mpmath.libmp import libmpi
 
-from ..errors import FieldMismatchError
+from ..errors import DomainError, FieldMismatchError
 
 __all__ = [
     "abs",
@@ -236,7 +236,7 @@ def _check(ctx: Any, x: Any, name: str) -> _Raw:
     else:
         raise TypeError(f"{name}: expected an interval of the context, got {type(x).__name__}")
     if _NAN in raw:
-        raise ValueError(f"{name}: interval {x} has a NaN endpoint")
+        raise DomainError(f"{name}: interval {x} has a NaN endpoint")
     return raw
 
 
@@ -764,7 +764,7 @@ def log(ctx: Any, x: Any) -> Any:
     """
     lo, hi = _check(ctx, x, "log")
     if _sign(hi) < 0:
-        raise ValueError(f"log: interval {x} lies entirely outside the domain [0, inf)")
+        raise DomainError(f"log: interval {x} lies entirely outside the domain [0, inf)")
     wp = _wp(ctx)
     if _sign(lo) < 0:
         lo = _ZERO
@@ -780,7 +780,7 @@ def log1p(ctx: Any, x: Any) -> Any:
     """
     lo, hi = _check(ctx, x, "log1p")
     if _lt(hi, libmp.fnone):
-        raise ValueError(f"log1p: interval {x} lies entirely outside the domain [-1, inf)")
+        raise DomainError(f"log1p: interval {x} lies entirely outside the domain [-1, inf)")
     wp = _wp(ctx)
     if _lt(lo, libmp.fnone):
         lo = libmp.fnone
@@ -796,7 +796,7 @@ def sqrt(ctx: Any, x: Any) -> Any:
     """
     lo, hi = _check(ctx, x, "sqrt")
     if _sign(hi) < 0:
-        raise ValueError(f"sqrt: interval {x} lies entirely outside the domain [0, inf)")
+        raise DomainError(f"sqrt: interval {x} lies entirely outside the domain [0, inf)")
     if _sign(lo) < 0:
         lo = _ZERO
     return ctx.make_mpf(_isqrt((lo, hi), ctx.prec))
@@ -913,7 +913,7 @@ def from_float(ctx: Any, f: float) -> Any:
     """
     f = float(f)
     if math.isnan(f):
-        raise ValueError("from_float: NaN is not a real number")
+        raise DomainError("from_float: NaN is not a real number")
     v = libmp.from_float(f, 53, _N)  # exact for every finite double
     return ctx.make_mpf(_round_out(_pt(v), int(ctx.prec)))
 

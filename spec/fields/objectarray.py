@@ -84,9 +84,9 @@ class ObjectArrayField(ArrayField):
         return np.asarray(out, dtype=object)
 
     def max(self, a: Array, axes: tuple[int, ...], keepdims: bool) -> Array:
-        if a.size == 0:
-            raise ValueError(f"max: reduction of an empty tensor of shape {a.shape}")
         folded = fold_axes_last(a, axes)
+        if folded.shape[-1] == 0:
+            raise ValueError(f"max: empty reduction over axes {axes} of shape {a.shape}")
         pick = elementwise(self.max2, 2)
         acc = folded[..., 0]
         for k in range(1, folded.shape[-1]):
@@ -138,5 +138,5 @@ class ObjectArrayField(ArrayField):
 
     def unslice(self, a: Array, shape: Shape, spec: tuple[tuple[int, int, int], ...]) -> Array:
         out = np.full(shape, self.zero, dtype=object)
-        out[tuple(slice(s, e, k) for s, e, k in spec)] = a
+        out[(*(slice(s, e, k) for s, e, k in spec), Ellipsis)] = a
         return out

@@ -36,14 +36,23 @@ def _count(x_shape: Shape, axes: tuple[int, ...]) -> int:
     return size_of(tuple(x_shape[a] for a in axes))
 
 
+def _has_empty_group(x_shape: Shape, axes: tuple[int, ...]) -> bool:
+    """Some group to reduce exists and has no element (so it has no maximum)."""
+    kept = tuple(d for i, d in enumerate(x_shape) if i not in axes)
+    return _count(x_shape, axes) == 0 and size_of(kept) > 0
+
+
 def _mean_forward(f: Field, xs: tuple[Array, ...], at: Attrs) -> Array:
     n = _count(f.shape_of(xs[0]), at["axes"])
     return f.div(f.sum(xs[0], at["axes"], at["keepdims"]), f.constant(n, like=xs[0]))
 
 
 def _max_forward(f: Field, xs: tuple[Array, ...], at: Attrs) -> Array:
-    if _count(f.shape_of(xs[0]), at["axes"]) == 0:
-        raise ShapeError(f"max: empty reduction over axes {at['axes']} of {f.shape_of(xs[0])}")
+    shape = f.shape_of(xs[0])
+    if _has_empty_group(shape, at["axes"]):
+        raise ShapeError(f"max: empty reduction over axes {at['axes']} of {shape}")
+    if size_of(shape) == 0:  # no groups at all: an empty result
+        return f.sum(xs[0], at["axes"], at["keepdims"])
     return f.max(xs[0], at["axes"], at["keepdims"])
 
 
@@ -63,9 +72,15 @@ register(OpDef(
     lambda g, xs, y, at: (_expand(g, xs[0], at) * F.argmax_mask(xs[0], at["axes"]),),
     doc="max over axes; gradient to the first maximum in row-major order",
 ))
+def _argmax_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
+    axes = _checked_axes("argmax_mask", shapes[0], at["axes"])
+    if _has_empty_group(shapes[0], axes):
+        raise ShapeError(f"argmax_mask: empty reduction over axes {axes} of {shapes[0]}")
+    return shapes[0]
+
+
 register(OpDef(
-    "argmax_mask", 1,
-    lambda shapes, at: (_checked_axes("argmax_mask", shapes[0], at["axes"]), shapes[0])[1],
+    "argmax_mask", 1, _argmax_shape,
     lambda f, xs, at: f.argmax_mask(xs[0], at["axes"]),
     piecewise_constant=True,
     doc="0/1 mask of the first maximum of each group",
@@ -75,6 +90,8 @@ register(OpDef(
 def _axis_rule(tag: str):  # type: ignore[no-untyped-def]
     def rule(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
         _checked_axes(tag, shapes[0], (at["axis"],))
+        if shapes[0][at["axis"]] == 0:  # no maximum to subtract, no distribution to form
+            raise ShapeError(f"{tag}: axis {at['axis']} of shape {shapes[0]} is empty")
         return shapes[0]
 
     return rule

@@ -17,7 +17,11 @@ def _matmul_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
         raise ShapeError(f"matmul: operands must have rank >= 2, got {a} and {b}")
     if a[-1] != b[-2]:
         raise ShapeError(f"matmul: inner dims differ: {a} @ {b} ({a[-1]} != {b[-2]})")
-    return broadcast_shapes("matmul", a[:-2], b[:-2]) + (a[-2], b[-1])
+    try:
+        batch = broadcast_shapes("matmul", a[:-2], b[:-2])
+    except ShapeError:
+        raise ShapeError(f"matmul: batch dims of {a} and {b} do not broadcast") from None
+    return batch + (a[-2], b[-1])
 
 
 def _matmul_vjp(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Grads:
