@@ -61,8 +61,8 @@ Domain policy. log, log1p and sqrt are real only on part of the line:
   there, with the boundary values log(0) = log1p(-1) = -inf and sqrt(0) = 0; so
   log([-1, 2]) = [-inf, log 2] and log([-1, 0]) = [-inf, -inf], as IEEE log gives -inf
   at 0.
-Intervals with a NaN endpoint raise DomainError (a ValueError); an interval of another context raises
-FieldMismatchError, and anything that is not an interval raises TypeError.
+Intervals with a NaN endpoint raise DomainError (a ValueError); an interval of another
+context raises FieldMismatchError, and anything that is not an interval raises TypeError.
 """
 
 from __future__ import annotations
