@@ -19,7 +19,7 @@ import numpy as np
 
 from ..spec.errors import FieldMismatchError, TorchLeanError
 from ..spec.fields.base import Constant, Field
-from ..spec.ops.registry import Attrs, OpDef, apply
+from ..spec.ops.registry import Attrs, OpDef, apply_op
 from ..spec.shapes import Shape
 from ..spec.tensor import Tensor
 from ..spec.value import Value
@@ -76,7 +76,7 @@ class Tape:
     def record(self, op: OpDef, inputs: tuple[Traced, ...], attrs: Attrs) -> Traced:
         """Run `op` on the inputs' primals and append the node."""
         primals = tuple(t.primal for t in inputs)
-        out = apply(op.tag, *primals, **attrs)
+        out = apply_op(op, primals, attrs)
         parents = tuple(t.index for t in inputs)
         self.nodes.append(Node(len(self.nodes), op, parents, attrs, primals, out))
         return Traced(out, self, len(self.nodes) - 1)
@@ -168,6 +168,9 @@ class Traced(Value):
 
     def _lift(self, value: Constant) -> Self:
         return type(self)(self.primal._lift(value), self.tape, None)
+
+    def _same_context(self, other: Value) -> bool:
+        return other.tape is self.tape  # type: ignore[attr-defined]  (same type: Traced)
 
     def _coerce(self, other: Value) -> Self:
         if isinstance(other, Traced) and other.tape is self.tape:

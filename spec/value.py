@@ -8,22 +8,36 @@ table, so a VJP rule written with them works in every context.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Generic, Self
 
 from .errors import FieldMismatchError
 from .fields.base import Constant, Field
 from .shapes import Shape, size_of
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeVar  # PEP 696 defaults (typing has them from 3.13)
+
     from .ops.registry import Attrs, OpDef
 
-__all__ = ["Value"]
+    # The static shape type of a value (`Vec[Literal[8]]`, see torchlean.spec.nn): a phantom
+    # that only mypy sees. Its default is Any, so a bare `Value`/`Tensor` is untyped and
+    # fits everywhere; it is invariant, so two typed values agree only when equal.
+    ShapeT = TypeVar("ShapeT", default=Any)
+else:
+    from typing import TypeVar
+
+    ShapeT = TypeVar("ShapeT")
+
+__all__ = ["Value", "ShapeT"]
 
 Operand = Any  # a Value of the same kind, or a plain number
 
 
-class Value:
-    """A tensor-shaped value in some evaluation context (concrete, taped or symbolic)."""
+class Value(Generic[ShapeT]):
+    """A tensor-shaped value in some evaluation context (concrete, taped or symbolic).
+
+    `Value[S]` also carries a static shape type S for mypy only (nothing at run time).
+    """
 
     __slots__ = ()
     # Make NumPy defer to our reflected operators (ndarray * Value -> Value.__rmul__).
@@ -53,6 +67,10 @@ class Value:
     # tape tracer is one more than the values it wraps. `apply` evaluates in the deepest
     # operand's context, which coerces the others.
     _level: int = 0
+
+    def _same_context(self, other: Value) -> bool:
+        """Whether `other` (of the same type) lives in this value's context and field."""
+        return other.field is self.field
 
     def _coerce(self, other: Value) -> Self:
         """`other` as a value of this context; only the same kind and field by default."""

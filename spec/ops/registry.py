@@ -25,6 +25,7 @@ __all__ = [
     "register",
     "get_op",
     "apply",
+    "apply_op",
 ]
 
 AttrValue: TypeAlias = Any  # int, float, Fraction, str, bool, None, or tuples of these
@@ -79,30 +80,40 @@ def apply(tag: str, first: V, *rest: object, **attrs: AttrValue) -> V:
     """Apply op `tag` to tensor operands; the first is a tensor, later plain numbers are
     lifted into its field."""
     op = OPS.get(tag) or get_op(tag)
+    return apply_op(op, (first, *rest), attrs)
+
+
+def apply_op(op: OpDef, inputs: tuple[Any, ...], attrs: Attrs) -> Any:
+    """Apply the record `op` to `inputs` in the deepest operand's context (see `apply`)."""
+    first = inputs[0]
     if not isinstance(first, Value):
-        raise TypeError(f"{tag}: the first operand must be a tensor, got {first!r}")
-    inputs = (first, *rest)
-    ref: V = first
-    for x in rest:
-        if isinstance(x, Value) and x._level > ref._level:
-            ref = x  # type: ignore[assignment]  (a deeper context of the same family)
-    vals: list[V] = []
+        raise TypeError(f"{op.tag}: the first operand must be a tensor, got {first!r}")
+    if len(inputs) == 1:  # the common unary case: nothing to reconcile
+        if op.arity not in (-1, 1):
+            raise TypeError(f"{op.tag}: takes {op.arity} tensor operands, got 1")
+        return first._apply(op, inputs, attrs)
+    ref = first
     for x in inputs:
-        if isinstance(x, Value):
-            if x.field is not ref.field:
-                raise FieldMismatchError(
-                    f"{tag}: operands mix fields {ref.field} and {x.field}"
-                )
+        if isinstance(x, Value) and x._level > ref._level:
+            ref = x  # a deeper context of the same family
+    ref_type, field = type(ref), ref.field
+    vals = []
+    for x in inputs:
+        if type(x) is ref_type and x._same_context(ref):
+            vals.append(x)
+        elif isinstance(x, Value):
+            if x.field is not field:
+                raise FieldMismatchError(f"{op.tag}: operands mix fields {field} and {x.field}")
             try:
-                vals.append(x if x is ref else ref._coerce(x))
+                vals.append(ref._coerce(x))
             except FieldMismatchError as e:
-                raise FieldMismatchError(f"{tag}: {e}") from None
+                raise FieldMismatchError(f"{op.tag}: {e}") from None
         elif isinstance(x, (int, float, Fraction, _Pi)) and not isinstance(x, bool):
             vals.append(ref._lift(x))
         else:
-            raise TypeError(f"{tag}: cannot use {type(x).__name__} {x!r} as an operand")
+            raise TypeError(f"{op.tag}: cannot use {type(x).__name__} {x!r} as an operand")
     if op.arity >= 0 and len(vals) != op.arity:
-        raise TypeError(f"{tag}: takes {op.arity} tensor operands, got {len(vals)}")
+        raise TypeError(f"{op.tag}: takes {op.arity} tensor operands, got {len(vals)}")
     return ref._apply(op, tuple(vals), attrs)
 
 
