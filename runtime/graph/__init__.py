@@ -1,0 +1,56 @@
+"""torchlean.runtime.graph: the compiled runtime.
+
+An op-tagged SSA graph IR (`ir`), built by tracing functions of Values with symbolic
+`Var`s or from an eager tape (`tracing`); passes over it (`passes`: shape checking,
+DCE, CSE, constant folding) and reverse-mode differentiation into one forward+backward
+graph (`autodiff`); the reference interpreter (`interpreter`) and a lowered executor that
+compiles the graph once per signature into straight-line NumPy code with reusable
+buffers (`lowering`, `numpy_kernels`, `executor`); text, DOT and versioned JSON views
+(`display`, `serialize`, `encoding`).
+
+Imports `torchlean.spec` and `torchlean.runtime.tape` only.
+"""
+
+from __future__ import annotations
+
+from .autodiff import NotDifferentiableError, grad_graph, grad_name
+from .encoding import Literal
+from .executor import CompiledGraph, cache_size, clear_cache, compile_graph
+from .interpreter import interpret
+from .ir import Graph, GraphError, Node
+from .lowering import Program
+from .passes import (
+    check_shapes,
+    eliminate_common_subexpressions,
+    eliminate_dead_code,
+    fold_constants,
+    simplify,
+)
+from .serialize import VERSION
+from .tracing import GraphBuilder, TracingError, Var, trace
+
+__all__ = [
+    "Graph",
+    "GraphBuilder",
+    "GraphError",
+    "Literal",
+    "Node",
+    "NotDifferentiableError",
+    "CompiledGraph",
+    "Program",
+    "TracingError",
+    "VERSION",
+    "Var",
+    "cache_size",
+    "check_shapes",
+    "clear_cache",
+    "compile_graph",
+    "eliminate_common_subexpressions",
+    "eliminate_dead_code",
+    "fold_constants",
+    "grad_graph",
+    "grad_name",
+    "interpret",
+    "simplify",
+    "trace",
+]

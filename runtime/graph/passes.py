@@ -1,0 +1,207 @@
+"""Graph passes: shape and attribute checking, dead-code and common-subexpression
+elimination, constant folding.
+
+Every pass returns a new graph (graphs are values) and none changes a result: DCE drops
+unused nodes, CSE merges nodes that compute the same op on the same operands (same tag,
+attributes and operand ids, so the same numbers), and folding evaluates constant-only
+nodes with the graph's own field, exactly as running them would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ...spec.errors import ShapeError, TorchLeanError
+from ...spec.fields.base import Array
+from ...spec.ops import OPS
+from ...spec.shapes import size_of
+from .encoding import Literal, decode_literal, encode_literal, value_key
+from .ir import Graph, GraphError, Node
+
+__all__ = [
+    "check_shapes",
+    "eliminate_dead_code",
+    "eliminate_common_subexpressions",
+    "fold_constants",
+    "simplify",
+]
+
+# Attribute schemas of the built-in ops, so a hand-edited graph with a bad attribute is
+# rejected when loaded rather than failing deep inside a field. Ops not listed here (added
+# later to the table) are checked by their shape rule only.
+_NO_ATTRS = (
+    "add sub mul div neg abs square sqrt exp log log1p expm1 tanh sigmoid softplus erf gelu "
+    "silu sin cos relu maximum minimum step greater where matmul"
+).split()
+_REDUCE = {"axes": "ints", "keepdims": "bool"}
+ATTR_SCHEMA: dict[str, dict[str, str]] = {
+    **{tag: {} for tag in _NO_ATTRS},
+    "leaky_relu": {"negative_slope": "number"},
+    "sum": _REDUCE, "mean": _REDUCE, "max": _REDUCE,
+    "argmax_mask": {"axes": "ints"},
+    "softmax": {"axis": "int"}, "log_softmax": {"axis": "int"}, "concat": {"axis": "int"},
+    "transpose": {"axes": "ints"}, "reshape": {"shape": "ints"},
+    "broadcast_to": {"shape": "ints"},
+    "slice": {"spec": "spec"}, "unslice": {"shape": "ints", "spec": "spec"},
+    "one_hot": {"num_classes": "int"},
+}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+_KINDS: dict[str, Callable[[Any], bool]] = {
+    "int": _is_int,
+    "bool": lambda v: isinstance(v, bool),
+    "number": lambda v: not isinstance(v, (bool, str, tuple, Literal)) and v is not None,
+    "ints": lambda v: isinstance(v, tuple) and all(_is_int(d) for d in v),
+    "spec": lambda v: isinstance(v, tuple) and all(
+        isinstance(s, tuple) and len(s) == 3 and all(_is_int(d) for d in s) for s in v
+    ),
+}
+
+
+def _check_attrs(n: Node) -> None:
+    schema = ATTR_SCHEMA.get(n.op)
+    if schema is None:
+        return
+    have = dict(n.attrs)
+    if set(have) != set(schema):
+        raise GraphError(f"node %{n.id} ({n.op}): attributes {sorted(have)}, expected "
+                         f"{sorted(schema)}")
+    for k, kind in schema.items():
+        if not _KINDS[kind](have[k]):
+            raise GraphError(f"node %{n.id} ({n.op}): attribute {k}={have[k]!r} is not {kind}")
+
+
+def check_shapes(g: Graph) -> None:
+    """Re-derive every op node's shape from its op's shape rule and compare it with the
+    declared one; a difference raises ShapeError naming the node. Also checks attributes
+    of the built-in ops (GraphError) and that constants are 0-d."""
+    for n in g.nodes:
+        if n.is_leaf or n.is_constant:
+            continue
+        _check_attrs(n)
+        op = OPS[n.op]
+        arg_shapes = tuple(g.nodes[a].shape for a in n.args)
+        try:
+            rule = tuple(op.shape(arg_shapes, n.attr_dict))
+        except ShapeError as e:
+            raise ShapeError(f"node %{n.id} ({n.op}) on shapes {arg_shapes}: {e}") from None
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise GraphError(f"node %{n.id} ({n.op}): attributes {n.attr_dict} do not fit "
+                             f"its shape rule ({type(e).__name__}: {e})") from None
+        if rule != n.shape:
+            raise ShapeError(f"node %{n.id} ({n.op}): declared shape {n.shape}, but the "
+                             f"shape rule of {n.op!r} on {arg_shapes} gives {rule}")
+
+
+# What evaluating a constant may raise; such a node is left for run time, as eager.
+_EVAL_ERRORS = (TorchLeanError, ArithmeticError, ValueError, TypeError)
+
+
+class _Rebuild:
+    """Accumulates nodes with fresh ids; `ids` maps old ids to new ones."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+        self.ids: dict[int, int] = {}
+
+    def add(self, old: Node, **changes: Any) -> int:
+        args = tuple(self.ids[a] for a in old.args)
+        node = Node(len(self.nodes), changes.get("op", old.op), changes.get("args", args),
+                    changes.get("attrs", old.attrs), old.shape)
+        self.nodes.append(node)
+        self.ids[old.id] = node.id
+        return node.id
+
+    def graph(self, g: Graph) -> Graph:
+        return Graph(g.field, tuple(self.nodes), tuple((n, self.ids[i]) for n, i in g.outputs))
+
+
+def eliminate_dead_code(g: Graph) -> Graph:
+    """Drop nodes no output depends on (inputs and parameters are always kept: they are
+    the graph's signature)."""
+    live = {i for _, i in g.outputs}
+    for n in reversed(g.nodes):
+        if n.id in live:
+            live.update(n.args)
+    out = _Rebuild()
+    for n in g.nodes:
+        if n.is_leaf or n.id in live:
+            out.add(n)
+    return out.graph(g)
+
+
+def _cse_key(n: Node, args: tuple[int, ...]) -> Any:
+    attrs = tuple((k, value_key(v)) for k, v in n.attrs)
+    return (n.op, args, attrs, n.shape)
+
+
+def eliminate_common_subexpressions(g: Graph) -> Graph:
+    """Merge nodes with the same op, attributes, shape and (merged) operands; equal
+    constants merge too. Leaves are never merged."""
+    out = _Rebuild()
+    seen: dict[Any, int] = {}
+    for n in g.nodes:
+        if n.is_leaf:
+            out.add(n)
+            continue
+        key = _cse_key(n, tuple(out.ids[a] for a in n.args))
+        if key in seen:
+            out.ids[n.id] = seen[key]
+        else:
+            seen[key] = out.add(n)
+    return out.graph(g)
+
+
+def fold_constants(g: Graph) -> Graph:
+    """Replace op nodes whose operands are all constants by literals holding their value,
+    computed by the op's forward rule in the graph's field (so bit-identical to running
+    them). A node whose evaluation raises is kept, so the error still happens at run
+    time; a node bigger than its largest operand (a broadcast) is kept, so folding never
+    materialises a large array. Run `eliminate_dead_code` afterwards to drop the
+    constants it leaves unused."""
+    field = g.field_def
+    values: dict[int, Array] = {}
+    out = _Rebuild()
+    for n in g.nodes:
+        if n.op == "const":
+            new_id = out.add(n)
+            try:
+                values[new_id] = field.constant(n.attr("value"))
+            except _EVAL_ERRORS:
+                pass  # e.g. pi over `exact`: left to raise when the graph runs, as eager does
+            continue
+        if n.op == "literal":
+            values[out.add(n)] = decode_literal(field, n.attr("data"), n.shape, f"%{n.id}")
+            continue
+        args = tuple(out.ids[a] for a in n.args)
+        biggest = max((size_of(out.nodes[a].shape) for a in args), default=0)
+        if n.is_leaf or not args or any(a not in values for a in args) or (
+            size_of(n.shape) > max(1, biggest)
+        ):
+            out.add(n)
+            continue
+        try:
+            result = OPS[n.op].forward(field, tuple(values[a] for a in args), n.attr_dict)
+        except _EVAL_ERRORS:
+            out.add(n)
+            continue
+        if field.shape_of(result) != n.shape:
+            raise ShapeError(f"node %{n.id} ({n.op}): folding gave shape "
+                             f"{field.shape_of(result)}, declared {n.shape}")
+        new_id = out.add(n, op="literal", args=(),
+                         attrs=(("data", encode_literal(field, result)),))
+        values[new_id] = result
+    return out.graph(g)
+
+
+def simplify(g: Graph) -> Graph:
+    """CSE, constant folding, CSE again (folded literals may coincide), then DCE."""
+    g = eliminate_common_subexpressions(g)
+    g = fold_constants(g)
+    g = eliminate_common_subexpressions(g)
+    return eliminate_dead_code(g)
