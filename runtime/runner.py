@@ -9,6 +9,7 @@ method that changes it is named for what it changes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
@@ -17,6 +18,7 @@ from ..spec.nn import Mode
 from ..spec.tensor import Tensor
 from ..spec.value import Value
 from . import autograd as ad
+from . import checkpoint
 from .flat import FlatLayout
 from .optim import Optimizer, OptState
 from .tape import Traced
@@ -178,7 +180,10 @@ class Runner:
 
     # -- updates ---------------------------------------------------------------------
     def set_optimizer(self, optimizer: Optimizer) -> Runner:
-        """Use `optimizer` for `update`, starting from its initial state."""
+        """Use `optimizer` for `update`, starting from its initial state (the state is kept
+        when it is already this optimizer's, e.g. after `load`)."""
+        if optimizer == self.optimizer and self.opt_state is not None:
+            return self
         self.optimizer = optimizer
         self.opt_state = optimizer.init({"params": self.flat})
         return self
@@ -202,6 +207,16 @@ class Runner:
     def set_buffers(self, buffers: Mapping[str, Tensor]) -> None:
         """Replace the buffers (e.g. batch norm running statistics after a train step)."""
         self.buffers = dict(buffers)
+
+    # -- checkpoints -------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write parameters, buffers, optimizer state, step and mode to `path` atomically."""
+        checkpoint.save(self, path)
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Restore the state saved by `save`; a file from another model, field or optimizer,
+        or a malformed one, raises DataFormatError and leaves the runner unchanged."""
+        checkpoint.load(self, path)
 
     def __repr__(self) -> str:
         return (

@@ -170,7 +170,7 @@ class Traced(Value):
         return type(self)(self.primal._lift(value), self.tape, None)
 
     def _same_context(self, other: Value) -> bool:
-        return other.tape is self.tape  # type: ignore[attr-defined]  (same type: Traced)
+        return other.tape is self.tape  # type: ignore[attr-defined]  # same type: Traced
 
     def _coerce(self, other: Value) -> Self:
         if isinstance(other, Traced) and other.tape is self.tape:

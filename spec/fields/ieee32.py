@@ -65,6 +65,9 @@ class Ieee32ExecField(ArrayField):
     def constant(self, value: Constant, like: Array | None = None) -> Array:
         if isinstance(value, _Pi):
             return np.asarray(F32(np.pi))  # binary64 pi rounds to the binary32 nearest pi
+        if isinstance(value, float):  # one rounding of the binary64 value; keeps -0, inf, NaN
+            with np.errstate(over="ignore"):
+                return b32.canonical_nan(np.asarray(value, dtype=F32))
         return np.asarray(fraction_to_float32(Fraction(value)))
 
     def to_numpy(self, a: Array) -> np.ndarray[Any, Any]:

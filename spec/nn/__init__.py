@@ -1,0 +1,68 @@
+"""torchlean.spec.nn: model structure as pure descriptions, initialisation, and losses.
+
+    model = nn.sequential(nn.linear(2, 8), nn.relu(), nn.linear(8, 1))   # or with >>
+    net = nn.build(model, seed=0, dtype="float")      # parameters: "0.weight", "0.bias", ...
+    y = net.apply(net.params, x)                      # a pure function of the parameters
+    loss = nn.mse(y, target)
+
+A model's static type is `Layer[In, Out]` over shape types (`Vec[N]` = (..., N), `Mat`,
+`Chw`, `Scalar`), so mypy rejects layers whose shapes do not meet, an input of the wrong
+shape type passed to `apply`, and a loss on the wrong output shape type. Layers compute
+only through the op table, so one definition runs on every field and every Value kind.
+Imports: numpy and torchlean.spec only.
+"""
+
+from __future__ import annotations
+
+from .activations import (
+    Activation,
+    LeakyReLU,
+    Softmax,
+    gelu,
+    leaky_relu,
+    log_softmax,
+    relu,
+    sigmoid,
+    silu,
+    softmax,
+    tanh,
+)
+from .build import Built, build, initial_values
+from .compose import Residual, SameResidual, SameSequential, Sequential, residual, sequential
+from .context import ConstantHook, Context, Mode, host_constant
+from .dropout import Dropout, dropout, dropout_mask
+from .forward import forward, state_specs
+from .layer import Layer, LayerLike, Module, ParamSpec, SameShape, Scope
+from .linear import Linear, linear
+from .losses import (
+    Reduction,
+    bce_with_logits,
+    cross_entropy,
+    huber,
+    mae,
+    mse,
+    one_hot_cross_entropy,
+)
+from .norms import BatchNorm, LayerNorm, batch_norm, layer_norm
+from .reshape import Flatten, Reshape, flatten, reshape
+from .shapetypes import Chw, Mat, Scalar, Vec
+from .typed import shaped, untyped
+
+__all__ = [
+    # layers
+    "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "silu", "softmax",
+    "log_softmax", "flatten", "reshape", "dropout", "layer_norm", "batch_norm", "residual",
+    "sequential",
+    # building and running
+    "build", "Built", "forward", "Context", "Mode", "ConstantHook", "host_constant",
+    "dropout_mask", "state_specs", "initial_values",
+    # losses
+    "mse", "mae", "huber", "cross_entropy", "one_hot_cross_entropy", "bce_with_logits",
+    "Reduction",
+    # static shape types
+    "Layer", "LayerLike", "SameShape", "Vec", "Mat", "Chw", "Scalar", "shaped", "untyped",
+    # layer classes
+    "Module", "ParamSpec", "Scope", "Linear", "Activation", "LeakyReLU", "Softmax", "Dropout",
+    "LayerNorm", "BatchNorm", "Flatten", "Reshape", "Sequential", "SameSequential",
+    "Residual", "SameResidual",
+]

@@ -1,0 +1,5 @@
+"""Two linear layers whose widths differ, composed with >>."""
+
+from torchlean.spec import nn
+
+model = nn.linear(2, 8) >> nn.linear(7, 1)  # expect: arg-type
