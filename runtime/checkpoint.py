@@ -33,10 +33,14 @@ VERSION = 1
 def fingerprint(runner: Runner) -> str:
     """A hash of the model's structure and its parameter and buffer names and shapes."""
     model = runner.model
-    text = repr(model.model) + "|" + "|".join(
-        f"{kind}:{name}:{t.shape}"
-        for kind, state in (("p", model.params), ("b", model.buffers))
-        for name, t in state.items()
+    text = (
+        repr(model.model)
+        + "|"
+        + "|".join(
+            f"{kind}:{name}:{t.shape}"
+            for kind, state in (("p", model.params), ("b", model.buffers))
+            for name, t in state.items()
+        )
     )
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -88,13 +92,17 @@ def _require(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wh
     return value
 
 
-def _decode(runner: Runner, doc: Any, expected: Mapping[str, Tensor], where: str) -> dict[str, Tensor]:
+def _decode(
+    runner: Runner, doc: Any, expected: Mapping[str, Tensor], where: str
+) -> dict[str, Tensor]:
     if not isinstance(doc, dict):
         raise DataFormatError(where, "expected an object of named tensors")
     if list(doc) != list(expected):
         raise DataFormatError(
-            where, f"names differ from the model's: checkpoint has {sorted(doc)}, "
-                   f"model has {sorted(expected)}")
+            where,
+            f"names differ from the model's: checkpoint has {sorted(doc)}, "
+            f"model has {sorted(expected)}",
+        )
     out = {}
     for name, ref in expected.items():
         entry, at = doc[name], f"{where}.{name}"
@@ -125,12 +133,16 @@ def load(runner: Runner, path: str | os.PathLike[str]) -> None:
         raise DataFormatError(where, f"not a TorchLean checkpoint (format must be {FORMAT!r})")
     version = _require(doc, "version", int, where)
     if version != VERSION:
-        raise DataFormatError(where, f"checkpoint version {version}; this TorchLean reads {VERSION}")
+        raise DataFormatError(
+            where, f"checkpoint version {version}; this TorchLean reads {VERSION}"
+        )
     if _require(doc, "fingerprint", str, where) != fingerprint(runner):
         raise DataFormatError(where, "the checkpoint is of a different model (fingerprint differs)")
     field = _require(doc, "field", str, where)
     if field != runner.field.name:
-        raise DataFormatError(where, f"checkpoint dtype {field!r}, runner dtype {runner.field.name!r}")
+        raise DataFormatError(
+            where, f"checkpoint dtype {field!r}, runner dtype {runner.field.name!r}"
+        )
     step = _require(doc, "step", int, where)
     mode = _require(doc, "mode", str, where)
     if mode not in ("train", "eval"):
@@ -140,20 +152,25 @@ def load(runner: Runner, path: str | os.PathLike[str]) -> None:
     opt_doc, state = doc.get("optimizer"), None
     if opt_doc is not None:
         if runner.optimizer is None or runner.opt_state is None:
-            raise DataFormatError(where, "the checkpoint has optimizer state; call "
-                                         "set_optimizer with the same optimizer before load")
+            raise DataFormatError(
+                where,
+                "the checkpoint has optimizer state; call "
+                "set_optimizer with the same optimizer before load",
+            )
         if _require(opt_doc, "repr", str, f"{where}.optimizer") != repr(runner.optimizer):
-            raise DataFormatError(f"{where}.optimizer", f"saved with {opt_doc['repr']}, the "
-                                  f"runner uses {runner.optimizer!r}")
+            raise DataFormatError(
+                f"{where}.optimizer",
+                f"saved with {opt_doc['repr']}, the runner uses {runner.optimizer!r}",
+            )
         slots = _require(opt_doc, "buffers", dict, f"{where}.optimizer")
         current = runner.opt_state.buffers
         if sorted(slots) != sorted(current):
-            raise DataFormatError(f"{where}.optimizer", f"slots {sorted(slots)} differ from "
-                                                        f"{sorted(current)}")
+            raise DataFormatError(
+                f"{where}.optimizer", f"slots {sorted(slots)} differ from {sorted(current)}"
+            )
         state = OptState(
             _require(opt_doc, "step", int, f"{where}.optimizer"),
-            {s: _decode(runner, slots[s], current[s], f"{where}: optimizer.{s}")
-             for s in current},
+            {s: _decode(runner, slots[s], current[s], f"{where}: optimizer.{s}") for s in current},
         )
     # Everything parsed and checked: now change the runner.
     runner.set_flat(runner.layout.flatten(params))
