@@ -12,8 +12,11 @@ records the loss curve, calls the hooks, and returns a `FitReport`.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -160,6 +163,27 @@ class FitReport:
     def steps_per_second(self) -> float:
         """Training steps per second of wall time."""
         return self.steps / self.wall_time if self.wall_time > 0 else math.inf
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {
+            "loss_before": self.loss_before, "loss_after": self.loss_after,
+            "losses": self.losses, "epoch_losses": self.epoch_losses, "metrics": self.metrics,
+            "steps": self.steps, "wall_time": self.wall_time,
+            "stopped_early": self.stopped_early,
+        }
+
+    def write(self, path: str) -> None:
+        """Write the report as JSON to `path` (atomically: a temporary file, then rename)."""
+        target = os.path.abspath(path)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(target))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self.to_json(), f, indent=1)
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
 
     def summary(self) -> str:
         """One line per fact, for printing."""

@@ -1,16 +1,19 @@
 """TorchLean: one model definition, run eagerly or compiled, exactly, in intervals or
 bit-exactly in IEEE binary32, with gradients and error bounds you can check.
 
-`import torchlean as tl` is the front door; the layers live in `torchlean.spec`,
-`torchlean.runtime` and `torchlean.verify`.
+`import torchlean as tl` is the front door: `tl.nn` (models and losses), `tl.train`
+(tasks, runner, fit loops, flags), `tl.optim`, `tl.autograd`, `tl.tensor`. The layers
+live in `torchlean.spec`, `torchlean.runtime` and `torchlean.verify`.
 """
 
 from __future__ import annotations
 
-from . import spec
-from .spec import functional
+from . import spec, train
+from .runtime import autograd, optim
+from .spec import functional, nn
 from .spec.errors import (
     DataFormatError,
+    DomainError,
     FieldMismatchError,
     ShapeError,
     TorchLeanError,
@@ -21,6 +24,7 @@ from .spec.tensor import Tensor, tensor
 __version__ = "0.1.0"
 
 __all__ = [
-    "spec", "functional", "Tensor", "tensor", "DataFormatError", "FieldMismatchError",
-    "ShapeError", "TorchLeanError", "UnsupportedOperation", "__version__",
+    "spec", "nn", "train", "optim", "autograd", "functional", "Tensor", "tensor",
+    "DataFormatError", "DomainError", "FieldMismatchError", "ShapeError", "TorchLeanError",
+    "UnsupportedOperation", "__version__",
 ]
