@@ -137,6 +137,9 @@ class Var(Value):
     def _lift(self, value: Constant) -> Self:
         return self.builder.const(value)  # type: ignore[return-value]
 
+    def _same_context(self, other: Value) -> bool:
+        return other.builder is self.builder  # type: ignore[attr-defined]  # same type: Var
+
     def _coerce(self, other: Value) -> Self:
         if isinstance(other, Var):
             if other.builder is self.builder:
