@@ -9,7 +9,7 @@ live in `torchlean.spec`, `torchlean.runtime` and `torchlean.verify`.
 from __future__ import annotations
 
 from . import spec, train
-from .runtime import autograd, optim
+from .runtime import autograd, data, optim
 from .spec import functional, nn
 from .spec.errors import (
     DataFormatError,
@@ -24,7 +24,7 @@ from .spec.tensor import Tensor, tensor
 __version__ = "0.1.0"
 
 __all__ = [
-    "spec", "nn", "train", "optim", "autograd", "functional", "Tensor", "tensor",
+    "spec", "nn", "train", "optim", "data", "autograd", "functional", "Tensor", "tensor",
     "DataFormatError", "DomainError", "FieldMismatchError", "ShapeError", "TorchLeanError",
     "UnsupportedOperation", "__version__",
 ]
