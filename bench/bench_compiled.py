@@ -31,6 +31,7 @@ from functools import partial  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+
 from torchlean.runtime import autograd as ad  # noqa: E402
 from torchlean.runtime.graph import compile_graph, grad_graph, simplify, trace  # noqa: E402
 from torchlean.runtime.graph.lowering import probe_values  # noqa: E402

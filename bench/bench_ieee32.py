@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
 from torchlean.spec.fields import binary32
 
 

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
-python examples/quickstart/spec_demo.py "$@"
+python examples/quickstart/simple_mlp_train.py "$@"

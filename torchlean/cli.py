@@ -1,7 +1,7 @@
 """The `torchlean` command: small demos of the training flow.
 
-    torchlean --help
-    torchlean mlp --steps 100 --dtype ieee32exec --backend compiled
+torchlean --help
+torchlean mlp --steps 100 --dtype ieee32exec --backend compiled
 """
 
 from __future__ import annotations

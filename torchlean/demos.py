@@ -23,8 +23,9 @@ def mlp(argv: Sequence[str]) -> train.FitReport:
     def fit(runner: train.Runner, cfg: train.RunConfig, rest: list[str]) -> train.FitReport:
         axis = np.linspace(-1.0, 1.0, 5)
         x = np.array([[a, b] for a in axis for b in axis])
-        data = TensorDataset(tensor(x, runner.field), tensor((x**2).sum(1, keepdims=True),
-                                                             runner.field))
+        data = TensorDataset(
+            tensor(x, runner.field), tensor((x**2).sum(1, keepdims=True), runner.field)
+        )
         config = train.steps(cfg.steps or 200, optim.adam(cfg.lr or 0.03), log_every=0)
         report = train.fit_dataset(runner.task, runner, config, data)
         print(report.summary())

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torchlean.spec import nn
-from torchlean.spec.errors import FieldMismatchError, ShapeError
 
 import torchlean as tl
+from torchlean.spec import nn
+from torchlean.spec.errors import FieldMismatchError, ShapeError
 
 
 def mlp() -> nn.Sequential[Any, Any]:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torchlean.spec import nn
-from torchlean.spec.value import Value
 
 import torchlean as tl
+from torchlean.spec import nn
+from torchlean.spec.value import Value
 
 X = tl.tensor(np.ones((64, 32)))
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from torchlean.spec import nn
-from torchlean.spec.errors import FieldMismatchError, ShapeError
 
 import torchlean as tl
+from torchlean.spec import nn
+from torchlean.spec.errors import FieldMismatchError, ShapeError
 
 BAD_CONSTRUCTION: list[tuple[Callable[[], Any], str]] = [
     (

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mpmath.libmp import to_rational
-from torchlean.spec import nn
-from torchlean.spec.errors import UnsupportedOperation
 
 import torchlean as tl
+from torchlean.spec import nn
+from torchlean.spec.errors import UnsupportedOperation
 
 # A rational model: linear, relu, leaky_relu with a dyadic slope, residual, dropout (p = 1/2,
 # so the scale is 2), and a linear head.

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from torchlean.spec import nn
-from torchlean.spec.tensor import Tensor
 
 import torchlean as tl
+from torchlean.spec import nn
+from torchlean.spec.tensor import Tensor
 
 TOL = {"rtol": 1e-12, "atol": 1e-12}
 NP = np.ndarray[Any, Any]

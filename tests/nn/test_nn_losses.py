@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+import torchlean as tl
 from torchlean.runtime import autograd as ad
 from torchlean.spec import nn
 from torchlean.spec.errors import ShapeError
-
-import torchlean as tl
 
 TOL = {"rtol": 1e-12, "atol": 1e-12}
 NP = np.ndarray[Any, Any]

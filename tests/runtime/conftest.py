@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from torchlean.spec import float64
 from torchlean.spec.tensor import Tensor
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torchlean.spec as S
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
+import torchlean.spec as S
 from torchlean.runtime import autograd as ad
 from torchlean.runtime.tape import GradientNaNError
 from torchlean.spec import functional as F

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mpmath.libmp import to_rational
+
 from torchlean.runtime import data
 from torchlean.runtime.data import read_csv
 from torchlean.runtime.data.csvfile import parse_number

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from torchlean.runtime import data
 from torchlean.runtime.data import BatchLoader, TensorDataset, batch_loader
 from torchlean.spec import FieldMismatchError, ShapeError, Tensor, get_field, tensor

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
 from torchlean.runtime import data
 from torchlean.runtime.data.npy import SUPPORTED_DESCRS, parse_npy
 from torchlean.spec import DataFormatError

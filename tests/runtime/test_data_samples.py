@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from torchlean.runtime.data import TensorDataset, samples
 from torchlean.spec import ShapeError, get_field, tensor
 

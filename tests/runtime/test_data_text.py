@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from torchlean.runtime import data
 from torchlean.runtime.data import CharVocab, char_sequences
 from torchlean.spec import DataFormatError

@@ -29,6 +29,7 @@ from test_graph_cases import (
     run_or_error,
     same_bits,
 )
+
 from torchlean.runtime import autograd as ad
 from torchlean.runtime.graph import (
     NotDifferentiableError,

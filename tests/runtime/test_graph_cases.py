@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+
 import torchlean.spec as S
 from torchlean.runtime.graph import trace
 from torchlean.spec import functional as F

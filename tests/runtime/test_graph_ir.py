@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torchlean.spec as S
 from test_graph_cases import mlp_ce, same_bits
+
+import torchlean.spec as S
 from torchlean.runtime import autograd as ad
 from torchlean.runtime.graph import (
     Graph,

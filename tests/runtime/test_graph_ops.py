@@ -31,6 +31,7 @@ from test_graph_cases import (
     run_or_error,
     same_bits,
 )
+
 from torchlean.runtime.graph import compile_graph, interpret, simplify, trace
 from torchlean.spec.tensor import Tensor
 

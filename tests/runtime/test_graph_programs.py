@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_graph_cases import field_tensor, host_values, same_bits
+
 from torchlean.runtime.graph import (
     Graph,
     compile_graph,

@@ -32,6 +32,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mpmath import libmp
+
 from torchlean.runtime import optim
 from torchlean.runtime.optim import schedules
 from torchlean.spec import ShapeError, Tensor, UnsupportedOperation, tensor

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+import torchlean as tl
 from torchlean.runtime.data.dataset import TensorDataset
 from torchlean.runtime.data.loader import batch_loader
 from torchlean.spec import DataFormatError
-
-import torchlean as tl
 
 GRID = np.linspace(-1, 1, 5)
 X = np.array([[a, b] for a in GRID for b in GRID])

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
 from torchlean.spec import Field, Tensor
 
 Q = Fraction

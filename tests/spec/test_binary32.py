@@ -42,6 +42,7 @@ from binary32_reference import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from torchlean.spec.errors import FieldMismatchError, ShapeError
 from torchlean.spec.fields import binary32
 

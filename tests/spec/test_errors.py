@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from torchlean.spec import (
     FieldMismatchError,
     ShapeError,

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from op_references import endpoints
+
 from torchlean.spec import (
     FIELD_NAMES,
     Field,

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from mpmath.ctx_iv import MPIntervalContext
+
 from torchlean.spec.errors import FieldMismatchError
 from torchlean.spec.fields import interval_math as im
 

@@ -28,6 +28,7 @@ from strategies import (
     shapes,
     to_float64,
 )
+
 from torchlean.spec import (
     OPS,
     Field,

@@ -33,6 +33,7 @@ from op_references import (
     to_fraction_or_inf,
 )
 from strategies import OpCase, obj_array, op_cases, rationals, shapes
+
 from torchlean.spec import (
     Field,
     Tensor,

@@ -28,6 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from op_references import elementwise
 from strategies import OpCase, obj_array, op_cases
+
 from torchlean.spec import OPS, Field, Tensor, apply, exact, float64
 
 Q = Fraction

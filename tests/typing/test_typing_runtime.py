@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from mypy_snippets import SNIPPETS
+
 from torchlean.spec.errors import ShapeError
 
 ACCEPT = sorted(SNIPPETS.glob("accept_*.py"))

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from torchlean.spec import exact, float64
 from torchlean.spec import functional as F
 from torchlean.spec.tensor import Tensor

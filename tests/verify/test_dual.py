@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from hypothesis import given, settings
+
 from torchlean.runtime import autograd as ad
 from torchlean.spec import exact, float64, interval
 from torchlean.spec import functional as F

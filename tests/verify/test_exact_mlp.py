@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from torchlean.runtime import autograd as ad
 from torchlean.spec import exact as EXACT
 from torchlean.spec import functional as F

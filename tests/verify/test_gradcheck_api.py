@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from torchlean.runtime import autograd as ad
 from torchlean.spec import FieldMismatchError, ShapeError, exact, tensor
 from torchlean.spec import functional as F

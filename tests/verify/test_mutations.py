@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
 from torchlean.runtime import autograd as ad
 from torchlean.spec import float64
 from torchlean.spec import functional as F

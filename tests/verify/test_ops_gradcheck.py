@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
 from torchlean.spec import UnsupportedOperation
 from torchlean.spec import float64 as S_FLOAT
 from torchlean.spec import functional as F

@@ -1,9 +1,10 @@
-"""The pytest plugin as a user loads it (`-p torchlean.verify.pytest_plugin`, as the
-pytest11 entry point does): a passing check passes, a failing one fails and prints the
-report, and --gradcheck-method picks the default method."""
+"""The pytest plugin as a user gets it, through the package's pytest11 entry point: a
+passing check passes, a failing one fails and prints the report, and --gradcheck-method
+picks the default method."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,9 +36,10 @@ def test_wrong_grads(gradcheck):
 def run_pytest(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_user.py").write_text(USER_TESTS)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "torchlean.verify.pytest_plugin", "-s", "-q",
-         "-p", "no:cacheprovider", *extra, str(tmp_path / "test_user.py")],
+        [sys.executable, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider", *extra,
+         str(tmp_path / "test_user.py")],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "PYTEST_DISABLE_PLUGIN_AUTOLOAD"},
     )
 
 

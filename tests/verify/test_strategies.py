@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from torchlean.spec import exact, float64, interval
 from torchlean.spec import functional as F
 from torchlean.spec.tensor import Tensor

@@ -2,12 +2,11 @@
 
 from typing import Literal, assert_type
 
+import torchlean as tl
 from torchlean.spec import nn
 from torchlean.spec.nn import Scalar, Vec
 from torchlean.spec.tensor import Tensor
 from torchlean.spec.value import Value
-
-import torchlean as tl
 
 reg = nn.build(nn.linear(2, 8) >> nn.relu() >> nn.linear(8, 1))
 cls = nn.build(nn.linear(2, 8) >> nn.relu() >> nn.linear(8, 3))

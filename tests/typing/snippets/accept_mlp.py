@@ -2,11 +2,10 @@
 
 from typing import Literal, assert_type
 
+import torchlean as tl
 from torchlean.spec import nn
 from torchlean.spec.nn import Built, Sequential, Vec
 from torchlean.spec.tensor import Tensor
-
-import torchlean as tl
 
 L1 = Literal[1]
 L2 = Literal[2]

@@ -2,11 +2,10 @@
 
 from typing import Any, Literal, assert_type
 
+import torchlean as tl
 from torchlean.spec import nn
 from torchlean.spec.nn import Mat, Reshape, Sequential, Vec
 from torchlean.spec.tensor import Tensor
-
-import torchlean as tl
 
 L2 = Literal[2]
 L3 = Literal[3]

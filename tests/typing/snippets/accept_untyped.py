@@ -2,13 +2,12 @@
 
 from typing import Any, Literal, assert_type
 
+import torchlean as tl
 from torchlean.spec import functional as F
 from torchlean.spec import nn
 from torchlean.spec.nn import Vec
 from torchlean.spec.tensor import Tensor
 from torchlean.spec.value import Value
-
-import torchlean as tl
 
 
 def total(t: Tensor) -> Tensor:

@@ -1,8 +1,7 @@
 """One model's output fed to another whose input width differs."""
 
-from torchlean.spec import nn
-
 import torchlean as tl
+from torchlean.spec import nn
 
 encoder = nn.build(nn.linear(2, 8) >> nn.relu())
 head = nn.build(nn.linear(4, 1))

@@ -1,8 +1,7 @@
 """A matrix-per-example input passed to a model on vectors (via the checked helper)."""
 
-from torchlean.spec import nn
-
 import torchlean as tl
+from torchlean.spec import nn
 
 net = nn.build(nn.linear(3, 1))
 x = nn.shaped(tl.tensor([[[1.0, 2.0, 3.0]]]), 1, 3)

@@ -2,11 +2,10 @@
 
 from typing import Literal
 
+import torchlean as tl
 from torchlean.spec import nn
 from torchlean.spec.nn import Vec
 from torchlean.spec.tensor import Tensor
-
-import torchlean as tl
 
 net = nn.build(nn.linear(2, 8) >> nn.relu() >> nn.linear(8, 1))
 x: Tensor[Vec[Literal[3]]] = tl.tensor([[1.0, 2.0, 3.0]])

@@ -1,8 +1,7 @@
 """bce_with_logits between outputs and targets of different shape types."""
 
-from torchlean.spec import nn
-
 import torchlean as tl
+from torchlean.spec import nn
 
 net = nn.build(nn.linear(2, 1))
 logits = net.apply(net.params, tl.tensor([[1.0, 2.0]]))

@@ -2,11 +2,10 @@
 
 from typing import Literal
 
+import torchlean as tl
 from torchlean.spec import nn
 from torchlean.spec.nn import Vec
 from torchlean.spec.tensor import Tensor
-
-import torchlean as tl
 
 net = nn.build(nn.linear(2, 10))
 logits = net.apply(net.params, tl.tensor([[1.0, 2.0]]))
