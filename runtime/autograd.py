@@ -9,7 +9,7 @@ beyond the op table's VJPs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..spec import functional as F
@@ -71,8 +71,15 @@ def _trace_args(tape: Tape, args: tuple[Tree, ...], argnums: tuple[int, ...]) ->
     traced = list(args)
     for i in argnums:
         names = iter(_tree_names(args[i], f"arg{i}" if len(args) > 1 else ""))
-        traced[i] = tree_map(lambda v, names=names: tape.leaf(v, next(names)), args[i])
+        traced[i] = tree_map(_leaf_maker(tape, names), args[i])
     return tuple(traced)
+
+
+def _leaf_maker(tape: Tape, names: Iterator[str]) -> Callable[[Value], Value]:
+    def leaf(v: Value) -> Value:
+        return tape.leaf(v, next(names))
+
+    return leaf
 
 
 def _cotangents(tape: Tape, traced: Tree, leaves: dict[int, Value]) -> Tree:

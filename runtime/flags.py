@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 from ..spec.errors import TorchLeanError
 from ..spec.fields import FIELD_NAMES
@@ -163,7 +163,7 @@ def run(
         if not isinstance(made, Task):
             raise TypeError(f"run: expected a Task or a function of the seed, got {made!r}")
         if cfg.seed is not None and made.model.seed != cfg.seed:
-            made = Task(build(made.model.model, seed=cfg.seed), made.kind)
+            made = Task(build(cast(Any, made.model.model), seed=cfg.seed), made.kind)
         runner = Runner(made, cfg.dtype, cfg.backend, cfg.device)
     except UsageError as e:
         parser.print_usage(sys.stderr)

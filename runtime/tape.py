@@ -144,12 +144,13 @@ class Tape:
 class Traced(Value):
     """A value on a tape: a primal of the level below plus its tape index."""
 
-    __slots__ = ("primal", "tape", "index")
+    __slots__ = ("primal", "tape", "index", "_level")
 
     def __init__(self, primal: Value, tape: Tape, index: int | None) -> None:
         self.primal = primal
         self.tape = tape
         self.index = index  # None: a constant of this level, not on the tape
+        self._level = tape.level
 
     @property
     def shape(self) -> Shape:
@@ -158,10 +159,6 @@ class Traced(Value):
     @property
     def field(self) -> Field:
         return self.primal.field
-
-    @property  # type: ignore[override]
-    def _level(self) -> int:
-        return self.tape.level
 
     def _apply(self, op: OpDef, inputs: tuple[Self, ...], attrs: Attrs) -> Self:
         return self.tape.record(op, inputs, attrs)  # type: ignore[return-value]

@@ -75,7 +75,7 @@ class Value(Generic[ShapeT]):
     def _coerce(self, other: Value) -> Self:
         """`other` as a value of this context; only the same kind and field by default."""
         if type(other) is type(self) and other.field is self.field:
-            return other  # type: ignore[return-value]  # same type, checked above
+            return other  # same type, checked above
         raise FieldMismatchError(
             f"operands mix {type(self).__name__}[{self.field}] and "
             f"{type(other).__name__}[{other.field}]"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import torchlean as tl
-from torchlean.spec import FIELD_NAMES, Value
+from torchlean.spec import FIELD_NAMES, Tensor
 from torchlean.spec import functional as F
 
 W1 = [[Fraction(1, 2), Fraction(-1, 4)], [Fraction(3, 4), Fraction(1, 8)]]
@@ -21,7 +21,7 @@ W2 = [[Fraction(1)], [Fraction(-3, 2)]]
 X = [[Fraction(1, 3), Fraction(2, 3)]]
 
 
-def network(x: Value, w1: Value, b1: Value, w2: Value) -> Value:
+def network(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor) -> Tensor:
     """A 2-2-1 ReLU network, written once with the op table's functions."""
     return F.relu(x @ w1 + b1) @ w2
 

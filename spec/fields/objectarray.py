@@ -138,5 +138,6 @@ class ObjectArrayField(ArrayField):
 
     def unslice(self, a: Array, shape: Shape, spec: tuple[tuple[int, int, int], ...]) -> Array:
         out = np.full(shape, self.zero, dtype=object)
-        out[(*(slice(s, e, k) for s, e, k in spec), Ellipsis)] = a
+        region: Any = (*(slice(s, e, k) for s, e, k in spec), Ellipsis)
+        out[region] = a
         return out

@@ -80,7 +80,8 @@ def apply(tag: str, first: V, *rest: object, **attrs: AttrValue) -> V:
     """Apply op `tag` to tensor operands; the first is a tensor, later plain numbers are
     lifted into its field."""
     op = OPS.get(tag) or get_op(tag)
-    return apply_op(op, (first, *rest), attrs)
+    result: V = apply_op(op, (first, *rest), attrs)
+    return result
 
 
 def apply_op(op: OpDef, inputs: tuple[Any, ...], attrs: Attrs) -> Any:
