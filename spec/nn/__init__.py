@@ -27,9 +27,22 @@ from .activations import (
     softmax,
     tanh,
 )
+from .attention import Embedding, MultiHeadAttention, embedding, multi_head_attention
 from .build import Built, build, initial_values
 from .compose import Residual, SameResidual, SameSequential, Sequential, residual, sequential
 from .context import ConstantHook, Context, Mode, host_constant
+from .conv import (
+    AvgPool2d,
+    BatchNorm2d,
+    Conv2d,
+    GlobalAvgPool,
+    MaxPool2d,
+    avg_pool2d,
+    batch_norm2d,
+    conv2d,
+    global_avg_pool,
+    max_pool2d,
+)
 from .dropout import Dropout, dropout, dropout_mask
 from .forward import forward, state_specs
 from .layer import Layer, LayerLike, Module, ParamSpec, SameShape, Scope
@@ -52,7 +65,8 @@ __all__ = [
     # layers
     "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "silu", "softmax",
     "log_softmax", "flatten", "reshape", "dropout", "layer_norm", "batch_norm", "residual",
-    "sequential",
+    "sequential", "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool", "batch_norm2d",
+    "embedding", "multi_head_attention",
     # building and running
     "build", "Built", "forward", "Context", "Mode", "ConstantHook", "host_constant",
     "dropout_mask", "state_specs", "initial_values",
@@ -64,5 +78,6 @@ __all__ = [
     # layer classes
     "Module", "ParamSpec", "Scope", "Linear", "Activation", "LeakyReLU", "Softmax", "Dropout",
     "LayerNorm", "BatchNorm", "Flatten", "Reshape", "Sequential", "SameSequential",
-    "Residual", "SameResidual",
+    "Residual", "SameResidual", "Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool",
+    "BatchNorm2d", "Embedding", "MultiHeadAttention",
 ]

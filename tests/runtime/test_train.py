@@ -262,3 +262,30 @@ def test_cuda_without_a_gpu_says_so(capsys: pytest.CaptureFixture[str]) -> None:
             tl.train.regression(tl.nn.build(mlp(), seed=0)), ["--cuda"], lambda r, cfg, rest: None
         )
     assert "CuPy is not installed" in capsys.readouterr().err
+
+
+TRAIN_AND_HASH = """
+import hashlib, numpy as np, torchlean as tl
+from torchlean.runtime.data.dataset import TensorDataset
+g = np.linspace(-1, 1, 5); x = np.array([[a, b] for a in g for b in g])
+ds = TensorDataset(tl.tensor(x), tl.tensor((x ** 2).sum(1, keepdims=True)))
+model = tl.nn.sequential(tl.nn.linear(2, 8), tl.nn.relu(), tl.nn.linear(8, 1))
+task = tl.train.regression(tl.nn.build(model, seed=0))
+r = tl.train.runner(task, dtype="ieee32exec")
+tl.train.fit_dataset(task, r, tl.train.steps(100, tl.optim.adam(0.03), 0, batch_size=5), ds)
+print(hashlib.sha256(r.flat.numpy().tobytes()).hexdigest())
+"""
+
+
+def test_ieee32exec_training_ignores_the_blas_thread_count(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    digests = set()
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+        out = subprocess.run([sys.executable, "-c", TRAIN_AND_HASH], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300, check=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1, digests

@@ -1,0 +1,727 @@
+"""Sound bounds on the binary32-vs-real error of a model: `error_bound`, `error_bound_at`.
+
+For every node of a graph IR this module propagates a rigorous enclosure [lo, hi] of the
+REAL value over an input box, and an upper bound e on |fl(node) - real(node)|, where fl is
+the binary32 execution and real the real-number semantics of the same graph with the same
+binary32 parameters. The error model (docs/verify-rounding.md has the derivations):
+
+- fl(a op b) = (a op b)(1 + d) + h, |d| <= u = 2^-24. The underflow term |h| <= 2^-150
+  (half the subnormal spacing) is added only for *, /, the functions and the rounding of
+  inputs/constants, and only where the result may be below 2^-126: a sum or difference of
+  binary32 numbers that is subnormal is exact (both operands are multiples of 2^-149), and
+  sqrt of a nonzero binary32 is at least 2^-74.5, never subnormal.
+- left folds (sum, mean, matmul entries): Higham's gamma_m = m u / (1 - m u) per term
+  (Accuracy and Stability of Numerical Algorithms, 2nd ed., sections 3.1 and 4.2). In
+  `ieee32exec` the zero-seeded left fold of n terms applies m = n - k + 1 additions to
+  term k >= 2 and n - 1 to term 1 (plus one for a matmul's product); in
+  `float32_any_order` every term gets gamma_n (any order, any blocking, FMA or not).
+- functions: one correct rounding of f(computed input), plus Lipschitz propagation with a
+  rigorous bound of |f'| over the enclosure widened by the input error; in
+  `float32_any_order` the vendor libm is assumed within `ULP_BUDGET` ulps.
+
+All bounds are computed in binary64 with every operation rounded outward (np.nextafter
+after each correctly rounded NumPy op), and function images through
+`spec.fields.interval_math`, so a bound is an upper bound of the exact quantity, never an
+approximation. Values that could reach the binary32 overflow threshold are refused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal
+
+import numpy as np
+from mpmath import libmp
+from mpmath.ctx_iv import MPIntervalContext
+
+from ..runtime.graph import Graph, interpret, trace
+from ..runtime.graph.interpreter import literal_array
+from ..spec.errors import TorchLeanError, UnsupportedOperation
+from ..spec.fields import get_field
+from ..spec.fields import interval_math as im
+from ..spec.fields.base import PI
+from ..spec.fields.interval import mpf_to_fraction
+from ..spec.ops import apply
+from ..spec.tensor import Tensor
+
+__all__ = [
+    "MODES",
+    "ULP_BUDGET",
+    "RoundingBoundError",
+    "RoundingReport",
+    "error_bound",
+    "error_bound_at",
+    "observed_error",
+    "as_graph",
+]
+
+Mode = Literal["ieee32exec", "float32_any_order"]
+MODES: tuple[str, ...] = ("ieee32exec", "float32_any_order")
+U32 = 2.0**-24
+ETA = 2.0**-150  # half the binary32 subnormal spacing 2^-149
+SUBNORMAL = 2.0**-126  # smallest normal binary32
+OVERFLOW = 2.0**128 - 2.0**103  # exact results at least this large round to infinity
+ULP_BUDGET = 4  # assumed vendor-libm accuracy in float32_any_order mode (stated, not proven)
+# sup |gelu'| = Phi(sqrt 2) + sqrt 2 phi(sqrt 2) ~ 1.12899 (gelu'' = phi (2 - x^2) vanishes
+# at +-sqrt 2); 1.13 is an upper bound. 2/sqrt(pi) = 1.1283791670955126... rounded up.
+GELU_SLOPE = 1.13
+TWO_OVER_SQRT_PI = 1.1283791670955130
+
+Arr = np.ndarray[Any, np.dtype[np.float64]]
+_CTX: Any = MPIntervalContext()
+_CTX.prec = 64
+
+
+class RoundingBoundError(TorchLeanError, ValueError):
+    """No sound bound exists under the error model (overflow possible, bad box, division
+    by a possibly-zero value, NaN parameters); the message names the node or input."""
+
+
+# -- outward-rounded binary64 helpers -------------------------------------------------
+def _up(x: Any) -> Arr:
+    return np.asarray(np.nextafter(x, np.inf), dtype=np.float64)
+
+
+def _dn(x: Any) -> Arr:
+    return np.asarray(np.nextafter(x, -np.inf), dtype=np.float64)
+
+
+def _mag(lo: Arr, hi: Arr) -> Arr:
+    return np.maximum(np.abs(lo), np.abs(hi))
+
+
+def _mig(lo: Arr, hi: Arr) -> Arr:
+    return np.where((lo <= 0) & (hi >= 0), 0.0, np.minimum(np.abs(lo), np.abs(hi)))
+
+
+def gamma(m: Any, u: float) -> Arr:
+    """An upper bound of gamma_m = m u / (1 - m u) (elementwise over m)."""
+    mu = np.asarray(m, dtype=np.float64) * u  # exact: u is a power of two, m < 2^53
+    if np.any(mu >= 0.5):
+        raise RoundingBoundError(f"fold of {np.max(m)} terms: m*u = {np.max(mu)} >= 1/2")
+    return _up(mu / _dn(1.0 - mu))
+
+
+@dataclass
+class Bound:
+    """One node's real-value enclosure [lo, hi] and error bound e (float64 arrays)."""
+
+    lo: Arr
+    hi: Arr
+    e: Arr
+
+    @property
+    def mag(self) -> Arr:
+        return _mag(self.lo, self.hi)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What the rules need: the mode, the unit roundoff, and whether this node rounds."""
+
+    mode: str
+    u: float
+    rounds: bool
+    where: str
+
+    def rho(self, m: Arr, may_sub: Arr) -> Arr:
+        """Rounding error of one correctly rounded result of magnitude <= m."""
+        if not self.rounds:
+            return np.zeros_like(m)
+        return _up(_up(self.u * m) + np.where(may_sub, ETA, 0.0))
+
+    def rho_fn(self, m: Arr, may_sub: Arr) -> Arr:
+        """Rounding error of a function value: correctly rounded, or ULP_BUDGET ulps."""
+        if self.mode == "ieee32exec" or not self.rounds:
+            return self.rho(m, may_sub)
+        # ulp(y) <= 2u|y| for normal y, and 2^-149 on the subnormal grid.
+        return _up(ULP_BUDGET * _up(_up(2 * self.u * m) + 2.0**-149))
+
+
+def _may_sub(lo: Arr, hi: Arr, slack: Arr) -> Arr:
+    return np.asarray(_dn(_mig(lo, hi) - slack) < SUBNORMAL)
+
+
+# -- rules -----------------------------------------------------------------------------
+def _add(a: Bound, b: Bound, c: Ctx, sign: int = 1) -> Bound:
+    if sign > 0:
+        lo, hi = _dn(a.lo + b.lo), _up(a.hi + b.hi)
+    else:
+        lo, hi = _dn(a.lo - b.hi), _up(a.hi - b.lo)
+    ep = _up(a.e + b.e)
+    # No underflow term: a subnormal sum of binary32 numbers is exact.
+    r = _up(c.u * _up(_mag(lo, hi) + ep)) if c.rounds else np.zeros_like(ep)
+    return Bound(lo, hi, _up(ep + r))
+
+
+def _mul_enclosure(alo: Arr, ahi: Arr, blo: Arr, bhi: Arr) -> tuple[Arr, Arr]:
+    cands = [alo * blo, alo * bhi, ahi * blo, ahi * bhi]
+    return _dn(np.minimum.reduce(cands)), _up(np.maximum.reduce(cands))
+
+
+def _mul(a: Bound, b: Bound, c: Ctx) -> Bound:
+    lo, hi = _mul_enclosure(a.lo, a.hi, b.lo, b.hi)
+    ep = _up(_up(_up(a.mag * b.e) + _up(b.mag * a.e)) + _up(a.e * b.e))
+    r = c.rho(_up(_mag(lo, hi) + ep), _may_sub(lo, hi, ep))
+    return Bound(lo, hi, _up(ep + r))
+
+
+def _div(a: Bound, b: Bound, c: Ctx) -> Bound:
+    wlo, whi = _dn(b.lo - b.e), _up(b.hi + b.e)
+    if np.any((wlo <= 0) & (whi >= 0)):
+        raise RoundingBoundError(f"{c.where}: the divisor (with its error) may be 0")
+    qlo = np.minimum.reduce([a.lo / b.lo, a.lo / b.hi, a.hi / b.lo, a.hi / b.hi])
+    qhi = np.maximum.reduce([a.lo / b.lo, a.lo / b.hi, a.hi / b.lo, a.hi / b.hi])
+    lo, hi = _dn(qlo), _up(qhi)
+    # a^/b^ - a/b = alpha/b^ - (a/b) beta/b^
+    ep = _up(_up(a.e + _up(_mag(lo, hi) * b.e)) / _dn(_mig(wlo, whi)))
+    r = c.rho(_up(_mag(lo, hi) + ep), _may_sub(lo, hi, ep))
+    return Bound(lo, hi, _up(ep + r))
+
+
+def _lipschitz(a: Bound, lo: Arr, hi: Arr, slope: Arr, c: Ctx) -> Bound:
+    ep = _up(slope * a.e)
+    r = c.rho_fn(_up(_mag(lo, hi) + ep), _may_sub(lo, hi, ep))
+    return Bound(lo, hi, _up(ep + r))
+
+
+def _iv(lo: float, hi: float) -> Any:
+    return _CTX.mpf([lo, hi])
+
+
+def _lo(x: Any) -> float:
+    return float(libmp.to_float(x._mpi_[0], rnd=libmp.round_floor))
+
+
+def _hi(x: Any) -> float:
+    return float(libmp.to_float(x._mpi_[1], rnd=libmp.round_ceiling))
+
+
+def _image(fn: Callable[[Any, Any], Any], lo: Arr, hi: Arr) -> tuple[Arr, Arr]:
+    olo, ohi = np.empty_like(lo), np.empty_like(hi)
+    for i in np.ndindex(lo.shape):
+        y = fn(_CTX, _iv(float(lo[i]), float(hi[i])))
+        olo[i], ohi[i] = _lo(y), _hi(y)
+    return olo, ohi
+
+
+def _slope(name: str, wlo: Arr, whi: Arr, where: str) -> Arr:
+    """A rigorous upper bound of |f'| over [wlo, whi], elementwise."""
+    m = _mig(wlo, whi)
+    if name in ("exp", "expm1"):
+        return _image(im.exp, whi, whi)[1]
+    if name == "log":
+        if np.any(wlo <= 0):
+            raise RoundingBoundError(f"{where}: log of a value that may be <= 0")
+        return _up(1.0 / wlo)
+    if name == "log1p":
+        if np.any(wlo <= -1):
+            raise RoundingBoundError(f"{where}: log1p of a value that may be <= -1")
+        return _up(1.0 / _dn(1.0 + wlo))
+    if name == "tanh":  # 1 - tanh(t)^2, largest at the t nearest 0
+        t = _image(im.tanh, m, m)[0]
+        return _up(1.0 - _dn(t * t))
+    if name == "sigmoid":  # s(t) s(-t), largest at the t nearest 0
+        return _up(_image(im.sigmoid, m, m)[1] * _image(im.sigmoid, -m, -m)[1])
+    if name == "softplus":
+        return np.minimum(1.0, _image(im.sigmoid, whi, whi)[1])
+    if name == "erf":  # 2/sqrt(pi) exp(-t^2)
+        return _up(TWO_OVER_SQRT_PI * _image(im.exp, -_dn(m * m), -_dn(m * m))[1])
+    if name == "gelu":
+        return np.full_like(wlo, GELU_SLOPE)
+    if name in ("sin", "cos"):
+        return np.ones_like(wlo)
+    raise AssertionError(name)
+
+
+_FUNCTIONS = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "erf", "gelu",
+              "sin", "cos")
+
+
+def _function(name: str, a: Bound, c: Ctx) -> Bound:
+    wlo, whi = _dn(a.lo - a.e), _up(a.hi + a.e)
+    slope = _slope(name, wlo, whi, c.where)
+    lo, hi = _image(getattr(im, name), a.lo, a.hi)
+    return _lipschitz(a, lo, hi, slope, c)
+
+
+def _sqrt(a: Bound, c: Ctx) -> Bound:
+    if np.any(_dn(a.lo - a.e) < 0):
+        raise RoundingBoundError(f"{c.where}: sqrt of a value that may be negative")
+    lo, hi = _dn(np.sqrt(a.lo)), _up(np.sqrt(a.hi))
+    # |sqrt x - sqrt y| <= min(|x - y| / (2 sqrt(min)), sqrt |x - y|)
+    wmin = _dn(np.sqrt(_dn(a.lo - a.e)))
+    with np.errstate(divide="ignore"):
+        lip = np.where(wmin > 0, _up(a.e / _dn(2 * wmin)), np.inf)
+    ep = np.minimum(lip, _up(np.sqrt(a.e)))
+    r = _up(c.u * _up(hi + ep)) if c.rounds else np.zeros_like(ep)  # never subnormal
+    return Bound(lo, hi, _up(ep + r))
+
+
+def _fold_up(x: Arr) -> Arr:
+    """An upper bound of the sum over the last axis of nonnegative x."""
+    acc = np.zeros(x.shape[:-1])
+    for k in range(x.shape[-1]):
+        acc = _up(acc + x[..., k])
+    return acc
+
+
+def _fold_dn(x: Arr) -> Arr:
+    acc = np.zeros(x.shape[:-1])
+    for k in range(x.shape[-1]):
+        acc = _dn(acc + x[..., k])
+    return acc
+
+
+def _fold(tlo: Arr, thi: Arr, te: Arr, c: Ctx, products: bool, eta_terms: int) -> Bound:
+    """The fold over the last axis of terms with enclosures [tlo, thi] and propagated
+    errors te (a matmul's terms are exact products of computed operands: their own
+    rounding is added here)."""
+    n = tlo.shape[-1]
+    lo, hi = _fold_dn(tlo), _fold_up(thi)
+    tmag = _mag(tlo, thi)
+    if c.mode == "ieee32exec" or not c.rounds:
+        return _left_fold(tlo, thi, te, tmag, c, products)
+    # any order, any blocking, FMA or not: every term passes through at most n roundings
+    # (n - 1 additions and its product, or n - 1 FMAs), so gamma_n covers it (Higham 3.1).
+    ep = _fold_up(te)
+    total = _up(_fold_up(tmag) + ep)
+    g = gamma(n if products else max(n - 1, 0), c.u)[()]
+    local = _up(g * total)
+    if eta_terms:  # every product or FMA may be subnormal: n eta each, amplified
+        local = _up(local + _up(eta_terms * n * ETA * _up(1.0 + gamma(n, c.u)[()])))
+    if np.any(_up(total * _up(1 + g)) >= OVERFLOW):
+        raise RoundingBoundError(f"{c.where}: a partial sum may overflow binary32")
+    return Bound(lo, hi, _up(ep + local))
+
+
+def _left_fold(tlo: Arr, thi: Arr, te: Arr, tmag: Arr, c: Ctx, products: bool) -> Bound:
+    """ieee32exec's zero-seeded left fold, bounded step by step with the add rule on
+    enclosures of the partial sums: E_k = E_(k-1) + t_k + u (|S_k| + E_(k-1) + t_k),
+    where t_k is term k's error (propagated, plus its product's rounding). 0 + p_1 is
+    exact. This is Higham's running-error bound (section 3.1) evaluated on enclosures;
+    it is never larger than the position-dependent gamma bound."""
+    n = tlo.shape[-1]
+    slo = np.zeros(tlo.shape[:-1])
+    shi = np.zeros(tlo.shape[:-1])
+    err = np.zeros(tlo.shape[:-1])
+    for k in range(n):
+        tk = te[..., k]
+        if products and c.rounds:
+            mk = _up(tmag[..., k] + tk)
+            tk = _up(tk + c.rho(mk, _may_sub(tlo[..., k], thi[..., k], tk)))
+        slo, shi = _dn(slo + tlo[..., k]), _up(shi + thi[..., k])
+        if k == 0 or not c.rounds:
+            err = _up(err + tk)
+        else:
+            step = _up(err + tk)
+            err = _up(step + _up(c.u * _up(_mag(slo, shi) + step)))
+        if np.any(_up(_mag(slo, shi) + err) >= OVERFLOW):
+            raise RoundingBoundError(f"{c.where}: a partial sum may overflow binary32")
+    return Bound(slo, shi, err)
+
+
+def _matmul(a: Bound, b: Bound, c: Ctx) -> Bound:
+    # terms [..., M, N, K] = a[..., M, 1, K] * b[..., 1, N, K]
+    def terms(x: Arr, y: Arr) -> tuple[Arr, Arr]:
+        return x[..., :, None, :], np.swapaxes(y, -1, -2)[..., None, :, :]
+
+    alo, blo = terms(a.lo, b.lo)
+    ahi, bhi = terms(a.hi, b.hi)
+    ae, be = terms(a.e, b.e)
+    amag, bmag = terms(a.mag, b.mag)
+    tlo, thi = _mul_enclosure(alo, ahi, blo, bhi)
+    te = _up(_up(_up(amag * be) + _up(bmag * ae)) + _up(ae * be))
+    if np.any(_up(_mag(tlo, thi) + te) >= OVERFLOW):
+        raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
+    eta_terms = 1 if c.mode == "ieee32exec" else 2  # products (and FMAs) may be subnormal
+    return _fold(tlo, thi, te, c, products=True, eta_terms=eta_terms)
+
+
+def _to_last(x: Arr, axes: tuple[int, ...], keepdims: bool) -> Arr:
+    """Reduced axes moved last (in order) and flattened: row-major fold order."""
+    moved = np.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim)))
+    kept = moved.shape[: x.ndim - len(axes)]
+    flat = moved.reshape(kept + (-1,))
+    return flat
+
+
+def _restore(x: Arr, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> Arr:
+    if not keepdims:
+        return x
+    return x.reshape(tuple(1 if i in axes else d for i, d in enumerate(shape)))
+
+
+def _sum(a: Bound, axes: tuple[int, ...], keepdims: bool, c: Ctx) -> Bound:
+    parts = [_to_last(v, axes, keepdims) for v in (a.lo, a.hi, a.e)]
+    out = _fold(parts[0], parts[1], parts[2], c, products=False, eta_terms=0)
+    return Bound(*(_restore(v, a.lo.shape, axes, keepdims) for v in (out.lo, out.hi, out.e)))
+
+
+def _max(a: Bound, axes: tuple[int, ...], keepdims: bool) -> Bound:
+    # max is 1-Lipschitz in the sup norm and never rounds
+    return Bound(np.max(a.lo, axis=axes, keepdims=keepdims),
+                 np.max(a.hi, axis=axes, keepdims=keepdims),
+                 np.max(a.e, axis=axes, keepdims=keepdims))
+
+
+def _const(value: Any, shape: tuple[int, ...]) -> Bound:
+    """A number: real = its exact value, computed = its nearest binary32."""
+    if value is PI:
+        p = im.pi(_CTX)
+        lo, hi = _lo(p), _hi(p)
+        v = float(np.float32(get_field("ieee32exec").constant(PI)))
+    else:
+        q = Fraction(value)
+        f = float(q)
+        lo, hi = (f, f) if Fraction(f) == q else (float(_dn(f)), float(_up(f)))
+        v = float(np.float32(get_field("ieee32exec").constant(value)))
+    e = float(_up(max(abs(v - lo), abs(v - hi)))) if (lo, hi) != (v, v) else 0.0
+    full = np.full(shape, 1.0)
+    return Bound(full * lo, full * hi, full * e)
+
+
+def _softmax(a: Bound, axis: int, c: Ctx, log: bool) -> Bound:
+    m = _max(a, (axis,), True)
+    s = _add(a, m, c, sign=-1)
+    t = _function("exp", s, c)
+    tot = _sum(t, (axis,), True, c)
+    if log:
+        return _add(s, _function("log", tot, c), c, sign=-1)
+    out = _div(t, tot, c)
+    # the real softmax lies in [0, 1]: keep the enclosure there
+    return Bound(np.maximum(out.lo, 0.0), np.minimum(out.hi, 1.0), out.e)
+
+
+_STRUCTURAL = ("transpose", "reshape", "broadcast_to", "slice", "concat", "unslice")
+_F64 = get_field("float")
+
+
+def _structural(op: str, args: Sequence[Bound], attrs: dict[str, Any]) -> Bound:
+    def run(pick: Callable[[Bound], Arr]) -> Arr:
+        ts = [Tensor(pick(b), _F64) for b in args]
+        return np.asarray(apply(op, ts[0], *ts[1:], **attrs).data, dtype=np.float64)
+
+    return Bound(run(lambda b: b.lo), run(lambda b: b.hi), run(lambda b: b.e))
+
+
+def _rule(op: str, args: list[Bound], attrs: dict[str, Any], c: Ctx) -> Bound:
+    if op in _STRUCTURAL:
+        return _structural(op, args, attrs)
+    if op in ("add", "sub"):
+        return _add(args[0], args[1], c, 1 if op == "add" else -1)
+    if op == "mul":
+        return _mul(args[0], args[1], c)
+    if op == "square":
+        return _mul(args[0], args[0], c)
+    if op == "div":
+        return _div(args[0], args[1], c)
+    if op == "neg":
+        a = args[0]
+        return Bound(-a.hi, -a.lo, a.e)
+    if op == "abs":
+        a = args[0]
+        return Bound(_mig(a.lo, a.hi), a.mag, a.e)
+    if op == "relu":
+        a = args[0]
+        return Bound(np.maximum(a.lo, 0.0), np.maximum(a.hi, 0.0), a.e)
+    if op in ("maximum", "minimum"):
+        a, b = args
+        pick = np.maximum if op == "maximum" else np.minimum
+        return Bound(pick(a.lo, b.lo), pick(a.hi, b.hi), np.maximum(a.e, b.e))
+    if op == "leaky_relu":
+        return _leaky(args[0], float(attrs["negative_slope"]), c)
+    if op == "sqrt":
+        return _sqrt(args[0], c)
+    if op in _FUNCTIONS:
+        return _function(op, args[0], c)
+    if op == "silu":
+        return _mul(args[0], _function("sigmoid", args[0], c), c)
+    if op == "matmul":
+        return _matmul(args[0], args[1], c)
+    if op == "sum":
+        return _sum(args[0], tuple(attrs["axes"]), bool(attrs["keepdims"]), c)
+    if op == "mean":
+        return _mean(args[0], tuple(attrs["axes"]), bool(attrs["keepdims"]), c)
+    if op == "max":
+        return _max(args[0], tuple(attrs["axes"]), bool(attrs["keepdims"]))
+    if op in ("softmax", "log_softmax"):
+        return _softmax(args[0], int(attrs["axis"]), c, op == "log_softmax")
+    raise UnsupportedOperation(op, "rounding", f"{c.where}: no rounding-error rule for {op!r}")
+
+
+def _leaky(a: Bound, slope: float, c: Ctx) -> Bound:
+    s = _const(slope, ())
+    if s.e.item() != 0:
+        raise UnsupportedOperation("leaky_relu", "rounding", "slope is not a binary32")
+    scaled = _mul(a, Bound(s.lo, s.hi, s.e), c)
+    lo = np.minimum(np.where(a.lo > 0, a.lo, scaled.lo), np.minimum(scaled.lo, a.lo))
+    hi = np.maximum(np.maximum(a.hi, scaled.hi), np.where(a.hi < 0, scaled.hi, a.hi))
+    # leaky is max(1, |s|)-Lipschitz; the product's rounding is in scaled.e
+    return Bound(lo, hi, np.maximum(_up(max(1.0, abs(slope)) * a.e), scaled.e))
+
+
+def _mean(a: Bound, axes: tuple[int, ...], keepdims: bool, c: Ctx) -> Bound:
+    n = int(np.prod([a.lo.shape[i] for i in axes]))
+    if n > 2**24:
+        raise UnsupportedOperation("mean", "rounding", f"{c.where}: count {n} not a binary32")
+    s = _sum(a, axes, keepdims, c)
+    return _div(s, _const(n, ()), c)
+
+
+# -- graphs ------------------------------------------------------------------------------
+def as_graph(model_or_graph: Any, input_shape: Sequence[int] | None = None) -> Graph:
+    """The graph of a `Graph` (itself) or of a built nn model's eval-mode forward
+    (parameters as graph params, one input "x" of `input_shape`)."""
+    if isinstance(model_or_graph, Graph):
+        return model_or_graph
+    params = getattr(model_or_graph, "params", None)
+    if params is None or not hasattr(model_or_graph, "forward"):
+        raise TypeError(f"expected a Graph or a built nn model, got {type(model_or_graph)}")
+    if input_shape is None:
+        raise ValueError("tracing a model needs the input shape (from the box)")
+    net = model_or_graph
+    return trace(lambda p, x: net.forward(p, x)[0], {"x": tuple(input_shape)},
+                 {k: v.shape for k, v in params.items()}, field="ieee32exec")
+
+
+def _as_f64(value: Any) -> Arr:
+    if isinstance(value, Tensor):
+        value = value.numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def _params32(graph: Graph, params: Mapping[str, Any]) -> dict[str, Arr]:
+    out = {}
+    for n in graph.params:
+        if n.name not in params:
+            raise KeyError(f"parameter {n.name!r} missing")
+        raw = _as_f64(params[n.name])
+        if not np.all(np.isfinite(raw)):
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(raw))[0])
+            raise RoundingBoundError(f"parameter {n.name!r} is not finite at {bad}")
+        # the executed model uses the binary32 values; the real model uses the same ones
+        out[n.name] = np.asarray(raw.astype(np.float32), dtype=np.float64)
+    return out
+
+
+def _boxes(graph: Graph, box: Any) -> dict[str, tuple[Arr, Arr]]:
+    inputs = graph.inputs
+    if isinstance(box, Mapping):
+        pairs = dict(box)
+    else:
+        if len(inputs) != 1:
+            raise ValueError(f"the graph has inputs {[n.name for n in inputs]}: pass a "
+                             "mapping name -> (lower, upper)")
+        pairs = {inputs[0].name: box}
+    out = {}
+    for n in inputs:
+        lo, hi = (_as_f64(v) for v in pairs[n.name])
+        if lo.shape != n.shape or hi.shape != n.shape:
+            raise ValueError(f"input {n.name!r}: box shapes {lo.shape}, {hi.shape}, the graph "
+                             f"expects {n.shape}")
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            raise RoundingBoundError(f"input {n.name!r}: the box has a non-finite endpoint")
+        if np.any(lo > hi):
+            bad = tuple(int(i) for i in np.argwhere(lo > hi)[0])
+            raise RoundingBoundError(f"input {n.name!r}: lower {lo[bad]} > upper {hi[bad]} "
+                                     f"at index {bad}")
+        out[n.name] = (lo, hi)
+    return out
+
+
+def _propagate(graph: Graph, params: dict[str, Arr], boxes: dict[str, tuple[Arr, Arr]],
+               mode: str, u: float, inputs_are_float32: bool,
+               only: int | None = None) -> list[Bound]:
+    """Bounds for every node; `only` = the single node allowed to round (attribution)."""
+    env: list[Bound] = []
+    for n in graph.nodes:
+        c = Ctx(mode, u, only is None or only == n.id, f"node %{n.id} ({n.op})")
+        if n.op == "param":
+            p = params[n.name]
+            b = Bound(p, p.copy(), np.zeros_like(p))
+        elif n.op == "input":
+            lo, hi = boxes[n.name]
+            if inputs_are_float32 or not c.rounds:
+                b = Bound(lo, hi, np.zeros_like(lo))
+            else:  # rounding binary64 inputs to binary32 on entry
+                b = Bound(lo, hi, c.rho(_mag(lo, hi), _may_sub(lo, hi, np.zeros_like(lo))))
+        elif n.op == "const":
+            b = _const(n.attr("value"), ())
+            if not c.rounds:
+                b.e = np.zeros_like(b.e)
+        elif n.op == "literal":
+            v = _as_f64(literal_array(graph.field_def, n, None))
+            v32 = np.asarray(v.astype(np.float32), dtype=np.float64)
+            e = _up(np.abs(v32 - v)) if c.rounds else np.zeros_like(v)
+            b = Bound(v, v.copy(), np.where(v32 == v, 0.0, e))
+        else:
+            b = _rule(n.op, [env[i] for i in n.args], n.attr_dict, c)
+        if np.any(_up(b.mag + b.e) >= OVERFLOW) or np.any(np.isnan(b.e)):
+            raise RoundingBoundError(f"node %{n.id} ({n.op}): a value may reach the binary32 "
+                                     "overflow threshold 2^128 - 2^103 inside the box")
+        env.append(b)
+    return env
+
+
+# -- report --------------------------------------------------------------------------------
+@dataclass
+class RoundingReport:
+    """Per-output error bounds (float64 arrays, each an upper bound of the exact bound),
+    the real-value enclosures, the node contributing most, and sampled observations."""
+
+    mode: str
+    u: float
+    bounds: dict[str, Arr]
+    enclosures: dict[str, tuple[Arr, Arr]]
+    contributions: dict[str, float] = field(default_factory=dict)
+    observed: dict[str, Arr] = field(default_factory=dict)
+    samples: int = 0
+
+    @property
+    def bound(self) -> float:
+        """The largest bound over all output elements."""
+        return max(float(np.max(b, initial=0.0)) for b in self.bounds.values())
+
+    @property
+    def max_observed(self) -> float:
+        return max((float(np.max(o, initial=0.0)) for o in self.observed.values()), default=0.0)
+
+    @property
+    def ratio(self) -> float:
+        """bound / max observed error (inf when nothing was observed)."""
+        obs = self.max_observed
+        return self.bound / obs if obs > 0 else math.inf
+
+    @property
+    def top_node(self) -> tuple[str, float] | None:
+        """The node whose own roundings alone cause the largest output bound."""
+        if not self.contributions:
+            return None
+        return max(self.contributions.items(), key=lambda kv: kv[1])
+
+    def __str__(self) -> str:
+        lines = [f"rounding bound ({self.mode}, u = 2^{int(math.log2(self.u))}): "
+                 f"max {self.bound:.3e}"]
+        for name, b in self.bounds.items():
+            lines.append(f"  {name}: max {float(np.max(b, initial=0.0)):.3e}")
+        if self.top_node:
+            lines.append(f"  largest contribution: {self.top_node[0]} ({self.top_node[1]:.3e})")
+        if self.samples:
+            lines.append(f"  observed over {self.samples} samples: {self.max_observed:.3e} "
+                         f"(bound / observed = {self.ratio:.3g})")
+        return "\n".join(lines)
+
+
+def error_bound(model_or_graph: Any, params: Mapping[str, Any] | None, box: Any,
+                dtype: str = "ieee32exec", *, inputs_are_float32: bool = True,
+                samples: int = 0, seed: int = 0, attribute: bool = True,
+                u: float = U32) -> RoundingReport:
+    """Bounds on |fl(f(x)) - f(x)| for every x in the box, per output element.
+
+    `box` is (lower, upper) for a one-input graph or a mapping input name -> (lower, upper).
+    `dtype` is "ieee32exec" (fixed left folds, correctly rounded functions) or
+    "float32_any_order" (any summation order and FMA, ULP_BUDGET-ulp functions).
+    With `inputs_are_float32` the inputs are the binary32 numbers in the box (endpoints
+    must be binary32); otherwise any reals in the box, rounded to binary32 on entry.
+    `samples` > 0 also runs ieee32exec at that many points (endpoints, midpoint, random)
+    against the real value. `u` may be changed only to test the tests.
+    """
+    if dtype not in MODES:
+        raise ValueError(f"dtype must be one of {MODES}, got {dtype!r}")
+    first = box if not isinstance(box, Mapping) else next(iter(box.values()))
+    graph = as_graph(model_or_graph, _as_f64(first[0]).shape)
+    if params is None:
+        params = getattr(model_or_graph, "params", {})
+    p32 = _params32(graph, params)
+    boxes = _boxes(graph, box)
+    if inputs_are_float32:
+        for name, (lo, hi) in boxes.items():
+            for v in (lo, hi):
+                if np.any(v.astype(np.float32).astype(np.float64) != v):
+                    raise RoundingBoundError(
+                        f"input {name!r}: box endpoints are not binary32 values; round them "
+                        "or pass inputs_are_float32=False")
+    env = _propagate(graph, p32, boxes, dtype, u, inputs_are_float32)
+    report = RoundingReport(
+        dtype, u,
+        {name: env[i].e for name, i in graph.outputs},
+        {name: (env[i].lo, env[i].hi) for name, i in graph.outputs},
+    )
+    if attribute:
+        for n in graph.nodes:
+            if n.op in ("param",) or n.op in _STRUCTURAL:
+                continue
+            alone = _propagate(graph, p32, boxes, dtype, u, inputs_are_float32, only=n.id)
+            worst = max(float(np.max(alone[i].e, initial=0.0)) for _, i in graph.outputs)
+            if worst > 1e-300:  # skip exact leaves (an _up of 0 is the least subnormal)
+                report.contributions[f"%{n.id} ({n.op})"] = worst
+    if samples:
+        pts = _sample_points(boxes, samples, seed, inputs_are_float32)
+        report.observed = observed_error(graph, p32, pts)
+        report.samples = len(pts)
+    return report
+
+
+def error_bound_at(model_or_graph: Any, params: Mapping[str, Any] | None, x: Any,
+                   dtype: str = "ieee32exec", **kwargs: Any) -> RoundingReport:
+    """`error_bound` over the one-point box {x} (a mapping name -> x for several inputs)."""
+    box = ({k: (v, v) for k, v in x.items()} if isinstance(x, Mapping) else (x, x))
+    return error_bound(model_or_graph, params, box, dtype, **kwargs)
+
+
+# -- observation -------------------------------------------------------------------------------
+_RATIONAL = frozenset(("add", "sub", "mul", "div", "neg", "abs", "relu", "maximum", "minimum",
+                       "max", "sum", "mean", "matmul", "square", "leaky_relu", "param", "input",
+                       "const", "literal") + _STRUCTURAL)
+
+
+def _sample_points(boxes: dict[str, tuple[Arr, Arr]], n: int, seed: int,
+                   as32: bool) -> list[dict[str, Arr]]:
+    rng = np.random.default_rng(seed)
+    pts: list[dict[str, Arr]] = []
+    for k in range(n):
+        pt = {}
+        for name, (lo, hi) in boxes.items():
+            v = lo if k == 0 else hi if k == 1 else (lo + hi) / 2 if k == 2 else \
+                lo + (hi - lo) * rng.random(lo.shape)
+            if as32:
+                v = np.clip(v.astype(np.float32).astype(np.float64), lo, hi)
+            pt[name] = np.asarray(v, dtype=np.float64)
+        pts.append(pt)
+    return pts
+
+
+def observed_error(graph: Graph, params: Mapping[str, Any],
+                   points: Sequence[Mapping[str, Any]]) -> dict[str, Arr]:
+    """The largest |ieee32exec - real| per output element over the points: the real value
+    over `exact` when every op is rational, else the `interval` field at 113 bits, taking
+    the worst case over its enclosure (so the figure is an upper estimate of the error)."""
+    rational = all(n.op in _RATIONAL for n in graph.nodes)
+    p32 = {k: _as_f64(v) for k, v in params.items() if k in {n.name for n in graph.params}}
+    worst: dict[str, Arr] = {name: np.zeros(graph.nodes[i].shape) for name, i in graph.outputs}
+    for pt in points:
+        fl = interpret(graph, {**p32, **pt}, field="ieee32exec")
+        ref_field = get_field("exact" if rational else "interval")
+        exact_vals = {k: ref_field.asarray(np.asarray(v, dtype=np.float64))
+                      for k, v in {**p32, **pt}.items()}
+        ref = interpret(graph, exact_vals, field=ref_field)
+        for name in worst:
+            f = np.asarray(fl[name].data, dtype=np.float64)
+            r = np.asarray(ref[name].data, dtype=object)
+            err = np.empty(f.shape)
+            for i in np.ndindex(f.shape):
+                err[i] = _abs_diff(float(f[i]), r[i], rational)
+            worst[name] = np.maximum(worst[name], err)
+    return worst
+
+
+def _abs_diff(f: float, r: Any, rational: bool) -> float:
+    if rational:
+        d = abs(Fraction(f) - r)
+        return float(d)
+    lo, hi = mpf_to_fraction(r.a), mpf_to_fraction(r.b)
+    return float(max(abs(Fraction(f) - lo), abs(Fraction(f) - hi)))
