@@ -1,4 +1,4 @@
-"""Every ```python block of the guide runs, in order, one namespace per page."""
+"""Every ```python block of the guide and the README runs, in order, one namespace per page."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-PAGES = sorted((DOCS / "guide").glob("*.md"))
+PAGES = sorted((DOCS / "guide").glob("*.md")) + [DOCS.parent / "README.md"]
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
@@ -25,4 +25,5 @@ def test_guide_code_blocks_run(page: Path) -> None:
 
 
 def test_pages_exist() -> None:
-    assert {p.name for p in PAGES} >= {"training-from-scratch.md", "execution-modes.md"}
+    names = {p.name for p in PAGES}
+    assert names >= {"training-from-scratch.md", "execution-modes.md", "README.md"}
