@@ -289,3 +289,15 @@ def test_ieee32exec_training_ignores_the_blas_thread_count(tmp_path: Path) -> No
                              capture_output=True, text=True, timeout=300, check=True)
         digests.add(out.stdout.strip())
     assert len(digests) == 1, digests
+
+
+def test_report_plot_draws_the_curve_or_names_the_extra(tmp_path: Path) -> None:
+    report = tl.train.FitReport(1.0, 0.5, losses=[1.0, 0.7, 0.5], steps=3)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"torchlean\[plot\]"):
+            report.plot(str(tmp_path / "loss.png"))
+        return
+    report.plot(str(tmp_path / "loss.png"))
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
