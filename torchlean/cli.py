@@ -9,12 +9,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from . import demos
+from . import demos, verify_cli
 
 __all__ = ["main", "DEMOS"]
 
 DEMOS: dict[str, tuple[str, Callable[[Sequence[str]], object]]] = {
     "mlp": ("train the 2-8-1 MLP on the 5x5 grid regression (the quickstart)", demos.mlp),
+    "verify": ("certify robustness: `torchlean verify robustness --help`", verify_cli.main),
 }
 
 
@@ -35,8 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in DEMOS:
         print(f"torchlean: unknown demo {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    DEMOS[name][1](rest)
-    return 0
+    status = DEMOS[name][1](rest)
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -6,9 +6,14 @@ Gradient checks: `gradcheck(f_or_task, inputs, method=...)` returns a `Gradcheck
 `assert_gradients_match(...)` raises `GradientMismatch` with it. Hypothesis strategies
 live in `torchlean.verify.strategies`, the pytest fixture in
 `torchlean.verify.pytest_plugin`.
+
+Robustness: `bounds.ibp` / `bounds.crown` (sound in binary64), `certify_robustness` and
+`check_certificate` (exact re-check over Fraction); see docs/verify-bounds.md.
 """
 
+from . import bounds
 from .adapters import register_adapter
+from .certificate import Certificate, CheckResult, certify_robustness, check_certificate
 from .dual import DualField
 from .gradcheck import METHODS, assert_gradients_match, gradcheck
 from .kinks import kink_distance
@@ -17,6 +22,11 @@ from .report import Comparison, GradcheckReport, GradientMismatch
 
 __all__ = [
     "METHODS",
+    "Certificate",
+    "CheckResult",
+    "bounds",
+    "certify_robustness",
+    "check_certificate",
     "Comparison",
     "DualField",
     "GradcheckReport",
