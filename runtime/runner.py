@@ -19,6 +19,7 @@ from ..spec.tensor import Tensor
 from ..spec.value import Value
 from . import autograd as ad
 from . import checkpoint
+from .compiled_backend import CompiledBackend
 from .flat import FlatLayout
 from .optim import Optimizer, OptState
 from .tape import Traced
@@ -28,7 +29,7 @@ __all__ = ["Runner", "runner", "Backend", "Device", "GradientBackend", "EagerBac
 
 Backend = Literal["eager", "compiled"]
 Device = Literal["cpu", "cuda"]
-Grads = dict[str, Tensor]
+Grads = Mapping[str, Tensor]
 
 
 class GradientBackend(Protocol):
@@ -74,9 +75,10 @@ class EagerBackend:
             return self.task.loss(out, y), new_buffers
 
         (loss, new_buffers), grads = ad.value_and_grad(objective, has_aux=True)(params)
+        concrete: Grads = {k: _concrete(g) for k, g in grads.items()}
         return (
             _concrete(loss),
-            {k: _concrete(g) for k, g in grads.items()},
+            concrete,
             {k: _concrete(b) for k, b in new_buffers.items()},
         )
 
@@ -85,8 +87,6 @@ def _make_backend(task: Task, backend: str) -> GradientBackend:
     if backend == "eager":
         return EagerBackend(task)
     if backend == "compiled":
-        from .compiled_backend import CompiledBackend
-
         return CompiledBackend(task)
     raise ValueError(f"runner: backend must be 'eager' or 'compiled', got {backend!r}")
 
@@ -192,11 +192,17 @@ class Runner:
         """Apply one optimizer step with `grads` (named like the parameters)."""
         if self.optimizer is None or self.opt_state is None:
             raise RuntimeError("update: no optimizer; call set_optimizer (or train.stepper)")
-        gflat = self.layout.flatten(grads, "grads")
-        new, self.opt_state = self.optimizer.update(
-            {"params": self.flat}, {"params": gflat}, self.opt_state
-        )
-        self.set_flat(new["params"])
+        gflat = self.layout.flatten(grads, "grads")  # no work for the compiled backend's
+        if isinstance(self.backend, CompiledBackend):  # one compiled program per update
+            flat, self.opt_state = self.backend.apply_update(
+                self.optimizer, self.flat, gflat, self.opt_state
+            )
+        else:  # eager: op by op, as written
+            new, self.opt_state = self.optimizer.update(
+                {"params": self.flat}, {"params": gflat}, self.opt_state
+            )
+            flat = new["params"]
+        self.set_flat(flat)
         self.step += 1
 
     def set_flat(self, flat: Tensor) -> None:

@@ -53,7 +53,7 @@ class Adagrad(Optimizer):
         return {k: m.value(v) for k, v in c.items()}
 
     def _update_one(
-        self, p: V, g: V, bufs: Mapping[str, V], c: Mapping[str, V], t: int
+        self, p: V, g: V, bufs: Mapping[str, V], c: Mapping[str, V], first: bool
     ) -> tuple[V, dict[str, V]]:
         if self.weight_decay != 0:
             g = g + c["weight_decay"] * p

@@ -12,6 +12,12 @@ binary floating-point field (`float`, `float32`, `ieee32exec`), then rounded int
 field where they meet a tensor. Over any other field (`exact`, `interval`) they are
 computed in the field itself, so exact updates stay exact and interval updates enclose
 the real result.
+
+An update is two parts, each public: `coefficients(like, step)`, everything that depends
+on the step, and `tensor_update(...)`, the ops on the tensors given those 0-d
+coefficients (and whether it is update 1, see `first_update_differs`). `update` checks
+its arguments and composes the two; the compiled runner traces `tensor_update` once into
+a graph whose inputs include the coefficients, so each optimizer is defined once.
 """
 
 from __future__ import annotations
@@ -192,7 +198,7 @@ class ScalarMath(Generic[V]):
         """A scalar as a 0-d Value of the parameters' kind and field, to meet tensors with.
 
         Lifting once per update (not once per use) saves a constant conversion per op."""
-        return F.constant(self.like, x) if self.binary else x
+        return self.like._lift(x) if self.binary else x  # F.constant, one call shorter
 
 
 _SQRT_SUPPORTED: dict[str, bool] = {}  # field name -> whether sqrt(2) evaluates
@@ -246,9 +252,48 @@ class Optimizer(ABC):
 
     @abstractmethod
     def _update_one(
-        self, p: V, g: V, bufs: Mapping[str, V], c: Mapping[str, V], t: int
+        self, p: V, g: V, bufs: Mapping[str, V], c: Mapping[str, V], first: bool
     ) -> tuple[V, dict[str, V]]:
-        """One parameter's new value and buffers at update number `t` (1-based)."""
+        """One parameter's new value and buffers; `first`: whether this is update 1."""
+
+    def first_update_differs(self) -> bool:
+        """Whether update 1 has other ops than later updates (beyond its coefficients), so
+        that a compiled update needs one program for it and one for the rest."""
+        return False
+
+    def coefficients(self, like: V, step: int) -> dict[str, V]:
+        """The 0-d coefficients of the update that follows `step` completed updates, for
+        parameters like `like`: everything of that update that depends on the step.
+
+        Over binary floating-point fields they are computed in binary64 Python floats and
+        rounded into the field once (as `field.constant` rounds); elsewhere in the field.
+        Raises ValueError for a bad scheduled rate, UnsupportedOperation as `update` does."""
+        lr = lr_at(self.name, self.lr, step)
+        if self.needs_sqrt:
+            require_sqrt(self.name, like)
+        return self._coefficients(ScalarMath(like), lr, step + 1)
+
+    def tensor_update(
+        self,
+        params: Mapping[str, V],
+        grads: Mapping[str, V],
+        buffers: Mapping[str, Mapping[str, V]],
+        coeffs: Mapping[str, V],
+        first: bool,
+    ) -> tuple[dict[str, V], dict[str, dict[str, V]]]:
+        """The step-independent part of an update: new parameters and buffers (by slot,
+        then parameter name) from `coeffs` (as `coefficients` gives them, or any Values
+        standing for them, e.g. graph inputs); `first`: whether this is update 1.
+
+        Unchecked: `update` is the checked entry point; this one is what gets traced."""
+        new_params: dict[str, V] = {}
+        new_buffers: dict[str, dict[str, V]] = {slot: {} for slot in buffers}
+        for pname, p in params.items():
+            bufs = {slot: named[pname] for slot, named in buffers.items()}
+            new_params[pname], new_bufs = self._update_one(p, grads[pname], bufs, coeffs, first)
+            for slot, b in new_bufs.items():
+                new_buffers[slot][pname] = b
+        return new_params, new_buffers
 
     def init(self, params: Mapping[str, V]) -> OptState[V]:
         """The state before the first update: step 0 and initial buffers for `params`."""
@@ -268,18 +313,11 @@ class Optimizer(ABC):
         check_names(self.name, params, grads)
         _check_state(self.name, self.slots(), params, state)
         t = state.step + 1
-        lr = lr_at(self.name, self.lr, state.step)
         if not params:
+            lr_at(self.name, self.lr, state.step)  # a bad scheduled rate fails even here
             return {}, OptState(t, state.buffers)
-        like = next(iter(params.values()))
-        if self.needs_sqrt:
-            require_sqrt(self.name, like)
-        coeffs = self._coefficients(ScalarMath(like), lr, t)
-        new_params: dict[str, V] = {}
-        new_buffers: dict[str, dict[str, V]] = {slot: {} for slot in state.buffers}
-        for pname, p in params.items():
-            bufs = {slot: named[pname] for slot, named in state.buffers.items()}
-            new_params[pname], new_bufs = self._update_one(p, grads[pname], bufs, coeffs, t)
-            for slot, b in new_bufs.items():
-                new_buffers[slot][pname] = b
+        coeffs = self.coefficients(next(iter(params.values())), state.step)
+        new_params, new_buffers = self.tensor_update(
+            params, grads, state.buffers, coeffs, t == 1
+        )
         return new_params, OptState(t, new_buffers)

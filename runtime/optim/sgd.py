@@ -48,6 +48,9 @@ class SGD(Optimizer):
     def _init_one(self, p: V) -> dict[str, V]:
         return {"momentum_buffer": F.zeros_like(p)} if self.momentum != 0 else {}
 
+    def first_update_differs(self) -> bool:
+        return self.momentum != 0  # the buffer starts at the first gradient
+
     def _coefficients(self, m: ScalarMath[V], lr: Number, t: int) -> dict[str, V]:
         c = {"lr": m.value(m.num(lr))}
         if self.weight_decay != 0:
@@ -59,13 +62,13 @@ class SGD(Optimizer):
         return c
 
     def _update_one(
-        self, p: V, g: V, bufs: Mapping[str, V], c: Mapping[str, V], t: int
+        self, p: V, g: V, bufs: Mapping[str, V], c: Mapping[str, V], first: bool
     ) -> tuple[V, dict[str, V]]:
         if self.weight_decay != 0:
             g = g + c["weight_decay"] * p
         if self.momentum == 0:
             return p - c["lr"] * g, {}
-        if t == 1:
+        if first:
             buf = g  # PyTorch starts the buffer at the first gradient, undamped
         elif self.dampening != 0:
             buf = bufs["momentum_buffer"] * c["momentum"] + c["1-dampening"] * g

@@ -548,3 +548,63 @@ def test_empty_params_and_reprs() -> None:
     assert new == {} and state.step == 1
     assert "CosineSchedule(lr=0.001, total_steps=10, warmup_steps=2" in repr(opt)
     assert repr(optim.sgd(0.1)).startswith("SGD(lr=0.1, momentum=0")
+
+
+# -- the split into step-dependent coefficients and a step-independent tensor update ----------
+def traced_update(
+    opt: optim.Optimizer, params: Mapping[str, Tensor], grads: Mapping[str, Tensor],
+    state: optim.OptState[Tensor],
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """`opt`'s update with its tensor part traced into a graph whose inputs are the
+    parameters, gradients, buffers and coefficients, then compiled and run."""
+    from torchlean.runtime.graph import compile_graph, trace
+
+    like = next(iter(params.values()))
+    coeffs = opt.coefficients(like, state.step)
+    names, slots, cnames = list(params), list(state.buffers), list(coeffs)
+    values = {**{f"p:{k}": params[k] for k in names}, **{f"g:{k}": grads[k] for k in names},
+              **{f"b:{s}:{k}": state.buffers[s][k] for s in slots for k in names},
+              **{f"c:{c}": coeffs[c] for c in cnames}}
+
+    def fn(*vs: Any) -> Any:
+        v = dict(zip(values, vs, strict=True))
+        return opt.tensor_update(
+            {k: v[f"p:{k}"] for k in names}, {k: v[f"g:{k}"] for k in names},
+            {s: {k: v[f"b:{s}:{k}"] for k in names} for s in slots},
+            {c: v[f"c:{c}"] for c in cnames}, state.step == 0,
+        )
+
+    graph = trace(fn, {k: t.shape for k, t in values.items()}, None, like.field)
+    outs = compile_graph(graph)(values)
+    return ({k: outs[f"out[0].{k}"].numpy() for k in names},
+            {s: {k: outs[f"out[1].{s}.{k}"].numpy() for k in names} for s in slots})
+
+
+def _same_bits(a: Any, b: Any) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype == object:  # exact: Fractions compare exactly
+        return a.shape == b.shape and bool((a == b).all())
+    return a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float", "float32", "ieee32exec", "exact"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_compiled_tensor_update_equals_update_bit_for_bit(name: str, dtype: str) -> None:
+    """Coefficients computed per step and fed to one traced, compiled tensor update give
+    exactly `update`'s bits (the compiled runner's update relies on this)."""
+    case = CASES[name]
+    if dtype == "exact" and (case["optimizer"] != "sgd" or "clip" in case):
+        pytest.skip("square roots (of the optimizer or the clip) refuse exact: tested above")
+    opt = build_optimizer(case)
+    data = {k: tensor(PROBLEM[k], dtype) for k in ("X", "Y", "A")}
+    params = {k: tensor(v, dtype) for k, v in PROBLEM["params"].items()}
+    state = opt.init(params)
+    for _ in range(3 if dtype == "exact" else 4):  # covers the first update and later ones
+        grads = loss_grads(params, data)
+        if "clip" in case:
+            grads, _ = optim.clip_by_global_norm(grads, case["clip"])
+        want_p, want_b = traced_update(opt, params, grads, state)
+        params, state = opt.update(params, grads, state)
+        assert all(_same_bits(want_p[k], params[k].numpy()) for k in params), name
+        assert all(_same_bits(want_b[s][k], b.numpy())
+                   for s, named in state.buffers.items() for k, b in named.items()), name

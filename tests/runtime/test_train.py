@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 import torchlean as tl
+from torchlean.runtime.compiled_backend import CompiledBackend
 from torchlean.runtime.data.dataset import TensorDataset
 from torchlean.runtime.data.loader import batch_loader
+from torchlean.runtime.flat import FlatGrads
 from torchlean.spec import DataFormatError
 
 GRID = np.linspace(-1, 1, 5)
@@ -301,3 +303,89 @@ def test_report_plot_draws_the_curve_or_names_the_extra(tmp_path: Path) -> None:
         return
     report.plot(str(tmp_path / "loss.png"))
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- the compiled update: one program per optimizer, the eager update's bits ----------------------
+OPTIMIZERS: dict[str, Any] = {
+    "adam": lambda: tl.optim.adam(0.03),
+    "adam_wd_cosine": lambda: tl.optim.adam(
+        tl.optim.schedules.cosine(0.03, total_steps=5, warmup_steps=2), weight_decay=0.01),
+    "adamw_small_beta1": lambda: tl.optim.adamw(0.03, betas=(0.3, 0.9)),  # lerp's other branch
+    "sgd_momentum_step": lambda: tl.optim.sgd(tl.optim.schedules.step(0.05, 2), momentum=0.9),
+    "sgd_nesterov_wd": lambda: tl.optim.sgd(0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+    "sgd_dampening": lambda: tl.optim.sgd(0.05, momentum=0.9, dampening=0.5),
+    "rmsprop_centered_momentum_wd": lambda: tl.optim.rmsprop(
+        0.01, momentum=0.9, centered=True, weight_decay=0.01),
+    "adagrad_decay_wd_init": lambda: tl.optim.adagrad(
+        tl.optim.schedules.exponential(0.1, 0.9), lr_decay=0.01, weight_decay=0.01,
+        initial_accumulator_value=0.1),
+}
+EXACT_OPTIMIZERS: dict[str, Any] = {
+    "sgd_nesterov_wd": lambda: tl.optim.sgd(
+        Fraction(1, 8), momentum=Fraction(1, 2), nesterov=True, weight_decay=Fraction(1, 16)),
+    "sgd_dampening_step": lambda: tl.optim.sgd(
+        tl.optim.schedules.step(Fraction(1, 8), 1, Fraction(1, 2)), momentum=Fraction(1, 2),
+        dampening=Fraction(1, 4)),
+}
+
+
+def same_state(a: tl.train.Runner, b: tl.train.Runner) -> bool:
+    """Parameters and optimizer state of two runners, compared bit for bit (exactly for
+    `exact`, whose object arrays hold Fractions)."""
+    def same(x: Any, y: Any) -> bool:
+        x, y = x.numpy(), y.numpy()
+        if x.dtype == object:
+            return x.shape == y.shape and bool((x == y).all())
+        return x.dtype == y.dtype and x.tobytes() == y.tobytes()
+
+    sa, sb = a.opt_state, b.opt_state
+    assert sa is not None and sb is not None
+    return (same(a.flat, b.flat) and sa.step == sb.step and sa.buffers.keys() == sb.buffers.keys()
+            and all(same(sa.buffers[s]["params"], sb.buffers[s]["params"]) for s in sa.buffers))
+
+
+@pytest.mark.parametrize("dtype", ["float", "float32", "ieee32exec"])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_compiled_step_equals_eager_for_every_optimizer(name: str, dtype: str) -> None:
+    """6 steps on batches of 7 of 25 (so two batch shapes): the first update and later
+    ones, schedules, weight decay, momentum variants, the same bits and state."""
+    kw = {"n": 6, "batch_size": 7}
+    eager = fit(dtype, "eager", optimizer=OPTIMIZERS[name](), **kw)
+    compiled = fit(dtype, "compiled", optimizer=OPTIMIZERS[name](), **kw)
+    assert isinstance(compiled.backend, CompiledBackend) and compiled.backend._updates
+    assert same_state(eager, compiled)
+
+
+@pytest.mark.parametrize("name", list(EXACT_OPTIMIZERS))
+def test_compiled_exact_step_equals_eager(name: str) -> None:
+    eager = fit("exact", "eager", n=3, optimizer=EXACT_OPTIMIZERS[name]())
+    compiled = fit("exact", "compiled", n=3, optimizer=EXACT_OPTIMIZERS[name]())
+    assert all(isinstance(v, Fraction) for v in compiled.flat.numpy())
+    assert same_state(eager, compiled)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "exact"])
+def test_compiled_grads_come_flat_and_equal_eager(dtype: str) -> None:
+    task = tl.train.regression(tl.nn.build(mlp(), seed=0))
+    eager = tl.train.runner(task, dtype=dtype)
+    compiled = tl.train.runner(task, dtype=dtype, backend="compiled")
+    _, ge, _ = eager.loss_and_grads(X[:3], Y[:3])
+    _, gc, _ = compiled.loss_and_grads(X[:3], Y[:3])
+    assert isinstance(gc, FlatGrads) and list(gc) == list(ge) and len(gc) == len(ge)
+    assert gc.flat.shape == (compiled.layout.size,)
+    for k in ge:
+        a, b = ge[k].numpy(), gc[k].numpy()
+        assert a.shape == b.shape and (a == b).all() if dtype == "exact" else (
+            a.tobytes() == b.tobytes()), k
+    # grads named in a plain dict (flattened by the runner) update exactly as FlatGrads do
+    other = tl.train.runner(task, dtype=dtype, backend="compiled")
+    opt = tl.optim.sgd(Fraction(1, 8), momentum=Fraction(1, 2))
+    compiled.set_optimizer(opt).update(gc)
+    other.set_optimizer(opt).update(dict(gc))
+    assert same_state(compiled, other)
+
+
+def test_flat_grads_reject_a_vector_of_the_wrong_size() -> None:
+    r = tl.train.runner(tl.train.regression(tl.nn.build(mlp(), seed=0)))
+    with pytest.raises(ValueError, match=r"shape \(3,\) over float32 for a layout of 33"):
+        FlatGrads(r.layout, tl.tensor([1.0, 2.0, 3.0], "float32"))
