@@ -38,7 +38,7 @@ from .graph.ir import Graph
 from .optim import Optimizer, OptState
 from .tasks import Task
 
-__all__ = ["CompiledBackend"]
+__all__ = ["CompiledBackend", "CompiledUpdate"]
 
 _FLAT_GRADS = "grads"  # the training graph's output holding every gradient, flattened
 
@@ -92,12 +92,11 @@ def _arrays(field: Field, values: Mapping[str, Tensor], leaves: Sequence[str]) -
 
 
 class CompiledBackend:
-    """Predictions, losses, gradients and optimizer updates from compiled graphs."""
+    """Predictions, losses and gradients from compiled graphs."""
 
     def __init__(self, task: Task) -> None:
         self.task = task
         self._programs: dict[tuple[Any, ...], _Program] = {}
-        self._updates: dict[tuple[Any, ...], tuple[CompiledGraph, Optimizer]] = {}
 
     def _program(
         self, train: bool, params: Mapping[str, Tensor], buffers: Mapping[str, Tensor],
@@ -167,7 +166,18 @@ class CompiledBackend:
         )
         return outs["out.loss"], grads, {k: outs[f"out.buffer:{k}"] for k in names}
 
-    # -- optimizer updates ---------------------------------------------------------------
+class CompiledUpdate:
+    """Optimizer updates of a flat parameter vector, each run as one compiled program.
+
+    The program is traced once per (optimizer, first update or not, coefficients, state
+    slots, size, field) from the optimizer's step-independent `tensor_update`; the
+    step-dependent coefficients are its scalar inputs. The result has the same bits as
+    `optimizer.update`, op by op (like PyTorch's fused optimizers, whatever the backend
+    that computed the gradients)."""
+
+    def __init__(self) -> None:
+        self._updates: dict[tuple[Any, ...], tuple[CompiledGraph, Optimizer]] = {}
+
     def _update_program(
         self, optimizer: Optimizer, field: Field, size: int, first: bool,
         coeffs: tuple[str, ...], slots: tuple[str, ...],
@@ -193,7 +203,7 @@ class CompiledBackend:
         self._updates[key] = (program, optimizer)  # holding it keeps an id key unique
         return program
 
-    def apply_update(
+    def apply(
         self, optimizer: Optimizer, flat: Tensor, grads: Tensor, state: OptState[Any],
     ) -> tuple[Tensor, OptState[Any]]:
         """`optimizer.update` of one flat parameter vector (the state's buffers keyed by the

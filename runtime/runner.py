@@ -19,7 +19,7 @@ from ..spec.tensor import Tensor
 from ..spec.value import Value
 from . import autograd as ad
 from . import checkpoint
-from .compiled_backend import CompiledBackend
+from .compiled_backend import CompiledBackend, CompiledUpdate
 from .flat import FlatLayout
 from .optim import Optimizer, OptState
 from .tape import Traced
@@ -129,6 +129,7 @@ class Runner:
         self.buffers: dict[str, Tensor] = dict(self.model.buffers)
         self.mode: Mode = "train"
         self.step = 0
+        self._update = CompiledUpdate()
         self.optimizer: Optimizer | None = None
         self.opt_state: OptState[Any] | None = None
 
@@ -193,15 +194,10 @@ class Runner:
         if self.optimizer is None or self.opt_state is None:
             raise RuntimeError("update: no optimizer; call set_optimizer (or train.stepper)")
         gflat = self.layout.flatten(grads, "grads")  # no work for the compiled backend's
-        if isinstance(self.backend, CompiledBackend):  # one compiled program per update
-            flat, self.opt_state = self.backend.apply_update(
-                self.optimizer, self.flat, gflat, self.opt_state
-            )
-        else:  # eager: op by op, as written
-            new, self.opt_state = self.optimizer.update(
-                {"params": self.flat}, {"params": gflat}, self.opt_state
-            )
-            flat = new["params"]
+        # One compiled program per update whatever the backend (the same bits as the
+        # op-by-op `optimizer.update`, as PyTorch's eager mode uses fused optimizers).
+        flat, self.opt_state = self._update.apply(self.optimizer, self.flat, gflat,
+                                                  self.opt_state)
         self.set_flat(flat)
         self.step += 1
 
