@@ -27,7 +27,7 @@ import numpy as np
 from ..spec import functional as F
 from ..spec.errors import FieldMismatchError, UnsupportedOperation
 from ..spec.fields import Field
-from ..spec.nn import Mode
+from ..spec.nn import Mode, host_constant
 from ..spec.shapes import size_of
 from ..spec.tensor import Tensor
 from ..spec.value import Value
@@ -43,12 +43,16 @@ __all__ = ["CompiledBackend", "CompiledUpdate"]
 _FLAT_GRADS = "grads"  # the training graph's output holding every gradient, flattened
 
 
-def _refuse_dropout(like: Value, name: str, array: np.ndarray[Any, Any]) -> Value:
-    raise UnsupportedOperation(
-        "dropout", like.field.name,
-        f"the compiled backend cannot yet vary dropout masks per step ({name}); "
-        "use backend='eager' for models with dropout in train mode",
-    )
+def _bake_constants(like: Value, name: str, array: np.ndarray[Any, Any]) -> Value:
+    """Host constants of a pass become graph literals, except dropout masks (named
+    "<path>.mask"), which change every step and so cannot be baked in."""
+    if name.endswith(".mask"):
+        raise UnsupportedOperation(
+            "dropout", like.field.name,
+            f"the compiled backend cannot yet vary dropout masks per step ({name}); "
+            "use backend='eager' for models with dropout in train mode",
+        )
+    return host_constant(like, name, array)
 
 
 def with_flat_grads(graph: Graph, layout: FlatLayout) -> Graph:
@@ -118,7 +122,7 @@ class CompiledBackend:
             yv, bvals = (rest[0], rest[1:]) if y is not None else (None, rest)
             out, new = model.forward(
                 p, xv, buffers=dict(zip(names, bvals, strict=True)), mode=mode,
-                key=0 if mode == "train" else None, constant=_refuse_dropout,
+                key=0 if mode == "train" else None, constant=_bake_constants,
             )
             if yv is None:
                 return out

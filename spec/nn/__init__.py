@@ -57,8 +57,10 @@ from .losses import (
     one_hot_cross_entropy,
 )
 from .norms import BatchNorm, LayerNorm, batch_norm, layer_norm
+from .recurrent import GRU, LSTM, GRUCell, LSTMCell, gru, gru_cell, lstm, lstm_cell
 from .reshape import Flatten, Reshape, flatten, reshape
 from .shapetypes import Chw, Mat, Scalar, Vec
+from .transformer import TransformerEncoderBlock, transformer_encoder_block
 from .typed import shaped, untyped
 
 __all__ = [
@@ -66,7 +68,8 @@ __all__ = [
     "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "silu", "softmax",
     "log_softmax", "flatten", "reshape", "dropout", "layer_norm", "batch_norm", "residual",
     "sequential", "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool", "batch_norm2d",
-    "embedding", "multi_head_attention",
+    "embedding", "multi_head_attention", "gru_cell", "lstm_cell", "gru", "lstm",
+    "transformer_encoder_block",
     # building and running
     "build", "Built", "forward", "Context", "Mode", "ConstantHook", "host_constant",
     "dropout_mask", "state_specs", "initial_values",
@@ -79,5 +82,6 @@ __all__ = [
     "Module", "ParamSpec", "Scope", "Linear", "Activation", "LeakyReLU", "Softmax", "Dropout",
     "LayerNorm", "BatchNorm", "Flatten", "Reshape", "Sequential", "SameSequential",
     "Residual", "SameResidual", "Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool",
-    "BatchNorm2d", "Embedding", "MultiHeadAttention",
+    "BatchNorm2d", "Embedding", "MultiHeadAttention", "GRUCell", "LSTMCell", "GRU", "LSTM",
+    "TransformerEncoderBlock",
 ]
