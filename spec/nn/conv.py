@@ -17,8 +17,9 @@ from typing import Any, Generic, TypeVar
 from .. import functional as F
 from ..errors import ShapeError
 from ..value import Value
-from .checks import call_text, positive_int, real_number
+from .checks import call_text, positive_int
 from .layer import Layer, Module, ParamSpec, Scope
+from .norms import batch_norm_specs, check_batch_norm
 from .shapetypes import Chw, M, N, Vec
 
 __all__ = [
@@ -197,24 +198,13 @@ class BatchNorm2d(Layer[Chw[N, Any, Any], Chw[N, Any, Any]], Generic[N]):
     momentum: float = 0.1
 
     def __post_init__(self) -> None:
-        where = call_text("batch_norm2d", n=self.num_features, eps=self.eps,
-                          momentum=self.momentum)
-        positive_int(where, "n", self.num_features)
-        if not real_number(where, "eps", self.eps) > 0:
-            raise ValueError(f"{where}: eps must be positive, got {self.eps!r}")
-        if not 0 <= real_number(where, "momentum", self.momentum) <= 1:
-            raise ValueError(f"{where}: momentum must be in [0, 1], got {self.momentum!r}")
+        check_batch_norm("batch_norm2d", self.num_features, self.eps, self.momentum)
 
     def describe(self) -> str:
         return f"batch_norm2d {self.num_features}"
 
     def own_specs(self) -> tuple[ParamSpec, ...]:
-        n = self.num_features
-        return (
-            ParamSpec("weight", (n,), "ones"), ParamSpec("bias", (n,), "zeros"),
-            ParamSpec("running_mean", (n,), "zeros", buffer=True),
-            ParamSpec("running_var", (n,), "ones", buffer=True),
-        )
+        return batch_norm_specs(self.num_features)
 
     def forward(self, x: V, scope: Scope[V]) -> V:
         n = self.num_features

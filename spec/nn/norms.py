@@ -28,6 +28,25 @@ def _affine_specs(n: int) -> tuple[ParamSpec, ParamSpec]:
     return ParamSpec("weight", (n,), "ones"), ParamSpec("bias", (n,), "zeros")
 
 
+
+def check_batch_norm(layer: str, n: object, eps: object, momentum: object) -> None:
+    """Reject a non-positive size, eps <= 0 or momentum outside [0, 1], naming the layer."""
+    where = call_text(layer, n=n, eps=eps, momentum=momentum)
+    positive_int(where, "n", n)
+    if not real_number(where, "eps", eps) > 0:
+        raise ValueError(f"{where}: eps must be positive, got {eps!r}")
+    if not 0 <= real_number(where, "momentum", momentum) <= 1:
+        raise ValueError(f"{where}: momentum must be in [0, 1], got {momentum!r}")
+
+
+def batch_norm_specs(n: int) -> tuple[ParamSpec, ...]:
+    """weight 1 and bias 0 (trained), running_mean 0 and running_var 1 (buffers)."""
+    return (
+        *_affine_specs(n),
+        ParamSpec("running_mean", (n,), "zeros", buffer=True),
+        ParamSpec("running_var", (n,), "ones", buffer=True),
+    )
+
 @dataclass(frozen=True, slots=True, repr=False)
 class LayerNorm(Layer[Vec[N], Vec[N]], Generic[N]):
     """Normalise each example over its last axis of size n, then scale and shift.
@@ -84,25 +103,13 @@ class BatchNorm(Layer[Vec[N], Vec[N]], Generic[N]):
     momentum: float = 0.1
 
     def __post_init__(self) -> None:
-        where = call_text(
-            "batch_norm", n=self.num_features, eps=self.eps, momentum=self.momentum
-        )
-        positive_int(where, "n", self.num_features)
-        if not real_number(where, "eps", self.eps) > 0:
-            raise ValueError(f"{where}: eps must be positive, got {self.eps!r}")
-        if not 0 <= real_number(where, "momentum", self.momentum) <= 1:
-            raise ValueError(f"{where}: momentum must be in [0, 1], got {self.momentum!r}")
+        check_batch_norm("batch_norm", self.num_features, self.eps, self.momentum)
 
     def describe(self) -> str:
         return f"batch_norm {self.num_features}"
 
     def own_specs(self) -> tuple[ParamSpec, ...]:
-        n = self.num_features
-        return (
-            *_affine_specs(n),
-            ParamSpec("running_mean", (n,), "zeros", buffer=True),
-            ParamSpec("running_var", (n,), "ones", buffer=True),
-        )
+        return batch_norm_specs(self.num_features)
 
     def forward(self, x: V, scope: Scope[V]) -> V:
         n = self.num_features
