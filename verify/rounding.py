@@ -48,6 +48,7 @@ from ..spec.ops import apply
 from ..spec.tensor import Tensor
 
 __all__ = [
+    "METHODS",
     "MODES",
     "ULP_BUDGET",
     "RoundingBoundError",
@@ -60,6 +61,7 @@ __all__ = [
 
 Mode = Literal["ieee32exec", "float32_any_order"]
 MODES: tuple[str, ...] = ("ieee32exec", "float32_any_order")
+METHODS: tuple[str, ...] = ("affine", "elementwise")
 U32 = 2.0**-24
 ETA = 2.0**-150  # half the binary32 subnormal spacing 2^-149
 SUBNORMAL = 2.0**-126  # smallest normal binary32
@@ -97,6 +99,16 @@ def _mig(lo: Arr, hi: Arr) -> Arr:
     return np.where((lo <= 0) & (hi >= 0), 0.0, np.minimum(np.abs(lo), np.abs(hi)))
 
 
+def half_ulp(m: Any, u: float) -> Arr:
+    """u * 2^floor(log2 m): the largest rounding error of a round-to-nearest result whose
+    exact value has magnitude <= m and is normal (an exponent of m, not m itself: up to 2x
+    below u*m). Exact in binary64 (a power of two times u)."""
+    mm = np.asarray(m, dtype=np.float64)
+    _, ex = np.frexp(mm)  # mm = f 2^ex with f in [1/2, 1): floor(log2 mm) = ex - 1
+    out = np.ldexp(np.full_like(mm, u), ex - 1)
+    return np.asarray(np.where(np.isfinite(mm), np.where(mm > 0, out, 0.0), np.inf))
+
+
 def gamma(m: Any, u: float) -> Arr:
     """An upper bound of gamma_m = m u / (1 - m u) (elementwise over m)."""
     mu = np.asarray(m, dtype=np.float64) * u  # exact: u is a power of two, m < 2^53
@@ -131,7 +143,7 @@ class Ctx:
         """Rounding error of one correctly rounded result of magnitude <= m."""
         if not self.rounds:
             return np.zeros_like(m)
-        return _up(_up(self.u * m) + np.where(may_sub, ETA, 0.0))
+        return _up(_up(half_ulp(m, self.u)) + np.where(may_sub, ETA, 0.0))
 
     def rho_fn(self, m: Arr, may_sub: Arr) -> Arr:
         """Rounding error of a function value: correctly rounded, or ULP_BUDGET ulps."""
@@ -153,7 +165,7 @@ def _add(a: Bound, b: Bound, c: Ctx, sign: int = 1) -> Bound:
         lo, hi = _dn(a.lo - b.hi), _up(a.hi - b.lo)
     ep = _up(a.e + b.e)
     # No underflow term: a subnormal sum of binary32 numbers is exact.
-    r = _up(c.u * _up(_mag(lo, hi) + ep)) if c.rounds else np.zeros_like(ep)
+    r = half_ulp(_up(_mag(lo, hi) + ep), c.u) if c.rounds else np.zeros_like(ep)
     return Bound(lo, hi, _up(ep + r))
 
 
@@ -257,7 +269,7 @@ def _sqrt(a: Bound, c: Ctx) -> Bound:
     with np.errstate(divide="ignore"):
         lip = np.where(wmin > 0, _up(a.e / _dn(2 * wmin)), np.inf)
     ep = np.minimum(lip, _up(np.sqrt(a.e)))
-    r = _up(c.u * _up(hi + ep)) if c.rounds else np.zeros_like(ep)  # never subnormal
+    r = half_ulp(_up(hi + ep), c.u) if c.rounds else np.zeros_like(ep)  # never subnormal
     return Bound(lo, hi, _up(ep + r))
 
 
@@ -318,7 +330,7 @@ def _left_fold(tlo: Arr, thi: Arr, te: Arr, tmag: Arr, c: Ctx, products: bool) -
             err = _up(err + tk)
         else:
             step = _up(err + tk)
-            err = _up(step + _up(c.u * _up(_mag(slo, shi) + step)))
+            err = _up(step + half_ulp(_up(_mag(slo, shi) + step), c.u))
         if np.any(_up(_mag(slo, shi) + err) >= OVERFLOW):
             raise RoundingBoundError(f"{c.where}: a partial sum may overflow binary32")
     return Bound(slo, shi, err)
@@ -567,6 +579,235 @@ def _propagate(graph: Graph, params: dict[str, Arr], boxes: dict[str, tuple[Arr,
     return env
 
 
+# -- affine (first-order) propagation ------------------------------------------------------
+# Each node's error is carried as sum_k c_k eps_k over symbols |eps_k| <= 1, grouped in
+# blocks: block j holds the symbols created at node j (one per element of node j), stored
+# as coefficients of shape node.shape + (size of node j,). A symbol stands for whatever
+# value (error / its bound) takes at the given input: no independence is assumed, so the
+# bound sum |c_k| is sound whatever the symbols' correlations; sharing a symbol between
+# paths only lets signed coefficients (W @ C) cancel where the same error meets itself.
+# Everything not linear in earlier symbols (local roundings, second-order and
+# linearisation terms, the binary64 error of computing coefficients) goes into a fresh
+# diagonal block of the node, with a rigorous elementwise magnitude.
+U64 = 2.0**-53
+TINY64 = 2.0**-1074  # binary64 subnormal spacing: an underflowing coefficient's error
+AFFINE_MAX_SIZE = 4096  # larger nodes: method="affine" falls back to "elementwise"
+Blocks = dict[int, Arr]
+
+
+def _lin(blocks: Blocks, shape: tuple[int, ...]) -> Arr:
+    """An upper bound of sum |c| per element over all blocks."""
+    tot = np.zeros(shape)
+    for cf in blocks.values():
+        k = cf.shape[-1]
+        s = np.sum(np.abs(cf), axis=-1)
+        # any-order float sum of k nonnegatives: s_true <= s (1 + 2 gamma_k), no underflow
+        tot = _up(tot + _up(s * _up(1.0 + 4.0 * k * U64)))
+    return tot
+
+
+def _nsym(blocks: Blocks) -> int:
+    return sum(cf.shape[-1] for cf in blocks.values())
+
+
+def _slop(lin_computed: Arr, nsym: int) -> Arr:
+    """sum |d| over the symbols, d the binary64 error of coefficients computed by one
+    correctly rounded op each (|d| <= U64 |c| <= 2 U64 |c~|, plus underflow)."""
+    return _up(_up(2.0 * U64 * lin_computed) + nsym * TINY64)
+
+
+class _TooLarge(Exception):
+    """A fresh block would need more than AFFINE_MAX_SIZE symbols."""
+
+
+def _fresh(nid: int, mag: Arr) -> Blocks:
+    if not np.any(mag > 0):
+        return {}
+    size = mag.size
+    if size > AFFINE_MAX_SIZE:
+        raise _TooLarge(nid)
+    cf = np.zeros((size, size))
+    cf[np.arange(size), np.arange(size)] = mag.ravel()
+    return {nid: cf.reshape(mag.shape + (size,))}
+
+
+def _bcast(cf: Arr, shape: tuple[int, ...]) -> Arr:
+    lead = cf.ndim - 1
+    cf = cf.reshape((1,) * (len(shape) - lead) + cf.shape)
+    return np.broadcast_to(cf, shape + cf.shape[-1:])
+
+
+def _combine(terms: Sequence[tuple[Arr | float, Blocks]], shape: tuple[int, ...]) -> Blocks:
+    """sum_i s_i * blocks_i (s_i scalars or arrays broadcasting to shape)."""
+    out: Blocks = {}
+    for s, blocks in terms:
+        sv = np.asarray(s, dtype=np.float64)
+        sv = sv.reshape((1,) * (len(shape) - sv.ndim) + sv.shape)[..., None]
+        for j, cf in blocks.items():
+            v = _bcast(cf, shape) * sv
+            out[j] = out[j] + v if j in out else np.array(v)
+    return out
+
+
+def _merge(a: Blocks, b: Blocks) -> Blocks:
+    out = dict(a)
+    for j, cf in b.items():
+        out[j] = out[j] + cf if j in out else cf
+    return out
+
+
+@dataclass
+class Form:
+    """A node in the affine pass: the real enclosure, the error bound in force (the
+    smaller of the elementwise and the affine one, both sound) and the symbol blocks."""
+
+    lo: Arr
+    hi: Arr
+    e: Arr
+    blocks: Blocks
+
+    @property
+    def widened(self) -> Bound:
+        """An enclosure of the real and the computed value, with no error of its own."""
+        return Bound(_dn(self.lo - self.e), _up(self.hi + self.e), np.zeros_like(self.e))
+
+    @property
+    def exact_point(self) -> bool:
+        return not self.blocks and bool(np.all(self.lo == self.hi)) and \
+            not np.any(self.e > 0)
+
+
+def _mid_rad(lo: Arr, hi: Arr) -> tuple[Arr, Arr]:
+    mid = lo + (hi - lo) / 2  # any value works: rad is an upper bound of |x - mid|
+    mid = np.where(np.isfinite(mid), mid, 0.0)
+    return mid, np.maximum(_up(hi - mid), _up(mid - lo))
+
+
+def _affine_rule(op: str, nid: int, args: list[Form], attrs: dict[str, Any], c: Ctx,
+                 shape: tuple[int, ...]) -> Blocks:
+    """The node's blocks: the propagated first-order part plus a fresh block for the rest."""
+    def local() -> Arr:  # rounding of the op applied to the computed arguments
+        return _rule(op, [a.widened for a in args], attrs, c).e
+
+    if op in _STRUCTURAL:
+        return _gather(op, args, attrs, shape)
+    if op in ("add", "sub"):
+        a, b = args
+        out = _combine([(1.0, a.blocks), (1.0 if op == "add" else -1.0, b.blocks)], shape)
+        return _merge(out, _fresh(nid, _up(local() + _slop(_lin(out, shape), _nsym(out)))))
+    if op == "neg":
+        return {j: -cf for j, cf in args[0].blocks.items()}
+    if op in ("mul", "square"):
+        a, b = (args[0], args[0]) if op == "square" else (args[0], args[1])
+        am, ar = _mid_rad(a.lo, a.hi)
+        bm, br = _mid_rad(b.lo, b.hi)
+        out = _combine([(bm, a.blocks), (am, b.blocks)], shape)
+        # a^ b^ - a b = am E_b + bm E_a + (a - am) E_b + (b - bm) E_a + E_a E_b
+        rest = _up(_up(_up(ar * b.e) + _up(br * a.e)) + _up(a.e * b.e))
+        rest = _up(rest + _slop(_lin(out, shape), _nsym(out)))
+        return _merge(out, _fresh(nid, _up(local() + np.broadcast_to(rest, shape))))
+    if op == "div" and args[1].exact_point:
+        a, b = args
+        out = _combine([(1.0 / b.lo, a.blocks)], shape)  # 1/b rounded: in the slop below
+        slop = _up(2.0 * _slop(_lin(out, shape), _nsym(out)))
+        return _merge(out, _fresh(nid, _up(local() + slop)))
+    if op == "sum":
+        return _affine_sum(nid, args[0], tuple(attrs["axes"]), bool(attrs["keepdims"]), shape,
+                           local())
+    if op == "matmul" and (args[0].exact_point or args[1].exact_point):
+        return _affine_matmul(nid, args, c, shape, local())
+    if op == "relu":
+        a = args[0]
+        w = a.widened
+        active, inactive = w.lo >= 0, w.hi <= 0
+        # relu(z^) - relu(z) = lam (z^ - z), lam in [0, 1] = 1/2 + [-1/2, 1/2]
+        fac = np.where(active, 1.0, np.where(inactive, 0.0, 0.5))
+        out = _combine([(fac, a.blocks)], shape)
+        return _merge(out, _fresh(nid, np.where(active | inactive, 0.0, _up(a.e / 2))))
+    if op == "abs":
+        a = args[0]
+        w = a.widened
+        sign = np.where(w.lo >= 0, 1.0, np.where(w.hi <= 0, -1.0, 0.0))
+        out = _combine([(sign, a.blocks)], shape)
+        return _merge(out, _fresh(nid, np.where(sign == 0, a.e, 0.0)))
+    # anything else: the elementwise rule on the arguments' bounds, as one fresh block
+    return _fresh(nid, _rule(op, [Bound(a.lo, a.hi, a.e) for a in args], attrs, c).e)
+
+
+def _affine_matmul(nid: int, args: list[Form], c: Ctx, shape: tuple[int, ...],
+                   local: Arr) -> Blocks:
+    a, b = args
+    out: Blocks = {}
+    if a.exact_point:  # W @ X: coefficients [..., K, N, s]
+        w, kdim = a.lo, a.lo.shape[-1]
+        for j, cf in b.blocks.items():
+            out[j] = np.einsum("...mk,...kns->...mns", w, cf)
+        absw, lin_in = np.abs(w), _lin(b.blocks, b.lo.shape)
+        slop_lin = _up(np.matmul(absw, lin_in) * _up(1.0 + 4.0 * kdim * U64))
+    else:  # X @ W
+        w, kdim = b.lo, b.lo.shape[-2]
+        for j, cf in a.blocks.items():
+            out[j] = np.einsum("...mks,...kn->...mns", cf, w)
+        absw, lin_in = np.abs(w), _lin(a.blocks, a.lo.shape)
+        slop_lin = _up(np.matmul(lin_in, absw) * _up(1.0 + 4.0 * kdim * U64))
+    out = {j: np.broadcast_to(cf, shape + cf.shape[-1:]) for j, cf in out.items()}
+    # binary64 matmul of coefficients: |d| <= gamma_K |W| |C| (Higham 3.5), summed over s;
+    # the second factor bounds the binary64 evaluation of |W| lin itself
+    slop = _up(_up(gamma(kdim + 2, U64) * slop_lin) + kdim * _nsym(out) * TINY64)
+    return _merge(out, _fresh(nid, _up(local + slop)))
+
+
+def _affine_sum(nid: int, a: Form, axes: tuple[int, ...], keepdims: bool,
+                shape: tuple[int, ...], local: Arr) -> Blocks:
+    out = {j: np.sum(cf, axis=axes, keepdims=keepdims).reshape(shape + cf.shape[-1:])
+           for j, cf in a.blocks.items()}
+    m = int(np.prod([a.lo.shape[i] for i in axes]))
+    lin_in = np.sum(_lin(a.blocks, a.lo.shape), axis=axes, keepdims=keepdims).reshape(shape)
+    # binary64 sums of m coefficients: |d| <= gamma_m sum |c| (any order, Higham 4.2)
+    slop = _up(_up(gamma(m + 2, U64) * _up(lin_in * _up(1.0 + 4.0 * m * U64)))
+               + m * _nsym(out) * TINY64)
+    return _merge(out, _fresh(nid, _up(local + slop)))
+
+
+def _gather(op: str, args: list[Form], attrs: dict[str, Any], shape: tuple[int, ...]) -> Blocks:
+    """A structural op moves coefficients like values: run it on element indices (1-based;
+    0 marks a zero the op fills in) and gather the coefficient rows."""
+    ids: list[Tensor] = []
+    offset = 1
+    for a in args:
+        ids.append(Tensor(np.arange(offset, offset + a.lo.size, dtype=np.float64)
+                          .reshape(a.lo.shape), _F64))
+        offset += a.lo.size
+    idx = np.asarray(apply(op, ids[0], *ids[1:], **attrs).data, dtype=np.int64).ravel()
+    out: Blocks = {}
+    for j in {j for a in args for j in a.blocks}:
+        k = next(a.blocks[j].shape[-1] for a in args if j in a.blocks)
+        table = np.zeros((offset, k))
+        start = 1
+        for a in args:
+            if j in a.blocks:
+                table[start:start + a.lo.size] = a.blocks[j].reshape(a.lo.size, k)
+            start += a.lo.size
+        out[j] = table[idx].reshape(shape + (k,))
+    return out
+
+
+def _propagate_affine(graph: Graph, env: list[Bound], mode: str, u: float) -> list[Form]:
+    """The affine pass over the elementwise pass's enclosures `env`."""
+    forms: list[Form] = []
+    for n in graph.nodes:
+        el = env[n.id]
+        c = Ctx(mode, u, True, f"node %{n.id} ({n.op})")
+        if n.op in ("param", "input", "const", "literal"):
+            blocks = _fresh(n.id, el.e)  # the leaf's own rounding (or none)
+        else:
+            blocks = _affine_rule(n.op, n.id, [forms[i] for i in n.args], n.attr_dict, c,
+                                  tuple(n.shape))
+        e = np.minimum(_lin(blocks, tuple(n.shape)), el.e)
+        forms.append(Form(el.lo, el.hi, e, blocks))
+    return forms
+
+
 # -- report --------------------------------------------------------------------------------
 @dataclass
 class RoundingReport:
@@ -577,6 +818,7 @@ class RoundingReport:
     u: float
     bounds: dict[str, Arr]
     enclosures: dict[str, tuple[Arr, Arr]]
+    method: str = "affine"
     contributions: dict[str, float] = field(default_factory=dict)
     observed: dict[str, Arr] = field(default_factory=dict)
     samples: int = 0
@@ -604,7 +846,8 @@ class RoundingReport:
         return max(self.contributions.items(), key=lambda kv: kv[1])
 
     def __str__(self) -> str:
-        lines = [f"rounding bound ({self.mode}, u = 2^{int(math.log2(self.u))}): "
+        lines = [f"rounding bound ({self.mode}, {self.method}, "
+                 f"u = 2^{int(math.log2(self.u))}): "
                  f"max {self.bound:.3e}"]
         for name, b in self.bounds.items():
             lines.append(f"  {name}: max {float(np.max(b, initial=0.0)):.3e}")
@@ -619,7 +862,7 @@ class RoundingReport:
 def error_bound(model_or_graph: Any, params: Mapping[str, Any] | None, box: Any,
                 dtype: str = "ieee32exec", *, inputs_are_float32: bool = True,
                 samples: int = 0, seed: int = 0, attribute: bool = True,
-                u: float = U32) -> RoundingReport:
+                u: float = U32, method: str = "affine") -> RoundingReport:
     """Bounds on |fl(f(x)) - f(x)| for every x in the box, per output element.
 
     `box` is (lower, upper) for a one-input graph or a mapping input name -> (lower, upper).
@@ -629,6 +872,14 @@ def error_bound(model_or_graph: Any, params: Mapping[str, Any] | None, box: Any,
     must be binary32); otherwise any reals in the box, rounded to binary32 on entry.
     `samples` > 0 also runs ieee32exec at that many points (endpoints, midpoint, random)
     against the real value. `u` may be changed only to test the tests.
+    `method` "affine" (default) carries first-order error terms with signs through the
+    graph (errors passing through W @ may cancel); "elementwise" propagates magnitudes
+    only. Both are sound; the report's bound is the smaller of the two per element
+    for "affine". A graph where a node with rounding errors has over AFFINE_MAX_SIZE
+    elements falls back to "elementwise" (report.method says which was used).
+    The report's `contributions` are, for "affine", the part of the bound carried by each
+    node's own symbols (a node that gets no linear rule also carries the errors it received);
+    for "elementwise", the bound with only that node rounding.
     """
     if dtype not in MODES:
         raise ValueError(f"dtype must be one of {MODES}, got {dtype!r}")
@@ -646,12 +897,28 @@ def error_bound(model_or_graph: Any, params: Mapping[str, Any] | None, box: Any,
                         f"input {name!r}: box endpoints are not binary32 values; round them "
                         "or pass inputs_are_float32=False")
     env = _propagate(graph, p32, boxes, dtype, u, inputs_are_float32)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    forms = None
+    if method == "affine":
+        try:
+            forms = _propagate_affine(graph, env, dtype, u)
+        except _TooLarge:  # dense coefficient blocks would not fit: the stated fallback
+            method = "elementwise"
     report = RoundingReport(
         dtype, u,
-        {name: env[i].e for name, i in graph.outputs},
+        {name: (forms[i].e if forms else env[i].e) for name, i in graph.outputs},
         {name: (env[i].lo, env[i].hi) for name, i in graph.outputs},
+        method=method,
     )
-    if attribute:
+    if attribute and forms:
+        for j in sorted({j for _, i in graph.outputs for j in forms[i].blocks}):
+            worst = max(float(np.max(_lin({j: forms[i].blocks[j]}, tuple(graph.nodes[i].shape)),
+                                      initial=0.0))
+                        for _, i in graph.outputs if j in forms[i].blocks)
+            # capped: the bound is min(affine, elementwise), a block alone is at most it
+            report.contributions[f"%{j} ({graph.nodes[j].op})"] = min(worst, report.bound)
+    elif attribute:
         for n in graph.nodes:
             if n.op in ("param",) or n.op in _STRUCTURAL:
                 continue

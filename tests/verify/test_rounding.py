@@ -55,7 +55,7 @@ def _points(lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator, n: int) ->
     return [{"x": p.astype(np.float64)} for p in pts]
 
 
-@settings(deadline=None, max_examples=60)
+@settings(deadline=None, max_examples=80)
 @given(
     st.lists(st.integers(1, 4), min_size=2, max_size=3),
     st.sampled_from(sorted(ACTS)),
@@ -64,16 +64,18 @@ def _points(lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator, n: int) ->
     st.sampled_from(["normal", "pow2", "tiny", "cancel"]),
     st.sampled_from([0.0, 2.0**-20, 0.01, 1.0]),
     st.sampled_from(["ieee32exec", "float32_any_order"]),
+    st.sampled_from(["affine", "elementwise"]),
 )
 def test_observed_error_never_exceeds_the_bound(sizes, act, head, seed, special, radius,
-                                                mode):
+                                                mode, method):
     net, params = _mlp(sizes, act, head and sizes[-1] > 1, seed, special)
     rng = np.random.default_rng(seed)
     c = rng.normal(size=sizes[0]).astype(f32)
     if special == "cancel" and sizes[0] >= 2:
         c[1] = np.nextafter(c[0], f32(np.inf))  # nearly equal inputs
     lo, hi = (c - f32(radius)).astype(f32), (c + f32(radius)).astype(f32)
-    rep = error_bound(net, params, (lo, hi), mode, attribute=False)
+    rep = error_bound(net, params, (lo, hi), mode, attribute=False, method=method)
+    assert rep.method == method
     obs = observed_error(_graph(net, sizes[0]), params, _points(lo, hi, rng, 4))
     for name, b in rep.bounds.items():
         # no tolerance: the bound is a proven upper bound, observed errors are exact
@@ -174,3 +176,37 @@ def test_division_by_possible_zero_refused():
     g = trace(lambda v: 1 / v, {"x": (1,)}, field="ieee32exec")
     with pytest.raises(RoundingBoundError, match="divisor"):
         error_bound(g, {}, (np.array([-1], f32), np.array([1], f32)))
+
+
+def test_affine_lets_a_shared_error_cancel():
+    # s = x0 + x1 rounds once; s broadcast to two entries and combined with (1, -1) is
+    # exactly 0: the affine bound keeps the one symbol and its cancellation, the
+    # elementwise bound adds the two copies' magnitudes.
+    g = trace(lambda p, v: F.matmul(p["w"], F.broadcast_to(F.sum(v, 0, keepdims=True), (2,))),
+              {"x": (2,)}, {"w": (2,)}, field="ieee32exec")
+    w = {"w": np.array([1, -1], dtype=f32)}
+    box = (np.array([1, 2], dtype=f32), np.array([1.5, 2.5], dtype=f32))
+    aff = error_bound(g, w, box, attribute=False)
+    ele = error_bound(g, w, box, attribute=False, method="elementwise")
+    # the rounding of s (s in [3, 5], bound 2^-24 * 4) enters the elementwise bound
+    # twice (|1| + |-1|) and the affine bound not at all (1 - 1 = 0); the matmul's own
+    # rounding enters both alike, so the gap is 2 * 2^-22 less binary64 slop (< 2^-40)
+    assert ele.bound - aff.bound >= 2.0**-21 - 2.0**-40, (aff.bound, ele.bound)
+
+
+def test_affine_mlp_bound_is_tighter_and_sound():
+    net, params = _mlp([6, 8, 8, 3], "relu", False, 3, "normal")
+    rng = np.random.default_rng(3)
+    c = rng.random(6).astype(f32)
+    lo, hi = c - f32(0.01), c + f32(0.01)
+    aff = error_bound(net, params, (lo, hi), attribute=False)
+    ele = error_bound(net, params, (lo, hi), attribute=False, method="elementwise")
+    obs = observed_error(_graph(net, 6), params, _points(lo, hi, rng, 6))["out"]
+    assert np.all(aff.bounds["out"] <= ele.bounds["out"])  # min of both by construction
+    assert np.all(obs <= aff.bounds["out"])
+
+
+def test_unknown_method_refused():
+    g = trace(lambda v: v * 1, {"x": (1,)}, field="ieee32exec")
+    with pytest.raises(ValueError, match="method"):
+        error_bound_at(g, {}, np.ones(1, f32), method="zonotope")
