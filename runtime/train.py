@@ -239,7 +239,7 @@ def evaluate(
     """Mean loss (and accuracy for classification) over batches, in eval mode."""
     mode = runner.mode
     runner.eval()
-    total, count, correct = 0.0, 0, 0.0
+    total, count, correct, predictions = 0.0, 0, 0.0, 0
     for x, y in batches:
         pred = runner.predict(x)
         n = pred.shape[0] if pred.ndim else 1
@@ -248,12 +248,13 @@ def evaluate(
         if task.kind != "regression":
             hits = Task(runner.model, task.kind).correct(pred, runner.as_input(y))
             correct += _as_float(hits)  # type: ignore[arg-type]
+            predictions += pred.size // pred.shape[-1]  # one per position, e.g. per token
     runner.mode = mode
     if count == 0:
         raise ValueError("evaluate: no samples")
     out = {"loss": total / count}
     if task.kind != "regression":
-        out["accuracy"] = correct / count
+        out["accuracy"] = correct / predictions
     return out
 
 

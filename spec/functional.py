@@ -37,7 +37,7 @@ __all__ = [
     # convolution, pooling, normalisation, embedding, attention (composites)
     "pad", "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
     "global_avg_pool", "group_norm", "rms_norm", "embedding", "causal_mask",
-    "scaled_dot_product_attention",
+    "scaled_dot_product_attention", "conv_transpose2d",
 ]
 
 
@@ -677,6 +677,67 @@ def scaled_dot_product_attention(q: V, k: V, v: V, mask: V | None = None,
         e = mul(exp(sub(kept, max(kept, -1, keepdims=True))), mask)
         weights = div(e, sum(e, -1, keepdims=True))
     return matmul(weights, v)
+
+
+def _flip(a: V, axis: int) -> V:
+    """`a` reversed along `axis` (slices never step backwards: a concat of unit slices)."""
+    n = a.shape[axis]
+    if n == 1:
+        return a
+    full = [(0, d, 1) for d in a.shape]
+    parts = [slice_axes(a, full[:axis] + [(i, i + 1, 1)] + full[axis + 1:])
+             for i in reversed(range(n))]
+    return concat(parts, axis=axis)
+
+
+def conv_transpose2d(x: V, weight: V, bias: V | None = None, stride: int | Sequence[int] = 1,
+                     padding: int | Sequence[int] = 0,
+                     output_padding: int | Sequence[int] = 0, groups: int = 1,
+                     dilation: int | Sequence[int] = 1) -> V:
+    """PyTorch's F.conv_transpose2d (the adjoint of conv2d in x): x (N, C, H, W) or
+    (C, H, W), weight (C, O // groups, kh, kw), bias (O,). Output (N, O, OH, OW) with
+    OH = (H - 1) s - 2 p + d (kh - 1) + output_padding + 1; output_padding must be below
+    the stride or the dilation. Computed as conv2d (stride 1) of the input spread out with
+    s - 1 zeros between entries and padded by d (k - 1) - p, with the kernel flipped and
+    its channel axes swapped per group."""
+    where = "conv_transpose2d"
+    st, pd, dl = (_pair(where, "stride", stride, 1), _pair(where, "padding", padding, 0),
+                  _pair(where, "dilation", dilation, 1))
+    op = _pair(where, "output_padding", output_padding, 0)
+    if any(o >= builtins.max(s, d) for o, s, d in zip(op, st, dl, strict=True)):
+        raise ValueError(f"{where}: output_padding {op} must be below the stride {st} or the "
+                         f"dilation {dl}")
+    xb, unbatched = _image(where, x)
+    n, c, h, w = xb.shape
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{where}: groups must be a positive int, got {groups!r}")
+    if weight.ndim != 4 or weight.shape[0] != c or c % groups:
+        raise ShapeError(f"{where}: input {xb.shape} and weight {weight.shape} do not fit "
+                         f"groups={groups} (need weight (C, O/groups, kh, kw), C divisible by "
+                         "groups)")
+    _, og, kh, kw = weight.shape
+    cg = c // groups
+    # Per group the kernel maps O/groups -> C/groups in the forward conv: swap the channel
+    # axes within each group and flip the window (the adjoint of cross-correlation).
+    wg = transpose(reshape(weight, (groups, cg, og, kh, kw)), (0, 2, 1, 3, 4))
+    wf = _flip(_flip(reshape(wg, (groups * og, cg, kh, kw)), 2), 3)
+    # Spread and pad in one unslice: entry (i, j) of x lands at (lo + s i, lo + s j) of a
+    # zero image whose far side also gets output_padding; lo = d (k - 1) - p may be
+    # negative, then the image is padded by d (k - 1) and cropped by p afterwards.
+    full = [d * (k - 1) for d, k in zip(dl, (kh, kw), strict=True)]
+    lo = [f - p if f >= p else f for f, p in zip(full, pd, strict=True)]
+    crop = [0 if f >= p else p for f, p in zip(full, pd, strict=True)]
+    sizes = [(size - 1) * s + 1 + 2 * low + o
+             for size, s, low, o in zip((h, w), st, lo, op, strict=True)]
+    if any(size - 2 * k < f + 1 for size, k, f in zip(sizes, crop, full, strict=True)):
+        raise ShapeError(f"{where}: input {xb.shape} with padding {pd} leaves no output")
+    spread = apply_unslice(xb, (n, c, *sizes), [(0, n, 1), (0, c, 1)] + [
+        (low, low + (size - 1) * s + 1, s) for size, s, low in zip((h, w), st, lo, strict=True)])
+    if any(crop):
+        spread = slice_axes(spread, [(0, n, 1), (0, c, 1)] + [
+            (k, size - k, 1) for k, size in zip(crop, sizes, strict=True)])
+    y = conv2d(spread, wf, bias, 1, 0, dl, groups)
+    return reshape(y, y.shape[1:]) if unbatched else y
 
 
 from . import ops as _ops  # noqa: E402,F401  (registers the op table)

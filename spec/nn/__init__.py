@@ -45,6 +45,7 @@ from .conv import (
 )
 from .dropout import Dropout, dropout, dropout_mask
 from .forward import forward, state_specs
+from .interop import load_state_dict, read_npz
 from .layer import Layer, LayerLike, Module, ParamSpec, SameShape, Scope
 from .linear import Linear, linear
 from .losses import (
@@ -73,6 +74,8 @@ __all__ = [
     # building and running
     "build", "Built", "forward", "Context", "Mode", "ConstantHook", "host_constant",
     "dropout_mask", "state_specs", "initial_values",
+    # weights from PyTorch
+    "load_state_dict", "read_npz",
     # losses
     "mse", "mae", "huber", "cross_entropy", "one_hot_cross_entropy", "bce_with_logits",
     "Reduction",

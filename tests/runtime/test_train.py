@@ -286,8 +286,15 @@ def test_ieee32exec_training_ignores_the_blas_thread_count(tmp_path: Path) -> No
     digests = set()
     for threads in ("1", "2"):
         env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
-        out = subprocess.run([sys.executable, "-c", TRAIN_AND_HASH], env=env, cwd=tmp_path,
-                             capture_output=True, text=True, timeout=300, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", TRAIN_AND_HASH],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
         digests.add(out.stdout.strip())
     assert len(digests) == 1, digests
 
@@ -308,29 +315,38 @@ def test_report_plot_draws_the_curve_or_names_the_extra(tmp_path: Path) -> None:
 OPTIMIZERS: dict[str, Any] = {
     "adam": lambda: tl.optim.adam(0.03),
     "adam_wd_cosine": lambda: tl.optim.adam(
-        tl.optim.schedules.cosine(0.03, total_steps=5, warmup_steps=2), weight_decay=0.01),
+        tl.optim.schedules.cosine(0.03, total_steps=5, warmup_steps=2), weight_decay=0.01
+    ),
     "adamw_small_beta1": lambda: tl.optim.adamw(0.03, betas=(0.3, 0.9)),  # lerp's other branch
     "sgd_momentum_step": lambda: tl.optim.sgd(tl.optim.schedules.step(0.05, 2), momentum=0.9),
     "sgd_nesterov_wd": lambda: tl.optim.sgd(0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
     "sgd_dampening": lambda: tl.optim.sgd(0.05, momentum=0.9, dampening=0.5),
     "rmsprop_centered_momentum_wd": lambda: tl.optim.rmsprop(
-        0.01, momentum=0.9, centered=True, weight_decay=0.01),
+        0.01, momentum=0.9, centered=True, weight_decay=0.01
+    ),
     "adagrad_decay_wd_init": lambda: tl.optim.adagrad(
-        tl.optim.schedules.exponential(0.1, 0.9), lr_decay=0.01, weight_decay=0.01,
-        initial_accumulator_value=0.1),
+        tl.optim.schedules.exponential(0.1, 0.9),
+        lr_decay=0.01,
+        weight_decay=0.01,
+        initial_accumulator_value=0.1,
+    ),
 }
 EXACT_OPTIMIZERS: dict[str, Any] = {
     "sgd_nesterov_wd": lambda: tl.optim.sgd(
-        Fraction(1, 8), momentum=Fraction(1, 2), nesterov=True, weight_decay=Fraction(1, 16)),
+        Fraction(1, 8), momentum=Fraction(1, 2), nesterov=True, weight_decay=Fraction(1, 16)
+    ),
     "sgd_dampening_step": lambda: tl.optim.sgd(
-        tl.optim.schedules.step(Fraction(1, 8), 1, Fraction(1, 2)), momentum=Fraction(1, 2),
-        dampening=Fraction(1, 4)),
+        tl.optim.schedules.step(Fraction(1, 8), 1, Fraction(1, 2)),
+        momentum=Fraction(1, 2),
+        dampening=Fraction(1, 4),
+    ),
 }
 
 
 def same_state(a: tl.train.Runner, b: tl.train.Runner) -> bool:
     """Parameters and optimizer state of two runners, compared bit for bit (exactly for
     `exact`, whose object arrays hold Fractions)."""
+
     def same(x: Any, y: Any) -> bool:
         x, y = x.numpy(), y.numpy()
         if x.dtype == object:
@@ -339,8 +355,12 @@ def same_state(a: tl.train.Runner, b: tl.train.Runner) -> bool:
 
     sa, sb = a.opt_state, b.opt_state
     assert sa is not None and sb is not None
-    return (same(a.flat, b.flat) and sa.step == sb.step and sa.buffers.keys() == sb.buffers.keys()
-            and all(same(sa.buffers[s]["params"], sb.buffers[s]["params"]) for s in sa.buffers))
+    return (
+        same(a.flat, b.flat)
+        and sa.step == sb.step
+        and sa.buffers.keys() == sb.buffers.keys()
+        and all(same(sa.buffers[s]["params"], sb.buffers[s]["params"]) for s in sa.buffers)
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float", "float32", "ieee32exec"])
@@ -374,8 +394,11 @@ def test_compiled_grads_come_flat_and_equal_eager(dtype: str) -> None:
     assert gc.flat.shape == (compiled.layout.size,)
     for k in ge:
         a, b = ge[k].numpy(), gc[k].numpy()
-        assert a.shape == b.shape and (a == b).all() if dtype == "exact" else (
-            a.tobytes() == b.tobytes()), k
+        assert (
+            a.shape == b.shape and (a == b).all()
+            if dtype == "exact"
+            else (a.tobytes() == b.tobytes())
+        ), k
     # grads named in a plain dict (flattened by the runner) update exactly as FlatGrads do
     other = tl.train.runner(task, dtype=dtype, backend="compiled")
     opt = tl.optim.sgd(Fraction(1, 8), momentum=Fraction(1, 2))
@@ -388,3 +411,16 @@ def test_flat_grads_reject_a_vector_of_the_wrong_size() -> None:
     r = tl.train.runner(tl.train.regression(tl.nn.build(mlp(), seed=0)))
     with pytest.raises(ValueError, match=r"shape \(3,\) over float32 for a layout of 33"):
         FlatGrads(r.layout, tl.tensor([1.0, 2.0, 3.0], "float32"))
+
+
+def test_accuracy_counts_every_position_of_sequence_outputs() -> None:
+    # Logits of shape (batch=2, time=3, classes=2): 6 predictions, 5 of them right.
+    logits = np.array([[[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]], [[0.0, 2.0], [0.0, 2.0], [2.0, 0.0]]])
+    labels = np.array([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    model = tl.nn.build(tl.nn.sequential(tl.nn.linear(2, 2)), seed=0)
+    r = tl.train.runner(tl.train.classification(model), dtype="float")
+    r.set_flat(
+        r.layout.flatten({"0.weight": tl.tensor(np.eye(2)), "0.bias": tl.tensor([0.0, 0.0])})
+    )
+    got = tl.train.evaluate(r.task, r, [(logits, labels)])
+    assert got["accuracy"] == 5 / 6

@@ -1,0 +1,104 @@
+"""Weights from PyTorch: `load_state_dict` reads a state_dict saved as a numpy `.npz`
+archive (`np.savez(path, **{k: v.numpy() for k, v in sd.items()})`) into a built model.
+
+Parameter names follow PyTorch's where the layers allow it (`Sequential` indices, "weight",
+"bias", "running_mean", "weight_ih_l0", "in_proj_weight"), so most state_dicts map one to
+one; a `name_map` (ours -> theirs) covers the rest, e.g. attention's
+"out_proj_weight" <- "out_proj.weight". The archive is read with pickling refused, so a
+file can carry numbers only, never code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..errors import DataFormatError, ShapeError
+from ..tensor import Tensor
+from .build import Built
+
+__all__ = ["load_state_dict", "read_npz", "IGNORED_KEYS"]
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+# PyTorch's BatchNorm counts its batches only to use when momentum is None; TorchLean's
+# batch norms always have a momentum and keep no such counter (see spec/nn/norms.py).
+IGNORED_KEYS = ("num_batches_tracked",)
+
+
+def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:
+    """The named arrays of the `.npz` archive at `path`; an archive that needs pickle (object
+    arrays) or is not an archive raises DataFormatError naming the file."""
+    name = os.fspath(path)
+    try:
+        loaded = np.load(name, allow_pickle=False)
+    except ValueError as e:  # a pickle file, or not a numpy file at all
+        raise DataFormatError(name, f"not a numpy archive readable without pickle: {e}") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise DataFormatError(name, "not an .npz archive (a single .npy array?)")
+    with loaded as archive:
+        try:
+            return {key: archive[key] for key in archive.files}
+        except ValueError as e:  # object arrays need pickle
+            raise DataFormatError(name, f"an entry needs pickle, which is refused: {e}") from None
+
+
+def _ignored(key: str) -> bool:
+    return key.rsplit(".", 1)[-1] in IGNORED_KEYS
+
+
+def load_state_dict(
+    built: Built[In, Out],
+    source: str | os.PathLike[str] | Mapping[str, np.ndarray[Any, Any]],
+    name_map: Mapping[str, str] | None = None,
+) -> Built[In, Out]:
+    """`built` with every parameter and buffer taken from a PyTorch state_dict: the `.npz`
+    file at `source` (or a mapping of names to numpy arrays), converted to built's field.
+
+    `name_map` maps our names to the state_dict's (names not in it are the same in both).
+    Every one of our names must be present (else KeyError listing the missing ones), every
+    key of the state_dict must be used (else KeyError listing the unused ones; PyTorch's
+    "num_batches_tracked" counters are skipped), shapes must agree (else ShapeError listing
+    each name with both shapes) and every array must hold real floating-point numbers
+    (else TypeError naming it and its dtype)."""
+    arrays = dict(source) if isinstance(source, Mapping) else read_npz(source)
+    names = name_map or {}
+    unknown = sorted(set(names) - set(built.params) - set(built.buffers))
+    if unknown:
+        raise KeyError(f"load_state_dict: name_map names no parameter or buffer of the model: "
+                       f"{unknown}")
+    ours = [*built.params, *built.buffers]
+    theirs = {n: names.get(n, n) for n in ours}
+    missing = [f"{n!r} (as {theirs[n]!r})" if theirs[n] != n else repr(n)
+               for n in ours if theirs[n] not in arrays]
+    if missing:
+        raise KeyError(f"load_state_dict: the state_dict lacks {', '.join(missing)}")
+    used = set(theirs.values())
+    unused = sorted(k for k in arrays if k not in used and not _ignored(k))
+    if unused:
+        raise KeyError(f"load_state_dict: the state_dict has entries the model does not use: "
+                       f"{unused} (map them with name_map)")
+    current = {**built.params, **built.buffers}
+    bad_shapes = [
+        f"{n!r}: model {current[n].shape}, state_dict {tuple(np.shape(arrays[theirs[n]]))}"
+        for n in ours if tuple(np.shape(arrays[theirs[n]])) != current[n].shape
+    ]
+    if bad_shapes:
+        raise ShapeError("load_state_dict: shapes differ: " + "; ".join(bad_shapes))
+    bad_types = [f"{theirs[n]!r} ({np.asarray(arrays[theirs[n]]).dtype})" for n in ours
+                 if np.asarray(arrays[theirs[n]]).dtype.kind != "f"]
+    if bad_types:
+        raise TypeError("load_state_dict: entries are not real floating-point arrays: "
+                        + ", ".join(bad_types))
+    field = built.field
+
+    def convert(n: str) -> Tensor:
+        # float16/32 -> float64 is exact; the field then converts as it converts numbers.
+        return Tensor(field.asarray(np.asarray(arrays[theirs[n]], dtype=np.float64)), field)
+
+    return built.with_state(
+        {n: convert(n) for n in built.params}, {n: convert(n) for n in built.buffers})
