@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import pytest
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def load(relative: str) -> ModuleType:
-    path = EXAMPLES / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from example_loading import load_example
 
 
 @pytest.mark.parametrize("dtype", ["float", "float32", "ieee32exec"])
 @pytest.mark.parametrize("backend", ["eager", "compiled"])
 def test_quickstart(dtype: str, backend: str, capsys: pytest.CaptureFixture[str]) -> None:
-    report = load("quickstart/simple_mlp_train.py").main(
+    report = load_example("quickstart/simple_mlp_train.py").main(
         ["--steps", "200", "--dtype", dtype, "--backend", backend]
     )
     out = capsys.readouterr().out
@@ -32,14 +18,14 @@ def test_quickstart(dtype: str, backend: str, capsys: pytest.CaptureFixture[str]
 
 
 def test_minibatch_example(capsys: pytest.CaptureFixture[str]) -> None:
-    report = load("quickstart/minibatch_mlp_train.py").main(["--epochs", "8"])
+    report = load_example("quickstart/minibatch_mlp_train.py").main(["--epochs", "8"])
     out = capsys.readouterr().out
     assert report.loss_after < report.loss_before / 10
     assert len(report.epoch_losses) == 8 and "batches per epoch" in out
 
 
 def test_bands_example_classifies_its_probes(capsys: pytest.CaptureFixture[str]) -> None:
-    report = load("quickstart/classification_bands.py").main(["--steps", "150"])
+    report = load_example("quickstart/classification_bands.py").main(["--steps", "150"])
     out = capsys.readouterr().out
     assert report.metrics["accuracy"] == 1.0
     probes = [line for line in out.splitlines() if line.startswith("probe")]
@@ -49,7 +35,7 @@ def test_bands_example_classifies_its_probes(capsys: pytest.CaptureFixture[str])
 
 
 def test_spec_demo_prints_every_field(capsys: pytest.CaptureFixture[str]) -> None:
-    load("quickstart/spec_demo.py").main()
+    load_example("quickstart/spec_demo.py").main()
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0].strip() for line in lines] == [
         "float",
@@ -64,12 +50,12 @@ def test_spec_demo_prints_every_field(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_bad_flag_exits_with_usage(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        load("quickstart/simple_mlp_train.py").main(["--dtype", "half"])
+        load_example("quickstart/simple_mlp_train.py").main(["--dtype", "half"])
     assert info.value.code == 2 and "invalid choice: 'half'" in capsys.readouterr().err
 
 
 def test_exact_quickstart_with_sgd_runs_exactly(capsys: pytest.CaptureFixture[str]) -> None:
-    module = load("quickstart/simple_mlp_train.py")
+    module = load_example("quickstart/simple_mlp_train.py")
     report = module.main(["--steps", "2", "--dtype", "exact", "--lr", "0.0625"])
     assert report.loss_after != report.loss_before
 

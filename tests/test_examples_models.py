@@ -3,22 +3,8 @@ claims (loss drop, probes classified, accuracy, error bound)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import pytest
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def load(relative: str) -> ModuleType:
-    path = EXAMPLES / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from example_loading import load_example
 
 
 def probe_lines(out: str) -> list[str]:
@@ -29,7 +15,7 @@ def probe_lines(out: str) -> list[str]:
 def test_cnn_bands_learns_and_classifies_probes(
     backend: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    report = load("models/cnn_bands.py").main(["--steps", "120", "--backend", backend])
+    report = load_example("models/cnn_bands.py").main(["--steps", "120", "--backend", backend])
     out = capsys.readouterr().out
     # Seeds 0-3 reach losses below 3e-3 from about 0.7 in 120 Adam steps; a factor 50
     # leaves room for the float32 rounding of another backend.
@@ -45,8 +31,9 @@ def test_cnn_bands_learns_and_classifies_probes(
 def test_transformer_copy_task_learns_to_copy(
     backend: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    report = load("models/transformer_copy_task.py").main(["--steps", "80", "--backend",
-                                                           backend])
+    report = load_example("models/transformer_copy_task.py").main(
+        ["--steps", "80", "--backend", backend]
+    )
     out = capsys.readouterr().out
     # Seeds 0-4 reach losses below 3e-4 from about 1.9 and copy every token after 80 steps;
     # a chance-level model copies a quarter of the tokens.
@@ -60,7 +47,7 @@ def test_transformer_copy_task_learns_to_copy(
 
 
 def test_pinn_converges_to_the_analytic_solution(capsys: pytest.CaptureFixture[str]) -> None:
-    report = load("scientific/pinn_poisson1d.py").main(["--steps", "300"])
+    report = load_example("scientific/pinn_poisson1d.py").main(["--steps", "300"])
     # The docstring's 300-step claim: seeds 0-4 end below 2.2e-3 from 0.86.
     assert report.metrics["max_error_before"] > 0.5
     assert report.metrics["max_error"] < 5e-3

@@ -4,27 +4,14 @@ their learning claims (loss drop, next-character accuracy, probes classified).""
 from __future__ import annotations
 
 import ast
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 
 import pytest
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def load(relative: str) -> ModuleType:
-    path = EXAMPLES / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from example_loading import load_example
 
 
 @pytest.mark.parametrize("backend", ["eager", "compiled"])
 def test_char_lm_learns_the_corpus(backend: str, capsys: pytest.CaptureFixture[str]) -> None:
-    module = load("models/char_lm.py")
+    module = load_example("models/char_lm.py")
     report = module.main(["--steps", "60", "--backend", backend])
     out = capsys.readouterr().out
     # Seeds 0-2 go from about 2.9 (ln 19, chance over the vocabulary) to below 0.17 in
@@ -44,7 +31,7 @@ def test_char_lm_learns_the_corpus(backend: str, capsys: pytest.CaptureFixture[s
 def test_resnet_small_learns_and_classifies_thicker_bands(
     backend: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    report = load("models/resnet_small.py").main(["--steps", "30", "--backend", backend])
+    report = load_example("models/resnet_small.py").main(["--steps", "30", "--backend", backend])
     out = capsys.readouterr().out
     # Seeds 0-3 end below 1.1e-5 from about 0.7 after 30 Adam steps.
     assert report.loss_after < report.loss_before / 100
