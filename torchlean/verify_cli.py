@@ -1,11 +1,15 @@
 """`torchlean verify robustness`: certify L-inf robustness of a classifier, print a table.
 
-    torchlean verify robustness --demo bands --eps 1/100,1/10 [--method ibp|crown]
-        [--out DIR]    # also write one certificate per input and eps, re-checked exactly
+    torchlean verify robustness --model M.json --inputs X.npy --labels Y.npy
+        --eps 1/100,1/10 [--method ibp|crown] [--out DIR]
+    torchlean verify robustness --demo bands --eps 1/100,1/10
 
-Only the built-in demo model (`--demo bands`: a 16-8-2 ReLU MLP trained for 60 steps on the
-six band images) is available for now; `--model PATH` needs a file format holding the model
-structure beside the runner checkpoint, which does not exist yet.
+`--model` is a model file written by `torchlean.verify.model_file.export_model` (the
+eval-mode graph JSON with the parameters as exact literals); `--inputs` a `.npy` array of
+shape (N, *input shape) and `--labels` a `.npy` array of N integer class labels.
+`--demo bands` instead trains a 16-8-2 ReLU MLP for 60 steps on the six band images.
+`--out DIR` also writes one certificate per input and eps, each re-checked exactly.
+A bad file prints the reason (file and place) and exits with status 2.
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ from typing import Any
 import numpy as np
 
 from .runtime import data
+from .runtime.graph import Graph
 from .runtime.optim import adam
 from .runtime.runner import runner as make_runner
 from .runtime.tasks import classification
 from .runtime.train import fit_dataset, steps
 from .spec import nn
+from .spec.errors import DataFormatError, UnsupportedOperation
 from .spec.tensor import tensor
 from .verify.certificate import certify_robustness, check_certificate
+from .verify.model_file import load_model
 
 __all__ = ["main"]
 
@@ -48,36 +55,76 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("robustness", help="certify robustness in an L-inf ball")
     r.add_argument("--demo", choices=["bands"], help="the built-in demo model and inputs")
-    r.add_argument("--model", help="a model file (not supported yet)")
-    r.add_argument("--inputs", help="inputs file (not supported yet)")
+    r.add_argument("--model", help="a model file (verify.model_file.export_model)")
+    r.add_argument("--inputs", help="a .npy file of inputs, shape (N, *input shape)")
+    r.add_argument("--labels", help="a .npy file of N integer labels")
     r.add_argument("--eps", required=True, help="radii, comma separated: 0.01 or 1/100")
     r.add_argument("--method", choices=["ibp", "crown"], default="crown")
     r.add_argument("--out", help="directory for the certificates (each re-checked)")
     return p
 
 
+def _load(model: str, inputs: str, labels: str) -> tuple[Graph, Any, Any]:
+    """The model graph, inputs (N, *shape) and labels (N,) from files, all checked."""
+    g = load_model(model)
+    shape = g.inputs[0].shape[1:]
+    xs = data.load_npy(inputs, "float").numpy().astype(np.float64)
+    if xs.ndim != len(shape) + 1 or tuple(xs.shape[1:]) != shape:
+        raise DataFormatError(f"{inputs}: shape", f"expected (N, {', '.join(map(str, shape))})"
+                              f" for the model's input, got {tuple(xs.shape)}")
+    ys = data.read_npy(labels)
+    classes = int(np.prod(g.nodes[g.outputs[0][1]].shape[1:]))
+    if ys.dtype.kind not in "iu" or ys.shape != (xs.shape[0],):
+        raise DataFormatError(f"{labels}: header", f"expected {xs.shape[0]} integer labels, "
+                              f"got shape {ys.shape} of {ys.dtype}")
+    bad = np.flatnonzero((ys < 0) | (ys >= classes))
+    if bad.size:
+        raise DataFormatError(f"{labels}: item {int(bad[0])}", f"label {int(ys[bad[0]])} is "
+                              f"not a class of the model's {classes} outputs")
+    return g, xs, ys
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit status (0 on success, 2 on bad usage)."""
+    """Run the command; returns the exit status (0 on success, 2 on bad usage or files)."""
     args = _parser().parse_args(argv)
-    if args.model or args.inputs or not args.demo:
-        print("torchlean verify: only --demo bands is supported for now "
-              "(a model file format is not defined yet)")
+    files = (args.model, args.inputs, args.labels)
+    if args.demo and any(files) or not args.demo and not all(files):
+        print("torchlean verify: give either --demo bands, or all of --model, --inputs and "
+              "--labels")
         return 2
     try:
         radii = [Fraction(e.strip()) for e in args.eps.split(",")]
     except ValueError:
         print(f"torchlean verify: --eps must be numbers like 0.01 or 1/100, got {args.eps!r}")
         return 2
-    net, images, labels = _demo_bands()
+    if any(e < 0 for e in radii):
+        print(f"torchlean verify: --eps must be >= 0, got {args.eps!r}")
+        return 2
+    model: Any
+    params: dict[str, Any]
+    if args.demo:
+        net, images, labels = _demo_bands()
+        model, params = net, dict(net.params)
+    else:
+        try:
+            model, images, labels = _load(args.model, args.inputs, args.labels)
+        except DataFormatError as e:
+            print(f"torchlean verify: {e}")
+            return 2
+        params = {}
     print(f"{'input':>5} {'label':>5} {'eps':>8} {'certified':>9} {'margin lower bound':>20}")
     for eps in radii:
         ok = 0
         for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
             path = os.path.join(args.out, f"cert-{i}-{eps.numerator}_{eps.denominator}.json") \
                 if args.out else None
-            c = certify_robustness(net, net.params, img, eps, int(lab), args.method, path)
+            try:
+                c = certify_robustness(model, params, img, eps, int(lab), args.method, path)
+            except UnsupportedOperation as e:
+                print(f"torchlean verify: {e}")
+                return 2
             status = "yes" if c.certified else "no"
-            if path is not None and not check_certificate(path, net, net.params).accepted:
+            if path is not None and not check_certificate(path, model, params).accepted:
                 status = "REJECTED"
             ok += status == "yes"
             margin = float(min(c.margin_lower))

@@ -11,16 +11,20 @@ Robustness: `bounds.ibp` / `bounds.crown` (sound in binary64), `certify_robustne
 `check_certificate` (exact re-check over Fraction); see docs/verify-bounds.md.
 """
 
-from . import bounds
+from . import bounds, rounding
 from .adapters import register_adapter
 from .certificate import Certificate, CheckResult, certify_robustness, check_certificate
 from .dual import DualField
 from .gradcheck import METHODS, assert_gradients_match, gradcheck
 from .kinks import kink_distance
+from .model_file import export_model, load_model
 from .mpfloat import MPFloatField
 from .report import Comparison, GradcheckReport, GradientMismatch
 
 __all__ = [
+    "export_model",
+    "load_model",
+    "rounding",
     "METHODS",
     "Certificate",
     "CheckResult",

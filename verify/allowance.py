@@ -93,11 +93,11 @@ def gradient_allowance(
     unit_roundoff: float,
 ) -> np.ndarray[Any, np.dtype[np.float64]]:
     """Allowance for the rounding error of a floating-point gradient, per direction u:
-    gamma_{2L} (|<g, u>| + ||g||_inf ||u||_1).
+    gamma_{2L} (|<g, u>| + scale ||u||_1), with scale = max(||g||_inf, S).
 
-    2L: the reverse pass performs about as many roundings as the forward pass. The
-    ||g||_inf term covers entries produced by cancellation of terms as large as the
-    largest gradient entry.
+    2L: the reverse pass performs about as many roundings as the forward pass. The scale
+    term covers entries produced by cancellation of terms as large as the largest gradient
+    entry or the largest intermediate value S (the caller passes the larger).
     """
     g = gamma(2 * depth, unit_roundoff)
     return np.asarray(g * (np.abs(analytic_dir) + scale * direction_l1), dtype=np.float64)

@@ -185,7 +185,12 @@ class _Check:
         unit = _unit_roundoff(fld)
         if unit == 0.0:
             return np.zeros(self.directions.count)
-        scale = max((float(np.max(np.abs(_floats(g)))) for g in grads if g.size), default=0.0)
+        # The reverse pass works at the magnitudes of the forward values, not of the final
+        # gradient: a VJP like softmax's (g - sum(g y)) cancels terms far larger than its
+        # result, so the largest intermediate S enters the scale too.
+        largest_grad = max((float(np.max(np.abs(_floats(g)))) for g in grads if g.size),
+                           default=0.0)
+        scale = max(largest_grad, self.value_scale())
         rho = gradient_allowance(
             _floats_of(a), scale, self.directions.l1_norms(), self.depth(), unit
         )

@@ -181,8 +181,11 @@ def _mul(a: Bound, b: Bound, c: Ctx) -> Bound:
     return Bound(lo, hi, _up(ep + r))
 
 
-def _div(a: Bound, b: Bound, c: Ctx) -> Bound:
+def _div(a: Bound, b: Bound, c: Ctx, floor: float | None = None) -> Bound:
+    """a / b; `floor` is a known lower bound of both the real and the computed divisor."""
     wlo, whi = _dn(b.lo - b.e), _up(b.hi + b.e)
+    if floor is not None:
+        wlo = np.maximum(wlo, floor)
     if np.any((wlo <= 0) & (whi >= 0)):
         raise RoundingBoundError(f"{c.where}: the divisor (with its error) may be 0")
     qlo = np.minimum.reduce([a.lo / b.lo, a.lo / b.hi, a.hi / b.lo, a.hi / b.hi])
@@ -403,7 +406,11 @@ def _softmax(a: Bound, axis: int, c: Ctx, log: bool) -> Bound:
     tot = _sum(t, (axis,), True, c)
     if log:
         return _add(s, _function("log", tot, c), c, sign=-1)
-    out = _div(t, tot, c)
+    # The sum holds exp(max - max) = exp(+0) = 1 exactly (correctly rounded, and exact in
+    # every libm), and rounding to nearest never takes a sum of non-negative terms below
+    # its largest term, in any order: real and computed sums are both >= 1.
+    tot = Bound(np.maximum(tot.lo, 1.0), np.maximum(tot.hi, 1.0), tot.e)
+    out = _div(t, tot, c, floor=1.0)
     # the real softmax lies in [0, 1]: keep the enclosure there
     return Bound(np.maximum(out.lo, 0.0), np.minimum(out.hi, 1.0), out.e)
 
