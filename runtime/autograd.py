@@ -70,8 +70,16 @@ def _new_tape(trees: tuple[Tree, ...]) -> Tape:
 def _trace_args(tape: Tape, args: tuple[Tree, ...], argnums: tuple[int, ...]) -> tuple[Tree, ...]:
     traced = list(args)
     for i in argnums:
-        names = iter(_tree_names(args[i], f"arg{i}" if len(args) > 1 else ""))
-        traced[i] = tree_map(_leaf_maker(tape, names), args[i])
+        tree, prefix = args[i], (f"arg{i}" if len(args) > 1 else "")
+        if type(tree) is dict and all(isinstance(v, Value) for v in tree.values()):
+            # Parameters by name, every step: the general path's result, built directly.
+            traced[i] = {
+                k: tape.leaf(v, (f"{prefix}.{k}" if prefix else str(k)) or "x")
+                for k, v in tree.items()
+            }
+            continue
+        names = iter(_tree_names(tree, prefix))
+        traced[i] = tree_map(_leaf_maker(tape, names), tree)
     return tuple(traced)
 
 

@@ -33,9 +33,12 @@ class GradientNaNError(TorchLeanError, FloatingPointError):
     """A NaN appeared in a gradient; the message names the node that produced it."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Node:
-    """One tape entry: a leaf (op is None) or an op applied to earlier entries."""
+    """One tape entry: a leaf (op is None) or an op applied to earlier entries.
+
+    Never mutated once recorded (not frozen only because a frozen dataclass is several
+    times slower to construct, and the tape records one per op of an eager step)."""
 
     index: int
     op: OpDef | None
@@ -75,11 +78,11 @@ class Tape:
 
     def record(self, op: OpDef, inputs: tuple[Traced, ...], attrs: Attrs) -> Traced:
         """Run `op` on the inputs' primals and append the node."""
-        primals = tuple(t.primal for t in inputs)
+        primals = tuple([t.primal for t in inputs])
         out = apply_op(op, primals, attrs)
-        parents = tuple(t.index for t in inputs)
-        self.nodes.append(Node(len(self.nodes), op, parents, attrs, primals, out))
-        return Traced(out, self, len(self.nodes) - 1)
+        index = len(self.nodes)
+        self.nodes.append(Node(index, op, tuple([t.index for t in inputs]), attrs, primals, out))
+        return Traced(out, self, index)
 
     def backward(
         self, out: Traced, seed: Value, *, nan: NanPolicy = "ignore"
@@ -89,10 +92,12 @@ class Tape:
             return {}
         cts: dict[int, Value] = {out.index: seed}
         leaves: dict[int, Value] = {}
-        for node in reversed(self.nodes[: out.index + 1]):
-            g = cts.pop(node.index, None)
+        nodes = self.nodes
+        for i in range(out.index, -1, -1):
+            g = cts.pop(i, None)
             if g is None:
                 continue
+            node = nodes[i]
             if node.op is None:
                 leaves[node.index] = g
                 continue
@@ -103,7 +108,13 @@ class Tape:
                     f"op {node.tag!r} (tape node #{node.index}) has no VJP rule, so it cannot "
                     "be differentiated"
                 )
-            grads = node.op.vjp(g, node.inputs, node.output, node.attrs)
+            if None in node.parents:
+                # Constants (parent None) need no cotangent; ops with per-input VJP parts
+                # skip computing theirs (e.g. the data x in x @ W.T).
+                needs = tuple([p is not None for p in node.parents])
+                grads = node.op.cotangents(g, node.inputs, node.output, node.attrs, needs)
+            else:
+                grads = node.op.vjp(g, node.inputs, node.output, node.attrs)
             for parent, gi in zip(node.parents, grads, strict=True):
                 if parent is None or gi is None:
                     continue
@@ -144,17 +155,22 @@ class Tape:
 class Traced(Value):
     """A value on a tape: a primal of the level below plus its tape index."""
 
-    __slots__ = ("primal", "tape", "index", "_level")
+    __slots__ = ("primal", "tape", "index", "_level", "_shape")
 
     def __init__(self, primal: Value, tape: Tape, index: int | None) -> None:
         self.primal = primal
         self.tape = tape
         self.index = index  # None: a constant of this level, not on the tape
         self._level = tape.level
+        self._shape = primal.shape  # read on every op (shape rules, functional checks)
 
     @property
     def shape(self) -> Shape:
-        return self.primal.shape
+        return self._shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
 
     @property
     def field(self) -> Field:

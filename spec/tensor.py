@@ -41,17 +41,34 @@ class Tensor(Value[ShapeT]):
     def field(self) -> Field:
         return self._field
 
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    def _same_context(self, other: Value) -> bool:
+        return other._field is self._field  # type: ignore[attr-defined]  # same type: Tensor
+
     def _apply(self, op: OpDef, inputs: tuple[Self, ...], attrs: Attrs) -> Self:
-        out_shape = op.shape(tuple(t._shape for t in inputs), attrs)
+        field = self._field
+        if len(inputs) == 1:  # the common unary case, without building generators
+            (t,) = inputs
+            shapes: tuple[Shape, ...] = (t._shape,)
+            arrays: tuple[Array, ...] = (t.data,)
+        else:
+            shapes = tuple([t._shape for t in inputs])
+            arrays = tuple([t.data for t in inputs])
+        out_shape = op.shape(shapes, attrs)
         try:
-            data = op.forward(self._field, tuple(t.data for t in inputs), attrs)
+            data = op.forward(field, arrays, attrs)
         except UnsupportedOperation as e:
             if e.op == op.tag:
                 raise
             raise UnsupportedOperation(op.tag, e.field, f"it needs {e}") from None
-        out = type(self)(data, self._field)
-        if out._shape != out_shape:  # the forward rule disagrees with the shape rule: a bug
-            raise AssertionError(f"{op.tag}: forward gave {out._shape}, shape rule {out_shape}")
+        shape = field.shape_of(data)
+        if shape != out_shape:  # the forward rule disagrees with the shape rule: a bug
+            raise AssertionError(f"{op.tag}: forward gave {shape}, shape rule {out_shape}")
+        out = object.__new__(type(self))  # what __init__ does, with the shape known
+        out.data, out._field, out._shape = data, field, shape
         return out
 
     def _lift(self, value: Constant) -> Self:

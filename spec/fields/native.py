@@ -45,7 +45,7 @@ class NativeFloatField(ArrayField):
 
     def constant(self, value: Constant, like: Array | None = None) -> Array:
         v = math.pi if isinstance(value, _Pi) else float(value)  # rounds Fractions to nearest
-        if like is None or isinstance(like, (np.ndarray, np.generic)):
+        if like is None or type(like) is np.ndarray or isinstance(like, np.generic):
             return np.asarray(v, dtype=self.np_dtype)
         xp = self.xp(like)
         return xp.asarray(v, dtype=self.dtype(xp), device=like.device)
@@ -159,6 +159,9 @@ class NativeFloatField(ArrayField):
         return self._from_host(out, a)
 
     def sum(self, a: Array, axes: tuple[int, ...], keepdims: bool) -> Array:
+        if type(a) is np.ndarray:  # what np.sum runs for an ndarray, without its wrappers
+            add: Any = np.add  # (numpy's stubs type keepdims as a literal)
+            return add.reduce(a, axis=axes, keepdims=keepdims)
         return self.xp(a).sum(a, axis=axes, keepdims=keepdims)
 
     def max(self, a: Array, axes: tuple[int, ...], keepdims: bool) -> Array:
@@ -166,6 +169,16 @@ class NativeFloatField(ArrayField):
 
     def matmul(self, a: Array, b: Array) -> Array:
         return self.xp(a).matmul(a, b)
+
+    def permute(self, a: Array, axes: tuple[int, ...]) -> Array:
+        if type(a) is np.ndarray:  # what np.permute_dims runs, without its wrappers
+            return a.transpose(axes)
+        return super().permute(a, axes)
+
+    def reshape(self, a: Array, shape: tuple[int, ...]) -> Array:
+        if type(a) is np.ndarray:  # what np.reshape runs, without its wrappers
+            return a.reshape(shape)
+        return super().reshape(a, shape)
 
 
 float64 = NativeFloatField("float", "float64")

@@ -8,7 +8,7 @@ from .. import functional as F
 from ..fields.base import Array, Field
 from ..shapes import Shape, broadcast_shapes
 from ..value import Value
-from .registry import Attrs, OpDef, VjpRule, register
+from .registry import Attrs, OpDef, VjpPart, VjpRule, register, vjp_from_parts
 
 Grads = tuple[Value | None, ...]
 
@@ -22,6 +22,12 @@ def broadcast_rule(tag: str) -> Callable[[tuple[Shape, ...], Attrs], Shape]:
     """Shape rule of n-ary elementwise ops: NumPy broadcasting, errors name `tag`."""
 
     def rule(shapes: tuple[Shape, ...], attrs: Attrs) -> Shape:
+        if len(shapes) == 2:  # the common cases: equal shapes, or a scalar with a tensor
+            a, b = shapes
+            if a == b or not b:
+                return a
+            if not a:
+                return b
         return broadcast_shapes(tag, *shapes)
 
     return rule
@@ -35,29 +41,34 @@ def unary(tag: str, forward: Callable[[Field, Array], Array], vjp: VjpRule, doc:
 
 
 def binary(
-    tag: str, forward: Callable[[Field, Array, Array], Array], vjp: VjpRule, doc: str
+    tag: str, forward: Callable[[Field, Array, Array], Array], vjp_a: VjpPart,
+    vjp_b: VjpPart, doc: str,
 ) -> OpDef:
-    """Register a binary elementwise op with broadcasting."""
+    """Register a binary elementwise op with broadcasting; `vjp_a` and `vjp_b` give the
+    cotangents of a and b at the broadcast shape (summed down to each operand's shape)."""
     rule = broadcast_rule(tag)
-    return register(OpDef(tag, 2, rule, lambda f, xs, at: forward(f, xs[0], xs[1]), vjp, doc=doc))
+    parts = (_unbroadcast_part(vjp_a, 0), _unbroadcast_part(vjp_b, 1))
+    return register(OpDef(tag, 2, rule, lambda f, xs, at: forward(f, xs[0], xs[1]),
+                          vjp_from_parts(parts), doc=doc, vjp_parts=parts))
 
 
-def _unbroadcast(ga: Value | None, gb: Value | None, a: Value, b: Value) -> Grads:
-    return (
-        None if ga is None else F.sum_to_shape(ga, a.shape),
-        None if gb is None else F.sum_to_shape(gb, b.shape),
-    )
+def _unbroadcast_part(part: VjpPart, i: int) -> VjpPart:
+    def unbroadcast(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Value | None:
+        gi = part(g, xs, y, at)
+        return None if gi is None else F.sum_to_shape(gi, xs[i].shape)
+
+    return unbroadcast
 
 
 # -- arithmetic ---------------------------------------------------------------
 binary("add", lambda f, a, b: f.add(a, b),
-       lambda g, xs, y, at: _unbroadcast(g, g, *xs), "a + b")
+       lambda g, xs, y, at: g, lambda g, xs, y, at: g, "a + b")
 binary("sub", lambda f, a, b: f.sub(a, b),
-       lambda g, xs, y, at: _unbroadcast(g, -g, *xs), "a - b")
+       lambda g, xs, y, at: g, lambda g, xs, y, at: -g, "a - b")
 binary("mul", lambda f, a, b: f.mul(a, b),
-       lambda g, xs, y, at: _unbroadcast(g * xs[1], g * xs[0], *xs), "a * b")
+       lambda g, xs, y, at: g * xs[1], lambda g, xs, y, at: g * xs[0], "a * b")
 binary("div", lambda f, a, b: f.div(a, b),
-       lambda g, xs, y, at: _unbroadcast(g / xs[1], -(g * y) / xs[1], *xs), "a / b")
+       lambda g, xs, y, at: g / xs[1], lambda g, xs, y, at: -(g * y) / xs[1], "a / b")
 unary("neg", lambda f, a: f.neg(a), lambda g, xs, y, at: (-g,), "-a")
 unary("abs", lambda f, a: f.abs(a),
       lambda g, xs, y, at: (g * (F.step(xs[0]) - F.step(-xs[0])),),
@@ -116,12 +127,12 @@ register(OpDef("leaky_relu", 1, same_shape, _leaky_forward, _leaky_vjp,
                doc="a where a > 0, else negative_slope * a"))
 
 binary("maximum", lambda f, a, b: f.maximum(a, b),
-       lambda g, xs, y, at: _unbroadcast(g - g * F.greater(xs[1], xs[0]),
-                                         g * F.greater(xs[1], xs[0]), *xs),
+       lambda g, xs, y, at: g - g * F.greater(xs[1], xs[0]),
+       lambda g, xs, y, at: g * F.greater(xs[1], xs[0]),
        "elementwise max; ties send the gradient to the first operand")
 binary("minimum", lambda f, a, b: f.minimum(a, b),
-       lambda g, xs, y, at: _unbroadcast(g - g * F.greater(xs[0], xs[1]),
-                                         g * F.greater(xs[0], xs[1]), *xs),
+       lambda g, xs, y, at: g - g * F.greater(xs[0], xs[1]),
+       lambda g, xs, y, at: g * F.greater(xs[0], xs[1]),
        "elementwise min; ties send the gradient to the first operand")
 
 # -- comparisons and selection (piecewise constant) ------------------------------

@@ -26,6 +26,8 @@ __all__ = [
     "get_op",
     "apply",
     "apply_op",
+    "VjpPart",
+    "vjp_from_parts",
 ]
 
 AttrValue: TypeAlias = Any  # int, float, Fraction, str, bool, None, or tuples of these
@@ -35,6 +37,8 @@ ForwardRule: TypeAlias = Callable[[Field, tuple[Array, ...], Attrs], Array]
 VjpRule: TypeAlias = Callable[
     ["Value", tuple["Value", ...], "Value", Attrs], tuple["Value | None", ...]
 ]
+
+VjpPart: TypeAlias = Callable[["Value", tuple["Value", ...], "Value", Attrs], "Value | None"]
 
 V = TypeVar("V", bound="Value")
 
@@ -55,6 +59,43 @@ class OpDef:
     vjp: VjpRule | None = None
     piecewise_constant: bool = False
     doc: str = ""
+    vjp_parts: tuple[VjpPart | None, ...] | None = None
+
+    def cotangents(
+        self, g: Value, inputs: tuple[Value, ...], out: Value, attrs: Attrs,
+        needs: tuple[bool, ...],
+    ) -> tuple[Value | None, ...]:
+        """The VJP rule's cotangents for the inputs flagged in `needs` (None for the others
+        where the op has `vjp_parts`; otherwise all of them, as `vjp` gives)."""
+        parts = self.vjp_parts
+        if parts is None or all(needs):
+            assert self.vjp is not None
+            return self.vjp(g, inputs, out, attrs)
+        return tuple(
+            part(g, inputs, out, attrs) if need and part is not None else None
+            for part, need in zip(parts, needs, strict=True)
+        )
+
+
+def vjp_from_parts(parts: tuple[VjpPart | None, ...]) -> VjpRule:
+    """The whole VJP rule of an op whose rule is given per input (see `OpDef.vjp_parts`)."""
+
+    def vjp(g: Value, inputs: tuple[Value, ...], out: Value, attrs: Attrs) -> tuple[
+        Value | None, ...
+    ]:
+        return tuple([None if p is None else p(g, inputs, out, attrs) for p in parts])
+
+    if len(parts) == 2 and None not in parts:  # binary ops: without the loop (hot path)
+        part_a, part_b = parts
+        assert part_a is not None and part_b is not None
+
+        def vjp2(g: Value, inputs: tuple[Value, ...], out: Value, attrs: Attrs) -> tuple[
+            Value | None, ...
+        ]:
+            return part_a(g, inputs, out, attrs), part_b(g, inputs, out, attrs)
+
+        return vjp2
+    return vjp
 
 
 OPS: dict[str, OpDef] = {}
@@ -89,9 +130,20 @@ def apply_op(op: OpDef, inputs: tuple[Any, ...], attrs: Attrs) -> Any:
     first = inputs[0]
     if not isinstance(first, Value):
         raise TypeError(f"{op.tag}: the first operand must be a tensor, got {first!r}")
-    if len(inputs) == 1:  # the common unary case: nothing to reconcile
+    n = len(inputs)
+    if n == 1:  # the common unary case: nothing to reconcile
         if op.arity not in (-1, 1):
             raise TypeError(f"{op.tag}: takes {op.arity} tensor operands, got 1")
+        return first._apply(op, inputs, attrs)
+    # The common n-ary case: every operand already of the first's kind and context (then
+    # they are all at one level, and the general path below would change nothing).
+    kind = type(first)
+    for x in inputs[1:] if n > 2 else (inputs[1],):
+        if type(x) is not kind or not first._same_context(x):
+            break
+    else:
+        if op.arity >= 0 and n != op.arity:
+            raise TypeError(f"{op.tag}: takes {op.arity} tensor operands, got {n}")
         return first._apply(op, inputs, attrs)
     ref = first
     for x in inputs:

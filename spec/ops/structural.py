@@ -6,7 +6,7 @@ from .. import functional as F
 from ..errors import ShapeError
 from ..shapes import Shape, broadcast_shapes, size_of
 from ..value import Value
-from .registry import Attrs, OpDef, register
+from .registry import Attrs, OpDef, apply, register, vjp_from_parts
 
 Grads = tuple[Value | None, ...]
 
@@ -24,20 +24,34 @@ def _matmul_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
     return batch + (a[-2], b[-1])
 
 
-def _matmul_vjp(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Grads:
+# The op's operands and cotangent have rank >= 2, where F.matmul and F.swap_last are exactly
+# these `apply` calls; calling them directly skips their vector-promotion checks (hot path).
+def _swap_last(x: Value) -> Value:
+    n = x.ndim
+    return apply("transpose", x, axes=(*range(n - 2), n - 1, n - 2))
+
+
+def _matmul_vjp_a(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Value:
     a, b = xs
-    return (
-        F.sum_to_shape(F.matmul(g, F.swap_last(b)), a.shape),
-        F.sum_to_shape(F.matmul(F.swap_last(a), g), b.shape),
-    )
+    return F.sum_to_shape(apply("matmul", g, _swap_last(b)), a.shape)
 
 
+def _matmul_vjp_b(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Value:
+    a, b = xs
+    return F.sum_to_shape(apply("matmul", _swap_last(a), g), b.shape)
+
+
+_MATMUL_PARTS = (_matmul_vjp_a, _matmul_vjp_b)
 register(OpDef("matmul", 2, _matmul_shape, lambda f, xs, at: f.matmul(xs[0], xs[1]),
-               _matmul_vjp, doc="batched matrix product (rank >= 2, batch dims broadcast)"))
+               vjp_from_parts(_MATMUL_PARTS),
+               doc="batched matrix product (rank >= 2, batch dims broadcast)",
+               vjp_parts=_MATMUL_PARTS))
 
 
 def _transpose_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
     (s,), perm = shapes, at["axes"]
+    if perm == (1, 0) and len(s) == 2:  # the matrix transpose (hot path)
+        return (s[1], s[0])
     if sorted(perm) != list(range(len(s))):
         raise ShapeError(f"transpose: {perm} is not a permutation of the axes of {s}")
     return tuple(s[p] for p in perm)
