@@ -58,7 +58,7 @@ def test_soundness_random_networks(act: str, seed: int, eps: float, center: floa
     lo, hi = c - eps, c + eps
     C = bounds.margin_matrix(0, 3)
     results = [bounds.ibp(net, net.params, lo, hi, C=C), bounds.crown(net, net.params, lo, hi, C=C)]
-    xs = rng.uniform(lo[:, None, :], hi[:, None, :], size=(2, 1000, 3))
+    xs = rng.uniform(lo[:, None, :], hi[:, None, :], size=(2, 10_000, 3))  # 10^4 per box
     xs[:, :2] = np.stack([lo, hi], axis=1)  # the corners are among the samples
     for i in range(2):
         y = net.apply(net.params, tl.tensor(xs[i])).numpy() @ C.T
