@@ -249,3 +249,16 @@ def test_runtime_tasks_are_checked_with_their_own_loss() -> None:
     report = gradcheck(tasks.classification(net), X, target=labels)
     assert report.passed and report.method == "auto -> interval"
     assert report.primary.count == 9 + 3 + 6 + 2 + X.size
+
+
+def test_softmax_float64_allowance_covers_its_cancelling_vjp() -> None:
+    """Found by hypothesis: softmax's VJP (g - sum(g y)) cancels terms ~60x larger than the
+    gradient; the float64 allowance must scale with those intermediates."""
+    import torchlean.spec as S
+    from torchlean.spec import functional as F
+    from torchlean.verify import gradcheck
+
+    inputs = (S.tensor([0.0, 1.15625]), S.tensor([-1.25, -1.375]))
+    report = gradcheck(lambda x, c: F.sum(F.softmax(x, 0) * c), inputs, argnums=(0,),
+                       method="mpmath")
+    assert report.passed, report
