@@ -18,7 +18,7 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-from ..errors import ShapeError, UnsupportedOperation
+from ..errors import UnsupportedOperation
 from ..shapes import Shape
 
 __all__ = ["Array", "Constant", "PI", "Field", "ArrayField", "SliceSpec"]
@@ -264,9 +264,3 @@ def unfold_axes_last(
 def restore_keepdims(r: np.ndarray[Any, Any], shape: Shape, axes: tuple[int, ...]) -> Any:
     """Reshape a reduction result to keepdims form."""
     return r.reshape(tuple(1 if i in axes else d for i, d in enumerate(shape)))
-
-
-def require_rank2(op: str, a_shape: Shape, b_shape: Shape) -> None:
-    """Reject matmul operands of rank < 2 (the op table promotes vectors before this)."""
-    if len(a_shape) < 2 or len(b_shape) < 2:
-        raise ShapeError(f"{op}: operands must have rank >= 2, got {a_shape} and {b_shape}")
