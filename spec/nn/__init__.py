@@ -60,6 +60,7 @@ from .losses import (
 from .norms import BatchNorm, LayerNorm, batch_norm, layer_norm
 from .recurrent import GRU, LSTM, GRUCell, LSTMCell, gru, gru_cell, lstm, lstm_cell
 from .reshape import Flatten, Reshape, flatten, reshape
+from .safetensors import read_safetensors
 from .shapetypes import Chw, Mat, Scalar, Vec
 from .transformer import TransformerEncoderBlock, transformer_encoder_block
 from .typed import shaped, untyped
@@ -75,7 +76,7 @@ __all__ = [
     "build", "Built", "forward", "Context", "Mode", "ConstantHook", "host_constant",
     "dropout_mask", "state_specs", "initial_values",
     # weights from PyTorch
-    "load_state_dict", "read_npz",
+    "load_state_dict", "read_npz", "read_safetensors",
     # losses
     "mse", "mae", "huber", "cross_entropy", "one_hot_cross_entropy", "bce_with_logits",
     "Reduction",

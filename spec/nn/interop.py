@@ -1,17 +1,19 @@
 """Weights from PyTorch: `load_state_dict` reads a state_dict saved as a numpy `.npz`
-archive (`np.savez(path, **{k: v.numpy() for k, v in sd.items()})`) into a built model.
+archive (`np.savez(path, **{k: v.numpy() for k, v in sd.items()})`) or as a `.safetensors`
+file (`safetensors.torch.save_file(sd, path)`, parsed by `read_safetensors`) into a built
+model.
 
 Parameter names follow PyTorch's where the layers allow it (`Sequential` indices, "weight",
 "bias", "running_mean", "weight_ih_l0", "in_proj_weight"), so most state_dicts map one to
 one; a `name_map` (ours -> theirs) covers the rest, e.g. attention's
-"out_proj_weight" <- "out_proj.weight". The archive is read with pickling refused, so a
-file can carry numbers only, never code.
+"out_proj_weight" <- "out_proj.weight". An archive is read with pickling refused and a
+safetensors header is parsed as JSON, so a file can carry numbers only, never code.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
@@ -19,6 +21,7 @@ import numpy as np
 from ..errors import DataFormatError, ShapeError
 from ..tensor import Tensor
 from .build import Built
+from .safetensors import read_safetensors
 
 __all__ = ["load_state_dict", "read_npz", "IGNORED_KEYS"]
 
@@ -47,6 +50,24 @@ def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:
             raise DataFormatError(name, f"an entry needs pickle, which is refused: {e}") from None
 
 
+# The file suffixes load_state_dict reads, each with its reader.
+_READERS: dict[str, Callable[[str], dict[str, np.ndarray[Any, Any]]]] = {
+    ".npz": read_npz,
+    ".safetensors": read_safetensors,
+}
+
+
+def _read_state_dict_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:
+    """The named arrays of the state_dict file at `path`, read by the reader of its suffix
+    (`.npz` or `.safetensors`); another suffix raises DataFormatError naming the file."""
+    name = os.fspath(path)
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix not in _READERS:
+        raise DataFormatError(name, f"unsupported state_dict file suffix {suffix!r} "
+                                    f"(supported: {', '.join(_READERS)})")
+    return _READERS[suffix](name)
+
+
 def _ignored(key: str) -> bool:
     return key.rsplit(".", 1)[-1] in IGNORED_KEYS
 
@@ -57,7 +78,8 @@ def load_state_dict(
     name_map: Mapping[str, str] | None = None,
 ) -> Built[In, Out]:
     """`built` with every parameter and buffer taken from a PyTorch state_dict: the `.npz`
-    file at `source` (or a mapping of names to numpy arrays), converted to built's field.
+    or `.safetensors` file at `source` (another suffix raises DataFormatError) or a mapping
+    of names to numpy arrays, converted to built's field.
 
     `name_map` maps our names to the state_dict's (names not in it are the same in both).
     Every one of our names must be present (else KeyError listing the missing ones), every
@@ -65,7 +87,7 @@ def load_state_dict(
     "num_batches_tracked" counters are skipped), shapes must agree (else ShapeError listing
     each name with both shapes) and every array must hold real floating-point numbers
     (else TypeError naming it and its dtype)."""
-    arrays = dict(source) if isinstance(source, Mapping) else read_npz(source)
+    arrays = dict(source) if isinstance(source, Mapping) else _read_state_dict_file(source)
     names = name_map or {}
     unknown = sorted(set(names) - set(built.params) - set(built.buffers))
     if unknown:
