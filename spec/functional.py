@@ -447,15 +447,22 @@ def _windows(x: V, kernel: tuple[int, int], stride: tuple[int, int],
              dilation: tuple[int, int], out: tuple[int, int]) -> V:
     """Windows of a padded (N, C, H, W) input as (N, C, kh*kw, OH, OW), (i, j) row-major."""
     n, c = x.shape[0], x.shape[1]
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out
-    parts = []
-    for i in range(kh):
-        for j in range(kw):
-            spec = [(0, n, 1), (0, c, 1),
-                    (i * dh, i * dh + (oh - 1) * sh + 1, sh),
-                    (j * dw, j * dw + (ow - 1) * sw + 1, sw)]
-            parts.append(reshape(slice_axes(x, spec), (n, c, 1, oh, ow)))
+    parts = [reshape(part, (n, c, 1, out[0], out[1]))
+             for part in _window_slices(x, kernel, stride, dilation, out)]
     return parts[0] if len(parts) == 1 else concat(parts, axis=2)
+
+
+def _window_slices(x: V, kernel: tuple[int, int], stride: tuple[int, int],
+                   dilation: tuple[int, int], out: tuple[int, int]) -> list[V]:
+    """The kh*kw strided slices of a padded (N, C, H, W) input, one (N, C, OH, OW) per
+    kernel offset, in (i, j) row-major order: slice (i, j) holds element (i, j) of every
+    window (no gathering; each is a strided view where the field has views)."""
+    n, c = x.shape[0], x.shape[1]
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out
+    return [slice_axes(x, [(0, n, 1), (0, c, 1),
+                           (i * dh, i * dh + (oh - 1) * sh + 1, sh),
+                           (j * dw, j * dw + (ow - 1) * sw + 1, sw)])
+            for i in range(kh) for j in range(kw)]
 
 
 def _image(where: str, x: V) -> tuple[V, bool]:
@@ -540,7 +547,16 @@ def max_pool2d(x: V, kernel: int | Sequence[int], stride: int | Sequence[int] | 
     if p != (0, 0):
         low = sub(neg(max(neg(xb))), 1)  # strictly below every input, exact in every field
         padded = where(pad(ones_like(xb), widths), pad(xb, widths), low)
-    y = max(_windows(padded, k, s, d, out), axis=2)
+    # A left fold of `maximum` over the window's elements in (i, j) row-major order:
+    # maximum sends a tie's gradient to its first operand (the running max), so each
+    # window's gradient reaches its first row-major maximum, with elementwise work only
+    # (no window gather, no argmax over groups). A NaN makes the window's max NaN; its
+    # gradient then goes to the first maximum of the elements before the first NaN (to
+    # the NaN itself when it comes first).
+    parts = _window_slices(padded, k, s, d, out)
+    y = parts[0]
+    for part in parts[1:]:
+        y = maximum(y, part)
     return reshape(y, y.shape[1:]) if unbatched else y
 
 

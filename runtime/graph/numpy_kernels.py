@@ -33,6 +33,7 @@ __all__ = [
     "VIEWS",
     "IN_PLACE",
     "one_hot_into",
+    "first_max_mask_into",
     "FALLBACK",
 ]
 
@@ -287,6 +288,53 @@ def _max_or_fallback(c: EmitContext) -> list[str]:
     return _reduce("max")(c)
 
 
+# Largest group (product of the reduced dims) for which `argmax_mask` runs as a loop over
+# the group's positions; longer groups take the field's own primitive (np.argmax per row
+# is then cheap next to the row, and the loop would be long).
+_MASK_LOOP_MAX = 64
+
+
+def first_max_mask_into(a: NP, axes: tuple[int, ...], positions: tuple[tuple[slice, ...], ...],
+                        m: NP, hit: NP, nan: NP, seen: NP, out: NP) -> NP:
+    """0/1 mask of the first row-major maximum of each group written into `out`, the same
+    mask the field's `argmax_mask` gives (np.argmax: the first maximum, or the first NaN
+    when the group holds one; +0 and -0 tie), by one vectorised pass per group position.
+
+    `positions` indexes each group position in row-major order (keepdims-shaped slices);
+    `m`, `hit`, `nan` and `seen` are scratch buffers of the reduced (keepdims) shape."""
+    np.maximum.reduce(a, axis=axes, keepdims=True, out=m)  # NaN when the group has one
+    seen.fill(False)
+    for pos in positions:
+        x = a[pos]
+        # a winner: equal to the max, or a NaN (then the max is NaN and nothing equals it)
+        np.equal(x, m, out=hit)
+        np.logical_or(hit, np.not_equal(x, x, out=nan), out=hit)
+        np.logical_and(hit, np.logical_not(seen), out=out[pos])
+        np.logical_or(seen, hit, out=seen)
+    return out
+
+
+def _argmax_mask(c: EmitContext) -> list[str]:
+    # native: first_max_mask (np.argmax over the folded groups), cast to the field dtype.
+    pa, axes = np.asarray(c.probes[0]), tuple(c.attrs["axes"])
+    group = tuple(pa.shape[i] for i in axes)
+    if pa.size == 0 or not 0 < size_of(group) <= _MASK_LOOP_MAX:
+        raise _Fallback
+    positions = []
+    for index in np.ndindex(*group):
+        pos: list[slice] = [slice(None)] * pa.ndim
+        for ax, i in zip(axes, index, strict=True):
+            pos[ax] = slice(i, i + 1)
+        positions.append(tuple(pos))
+    reduced = np.max(pa, axis=axes, keepdims=True)
+    m = c.scratch(reduced, "m")
+    hit, nan, seen = (c.scratch(reduced != 0, h) for h in ("h", "n", "e"))
+    fn, ax = c.const(first_max_mask_into, "fmm"), c.const(axes, "ax")
+    pos_name = c.const(tuple(positions), "pos")
+    return [f"{c.var} = {fn}({c.args[0]}, {ax}, {pos_name}, {m}, {hit}, {nan}, {seen}, "
+            f"{c.out})"]
+
+
 class _Fallback(Exception):
     """Raised by an emitter to have the node evaluated by its forward rule instead."""
 
@@ -299,6 +347,7 @@ BUFFERED: dict[str, Emitter] = {
     "sum": _reduce("sum"), "max": _max_or_fallback, "mean": _mean,
     "softmax": _softmax, "log_softmax": _log_softmax,
     "matmul": _matmul, "concat": _concat, "unslice": _unslice, "one_hot": _one_hot,
+    "argmax_mask": _argmax_mask,
 }
 """Ops computed into a preallocated output buffer."""
 
