@@ -13,13 +13,16 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
-from ..spec.fields import Field, get_field
+import numpy as np
+
+from ..spec.fields import Field, NativeFloatField, get_field
 from ..spec.nn import Mode
 from ..spec.tensor import Tensor
 from ..spec.value import Value
 from . import autograd as ad
 from . import checkpoint
 from .compiled_backend import CompiledBackend, CompiledUpdate
+from .devices import ArrayDevice, DeviceError, resolve
 from .flat import FlatLayout
 from .optim import Optimizer, OptState
 from .tape import Traced
@@ -91,42 +94,47 @@ def _make_backend(task: Task, backend: str) -> GradientBackend:
     raise ValueError(f"runner: backend must be 'eager' or 'compiled', got {backend!r}")
 
 
-def _check_device(device: str) -> None:
-    if device == "cpu":
-        return
-    if device != "cuda":
-        raise ValueError(f"runner: device must be 'cpu' or 'cuda', got {device!r}")
-    try:
-        import cupy  # noqa: F401
-    except ImportError:
-        raise RuntimeError(
-            "runner: device 'cuda' needs CuPy and a CUDA GPU, but CuPy is not installed "
-            "(pip install 'torchlean[cuda]'); use device 'cpu'"
-        ) from None
-    raise RuntimeError("runner: device 'cuda' is not supported yet; use device 'cpu'")
+def _resolve_device(device: Device | ArrayDevice, field: Field) -> ArrayDevice:
+    """The runner's device, refusing fields whose arrays cannot live there."""
+    dev = resolve(device, "runner")
+    if not dev.is_host and not isinstance(field, NativeFloatField):
+        # ieee32exec's bit-exact binary32 kernels (and the exact and interval fields' object
+        # arrays) exist on NumPy only; running them elsewhere would silently change the
+        # semantics, so they are refused rather than ported approximately.
+        raise DeviceError(
+            f"runner: field {field.name!r} runs on the CPU only; device {dev.name!r} takes "
+            "the native float fields 'float' and 'float32' (use device 'cpu' for "
+            f"{field.name!r})"
+        )
+    return dev
 
 
 class Runner:
-    """Parameters, buffers, optimizer state, mode and step of one training run."""
+    """Parameters, buffers, optimizer state, mode and step of one training run.
+
+    On a device other than the CPU (`device="cuda"`, or an `ArrayDevice`), the
+    parameters, buffers and optimizer state live on that device; inputs (host arrays,
+    Tensors, or arrays already on the device) are moved there once per call, and results
+    stay there except where a method says it returns host values."""
 
     def __init__(
         self,
         task: Task,
         dtype: str | Field = "float32",
         backend: Backend = "eager",
-        device: Device = "cpu",
+        device: Device | ArrayDevice = "cpu",
     ) -> None:
-        _check_device(device)
         self.field = get_field(dtype)
+        self.array_device = _resolve_device(device, self.field)
         self.task = task
         self.model = task.model.to(self.field)
         self.backend_name = backend
-        self.device = device
+        self.device: str = self.array_device.name
         self.backend = _make_backend(Task(self.model, task.kind), backend)
         self.layout = FlatLayout.of(self.model.params, self.field)
-        self.flat = self.layout.flatten(self.model.params)
+        self.flat = self.place(self.layout.flatten(self.model.params))
         self.params: dict[str, Tensor] = self.layout.views(self.flat)
-        self.buffers: dict[str, Tensor] = dict(self.model.buffers)
+        self.buffers: dict[str, Tensor] = {k: self.place(b) for k, b in self.model.buffers.items()}
         self.mode: Mode = "train"
         self.step = 0
         self._update = CompiledUpdate()
@@ -149,21 +157,47 @@ class Runner:
         return (self.model.seed << 32) + self.step
 
     # -- evaluation ----------------------------------------------------------------
+    def place(self, t: Tensor) -> Tensor:
+        """`t` (of this runner's field) on the runner's device: itself when already there,
+        else moved from the host (arrays of another device are refused, not copied)."""
+        dev = self.array_device
+        if dev.is_host or dev.holds(t.data):
+            return t
+        if not isinstance(t.data, (np.ndarray, np.generic)):
+            raise DeviceError(f"runner on {dev.name}: got an array of type "
+                              f"{type(t.data).__name__} on another device; move it to the host "
+                              "or to this device first")
+        return Tensor(dev.to_device(t.data), t.field)
+
     def as_input(self, data: object) -> Tensor:
-        """`data` (a Tensor of any field, an array, nested lists) as a tensor of this field."""
+        """`data` (a Tensor of any field, an array, nested lists) as a tensor of this field
+        on the runner's device (moved there once when it comes from the host)."""
+        dev = self.array_device
         if isinstance(data, Tensor):
             if data.field is self.field:
-                return data
+                return self.place(data)
             data = data.numpy()
-        return Tensor(self.field.asarray(data), self.field)
+        if not dev.is_host and dev.holds(data):
+            # used in place when of this field's dtype, else cast on the device
+            same = isinstance(self.field, NativeFloatField) and (
+                getattr(data, "dtype", None) == self.field.dtype(dev.xp))
+            return Tensor(data if same else self.field.asarray(data), self.field)
+        if not dev.is_host and hasattr(data, "__array_namespace__") and not isinstance(
+                data, np.ndarray):
+            raise DeviceError(f"runner on {dev.name}: got an array of type "
+                              f"{type(data).__name__} on another device; move it to the host "
+                              "or to this device first")
+        return self.place(Tensor(self.field.asarray(data), self.field))
 
     def predict(self, x: object) -> Tensor:
-        """The model's output for `x` in the current mode (buffers are not changed)."""
+        """The model's output for `x` in the current mode (buffers are not changed), on the
+        runner's device."""
         key = self.dropout_key() if self.mode == "train" else None
         return self.backend.predict(self.params, self.buffers, self.as_input(x), self.mode, key)
 
     def loss(self, x: object, y: object) -> Tensor:
-        """The task's loss on (x, y) in the current mode."""
+        """The task's loss on (x, y) in the current mode: a 0-d tensor on the runner's
+        device (`float(loss.item())` reads it on the host)."""
         return self.task_loss(self.predict(x), self.as_input(y))
 
     def task_loss(self, pred: Tensor, y: Tensor) -> Tensor:
@@ -173,7 +207,8 @@ class Runner:
         return loss
 
     def loss_and_grads(self, x: object, y: object) -> tuple[Tensor, Grads, dict[str, Tensor]]:
-        """(loss, gradients by parameter name, buffers after the pass) in the current mode."""
+        """(loss, gradients by parameter name, buffers after the pass) in the current mode,
+        all on the runner's device."""
         key = self.dropout_key() if self.mode == "train" else None
         return self.backend.loss_and_grads(
             self.params, self.buffers, self.as_input(x), self.as_input(y), self.mode, key
@@ -190,10 +225,12 @@ class Runner:
         return self
 
     def update(self, grads: Mapping[str, Tensor]) -> None:
-        """Apply one optimizer step with `grads` (named like the parameters)."""
+        """Apply one optimizer step with `grads` (named like the parameters; host gradients
+        are moved to the runner's device)."""
         if self.optimizer is None or self.opt_state is None:
             raise RuntimeError("update: no optimizer; call set_optimizer (or train.stepper)")
-        gflat = self.layout.flatten(grads, "grads")  # no work for the compiled backend's
+        # no work for the compiled backend's flat gradients
+        gflat = self.place(self.layout.flatten(grads, "grads"))
         # One compiled program per update whatever the backend (the same bits as the
         # op-by-op `optimizer.update`, as PyTorch's eager mode uses fused optimizers).
         flat, self.opt_state = self._update.apply(self.optimizer, self.flat, gflat,
@@ -201,14 +238,25 @@ class Runner:
         self.set_flat(flat)
         self.step += 1
 
+    def train_step(self, x: object, y: object) -> Tensor:
+        """One training step on (x, y) in train mode: gradients, the optimizer update and
+        the buffers' update. Returns the loss as a 0-d tensor still on the runner's device,
+        so the step itself needs no device-to-host transfer (`train.step` reads it)."""
+        self.train()
+        loss, grads, buffers = self.loss_and_grads(x, y)
+        self.update(grads)
+        self.set_buffers(buffers)
+        return loss
+
     def set_flat(self, flat: Tensor) -> None:
-        """Replace all parameters by the flat vector `flat` (layout order)."""
-        self.flat = flat
-        self.params = self.layout.views(flat)
+        """Replace all parameters by the flat vector `flat` (layout order; moved to the
+        runner's device when it comes from the host)."""
+        self.flat = self.place(flat)
+        self.params = self.layout.views(self.flat)
 
     def set_buffers(self, buffers: Mapping[str, Tensor]) -> None:
         """Replace the buffers (e.g. batch norm running statistics after a train step)."""
-        self.buffers = dict(buffers)
+        self.buffers = {k: self.place(b) for k, b in buffers.items()}
 
     # -- checkpoints -------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -219,6 +267,10 @@ class Runner:
         """Restore the state saved by `save`; a file from another model, field or optimizer,
         or a malformed one, raises DataFormatError and leaves the runner unchanged."""
         checkpoint.load(self, path)
+        if self.opt_state is not None:  # a loaded state comes from the host
+            self.opt_state = OptState(self.opt_state.step, {
+                slot: {k: self.place(b) for k, b in bufs.items()}
+                for slot, bufs in self.opt_state.buffers.items()})
 
     def __repr__(self) -> str:
         return (
@@ -231,7 +283,10 @@ def runner(
     task: Task,
     dtype: str | Field = "float32",
     backend: Backend = "eager",
-    device: Device = "cpu",
+    device: Device | ArrayDevice = "cpu",
 ) -> Runner:
-    """A runner for `task` in field `dtype`, evaluated by `backend` on `device`."""
+    """A runner for `task` in field `dtype`, evaluated by `backend` on `device`: "cpu",
+    "cuda" (CuPy; DeviceError when CuPy or a GPU is missing, or for a field other than
+    'float' and 'float32'), or an `ArrayDevice` (e.g. `devices.strict_device()`, the
+    CPU stand-in for a GPU that the tests use)."""
     return Runner(task, dtype, backend, device)

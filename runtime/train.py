@@ -68,14 +68,11 @@ def stepper(task: Task, runner: Runner, optimizer: Optimizer) -> Stepper:
 
 
 def step(loop: Stepper, sample: Batch) -> float:
-    """One training step on `sample` = (inputs, targets) in train mode; returns the loss."""
-    r = loop.runner
-    r.train()
+    """One training step on `sample` = (inputs, targets) in train mode; returns the loss
+    as a host float (on a GPU, the step's one device-to-host transfer)."""
     x, y = sample
-    loss, grads, buffers = r.loss_and_grads(x, y)
-    r.update(grads)
-    r.set_buffers(buffers)
-    return _as_float(loss)
+    # The step stays on the runner's device; reading the loss is its one host transfer.
+    return _as_float(loop.runner.train_step(x, y))
 
 
 def _as_float(t: Tensor) -> float:
