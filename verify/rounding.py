@@ -31,7 +31,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from mpmath import libmp
@@ -46,9 +46,11 @@ from ..spec.fields.base import PI
 from ..spec.fields.interval import mpf_to_fraction
 from ..spec.ops import apply
 from ..spec.tensor import Tensor
+from . import zonotope as zono
 
 __all__ = [
     "METHODS",
+    "ENCLOSURES",
     "MODES",
     "ULP_BUDGET",
     "RoundingBoundError",
@@ -62,6 +64,7 @@ __all__ = [
 Mode = Literal["ieee32exec", "float32_any_order"]
 MODES: tuple[str, ...] = ("ieee32exec", "float32_any_order")
 METHODS: tuple[str, ...] = ("affine", "elementwise")
+ENCLOSURES: tuple[str, ...] = ("zonotope", "interval")
 U32 = 2.0**-24
 ETA = 2.0**-150  # half the binary32 subnormal spacing 2^-149
 SUBNORMAL = 2.0**-126  # smallest normal binary32
@@ -73,6 +76,9 @@ GELU_SLOPE = 1.13
 TWO_OVER_SQRT_PI = 1.1283791670955130
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
+Mask = np.ndarray[Any, np.dtype[np.bool_]]
+Index = np.ndarray[Any, np.dtype[np.int64]]
+T = TypeVar("T", bound=np.dtype[Any])
 _CTX: Any = MPIntervalContext()
 _CTX.prec = 64
 
@@ -158,14 +164,27 @@ def _may_sub(lo: Arr, hi: Arr, slack: Arr) -> Arr:
 
 
 # -- rules -----------------------------------------------------------------------------
+def _exact_zero(a: Bound) -> Mask:
+    """Elements known to be exactly 0 in both the real and the computed model."""
+    return np.asarray((a.lo == 0) & (a.hi == 0) & (a.e == 0))
+
+
+def _exact_pow2(a: Bound) -> Mask:
+    """Elements that are one exact power of two (or 0) in both models: multiplying by
+    them is exact in binary32 unless the product is subnormal (the eta term stays)."""
+    mant, _ = np.frexp(a.lo)
+    return np.asarray((a.lo == a.hi) & (a.e == 0) & ((a.lo == 0) | (np.abs(mant) == 0.5)))
+
+
 def _add(a: Bound, b: Bound, c: Ctx, sign: int = 1) -> Bound:
     if sign > 0:
         lo, hi = _dn(a.lo + b.lo), _up(a.hi + b.hi)
     else:
         lo, hi = _dn(a.lo - b.hi), _up(a.hi - b.lo)
     ep = _up(a.e + b.e)
-    # No underflow term: a subnormal sum of binary32 numbers is exact.
+    # No underflow term: a subnormal sum of binary32 numbers is exact; so is x + 0.
     r = half_ulp(_up(_mag(lo, hi) + ep), c.u) if c.rounds else np.zeros_like(ep)
+    r = np.where(_exact_zero(a) | _exact_zero(b), 0.0, r)
     return Bound(lo, hi, _up(ep + r))
 
 
@@ -177,7 +196,10 @@ def _mul_enclosure(alo: Arr, ahi: Arr, blo: Arr, bhi: Arr) -> tuple[Arr, Arr]:
 def _mul(a: Bound, b: Bound, c: Ctx) -> Bound:
     lo, hi = _mul_enclosure(a.lo, a.hi, b.lo, b.hi)
     ep = _up(_up(_up(a.mag * b.e) + _up(b.mag * a.e)) + _up(a.e * b.e))
-    r = c.rho(_up(_mag(lo, hi) + ep), _may_sub(lo, hi, ep))
+    may_sub = _may_sub(lo, hi, ep)
+    r = c.rho(_up(_mag(lo, hi) + ep), may_sub)
+    if c.rounds:  # times an exact power of two: only an underflow can round
+        r = np.where(_exact_pow2(a) | _exact_pow2(b), np.where(may_sub, ETA, 0.0), r)
     return Bound(lo, hi, _up(ep + r))
 
 
@@ -291,15 +313,18 @@ def _fold_dn(x: Arr) -> Arr:
     return acc
 
 
-def _fold(tlo: Arr, thi: Arr, te: Arr, c: Ctx, products: bool, eta_terms: int) -> Bound:
+def _fold(tlo: Arr, thi: Arr, te: Arr, c: Ctx, products: bool, eta_terms: int,
+          smag: Arr | None = None, exact: Mask | None = None) -> Bound:
     """The fold over the last axis of terms with enclosures [tlo, thi] and propagated
     errors te (a matmul's terms are exact products of computed operands: their own
-    rounding is added here)."""
+    rounding is added here). `smag`, when given, bounds |real partial sum k| (from the
+    zonotope pass) more tightly than the sum of the term enclosures; `exact` marks
+    products with an exact power-of-two factor (only an underflow rounds them)."""
     n = tlo.shape[-1]
     lo, hi = _fold_dn(tlo), _fold_up(thi)
     tmag = _mag(tlo, thi)
     if c.mode == "ieee32exec" or not c.rounds:
-        return _left_fold(tlo, thi, te, tmag, c, products)
+        return _left_fold(tlo, thi, te, tmag, c, products, smag, exact)
     # any order, any blocking, FMA or not: every term passes through at most n roundings
     # (n - 1 additions and its product, or n - 1 FMAs), so gamma_n covers it (Higham 3.1).
     ep = _fold_up(te)
@@ -313,7 +338,8 @@ def _fold(tlo: Arr, thi: Arr, te: Arr, c: Ctx, products: bool, eta_terms: int) -
     return Bound(lo, hi, _up(ep + local))
 
 
-def _left_fold(tlo: Arr, thi: Arr, te: Arr, tmag: Arr, c: Ctx, products: bool) -> Bound:
+def _left_fold(tlo: Arr, thi: Arr, te: Arr, tmag: Arr, c: Ctx, products: bool,
+               smag: Arr | None = None, exact: Mask | None = None) -> Bound:
     """ieee32exec's zero-seeded left fold, bounded step by step with the add rule on
     enclosures of the partial sums: E_k = E_(k-1) + t_k + u (|S_k| + E_(k-1) + t_k),
     where t_k is term k's error (propagated, plus its product's rounding). 0 + p_1 is
@@ -327,21 +353,27 @@ def _left_fold(tlo: Arr, thi: Arr, te: Arr, tmag: Arr, c: Ctx, products: bool) -
         tk = te[..., k]
         if products and c.rounds:
             mk = _up(tmag[..., k] + tk)
-            tk = _up(tk + c.rho(mk, _may_sub(tlo[..., k], thi[..., k], tk)))
+            may_sub = _may_sub(tlo[..., k], thi[..., k], tk)
+            rho = c.rho(mk, may_sub)
+            if exact is not None:
+                rho = np.where(exact[..., k], np.where(may_sub, ETA, 0.0), rho)
+            tk = _up(tk + rho)
         slo, shi = _dn(slo + tlo[..., k]), _up(shi + thi[..., k])
         if k == 0 or not c.rounds:
             err = _up(err + tk)
         else:
             step = _up(err + tk)
-            err = _up(step + half_ulp(_up(_mag(slo, shi) + step), c.u))
+            mag = _mag(slo, shi) if smag is None else np.minimum(_mag(slo, shi), smag[..., k])
+            err = _up(step + half_ulp(_up(mag + step), c.u))
         if np.any(_up(_mag(slo, shi) + err) >= OVERFLOW):
             raise RoundingBoundError(f"{c.where}: a partial sum may overflow binary32")
     return Bound(slo, shi, err)
 
 
-def _matmul(a: Bound, b: Bound, c: Ctx) -> Bound:
+def _matmul(a: Bound, b: Bound, c: Ctx, smag: Arr | None = None) -> Bound:
     # terms [..., M, N, K] = a[..., M, 1, K] * b[..., 1, N, K]
-    def terms(x: Arr, y: Arr) -> tuple[Arr, Arr]:
+    def terms(x: np.ndarray[Any, T], y: np.ndarray[Any, T]) -> tuple[np.ndarray[Any, T],
+                                                                     np.ndarray[Any, T]]:
         return x[..., :, None, :], np.swapaxes(y, -1, -2)[..., None, :, :]
 
     alo, blo = terms(a.lo, b.lo)
@@ -353,7 +385,9 @@ def _matmul(a: Bound, b: Bound, c: Ctx) -> Bound:
     if np.any(_up(_mag(tlo, thi) + te) >= OVERFLOW):
         raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
     eta_terms = 1 if c.mode == "ieee32exec" else 2  # products (and FMAs) may be subnormal
-    return _fold(tlo, thi, te, c, products=True, eta_terms=eta_terms)
+    pa, pb = terms(_exact_pow2(a), _exact_pow2(b))
+    return _fold(tlo, thi, te, c, products=True, eta_terms=eta_terms, smag=smag,
+                 exact=np.broadcast_to(pa | pb, tlo.shape))
 
 
 def _to_last(x: Arr, axes: tuple[int, ...], keepdims: bool) -> Arr:
@@ -427,7 +461,8 @@ def _structural(op: str, args: Sequence[Bound], attrs: dict[str, Any]) -> Bound:
     return Bound(run(lambda b: b.lo), run(lambda b: b.hi), run(lambda b: b.e))
 
 
-def _rule(op: str, args: list[Bound], attrs: dict[str, Any], c: Ctx) -> Bound:
+def _rule(op: str, args: list[Bound], attrs: dict[str, Any], c: Ctx,
+          smag: Arr | None = None) -> Bound:
     if op in _STRUCTURAL:
         return _structural(op, args, attrs)
     if op in ("add", "sub"):
@@ -460,7 +495,7 @@ def _rule(op: str, args: list[Bound], attrs: dict[str, Any], c: Ctx) -> Bound:
     if op == "silu":
         return _mul(args[0], _function("sigmoid", args[0], c), c)
     if op == "matmul":
-        return _matmul(args[0], args[1], c)
+        return _matmul(args[0], args[1], c, smag)
     if op == "sum":
         return _sum(args[0], tuple(attrs["axes"]), bool(attrs["keepdims"]), c)
     if op == "mean":
@@ -552,16 +587,56 @@ def _boxes(graph: Graph, box: Any) -> dict[str, tuple[Arr, Arr]]:
     return out
 
 
+@dataclass
+class _Real:
+    """The zonotope pass over the real values (verify/zonotope.py), run once with the
+    first propagation: per node an enclosure to intersect with the interval rules', and
+    per ieee32exec matmul bounds of its real partial sums."""
+
+    hulls: list[tuple[Arr, Arr]] = field(default_factory=list)
+    smag: dict[int, Arr] = field(default_factory=dict)
+    zonos: list[zono.Zono | None] = field(default_factory=list)
+    syms: zono.Symbols = field(default_factory=zono.Symbols)
+
+
+def _partial_sums(a: zono.Zono | None, b: zono.Zono | None) -> Arr | None:
+    """Bounds of |real partial sum k| of a 2-D a @ b, in the matmul terms' layout."""
+    if a is None or b is None or a.c.ndim != 2 or b.c.ndim != 2:
+        return None
+    if b.is_point and not a.is_point:
+        return zono.matmul_partial_sums(a, b.c)
+    if a.is_point and not b.is_point:  # (W @ X)^T = X^T @ W^T, the same fold order
+        xt = zono.Zono(b.c.T, np.swapaxes(b.g, 0, 1), b.r.T)
+        return np.swapaxes(zono.matmul_partial_sums(xt, a.c.T), 0, 1)
+    return None
+
+
+def _real_step(real: _Real, n: Any, args: list[Bound], mode: str) -> tuple[zono.Zono | None,
+                                                                          Arr | None]:
+    """The node's zonotope when a linear rule gives one, and its partial-sum bounds."""
+    zs = [real.zonos[i] for i in n.args]
+    shape = tuple(n.shape)
+    idx = _gather_index(n.op, [a.lo.shape for a in args], n.attr_dict) \
+        if n.op in _STRUCTURAL else None
+    z = zono.step(n.op, zs, n.attr_dict, shape, [(a.lo, a.hi) for a in args], real.syms, idx)
+    smag = _partial_sums(zs[0], zs[1]) if n.op == "matmul" and mode == "ieee32exec" else None
+    return z, smag
+
+
 def _propagate(graph: Graph, params: dict[str, Arr], boxes: dict[str, tuple[Arr, Arr]],
                mode: str, u: float, inputs_are_float32: bool,
-               only: int | None = None) -> list[Bound]:
-    """Bounds for every node; `only` = the single node allowed to round (attribution)."""
+               only: int | None = None, real: _Real | None = None) -> list[Bound]:
+    """Bounds for every node; `only` = the single node allowed to round (attribution).
+    `real` is the zonotope pass: filled in when empty, reused when given filled."""
     env: list[Bound] = []
+    first = real is not None and not real.hulls
     for n in graph.nodes:
         c = Ctx(mode, u, only is None or only == n.id, f"node %{n.id} ({n.op})")
+        z: zono.Zono | None = None
         if n.op == "param":
             p = params[n.name]
             b = Bound(p, p.copy(), np.zeros_like(p))
+            z = zono.point(p)
         elif n.op == "input":
             lo, hi = boxes[n.name]
             if inputs_are_float32 or not c.rounds:
@@ -578,11 +653,31 @@ def _propagate(graph: Graph, params: dict[str, Arr], boxes: dict[str, tuple[Arr,
             e = _up(np.abs(v32 - v)) if c.rounds else np.zeros_like(v)
             b = Bound(v, v.copy(), np.where(v32 == v, 0.0, e))
         else:
-            b = _rule(n.op, [env[i] for i in n.args], n.attr_dict, c)
+            args = [env[i] for i in n.args]
+            smag = None
+            if first and real is not None:
+                z, smag = _real_step(real, n, args, mode)
+                if smag is not None:
+                    real.smag[n.id] = smag
+            elif real is not None:
+                smag = real.smag.get(n.id)
+            b = _rule(n.op, args, n.attr_dict, c, smag)
+        if real is not None:
+            if first:
+                if z is None:  # no linear rule: start afresh from the interval
+                    z = zono.from_interval(b.lo, b.hi, real.syms, fresh=n.op != "literal")
+                real.zonos.append(z)
+                real.hulls.append(zono.hull(z) if z is not None else (b.lo, b.hi))
+            zlo, zhi = real.hulls[n.id]
+            b = Bound(np.maximum(b.lo, zlo), np.minimum(b.hi, zhi), b.e)
+            if np.any(b.lo > b.hi):  # two sound enclosures of one real value cannot miss
+                raise AssertionError(f"node %{n.id} ({n.op}): disjoint real enclosures")
         if np.any(_up(b.mag + b.e) >= OVERFLOW) or np.any(np.isnan(b.e)):
             raise RoundingBoundError(f"node %{n.id} ({n.op}): a value may reach the binary32 "
                                      "overflow threshold 2^128 - 2^103 inside the box")
         env.append(b)
+    if real is not None:
+        real.zonos = []  # only the hulls and partial sums are reused
     return env
 
 
@@ -676,7 +771,9 @@ class Form:
     @property
     def widened(self) -> Bound:
         """An enclosure of the real and the computed value, with no error of its own."""
-        return Bound(_dn(self.lo - self.e), _up(self.hi + self.e), np.zeros_like(self.e))
+        exact = self.e == 0  # keep exact values exact (a weight stays a point)
+        return Bound(np.where(exact, self.lo, _dn(self.lo - self.e)),
+                     np.where(exact, self.hi, _up(self.hi + self.e)), np.zeros_like(self.e))
 
     @property
     def exact_point(self) -> bool:
@@ -691,10 +788,11 @@ def _mid_rad(lo: Arr, hi: Arr) -> tuple[Arr, Arr]:
 
 
 def _affine_rule(op: str, nid: int, args: list[Form], attrs: dict[str, Any], c: Ctx,
-                 shape: tuple[int, ...]) -> Blocks:
-    """The node's blocks: the propagated first-order part plus a fresh block for the rest."""
-    def local() -> Arr:  # rounding of the op applied to the computed arguments
-        return _rule(op, [a.widened for a in args], attrs, c).e
+                 shape: tuple[int, ...], smag: Arr | None = None) -> Blocks:
+    """The node's blocks: the propagated first-order part plus a fresh block for the rest.
+    `smag` bounds a matmul's real partial sums (see _Real)."""
+    def local(smag: Arr | None = None) -> Arr:  # the op's rounding on the computed arguments
+        return _rule(op, [a.widened for a in args], attrs, c, smag).e
 
     if op in _STRUCTURAL:
         return _gather(op, args, attrs, shape)
@@ -722,7 +820,8 @@ def _affine_rule(op: str, nid: int, args: list[Form], attrs: dict[str, Any], c: 
         return _affine_sum(nid, args[0], tuple(attrs["axes"]), bool(attrs["keepdims"]), shape,
                            local())
     if op == "matmul" and (args[0].exact_point or args[1].exact_point):
-        return _affine_matmul(nid, args, c, shape, local())
+        wide = None if smag is None else _widened_partial_sums(smag, args[0], args[1])
+        return _affine_matmul(nid, args, c, shape, local(wide))
     if op == "relu":
         a = args[0]
         w = a.widened
@@ -776,20 +875,28 @@ def _affine_sum(nid: int, a: Form, axes: tuple[int, ...], keepdims: bool,
     return _merge(out, _fresh(nid, _up(local + slop)))
 
 
-def _gather(op: str, args: list[Form], attrs: dict[str, Any], shape: tuple[int, ...]) -> Blocks:
-    """A structural op moves coefficients like values: run it on element indices (1-based;
-    0 marks a zero the op fills in) and gather the coefficient rows."""
+def _gather_index(op: str, shapes: Sequence[tuple[int, ...]], attrs: dict[str, Any]) -> Index:
+    """For a structural op: which element of the arguments laid end to end (1-based; 0
+    marks a zero the op fills in) each output element is, found by running the op on
+    element numbers."""
     ids: list[Tensor] = []
     offset = 1
-    for a in args:
-        ids.append(Tensor(np.arange(offset, offset + a.lo.size, dtype=np.float64)
-                          .reshape(a.lo.shape), _F64))
-        offset += a.lo.size
-    idx = np.asarray(apply(op, ids[0], *ids[1:], **attrs).data, dtype=np.int64).ravel()
+    for shape in shapes:
+        size = int(np.prod(shape, dtype=np.int64))
+        ids.append(Tensor(np.arange(offset, offset + size, dtype=np.float64).reshape(shape),
+                          _F64))
+        offset += size
+    return np.asarray(apply(op, ids[0], *ids[1:], **attrs).data, dtype=np.int64).ravel()
+
+
+def _gather(op: str, args: list[Form], attrs: dict[str, Any], shape: tuple[int, ...]) -> Blocks:
+    """A structural op moves coefficients like values: gather the coefficient rows."""
+    idx = _gather_index(op, [a.lo.shape for a in args], attrs)
+    total = 1 + sum(a.lo.size for a in args)
     out: Blocks = {}
     for j in {j for a in args for j in a.blocks}:
         k = next(a.blocks[j].shape[-1] for a in args if j in a.blocks)
-        table = np.zeros((offset, k))
+        table = np.zeros((total, k))
         start = 1
         for a in args:
             if j in a.blocks:
@@ -799,8 +906,22 @@ def _gather(op: str, args: list[Form], attrs: dict[str, Any], shape: tuple[int, 
     return out
 
 
-def _propagate_affine(graph: Graph, env: list[Bound], mode: str, u: float) -> list[Form]:
-    """The affine pass over the elementwise pass's enclosures `env`."""
+def _widened_partial_sums(smag: Arr, a: Form, b: Form) -> Arr:
+    """Partial-sum bounds of the computed arguments' product: the real ones plus
+    sum_{i<=k} |w_i| e_i, the arguments' errors carried along (2-D a @ b, one a point)."""
+    if b.exact_point:  # X @ W: [M, N, K] += cumsum_k |W[k, n]| e[m, k]
+        terms = np.abs(b.lo).T[None, :, :] * a.e[:, None, :]
+    else:  # W @ X: [M, N, K] += cumsum_k |W[m, k]| e[k, n]
+        terms = np.abs(a.lo)[:, None, :] * b.e.T[None, :, :]
+    kdim = terms.shape[-1]
+    extra = _up(np.cumsum(terms, axis=-1) * _up(1.0 + 4.0 * (kdim + 1) * U64))
+    return _up(smag + extra)
+
+
+def _propagate_affine(graph: Graph, env: list[Bound], mode: str, u: float,
+                      smag: Mapping[int, Arr] | None = None) -> list[Form]:
+    """The affine pass over the elementwise pass's enclosures `env` (and matmul
+    partial-sum bounds `smag`, by node)."""
     forms: list[Form] = []
     for n in graph.nodes:
         el = env[n.id]
@@ -809,7 +930,7 @@ def _propagate_affine(graph: Graph, env: list[Bound], mode: str, u: float) -> li
             blocks = _fresh(n.id, el.e)  # the leaf's own rounding (or none)
         else:
             blocks = _affine_rule(n.op, n.id, [forms[i] for i in n.args], n.attr_dict, c,
-                                  tuple(n.shape))
+                                  tuple(n.shape), (smag or {}).get(n.id))
         e = np.minimum(_lin(blocks, tuple(n.shape)), el.e)
         forms.append(Form(el.lo, el.hi, e, blocks))
     return forms
@@ -869,7 +990,8 @@ class RoundingReport:
 def error_bound(model_or_graph: Any, params: Mapping[str, Any] | None, box: Any,
                 dtype: str = "ieee32exec", *, inputs_are_float32: bool = True,
                 samples: int = 0, seed: int = 0, attribute: bool = True,
-                u: float = U32, method: str = "affine") -> RoundingReport:
+                u: float = U32, method: str = "affine",
+                enclosure: str = "zonotope") -> RoundingReport:
     """Bounds on |fl(f(x)) - f(x)| for every x in the box, per output element.
 
     `box` is (lower, upper) for a one-input graph or a mapping input name -> (lower, upper).
@@ -878,18 +1000,25 @@ def error_bound(model_or_graph: Any, params: Mapping[str, Any] | None, box: Any,
     With `inputs_are_float32` the inputs are the binary32 numbers in the box (endpoints
     must be binary32); otherwise any reals in the box, rounded to binary32 on entry.
     `samples` > 0 also runs ieee32exec at that many points (endpoints, midpoint, random)
-    against the real value. `u` may be changed only to test the tests.
+    against the real value. `u` is binary32's 2^-24; another value models rounding to
+    that unit with binary32's underflow and overflow thresholds kept (so u = 2^-53 gives a
+    conservative binary64 bound, as bench/bench_fpbench.py uses; the tests use 2^-25).
     `method` "affine" (default) carries first-order error terms with signs through the
     graph (errors passing through W @ may cancel); "elementwise" propagates magnitudes
     only. Both are sound; the report's bound is the smaller of the two per element
     for "affine". A graph where a node with rounding errors has over AFFINE_MAX_SIZE
     elements falls back to "elementwise" (report.method says which was used).
+    `enclosure` "zonotope" (default) encloses the real values with zonotopes (linear
+    layers exact, DeepZ ReLUs) intersected with the interval rules, and bounds each
+    ieee32exec matmul's partial sums through them; "interval" uses the interval rules alone.
     The report's `contributions` are, for "affine", the part of the bound carried by each
     node's own symbols (a node that gets no linear rule also carries the errors it received);
     for "elementwise", the bound with only that node rounding.
     """
     if dtype not in MODES:
         raise ValueError(f"dtype must be one of {MODES}, got {dtype!r}")
+    if enclosure not in ENCLOSURES:
+        raise ValueError(f"enclosure must be one of {ENCLOSURES}, got {enclosure!r}")
     first = box if not isinstance(box, Mapping) else next(iter(box.values()))
     graph = as_graph(model_or_graph, _as_f64(first[0]).shape)
     if params is None:
@@ -903,13 +1032,14 @@ def error_bound(model_or_graph: Any, params: Mapping[str, Any] | None, box: Any,
                     raise RoundingBoundError(
                         f"input {name!r}: box endpoints are not binary32 values; round them "
                         "or pass inputs_are_float32=False")
-    env = _propagate(graph, p32, boxes, dtype, u, inputs_are_float32)
+    real = _Real() if enclosure == "zonotope" else None
+    env = _propagate(graph, p32, boxes, dtype, u, inputs_are_float32, real=real)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     forms = None
     if method == "affine":
         try:
-            forms = _propagate_affine(graph, env, dtype, u)
+            forms = _propagate_affine(graph, env, dtype, u, real.smag if real else None)
         except _TooLarge:  # dense coefficient blocks would not fit: the stated fallback
             method = "elementwise"
     report = RoundingReport(
@@ -929,7 +1059,8 @@ def error_bound(model_or_graph: Any, params: Mapping[str, Any] | None, box: Any,
         for n in graph.nodes:
             if n.op in ("param",) or n.op in _STRUCTURAL:
                 continue
-            alone = _propagate(graph, p32, boxes, dtype, u, inputs_are_float32, only=n.id)
+            alone = _propagate(graph, p32, boxes, dtype, u, inputs_are_float32, only=n.id,
+                               real=real)
             worst = max(float(np.max(alone[i].e, initial=0.0)) for _, i in graph.outputs)
             if worst > 1e-300:  # skip exact leaves (an _up of 0 is the least subnormal)
                 report.contributions[f"%{n.id} ({n.op})"] = worst

@@ -1,0 +1,330 @@
+"""Zonotope enclosures of a graph's REAL values over an input box, for `verify.rounding`.
+
+A node's real value is enclosed as c + G eps + r zeta: a centre c, generators G over
+symbols eps_s in [-1, 1] shared by the whole graph (one per input element, one per
+relaxed ReLU), and an independent radius r >= 0 (each zeta in [-1, 1], arbitrary, even
+correlated). Linear ops are exact on zonotopes, so the enclosures keep what an interval
+forgets: that a hidden unit and the next layer's partial sums depend on the same inputs.
+ReLU uses the DeepZ relaxation (Singh et al., "Fast and Effective Robustness
+Certification", NeurIPS 2018): relu(z) - lam z lies in [0, max(-lam l, (1 - lam) u)] for
+z in [l, u] and any lam in [0, 1]. Every other op falls back to the interval the
+rounding pass computed, as fresh symbols.
+
+Soundness in binary64: every centre and coefficient is computed by round-to-nearest
+operations, so the computed zonotope differs from an exact one; the difference is
+bounded (Higham's gamma for the sums, U64 per product, 2^-1074 per possible underflow)
+and added to r. The module's only output consumers read are `hull` and
+`matmul_partial_sums`, both rounded outward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Zono", "Symbols", "ZONO_MAX_ENTRIES", "hull", "step", "matmul_partial_sums"]
+
+Arr = np.ndarray[Any, np.dtype[np.float64]]
+U64 = 2.0**-53
+TINY64 = 2.0**-1074
+ZONO_MAX_ENTRIES = 1 << 22  # node size * symbols above this: the node gets no zonotope
+FRESH_MAX = 4096  # a fallback node larger than this goes into r, not fresh symbols
+
+
+def _up(x: Any) -> Arr:
+    return np.asarray(np.nextafter(x, np.inf), dtype=np.float64)
+
+
+def _dn(x: Any) -> Arr:
+    return np.asarray(np.nextafter(x, -np.inf), dtype=np.float64)
+
+
+def _gamma64(m: int) -> float:
+    """An upper bound of gamma_m = m U64 / (1 - m U64) (m < 2^50)."""
+    mu = m * U64
+    return float(_up(mu / _dn(1.0 - mu)))
+
+
+def _sumabs(g: Arr) -> Arr:
+    """An upper bound of sum_s |g[..., s]| (a float sum of S nonnegatives is at most
+    gamma_S relatively below the exact one, Higham 4.2)."""
+    s = g.shape[-1]
+    if s == 0:
+        return np.zeros(g.shape[:-1])
+    return _up(np.sum(np.abs(g), axis=-1) * (1.0 + 2.0 * _gamma64(s + 1)))
+
+
+@dataclass
+class Symbols:
+    """The graph's symbol counter: how many eps_s exist so far."""
+
+    count: int = 0
+
+    def take(self, n: int) -> int:
+        """Reserve n new symbols; the index of the first."""
+        first = self.count
+        self.count += n
+        return first
+
+
+@dataclass
+class Zono:
+    """c + G eps + r zeta, elementwise over the node's shape (G has one more axis)."""
+
+    c: Arr
+    g: Arr
+    r: Arr
+
+    @property
+    def radius(self) -> Arr:
+        """An upper bound of |value - c| over all symbol values."""
+        return _up(_sumabs(self.g) + self.r)
+
+    def padded(self, count: int) -> Arr:
+        """G with zero columns up to `count` symbols."""
+        extra = count - self.g.shape[-1]
+        if extra <= 0:
+            return self.g
+        return np.concatenate([self.g, np.zeros(self.g.shape[:-1] + (extra,))], axis=-1)
+
+    @property
+    def is_point(self) -> bool:
+        return self.g.shape[-1] == 0 or not (np.any(self.g) or np.any(self.r))
+
+
+def hull(z: Zono) -> tuple[Arr, Arr]:
+    """An interval [lo, hi] containing every value of z."""
+    rad = z.radius
+    return _dn(z.c - rad), _up(z.c + rad)
+
+
+def _fits(shape: tuple[int, ...], count: int) -> bool:
+    return int(np.prod(shape, dtype=np.int64)) * max(count, 1) <= ZONO_MAX_ENTRIES
+
+
+def point(value: Arr) -> Zono:
+    """An exact real value (a binary32 parameter, say)."""
+    return Zono(np.asarray(value, dtype=np.float64), np.zeros(np.shape(value) + (0,)),
+                np.zeros(np.shape(value)))
+
+
+def from_interval(lo: Arr, hi: Arr, syms: Symbols, fresh: bool = True) -> Zono | None:
+    """The box [lo, hi]: one fresh symbol per element (or, for large or `fresh=False`
+    nodes, the radius r alone)."""
+    mid = lo + (hi - lo) / 2  # any centre is fine: the radius covers |x - mid|
+    mid = np.where(np.isfinite(mid), mid, 0.0)
+    rad = np.maximum(_up(hi - mid), _up(mid - lo))
+    wide = rad > 0
+    if not np.any(wide):
+        return point(mid)
+    if not fresh or mid.size > FRESH_MAX or not _fits(mid.shape, syms.count + mid.size):
+        return Zono(mid, np.zeros(mid.shape + (0,)), rad)
+    first = syms.take(mid.size)
+    g = np.zeros((mid.size, syms.count))
+    g[np.arange(mid.size), first + np.arange(mid.size)] = rad.ravel()
+    return Zono(mid, g.reshape(mid.shape + (syms.count,)), np.zeros(mid.shape))
+
+
+def _rounding(c: Arr, g: Arr, flops: int) -> Arr:
+    """A bound of the binary64 error of c and of sum_s |error of g[..., s]| when each was
+    computed with `flops` round-to-nearest operations from exact inputs."""
+    return _up(_gamma64(flops + 1) * _up(np.abs(c) + _sumabs(g)) * 2.0
+               + (g.shape[-1] + 1) * flops * TINY64)
+
+
+def _linear(c: Arr, g: Arr, r: Arr, flops: int) -> Zono:
+    """A zonotope whose c and g were computed with `flops` operations; r already bounds
+    the propagated radius; the computation's error joins r."""
+    return Zono(c, g, _up(r + _rounding(c, g, flops)))
+
+
+def _add(a: Zono, b: Zono, sign: float, shape: tuple[int, ...], count: int) -> Zono:
+    c = a.c + sign * b.c
+    g = a.padded(count) + sign * b.padded(count)
+    return _linear(np.broadcast_to(c, shape).copy(), np.broadcast_to(g, shape + (count,)).copy(),
+                   np.broadcast_to(_up(a.r + b.r), shape).copy(), 1)
+
+
+def _mul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono:
+    # (ca + Ga e + ra z)(cb + Gb e + rb z') = ca cb + ca Gb e + cb Ga e
+    #   + ca rb z' + cb ra z + (Ga e + ra z)(Gb e + rb z')
+    c = a.c * b.c
+    g = a.padded(count) * b.c[..., None] + b.padded(count) * a.c[..., None]
+    rest = _up(_up(np.abs(a.c) * b.r) + _up(np.abs(b.c) * a.r))
+    rest = _up(rest + _up(_up(_sumabs(a.g) + a.r) * _up(_sumabs(b.g) + b.r)))
+    return _linear(np.broadcast_to(c, shape).copy(), np.broadcast_to(g, shape + (count,)).copy(),
+                   np.broadcast_to(rest, shape).copy(), 2)
+
+
+def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None:
+    if (b.c if b.is_point else a.c).ndim != 2:
+        return None  # batched weights: not needed by the layers, left to intervals
+    if b.is_point:  # X @ W
+        w = b.c
+        kdim = w.shape[-2]
+        g = np.swapaxes(np.matmul(np.swapaxes(a.padded(count), -1, -2), w), -1, -2)
+        r = np.matmul(a.r, np.abs(w))
+        c = np.matmul(a.c, w)
+        absin = np.matmul(_up(np.abs(a.c) + _sumabs(a.g)), np.abs(w))
+    elif a.is_point:  # W @ X
+        w = a.c
+        kdim = w.shape[-1]
+        gb = b.padded(count)
+        g = np.matmul(w, gb.reshape(gb.shape[:-2] + (-1,))).reshape(
+            gb.shape[:-3] + (w.shape[-2],) + gb.shape[-2:])
+        r = np.matmul(np.abs(w), b.r)
+        c = np.matmul(w, b.c)
+        absin = np.matmul(np.abs(w), _up(np.abs(b.c) + _sumabs(b.g)))
+    else:
+        return None
+    # a K-term dot product in binary64: |error| <= gamma_K sum |terms| (Higham 3.5), and
+    # the binary64 evaluations of |.| @ |W| are themselves within gamma_K of exact
+    slack = _up(_gamma64(kdim + 2) * 2.0 * _up(absin * (1.0 + 2.0 * _gamma64(kdim + 2))))
+    r = _up(_up(r * (1.0 + 2.0 * _gamma64(kdim + 2))) + slack)
+    r = _up(r + kdim * (count + 1) * TINY64)
+    return Zono(np.broadcast_to(c, shape).copy(), np.broadcast_to(g, shape + (count,)).copy(),
+                np.broadcast_to(r, shape).copy())
+
+
+def _sum(a: Zono, axes: tuple[int, ...], keepdims: bool, shape: tuple[int, ...],
+         count: int) -> Zono:
+    m = int(np.prod([a.c.shape[i] for i in axes], dtype=np.int64))
+    c = np.sum(a.c, axis=axes, keepdims=keepdims).reshape(shape)
+    gaxes = tuple(i if i >= 0 else i - 1 for i in axes)
+    g = np.sum(a.padded(count), axis=gaxes, keepdims=keepdims).reshape(shape + (count,))
+    r = np.sum(a.r, axis=axes, keepdims=keepdims).reshape(shape)
+    absin = np.sum(_up(np.abs(a.c) + _sumabs(a.g)), axis=axes, keepdims=keepdims)
+    slack = _up(_gamma64(m + 2) * 2.0 * _up(absin.reshape(shape) * (1.0 + 2.0 * _gamma64(m + 2))))
+    r = _up(_up(r * (1.0 + 2.0 * _gamma64(m + 2))) + slack)
+    return Zono(c, g, _up(r + m * (count + 1) * TINY64))
+
+
+def _relu(a: Zono, lo: Arr, hi: Arr, syms: Symbols, shape: tuple[int, ...]) -> Zono | None:
+    """DeepZ with lam = hi / (hi - lo) on the unstable units; [lo, hi] encloses a."""
+    unstable = (lo < 0) & (hi > 0)
+    off = hi <= 0
+    lam = np.where(unstable, hi / np.where(unstable, hi - lo, 1.0), np.where(off, 0.0, 1.0))
+    lam = np.clip(lam, 0.0, 1.0)  # any lam in [0, 1] is sound; rounding may not leave it
+    # relu(z) - lam z over [lo, hi] lies in [0, top] (both ends of a linear piece checked)
+    top = np.where(unstable, np.maximum(_up(-lam * lo), _up(_up(1.0 - lam) * hi)), 0.0)
+    top = np.where(off, 0.0, top)  # lam = 0 there: relu(z) = 0 exactly
+    n_new = int(np.count_nonzero(top > 0))
+    count = syms.count + n_new if n_new else a.g.shape[-1]
+    if not _fits(shape, count):
+        return None
+    first = syms.take(n_new)
+    half = _up(top / 2)
+    c = a.c * lam + np.where(top > 0, half, 0.0)
+    g = a.padded(count) * lam[..., None]
+    where = np.flatnonzero(top > 0)
+    gf = g.reshape(-1, count)
+    gf[where, first + np.arange(n_new)] = half.ravel()[where]
+    # c: two roundings (lam c, + half) -> 2 flops; half itself is rounded up, so
+    # [c - half, c + half] covers [lam c, lam c + top]
+    r = _up(a.r * lam)
+    return _linear(c, gf.reshape(shape + (count,)), r, 2)
+
+
+def _structural(idx: np.ndarray[Any, np.dtype[np.int64]], a: list[Zono],
+                shape: tuple[int, ...], count: int) -> Zono:
+    """Ops that move elements: `idx` picks, for each output element, an element of the
+    arguments laid end to end (1-based; 0 is a zero the op fills in)."""
+    def table(parts: list[Arr], width: tuple[int, ...]) -> Arr:
+        return np.concatenate([np.zeros((1,) + width)] + [p.reshape((-1,) + width)
+                                                          for p in parts])
+
+    c = table([z.c for z in a], ())[idx]
+    r = table([z.r for z in a], ())[idx]
+    g = table([z.padded(count).reshape(z.c.size, count) for z in a], (count,))[idx] \
+        if count else np.zeros(idx.shape + (0,))
+    return Zono(c.reshape(shape), g.reshape(shape + (count,)), r.reshape(shape))
+
+
+def step(op: str, args: list[Zono | None], attrs: dict[str, Any], shape: tuple[int, ...],
+         arg_hulls: list[tuple[Arr, Arr]], syms: Symbols,
+         gather: np.ndarray[Any, np.dtype[np.int64]] | None) -> Zono | None:
+    """The node's zonotope from its arguments', or None where no linear rule applies (the
+    caller then starts afresh from the node's interval). `gather` is, for structural ops,
+    the index map described in `_structural`."""
+    if any(a is None for a in args):
+        return None
+    zs = [a for a in args if a is not None]
+    count = max(z.g.shape[-1] for z in zs)  # points carry no symbols at all
+    if not _fits(shape, count):
+        return None
+    if gather is not None:
+        return _structural(gather, zs, shape, count)
+    if op in ("add", "sub"):
+        return _add(zs[0], zs[1], 1.0 if op == "add" else -1.0, shape, count)
+    if op == "neg":
+        z = zs[0]
+        return Zono(-z.c, -z.g, z.r)
+    if op == "mul":
+        return _mul(zs[0], zs[1], shape, count)
+    if op == "square":
+        return _mul(zs[0], zs[0], shape, count)
+    if op == "matmul":
+        return _matmul(zs[0], zs[1], shape, count)
+    if op == "sum":
+        return _sum(zs[0], tuple(attrs["axes"]), bool(attrs["keepdims"]), shape, count)
+    if op == "relu":
+        lo, hi = arg_hulls[0]
+        return _relu(zs[0], lo, hi, syms, shape)
+    return None
+
+
+BLOCK = 8  # rows per exact partial sum of the shared symbols (between: a triangle bound)
+
+
+def _shared_partial_sums(gs: Arr, w: Arr) -> Arr:
+    """[K, N]: bounds of sum_s |sum_{i<=k} w[i, n] gs[i, s]|, exact (up to binary64
+    rounding, bounded by the caller) every BLOCK rows; in between, the nearer block
+    end's value plus the magnitudes of the rows that separate them."""
+    kdim, ndim = w.shape
+    rowmag = np.abs(w) * np.sum(np.abs(gs), axis=1)[:, None]  # |w_i| sum_s |g_is|
+    out = np.empty((kdim, ndim))
+    acc = np.zeros((ndim, gs.shape[1]))
+    before = np.zeros(ndim)  # sum_s |P| at the end of the previous block
+    for k0 in range(0, kdim, BLOCK):
+        k1 = min(k0 + BLOCK, kdim)
+        acc += w[k0:k1].T @ gs[k0:k1]
+        after = np.sum(np.abs(acc), axis=1)  # sum_s |P_(k1 - 1)|
+        rows = rowmag[k0:k1]
+        from_start = before + np.cumsum(rows, axis=0)
+        # P_k = P_(k1-1) - sum_{k<i<k1} w_i g_i
+        from_end = after + (np.sum(rows, axis=0) - np.cumsum(rows, axis=0))
+        out[k0:k1] = np.minimum(from_start, from_end)
+        before = after
+    return out
+
+
+def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
+    """Upper bounds of |sum_{i<=k} x_i w_i,n| for x @ w with x 1- or 2-D ([..., K]) and w an
+    exact [K, N] matrix: shape x.shape[:-1] + (N, K), the layout of the rounding pass's
+    matmul terms. Symbols used by one row i only (the input box, relaxed units) are
+    summed in magnitude at once; the shared ones are accumulated row by row."""
+    c2 = x.c.reshape(-1, x.c.shape[-1])
+    g3 = x.g.reshape(c2.shape + (x.g.shape[-1],))
+    r2 = x.r.reshape(c2.shape)
+    kdim, ndim = w.shape
+    absw = np.abs(w)
+    out = np.empty((c2.shape[0], ndim, kdim))
+    for m in range(c2.shape[0]):
+        g = g3[m]
+        shared = np.count_nonzero(g, axis=0) > 1
+        own = _sumabs(g[:, ~shared])  # [K]
+        cs = np.cumsum(c2[m][:, None] * w, axis=0)  # [K, N]
+        mag = np.abs(cs) + np.cumsum(absw * _up(own + r2[m])[:, None], axis=0)
+        gs = g[:, shared]
+        if gs.shape[1]:
+            mag += _shared_partial_sums(gs, w)
+        # every figure above is a binary64 evaluation of at most K + S + 2 operations per
+        # entry on |c| |w|, |G| |w| and r |w| terms: bounded by gamma of that count times
+        # their cumulative magnitude (Higham 3.1), plus underflows
+        absin = np.cumsum(absw * _up(np.abs(c2[m]) + _sumabs(g) + r2[m])[:, None], axis=0)
+        steps = kdim + g.shape[1] + 2
+        slack = _up(_gamma64(steps) * 4.0 * absin + steps * kdim * TINY64)
+        out[m] = _up(_up(mag * (1.0 + 2.0 * _gamma64(steps))) + slack).T
+    return out.reshape(x.c.shape[:-1] + (ndim, kdim))
