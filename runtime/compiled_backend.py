@@ -4,10 +4,11 @@ optimizer's tensor update traced once into a graph of its own.
 
 Training programs are cached per (train or predict, mode, input shapes, buffer shapes).
 Buffers (batch norm statistics) are graph inputs and their updates graph outputs, so
-train mode works; a dropout layer active in train mode needs a fresh mask each step and
-is refused with a clear error rather than baked into the graph. A training program
-outputs the gradients already packed into one flat vector (`FlatGrads`), the form the
-update takes.
+train mode works. Dropout masks in train mode are graph inputs too: a first trace finds
+every mask's name and shape, and each step draws them from the step's key with
+`dropout_mask`, exactly as eager does, so a compiled step gives eager's bits. A training
+program outputs the gradients already packed into one flat vector (`FlatGrads`), the
+form the update takes.
 
 Update programs are cached per (optimizer, first update or not, coefficient names,
 slots, size). Their inputs are the flat parameters, flat gradients, state buffers and
@@ -18,7 +19,7 @@ the op eager runs: a compiled step gives the eager step's bits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +28,8 @@ import numpy as np
 from ..spec import functional as F
 from ..spec.errors import FieldMismatchError, UnsupportedOperation
 from ..spec.fields import Field
-from ..spec.nn import Mode, host_constant
-from ..spec.shapes import size_of
+from ..spec.nn import Dropout, Mode, Module, dropout_mask, host_constant
+from ..spec.shapes import Shape, size_of
 from ..spec.tensor import Tensor
 from ..spec.value import Value
 from .flat import FlatGrads, FlatLayout
@@ -41,18 +42,58 @@ from .tasks import Task
 __all__ = ["CompiledBackend", "CompiledUpdate"]
 
 _FLAT_GRADS = "grads"  # the training graph's output holding every gradient, flattened
+_MASK = "mask"  # a dropout layer's constant: "<path>.mask" (just "mask" at the root)
+Constant = Callable[[Value, str, np.ndarray[Any, Any]], Value]
+
+
+def _is_mask(name: str) -> bool:
+    return name == _MASK or name.endswith("." + _MASK)
+
+
+def _mask_path(name: str) -> str:
+    return name[: -len(_MASK) - 1] if name != _MASK else ""
+
+
+def dropout_layers(model: Module, path: str = "") -> dict[str, float]:
+    """The drop probability of every dropout layer of `model`, by layer path."""
+    found = {path: model.p} if isinstance(model, Dropout) else {}
+    for name, child in model.children():
+        found.update(dropout_layers(child, f"{path}.{name}" if path else name))
+    return found
 
 
 def _bake_constants(like: Value, name: str, array: np.ndarray[Any, Any]) -> Value:
-    """Host constants of a pass become graph literals, except dropout masks (named
-    "<path>.mask"), which change every step and so cannot be baked in."""
-    if name.endswith(".mask"):
+    """Host constants of a pass become graph literals (dropout masks never get here:
+    they are graph inputs)."""
+    if _is_mask(name):  # a mask the discovery trace did not see: never bake it in
         raise UnsupportedOperation(
             "dropout", like.field.name,
-            f"the compiled backend cannot yet vary dropout masks per step ({name}); "
-            "use backend='eager' for models with dropout in train mode",
-        )
+            f"{name}: a per-step mask that is not a graph input; use backend='eager'")
     return host_constant(like, name, array)
+
+
+def _mask_inputs(fn: Callable[[Constant], Callable[..., Any]], inputs: dict[str, Shape],
+                 params: dict[str, Shape], field: Field,
+                 layers: Mapping[str, float]) -> dict[str, Shape]:
+    """The names and shapes of the dropout masks one train-mode pass draws, found by a
+    first trace whose masks are baked (that graph is thrown away)."""
+    masks: dict[str, Shape] = {}
+
+    def collect(like: Value, name: str, array: np.ndarray[Any, Any]) -> Value:
+        if _is_mask(name):
+            if _mask_path(name) not in layers:
+                raise UnsupportedOperation(
+                    "dropout", field.name, f"{name}: a mask constant of no dropout layer")
+            if name in masks:
+                raise UnsupportedOperation(
+                    "dropout", field.name,
+                    f"{name}: the layer draws two masks in one pass (a layer applied twice); "
+                    "use backend='eager'")
+            masks[name] = tuple(array.shape)
+        return host_constant(like, name, array)
+
+    trace(fn(collect), inputs, params, field)
+    return masks
 
 
 def with_flat_grads(graph: Graph, layout: FlatLayout) -> Graph:
@@ -79,6 +120,7 @@ class _Program:
 
     compiled: CompiledGraph
     buffer_names: tuple[str, ...]
+    masks: tuple[tuple[str, Shape], ...]
     leaves: tuple[str, ...]
     outputs: tuple[str, ...]
     layout: FlatLayout | None
@@ -101,6 +143,7 @@ class CompiledBackend:
     def __init__(self, task: Task) -> None:
         self.task = task
         self._programs: dict[tuple[Any, ...], _Program] = {}
+        self._dropout = dropout_layers(task.model.model)
 
     def _program(
         self, train: bool, params: Mapping[str, Tensor], buffers: Mapping[str, Tensor],
@@ -118,17 +161,35 @@ class CompiledBackend:
             inputs["y"] = y.shape
         inputs.update({f"buffer:{k}": b.shape for k, b in buffers.items()})
 
-        def fn(p: Mapping[str, Value], xv: Value, *rest: Value) -> Any:
-            yv, bvals = (rest[0], rest[1:]) if y is not None else (None, rest)
-            out, new = model.forward(
-                p, xv, buffers=dict(zip(names, bvals, strict=True)), mode=mode,
-                key=0 if mode == "train" else None, constant=_bake_constants,
-            )
-            if yv is None:
-                return out
-            return {"loss": task.loss(out, yv), **{f"buffer:{k}": new[k] for k in names}}
+        def with_constants(constant: Constant) -> Callable[..., Any]:
+            def fn(p: Mapping[str, Value], xv: Value, *rest: Value) -> Any:
+                yv, rest = (rest[0], rest[1:]) if y is not None else (None, rest)
+                bvals = rest[:len(names)]
+                out, new = model.forward(
+                    p, xv, buffers=dict(zip(names, bvals, strict=True)), mode=mode,
+                    key=0 if mode == "train" else None, constant=constant,
+                )
+                if yv is None:
+                    return out
+                return {"loss": task.loss(out, yv), **{f"buffer:{k}": new[k] for k in names}}
+            return fn
 
-        graph = trace(fn, inputs, {k: t.shape for k, t in params.items()}, model.field)
+        pshapes = {k: t.shape for k, t in params.items()}
+        masks: dict[str, Shape] = {}
+        if mode == "train" and self._dropout:
+            masks = _mask_inputs(with_constants, inputs, pshapes, model.field, self._dropout)
+        inputs.update({f"mask:{k}": s for k, s in masks.items()})
+        n_fixed = len(inputs) - len(masks) - 1  # y and buffers, after x
+
+        def traced(p: Mapping[str, Value], xv: Value, *rest: Value) -> Any:
+            mvals = dict(zip(masks, rest[n_fixed:], strict=True))
+
+            def constant(like: Value, name: str, array: np.ndarray[Any, Any]) -> Value:
+                return mvals[name] if name in mvals else _bake_constants(like, name, array)
+
+            return with_constants(constant)(p, xv, *rest[:n_fixed])
+
+        graph = trace(traced, inputs, pshapes, model.field)
         layout = None
         if train:  # differentiate first, then simplify: keeps eager's summation order
             graph = simplify(grad_graph(graph, list(params), loss="out.loss"))
@@ -138,11 +199,25 @@ class CompiledBackend:
         else:
             graph = simplify(graph)
         program = _Program(
-            compile_graph(graph), names, tuple(n.name for n in graph.leaves),
+            compile_graph(graph), names, tuple(masks.items()), tuple(n.name for n in graph.leaves),
             tuple(name for name, _ in graph.outputs), layout,
         )
         self._programs[key] = program
         return program
+
+    def _masks(self, program: _Program, x: Tensor, key: int | None) -> dict[str, Tensor]:
+        """This step's dropout masks, drawn as eager draws them, on x's device."""
+        if not program.masks:
+            return {}
+        if key is None:
+            raise ValueError("train mode with dropout needs a key to draw the masks")
+        field = x.field
+        out = {}
+        for name, shape in program.masks:
+            path = _mask_path(name)
+            keep = dropout_mask(key, path, shape, self._dropout[path]).astype(np.float64)
+            out[f"mask:{name}"] = Tensor(_like(x.data, field.asarray(keep)), field)
+        return out
 
     def _run(self, program: _Program, values: Mapping[str, Tensor]) -> dict[str, Tensor]:
         field = self.task.model.field
@@ -154,7 +229,8 @@ class CompiledBackend:
         mode: Mode, key: int | None,
     ) -> Tensor:
         program = self._program(False, params, buffers, x, None, mode)
-        values = {**params, "x": x, **{f"buffer:{k}": buffers[k] for k in program.buffer_names}}
+        values = {**params, "x": x, **{f"buffer:{k}": buffers[k] for k in program.buffer_names},
+                  **self._masks(program, x, key)}
         return self._run(program, values)["out"]
 
     def loss_and_grads(
@@ -163,12 +239,21 @@ class CompiledBackend:
     ) -> tuple[Tensor, Mapping[str, Tensor], dict[str, Tensor]]:
         program = self._program(True, params, buffers, x, y, mode)
         names = program.buffer_names
-        values = {**params, "x": x, "y": y, **{f"buffer:{k}": buffers[k] for k in names}}
+        values = {**params, "x": x, "y": y, **{f"buffer:{k}": buffers[k] for k in names},
+                  **self._masks(program, x, key)}
         outs = self._run(program, values)
         grads: Mapping[str, Tensor] = (
             FlatGrads(program.layout, outs[_FLAT_GRADS]) if program.layout is not None else {}
         )
         return outs["out.loss"], grads, {k: outs[f"out.buffer:{k}"] for k in names}
+
+def _like(data: Any, host: Any) -> Any:
+    """The field array `host` (a NumPy array) where `data` lives: itself for NumPy data,
+    else one host-to-device copy into data's namespace and device."""
+    if isinstance(data, (np.ndarray, np.generic)) or not isinstance(host, np.ndarray):
+        return host
+    return data.__array_namespace__().asarray(host, device=data.device)
+
 
 class CompiledUpdate:
     """Optimizer updates of a flat parameter vector, each run as one compiled program.
