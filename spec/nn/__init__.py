@@ -28,7 +28,7 @@ from .activations import (
     tanh,
 )
 from .attention import Embedding, MultiHeadAttention, embedding, multi_head_attention
-from .build import Built, build, initial_values
+from .build import Built, build, check_input_shape, initial_values
 from .compose import Residual, SameResidual, SameSequential, Sequential, residual, sequential
 from .context import ConstantHook, Context, Mode, host_constant
 from .conv import (
@@ -73,7 +73,8 @@ __all__ = [
     "embedding", "multi_head_attention", "gru_cell", "lstm_cell", "gru", "lstm",
     "transformer_encoder_block",
     # building and running
-    "build", "Built", "forward", "Context", "Mode", "ConstantHook", "host_constant",
+    "build", "check_input_shape", "Built", "forward", "Context", "Mode", "ConstantHook",
+    "host_constant",
     "dropout_mask", "state_specs", "initial_values",
     # weights from PyTorch
     "load_state_dict", "read_npz", "read_safetensors",

@@ -11,13 +11,14 @@ inserting a layer does not change the other layers' initial values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar, cast, overload
 
 import numpy as np
 
+from ..errors import ShapeError
 from ..fields import Field, get_field
 from ..tensor import Tensor
 from ..value import Value
@@ -26,7 +27,7 @@ from .draws import INIT, check_seed, uniform01
 from .forward import StateSpecs, check_state, forward, state_specs
 from .layer import LayerLike, Module, ParamSpec, SameShape
 
-__all__ = ["Built", "build", "initial_values"]
+__all__ = ["Built", "build", "check_input_shape", "initial_values"]
 
 V = TypeVar("V", bound=Value)
 In = TypeVar("In", contravariant=True)
@@ -177,17 +178,23 @@ def _package(
 
 @overload
 def build(
-    model: SameShape, seed: int = 0, dtype: str | Field = "float"
+    model: SameShape, seed: int = 0, dtype: str | Field = "float",
+    input_shape: Sequence[int] | None = None,
 ) -> Built[Any, Any]: ...
 @overload
-def build(model: LayerLike[X, Y], seed: int = 0, dtype: str | Field = "float") -> Built[X, Y]: ...
-def build(model: Any, seed: int = 0, dtype: str | Field = "float") -> Built[Any, Any]:
+def build(model: LayerLike[X, Y], seed: int = 0, dtype: str | Field = "float",
+          input_shape: Sequence[int] | None = None) -> Built[X, Y]: ...
+def build(model: Any, seed: int = 0, dtype: str | Field = "float",
+          input_shape: Sequence[int] | None = None) -> Built[Any, Any]:
     """Initialise `model` from `seed` in field `dtype` ("float", "float32", "ieee32exec",
     "exact", "interval"): the trainable package (see `Built`).
 
     Parameters are named PyTorch state_dict style ("0.weight", "2.block.0.bias") and
     initialised by PyTorch's per-layer defaults; the same seed gives the same values on
-    every machine. A negative or non-int seed raises ValueError.
+    every machine. A negative or non-int seed raises ValueError. With `input_shape`
+    (e.g. (1, 28, 28)), the shapes are checked through the whole model now, by one
+    eval-mode pass over zeros in binary64: what mypy cannot type (a convolution's output
+    size, a flatten feeding a linear layer) fails here with a ShapeError naming the layer.
     """
     if not isinstance(model, Module):
         raise TypeError(f"build: model must be a layer, got {type(model).__name__} {model!r}")
@@ -199,4 +206,23 @@ def build(model: Any, seed: int = 0, dtype: str | Field = "float") -> Built[Any,
     for table, out in ((specs[0], params), (specs[1], buffers)):
         for name, (spec, _, _) in table.items():
             out[name] = Tensor(field.asarray(initial_values(spec, seed, name)), field)
-    return _package(model, params, buffers, field, seed, specs)
+    built = _package(model, params, buffers, field, seed, specs)
+    if input_shape is not None:
+        check_input_shape(built, input_shape)
+    return built
+
+
+def check_input_shape(built: Built[Any, Any], input_shape: Sequence[int]) -> tuple[int, ...]:
+    """The output shape of `built` for an input of `input_shape`, found by one eval-mode
+    pass over zeros in binary64 (shapes do not depend on the field); a mismatch raises
+    ShapeError naming the input shape and the layer."""
+    shape = tuple(input_shape)
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise ValueError(f"build: input_shape must be non-negative ints, got {input_shape!r}")
+    probe = built if built.field.name == "float" else built.to("float")
+    zeros = Tensor(np.zeros(shape), probe.field)
+    try:
+        out, _ = probe.forward(probe.params, zeros, mode="eval")
+    except ShapeError as e:
+        raise ShapeError(f"build: input shape {shape}: {e}") from None
+    return tuple(out.shape)
