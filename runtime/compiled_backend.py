@@ -211,12 +211,13 @@ class CompiledBackend:
             return {}
         if key is None:
             raise ValueError("train mode with dropout needs a key to draw the masks")
-        field = x.field
         out = {}
         for name, shape in program.masks:
             path = _mask_path(name)
             keep = dropout_mask(key, path, shape, self._dropout[path]).astype(np.float64)
-            out[f"mask:{name}"] = Tensor(_like(x.data, field.asarray(keep)), field)
+            mask = host_constant(x, name, keep)
+            assert isinstance(mask, Tensor)  # x is concrete
+            out[f"mask:{name}"] = mask
         return out
 
     def _run(self, program: _Program, values: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -246,14 +247,6 @@ class CompiledBackend:
             FlatGrads(program.layout, outs[_FLAT_GRADS]) if program.layout is not None else {}
         )
         return outs["out.loss"], grads, {k: outs[f"out.buffer:{k}"] for k in names}
-
-def _like(data: Any, host: Any) -> Any:
-    """The field array `host` (a NumPy array) where `data` lives: itself for NumPy data,
-    else one host-to-device copy into data's namespace and device."""
-    if isinstance(data, (np.ndarray, np.generic)) or not isinstance(host, np.ndarray):
-        return host
-    return data.__array_namespace__().asarray(host, device=data.device)
-
 
 class CompiledUpdate:
     """Optimizer updates of a flat parameter vector, each run as one compiled program.

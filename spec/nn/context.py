@@ -24,13 +24,30 @@ ConstantHook = Callable[[Value, str, np.ndarray[Any, Any]], Value]
 
 
 def host_constant(like: Value, name: str, array: np.ndarray[Any, Any]) -> Value:
-    """`array` as a concrete spec Tensor in `like`'s field.
+    """`array` as a concrete spec Tensor in `like`'s field, on the device of the concrete
+    tensor under `like` (one host-to-device copy when that is not the host).
 
     Concrete tensors use it directly and tape values lift it as a constant; a runtime
-    whose arrays live elsewhere (a device, a compiled graph) passes its own hook.
+    whose values have no concrete tensor under them (a compiled graph) passes its own hook.
     """
     field = like.field
-    return Tensor(field.asarray(array), field)
+    data = field.asarray(array)
+    anchor = _concrete(like)
+    if anchor is not None and not isinstance(anchor.data, (np.ndarray, np.generic)) \
+            and hasattr(anchor.data, "__array_namespace__"):
+        data = anchor.data.__array_namespace__().asarray(data, device=anchor.data.device)
+    return Tensor(data, field)
+
+
+def _concrete(value: Value) -> Tensor | None:
+    """The concrete tensor a value wraps: itself, or the primal of a tape value (tapes
+    nest), or None for symbolic values."""
+    while not isinstance(value, Tensor):
+        primal = getattr(value, "primal", None)
+        if not isinstance(primal, Value):
+            return None
+        value = primal
+    return value
 
 
 def check_mode(mode: object) -> Mode:

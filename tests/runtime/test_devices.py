@@ -281,3 +281,25 @@ def test_float32_runs_on_the_device(dev: ArrayDevice) -> None:
     _, ref = make("cpu", dtype="float32")
     assert r.train_step(X, Y).numpy() == ref.train_step(X, Y).numpy()
     assert r.flat.data.dtype == xp.float32 and on_device(dev, r)
+
+
+@pytest.mark.parametrize("backend", ["eager", "compiled"])
+def test_dropout_masks_are_made_on_the_device(dev: ArrayDevice, backend: str) -> None:
+    # A train-mode dropout mask is drawn on the host and copied to the device each step
+    # (host to device only), in both backends; the run equals the CPU run bit for bit.
+    def dropout_runner(device: str | ArrayDevice) -> Runner:
+        model = tl.nn.sequential(tl.nn.linear(4, 8), tl.nn.relu(), tl.nn.dropout(0.5),
+                                 tl.nn.linear(8, 3))
+        r = runner(tl.train.regression(tl.nn.build(model, seed=0)), "float", backend,
+                   device)  # type: ignore[arg-type]
+        r.set_optimizer(tl.optim.adam(0.01))
+        return r
+
+    on_dev, on_cpu = dropout_runner(dev), dropout_runner("cpu")
+    for r in (on_dev, on_cpu):
+        r.train_step(X, Y)
+    with devices.no_host_transfers(dev):
+        on_dev.train_step(X, Y)
+    on_cpu.train_step(X, Y)
+    assert on_device(dev, on_dev)
+    assert dev.to_host(on_dev.flat.data).tobytes() == on_cpu.flat.numpy().tobytes()
