@@ -1,13 +1,14 @@
 """Adam training steps, eager and compiled, against PyTorch CPU eager in the same run.
 
-    python bench/bench_training.py [--repeats 5]
+    python bench/bench_training.py [--repeats 5] [--profile]
 
 Models (float32): the 2-8-1 ReLU MLP on batch 1 with squared error, and the
 784-256-256-10 ReLU MLP on batch 128 with cross entropy. A step is loss, gradients and
 the Adam update. Every figure is the best of several timed runs, each of many steps,
 with one BLAS/OpenMP thread on both sides: this machine has 2 shared cores, and
 multithreaded BLAS timings there are noise. Prints times and the ratios
-ours / PyTorch (< 1 is faster than PyTorch).
+ours / PyTorch (< 1 is faster than PyTorch). `--profile` instead prints cProfile's top
+entries for the eager step of each model.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def best_time(step: Callable[[], Any], n: int, repeats: int) -> float:
     return best
 
 
-def ours(sizes: list[int], batch: int, classify: bool, backend: str, n: int, r: int) -> float:
+def our_step(sizes: list[int], batch: int, classify: bool, backend: str) -> Callable[[], None]:
+    """One training step (loss, gradients, Adam update) of our runner on fixed data."""
     layers: list[Any] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.linear(a, b))
@@ -59,7 +61,28 @@ def ours(sizes: list[int], batch: int, classify: bool, backend: str, n: int, r: 
         _, grads, _ = runner.loss_and_grads(x, y)
         runner.update(grads)
 
-    return best_time(step, n, r)
+    return step
+
+
+def ours(sizes: list[int], batch: int, classify: bool, backend: str, n: int, r: int) -> float:
+    """Best mean seconds of our step (see `best_time`)."""
+    return best_time(our_step(sizes, batch, classify, backend), n, r)
+
+
+def profile(sizes: list[int], batch: int, classify: bool, n: int) -> None:
+    """Print cProfile's costliest functions (by own time) over `n` eager steps."""
+    import cProfile
+    import pstats
+
+    step = our_step(sizes, batch, classify, "eager")
+    for _ in range(10):
+        step()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(n):
+        step()
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(25)
 
 
 def torch_step(sizes: list[int], batch: int, classify: bool, n: int, r: int) -> float | None:
@@ -92,9 +115,15 @@ def main() -> None:
     """Time every configuration and print the table."""
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--profile", action="store_true", help="profile the eager steps instead")
     args = p.parse_args()
     cases = [("2-8-1, batch 1", [2, 8, 1], 1, False, 2000),
              ("784-256-256-10, batch 128", [784, 256, 256, 10], 128, True, 30)]
+    if args.profile:
+        for name, sizes, batch, classify, n in cases:
+            print(f"== {name}: {n} eager steps")
+            profile(sizes, batch, classify, n)
+        return
     print(f"{'model':<28}{'eager':>11}{'compiled':>11}{'PyTorch':>11}"
           f"{'eager/PT':>10}{'comp/PT':>9}{'comp/eager':>11}")
     for name, sizes, batch, classify, n in cases:

@@ -63,6 +63,10 @@ def _tree_names(tree: Tree, prefix: str = "") -> list[str]:
 
 
 def _new_tape(trees: tuple[Tree, ...]) -> Tape:
+    if len(trees) == 1 and type(trees[0]) is dict:  # parameters by name (every step)
+        values = trees[0].values()
+        if all(isinstance(v, Value) for v in values):
+            return Tape(max((v._level for v in values), default=0) + 1)
     level = max((leaf._level for t in trees for leaf in tree_leaves(t)), default=0)
     return Tape(level + 1)
 
@@ -91,12 +95,22 @@ def _leaf_maker(tape: Tape, names: Iterator[str]) -> Callable[[Value], Value]:
 
 
 def _cotangents(tape: Tape, traced: Tree, leaves: dict[int, Value]) -> Tree:
+    if type(traced) is dict and all(type(t) is Traced for t in traced.values()):
+        # Parameters by name (every step): what the general path below gives, directly.
+        return {k: _leaf_cotangent(t, leaves) for k, t in traced.items()}
+
     def pick(t: Value) -> Value:
         assert isinstance(t, Traced) and t.index is not None
         found = leaves.get(t.index)
         return found if found is not None else F.zeros_like(t.primal)
 
     return tree_map(pick, traced)
+
+
+def _leaf_cotangent(t: Traced, leaves: dict[int, Value]) -> Value:
+    """The cotangent found for leaf `t`, or zeros where nothing reached it."""
+    found = leaves.get(t.index) if t.index is not None else None
+    return found if found is not None else F.zeros_like(t.primal)
 
 
 def _as_argnums(argnums: int | tuple[int, ...], nargs: int) -> tuple[int, ...]:

@@ -50,13 +50,17 @@ class FlatLayout:
             raise KeyError(f"{what}: names differ from the model's: missing {missing}, "
                            f"unexpected {extra}")
         f = self.field
-        parts = []
+        arrays = []
         for name, shape in zip(self.names, self.shapes, strict=True):
             t = tensors[name]
             if t.shape != shape:
                 raise ShapeError(f"{what}: {name} has shape {t.shape}, the model's is {shape}")
-            parts.append(f.reshape(t.data, (size_of(shape),)))
-        return Tensor(f.concat(parts, 0), f)
+            arrays.append(t.data)
+        if arrays and all(type(a) is np.ndarray for a in arrays):  # NumPy-backed: what the
+            # field's reshape and concat run, without their dispatch (once per update)
+            return Tensor(np.concatenate([a.reshape(-1) for a in arrays]), f)
+        return Tensor(f.concat([f.reshape(a, (size_of(a_shape),))
+                                for a, a_shape in zip(arrays, self.shapes, strict=True)], 0), f)
 
     @cached_property
     def _bounds(self) -> tuple[tuple[str, int, int, Shape], ...]:

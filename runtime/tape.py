@@ -78,10 +78,28 @@ class Tape:
 
     def record(self, op: OpDef, inputs: tuple[Traced, ...], attrs: Attrs) -> Traced:
         """Run `op` on the inputs' primals and append the node."""
-        primals = tuple([t.primal for t in inputs])
-        out = apply_op(op, primals, attrs)
-        index = len(self.nodes)
-        self.nodes.append(Node(index, op, tuple([t.index for t in inputs]), attrs, primals, out))
+        # `apply_op` has checked the operands (their number included) at this level; below,
+        # primals of one kind and context need no reconciling either (the hot paths).
+        if len(inputs) == 2:
+            a, b = inputs
+            pa, pb = a.primal, b.primal
+            primals: tuple[Value, ...] = (pa, pb)
+            parents: tuple[int | None, ...] = (a.index, b.index)
+            if type(pa) is type(pb) and pa._same_context(pb):
+                out = pa._apply(op, primals, attrs)
+            else:
+                out = apply_op(op, primals, attrs)
+        elif len(inputs) == 1:
+            pa = inputs[0].primal
+            primals, parents = (pa,), (inputs[0].index,)
+            out = pa._apply(op, primals, attrs)
+        else:
+            primals = tuple([t.primal for t in inputs])
+            parents = tuple([t.index for t in inputs])
+            out = apply_op(op, primals, attrs)
+        nodes = self.nodes
+        index = len(nodes)
+        nodes.append(Node(index, op, parents, attrs, primals, out))
         return Traced(out, self, index)
 
     def backward(
@@ -98,24 +116,27 @@ class Tape:
             if g is None:
                 continue
             node = nodes[i]
-            if node.op is None:
-                leaves[node.index] = g
+            op = node.op
+            if op is None:
+                leaves[i] = g
                 continue
-            if node.op.piecewise_constant:
+            if op.piecewise_constant:
                 continue
-            if node.op.vjp is None:
+            vjp = op.vjp
+            if vjp is None:
                 raise TypeError(
                     f"op {node.tag!r} (tape node #{node.index}) has no VJP rule, so it cannot "
                     "be differentiated"
                 )
-            if None in node.parents:
+            parents = node.parents
+            if None in parents:
                 # Constants (parent None) need no cotangent; ops with per-input VJP parts
                 # skip computing theirs (e.g. the data x in x @ W.T).
-                needs = tuple([p is not None for p in node.parents])
-                grads = node.op.cotangents(g, node.inputs, node.output, node.attrs, needs)
+                needs = tuple([p is not None for p in parents])
+                grads = op.cotangents(g, node.inputs, node.output, node.attrs, needs)
             else:
-                grads = node.op.vjp(g, node.inputs, node.output, node.attrs)
-            for parent, gi in zip(node.parents, grads, strict=True):
+                grads = vjp(g, node.inputs, node.output, node.attrs)
+            for parent, gi in zip(parents, grads, strict=True):
                 if parent is None or gi is None:
                     continue
                 if nan != "ignore":

@@ -8,7 +8,7 @@ from .. import functional as F
 from ..fields.base import Array, Field
 from ..shapes import Shape, broadcast_shapes
 from ..value import Value
-from .registry import Attrs, OpDef, VjpPart, VjpRule, register, vjp_from_parts
+from .registry import Attrs, OpDef, VjpPart, VjpRule, apply, register, vjp_from_parts
 
 Grads = tuple[Value | None, ...]
 
@@ -21,6 +21,8 @@ def same_shape(shapes: tuple[Shape, ...], attrs: Attrs) -> Shape:
 def broadcast_rule(tag: str) -> Callable[[tuple[Shape, ...], Attrs], Shape]:
     """Shape rule of n-ary elementwise ops: NumPy broadcasting, errors name `tag`."""
 
+    known: dict[tuple[Shape, ...], Shape] = {}  # shapes that broadcast, and to what
+
     def rule(shapes: tuple[Shape, ...], attrs: Attrs) -> Shape:
         if len(shapes) == 2:  # the common cases: equal shapes, or a scalar with a tensor
             a, b = shapes
@@ -28,9 +30,20 @@ def broadcast_rule(tag: str) -> Callable[[tuple[Shape, ...], Attrs], Shape]:
                 return a
             if not a:
                 return b
-        return broadcast_shapes(tag, *shapes)
+        # A training loop broadcasts the same few shape pairs every step (x @ W.T + bias):
+        # remember them. Only successes are kept, so errors are raised every time.
+        out = known.get(shapes)
+        if out is None:
+            out = broadcast_shapes(tag, *shapes)
+            if len(known) >= _SHAPE_CACHE_SIZE:
+                known.clear()  # bounded: a program with ever new shapes stays small
+            known[shapes] = out
+        return out
 
     return rule
+
+
+_SHAPE_CACHE_SIZE = 1024
 
 
 def unary(tag: str, forward: Callable[[Field, Array], Array], vjp: VjpRule, doc: str) -> OpDef:
@@ -55,7 +68,12 @@ def binary(
 def _unbroadcast_part(part: VjpPart, i: int) -> VjpPart:
     def unbroadcast(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Value | None:
         gi = part(g, xs, y, at)
-        return None if gi is None else F.sum_to_shape(gi, xs[i].shape)
+        shape = xs[i].shape
+        if gi is None or gi.shape == shape:  # nothing broadcast (the common case)
+            return gi
+        if gi.shape[1:] == shape:  # one leading axis added (a bias): F.sum_to_shape's op
+            return apply("sum", gi, axes=(0,), keepdims=False)
+        return F.sum_to_shape(gi, shape)
 
     return unbroadcast
 

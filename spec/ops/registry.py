@@ -138,13 +138,20 @@ def apply_op(op: OpDef, inputs: tuple[Any, ...], attrs: Attrs) -> Any:
     # The common n-ary case: every operand already of the first's kind and context (then
     # they are all at one level, and the general path below would change nothing).
     kind = type(first)
-    for x in inputs[1:] if n > 2 else (inputs[1],):
-        if type(x) is not kind or not first._same_context(x):
-            break
+    if n == 2:  # binary ops, without a loop (hot path)
+        x = inputs[1]
+        if type(x) is kind and first._same_context(x):
+            if op.arity not in (-1, 2):
+                raise TypeError(f"{op.tag}: takes {op.arity} tensor operands, got 2")
+            return first._apply(op, inputs, attrs)
     else:
-        if op.arity >= 0 and n != op.arity:
-            raise TypeError(f"{op.tag}: takes {op.arity} tensor operands, got {n}")
-        return first._apply(op, inputs, attrs)
+        for x in inputs[1:]:
+            if type(x) is not kind or not first._same_context(x):
+                break
+        else:
+            if op.arity >= 0 and n != op.arity:
+                raise TypeError(f"{op.tag}: takes {op.arity} tensor operands, got {n}")
+            return first._apply(op, inputs, attrs)
     ref = first
     for x in inputs:
         if isinstance(x, Value) and x._level > ref._level:

@@ -13,6 +13,8 @@ Grads = tuple[Value | None, ...]
 
 def _matmul_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
     a, b = shapes
+    if len(a) == 2 and len(b) == 2 and a[1] == b[0]:  # the plain matrix product (hot path)
+        return (a[0], b[1])
     if len(a) < 2 or len(b) < 2:
         raise ShapeError(f"matmul: operands must have rank >= 2, got {a} and {b}")
     if a[-1] != b[-2]:
@@ -28,17 +30,24 @@ def _matmul_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
 # these `apply` calls; calling them directly skips their vector-promotion checks (hot path).
 def _swap_last(x: Value) -> Value:
     n = x.ndim
-    return apply("transpose", x, axes=(*range(n - 2), n - 1, n - 2))
+    return apply("transpose", x, axes=(1, 0) if n == 2 else (*range(n - 2), n - 1, n - 2))
 
 
 def _matmul_vjp_a(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Value:
     a, b = xs
-    return F.sum_to_shape(apply("matmul", g, _swap_last(b)), a.shape)
+    ga = apply("matmul", g, _swap_last(b))
+    return ga if ga.shape == a.shape else F.sum_to_shape(ga, a.shape)
 
 
 def _matmul_vjp_b(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Value:
+    # (gᵀa)ᵀ, not aᵀg: the same products and sums, but the matmul's result is laid out as
+    # bᵀ. Parameters enter matmuls transposed (x @ W.T, as PyTorch's layers), so the
+    # transpose VJP then hands back gᵀa itself, contiguous in W's own layout: flattening
+    # gradients is a plain copy instead of a strided transpose (it is also PyTorch's
+    # formula for a linear layer's weight gradient). Eager and compiled both use this rule.
     a, b = xs
-    return F.sum_to_shape(apply("matmul", _swap_last(a), g), b.shape)
+    gb = _swap_last(apply("matmul", _swap_last(g), a))
+    return gb if gb.shape == b.shape else F.sum_to_shape(gb, b.shape)
 
 
 _MATMUL_PARTS = (_matmul_vjp_a, _matmul_vjp_b)
@@ -58,6 +67,8 @@ def _transpose_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
 
 
 def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
+    if perm == (1, 0):  # the matrix transpose is its own inverse (hot path)
+        return perm
     inv = [0] * len(perm)
     for i, p in enumerate(perm):
         inv[p] = i
@@ -66,7 +77,7 @@ def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
 
 register(OpDef("transpose", 1, _transpose_shape,
                lambda f, xs, at: f.permute(xs[0], at["axes"]),
-               lambda g, xs, y, at: (F.transpose(g, _inverse(at["axes"])),),
+               lambda g, xs, y, at: (apply("transpose", g, axes=_inverse(at["axes"])),),
                doc="permute axes"))
 
 
