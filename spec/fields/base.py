@@ -218,6 +218,15 @@ class ArrayField(Field):
 def check_integral_labels(values: np.ndarray[Any, Any], num_classes: int) -> np.ndarray[Any, Any]:
     """Labels as an int64 array; a non-integer or out-of-range label raises ValueError."""
     flat = values.reshape(-1)
+    if flat.dtype.kind in "fiub":  # numeric: one vectorised check (NaN fails every test)
+        good = (flat >= 0) & (flat < num_classes)
+        if flat.dtype.kind == "f":
+            good &= np.floor(flat) == flat
+        if not good.all():
+            i = int(np.argmin(good))
+            raise ValueError(f"one_hot: label {flat[i]!r} at flat index {i} is not an integer "
+                             f"in [0, {num_classes})")
+        return flat.astype(np.int64).reshape(values.shape)
     labels = np.empty(flat.shape, dtype=np.int64)
     for i, v in enumerate(flat):
         finite = not isinstance(v, (float, np.floating)) or math.isfinite(v)
