@@ -103,3 +103,13 @@ def test_ties_match_torch(c: dict[str, Any]) -> None:
     assert xt.grad is not None
     # integer data and weights: both sides are exact, so the gradients agree exactly
     assert np.array_equal(g.numpy(), xt.grad.numpy())
+
+
+def test_a_nan_window_is_nan_and_its_gradient_stops_before_the_nan() -> None:
+    # As docs/nn.md states: the value is NaN; the gradient reaches the first maximum of the
+    # elements before the first NaN (3 in the first window), or the NaN when it comes first.
+    x = np.array([[[[1.0, 3.0], [np.nan, 5.0]]], [[[np.nan, 3.0], [4.0, 5.0]]]])
+    out = F.max_pool2d(tensor(x), 2).numpy()
+    assert np.isnan(out).all()
+    grad = ad.grad(lambda v: F.sum(F.max_pool2d(v, 2)))(tensor(x)).numpy()
+    assert grad.reshape(2, 4).tolist() == [[0, 1, 0, 0], [1, 0, 0, 0]]
