@@ -101,8 +101,7 @@ def _cotangents(tape: Tape, traced: Tree, leaves: dict[int, Value]) -> Tree:
 
     def pick(t: Value) -> Value:
         assert isinstance(t, Traced) and t.index is not None
-        found = leaves.get(t.index)
-        return found if found is not None else F.zeros_like(t.primal)
+        return _leaf_cotangent(t, leaves)
 
     return tree_map(pick, traced)
 

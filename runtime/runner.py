@@ -94,6 +94,12 @@ def _make_backend(task: Task, backend: str) -> GradientBackend:
     raise ValueError(f"runner: backend must be 'eager' or 'compiled', got {backend!r}")
 
 
+def _foreign(dev: ArrayDevice, data: object) -> DeviceError:
+    """The error for an array of another device handed to a runner on `dev`."""
+    return DeviceError(f"runner on {dev.name}: got an array of type {type(data).__name__} on "
+                       "another device; move it to the host or to this device first")
+
+
 def _resolve_device(device: Device | ArrayDevice, field: Field) -> ArrayDevice:
     """The runner's device, refusing fields whose arrays cannot live there."""
     dev = resolve(device, "runner")
@@ -164,9 +170,7 @@ class Runner:
         if dev.is_host or dev.holds(t.data):
             return t
         if not isinstance(t.data, (np.ndarray, np.generic)):
-            raise DeviceError(f"runner on {dev.name}: got an array of type "
-                              f"{type(t.data).__name__} on another device; move it to the host "
-                              "or to this device first")
+            raise _foreign(dev, t.data)
         return Tensor(dev.to_device(t.data), t.field)
 
     def as_input(self, data: object) -> Tensor:
@@ -184,9 +188,7 @@ class Runner:
             return Tensor(data if same else self.field.asarray(data), self.field)
         if not dev.is_host and hasattr(data, "__array_namespace__") and not isinstance(
                 data, np.ndarray):
-            raise DeviceError(f"runner on {dev.name}: got an array of type "
-                              f"{type(data).__name__} on another device; move it to the host "
-                              "or to this device first")
+            raise _foreign(dev, data)
         return self.place(Tensor(self.field.asarray(data), self.field))
 
     def predict(self, x: object) -> Tensor:

@@ -47,6 +47,9 @@ from ..spec.fields.interval import mpf_to_fraction
 from ..spec.ops import apply
 from ..spec.tensor import Tensor
 from . import zonotope as zono
+from .outward import TINY64, U64, gamma_up
+from .outward import dn as _dn
+from .outward import up as _up
 
 __all__ = [
     "METHODS",
@@ -88,15 +91,7 @@ class RoundingBoundError(TorchLeanError, ValueError):
     by a possibly-zero value, NaN parameters); the message names the node or input."""
 
 
-# -- outward-rounded binary64 helpers -------------------------------------------------
-def _up(x: Any) -> Arr:
-    return np.asarray(np.nextafter(x, np.inf), dtype=np.float64)
-
-
-def _dn(x: Any) -> Arr:
-    return np.asarray(np.nextafter(x, -np.inf), dtype=np.float64)
-
-
+# -- magnitudes of enclosures (outward rounding: verify/outward.py) --------------------
 def _mag(lo: Arr, hi: Arr) -> Arr:
     return np.maximum(np.abs(lo), np.abs(hi))
 
@@ -117,10 +112,10 @@ def half_ulp(m: Any, u: float) -> Arr:
 
 def gamma(m: Any, u: float) -> Arr:
     """An upper bound of gamma_m = m u / (1 - m u) (elementwise over m)."""
-    mu = np.asarray(m, dtype=np.float64) * u  # exact: u is a power of two, m < 2^53
+    mu = np.asarray(m, dtype=np.float64) * u
     if np.any(mu >= 0.5):
         raise RoundingBoundError(f"fold of {np.max(m)} terms: m*u = {np.max(mu)} >= 1/2")
-    return _up(mu / _dn(1.0 - mu))
+    return gamma_up(m, u)
 
 
 @dataclass
@@ -691,8 +686,6 @@ def _propagate(graph: Graph, params: dict[str, Arr], boxes: dict[str, tuple[Arr,
 # Everything not linear in earlier symbols (local roundings, second-order and
 # linearisation terms, the binary64 error of computing coefficients) goes into a fresh
 # diagonal block of the node, with a rigorous elementwise magnitude.
-U64 = 2.0**-53
-TINY64 = 2.0**-1074  # binary64 subnormal spacing: an underflowing coefficient's error
 AFFINE_MAX_SIZE = 4096  # larger nodes: method="affine" falls back to "elementwise"
 Blocks = dict[int, Arr]
 

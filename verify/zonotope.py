@@ -24,27 +24,20 @@ from typing import Any
 
 import numpy as np
 
+from .outward import TINY64, U64, gamma_up
+from .outward import dn as _dn
+from .outward import up as _up
+
 __all__ = ["Zono", "Symbols", "ZONO_MAX_ENTRIES", "hull", "step", "matmul_partial_sums"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
-U64 = 2.0**-53
-TINY64 = 2.0**-1074
 ZONO_MAX_ENTRIES = 1 << 22  # node size * symbols above this: the node gets no zonotope
 FRESH_MAX = 4096  # a fallback node larger than this goes into r, not fresh symbols
 
 
-def _up(x: Any) -> Arr:
-    return np.asarray(np.nextafter(x, np.inf), dtype=np.float64)
-
-
-def _dn(x: Any) -> Arr:
-    return np.asarray(np.nextafter(x, -np.inf), dtype=np.float64)
-
-
 def _gamma64(m: int) -> float:
-    """An upper bound of gamma_m = m U64 / (1 - m U64) (m < 2^50)."""
-    mu = m * U64
-    return float(_up(mu / _dn(1.0 - mu)))
+    """An upper bound of gamma_m in binary64 (m < 2^50)."""
+    return float(gamma_up(m, U64))
 
 
 def _sumabs(g: Arr) -> Arr:
