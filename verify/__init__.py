@@ -9,9 +9,12 @@ live in `torchlean.verify.strategies`, the pytest fixture in
 
 Robustness: `bounds.ibp` / `bounds.crown` (sound in binary64), `certify_robustness` and
 `check_certificate` (exact re-check over Fraction); see docs/verify-bounds.md.
+
+Rounding: `rounding.error_bound` bounds |float32 - real| over a box; `worst_order` runs
+the steered executions that show how close the bound is to the worst case.
 """
 
-from . import bounds, rounding
+from . import bounds, rounding, worst_order
 from .adapters import register_adapter
 from .certificate import Certificate, CheckResult, certify_robustness, check_certificate
 from .dual import DualField
@@ -25,6 +28,7 @@ __all__ = [
     "export_model",
     "load_model",
     "rounding",
+    "worst_order",
     "METHODS",
     "Certificate",
     "CheckResult",
