@@ -28,16 +28,22 @@ import torchlean as tl  # noqa: E402
 from torchlean import nn  # noqa: E402
 
 
-def best_time(step: Callable[[], Any], n: int, repeats: int) -> float:
-    """Best mean seconds per call over `repeats` runs of `n` calls (after a warm-up)."""
-    for _ in range(max(3, n // 10)):
-        step()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(n):
+def best_times(steps: dict[str, Callable[[], Any]], n: int, repeats: int) -> dict[str, float]:
+    """Best mean seconds per call of each step, timed in interleaved rounds.
+
+    Each round times `n` calls of every step in turn, so a slow spell of this shared
+    machine falls on all of them alike instead of on whichever ran then.
+    """
+    for step in steps.values():
+        for _ in range(max(3, n // 10)):
             step()
-        best = min(best, (time.perf_counter() - start) / n)
+    best = dict.fromkeys(steps, float("inf"))
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(n):
+                step()
+            best[name] = min(best[name], (time.perf_counter() - start) / n)
     return best
 
 
@@ -64,11 +70,6 @@ def our_step(sizes: list[int], batch: int, classify: bool, backend: str) -> Call
     return step
 
 
-def ours(sizes: list[int], batch: int, classify: bool, backend: str, n: int, r: int) -> float:
-    """Best mean seconds of our step (see `best_time`)."""
-    return best_time(our_step(sizes, batch, classify, backend), n, r)
-
-
 def profile(sizes: list[int], batch: int, classify: bool, n: int) -> None:
     """Print cProfile's costliest functions (by own time) over `n` eager steps."""
     import cProfile
@@ -85,7 +86,8 @@ def profile(sizes: list[int], batch: int, classify: bool, n: int) -> None:
     pstats.Stats(prof).sort_stats("tottime").print_stats(25)
 
 
-def torch_step(sizes: list[int], batch: int, classify: bool, n: int, r: int) -> float | None:
+def torch_step(sizes: list[int], batch: int, classify: bool) -> Callable[[], None] | None:
+    """PyTorch's eager Adam step on the same model and data shapes; None without torch."""
     try:
         import torch
     except ImportError:
@@ -108,7 +110,7 @@ def torch_step(sizes: list[int], batch: int, classify: bool, n: int, r: int) -> 
         loss_fn(model(x), y).backward()
         opt.step()
 
-    return best_time(step, n, r)
+    return step
 
 
 def main() -> None:
@@ -127,9 +129,13 @@ def main() -> None:
     print(f"{'model':<28}{'eager':>11}{'compiled':>11}{'PyTorch':>11}"
           f"{'eager/PT':>10}{'comp/PT':>9}{'comp/eager':>11}")
     for name, sizes, batch, classify, n in cases:
-        e = ours(sizes, batch, classify, "eager", n, args.repeats)
-        c = ours(sizes, batch, classify, "compiled", n, args.repeats)
-        t = torch_step(sizes, batch, classify, n, args.repeats)
+        steps = {"eager": our_step(sizes, batch, classify, "eager"),
+                 "compiled": our_step(sizes, batch, classify, "compiled")}
+        theirs = torch_step(sizes, batch, classify)
+        if theirs is not None:
+            steps["torch"] = theirs
+        times = best_times(steps, n, args.repeats)
+        e, c, t = times["eager"], times["compiled"], times.get("torch")
         pt = f"{t * 1e6:>9.0f}us" if t else "    absent"
         ratios = f"{e / t:>10.2f}{c / t:>9.2f}" if t else f"{'-':>10}{'-':>9}"
         print(f"{name:<28}{e * 1e6:>9.0f}us{c * 1e6:>9.0f}us{pt}{ratios}{c / e:>11.2f}")
