@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from ..spec.fields import Field, NativeFloatField, get_field
-from ..spec.nn import Mode
+from ..spec.nn import Mode, check_input_shape, label_targets
 from ..spec.tensor import Tensor
 from ..spec.value import Value
 from . import autograd as ad
@@ -26,7 +26,7 @@ from .devices import ArrayDevice, DeviceError, resolve
 from .flat import FlatLayout
 from .optim import Optimizer, OptState
 from .tape import Traced
-from .tasks import Task
+from .tasks import Task, TaskKind
 
 __all__ = ["Runner", "runner", "Backend", "Device", "GradientBackend", "EagerBackend"]
 
@@ -94,6 +94,12 @@ def _make_backend(task: Task, backend: str) -> GradientBackend:
     raise ValueError(f"runner: backend must be 'eager' or 'compiled', got {backend!r}")
 
 
+def _on_host(data: object) -> bool:
+    """Whether `data` (a Tensor, an array, nested lists) is held by the host."""
+    a = data.data if isinstance(data, Tensor) else data
+    return isinstance(a, (np.ndarray, np.generic)) or not hasattr(a, "__array_namespace__")
+
+
 def _foreign(dev: ArrayDevice, data: object) -> DeviceError:
     """The error for an array of another device handed to a runner on `dev`."""
     return DeviceError(f"runner on {dev.name}: got an array of type {type(data).__name__} on "
@@ -121,7 +127,10 @@ class Runner:
     On a device other than the CPU (`device="cuda"`, or an `ArrayDevice`), the
     parameters, buffers and optimizer state live on that device; inputs (host arrays,
     Tensors, or arrays already on the device) are moved there once per call, and results
-    stay there except where a method says it returns host values."""
+    stay there except where a method says it returns host values. Class labels of a
+    classification task that come from the host are checked there and moved as the
+    one-hot rows `cross_entropy` would build (`nn.label_targets`), so a step never reads
+    labels back from the device; labels already on the device are checked by one read."""
 
     def __init__(
         self,
@@ -137,6 +146,8 @@ class Runner:
         self.backend_name = backend
         self.device: str = self.array_device.name
         self.backend = _make_backend(Task(self.model, task.kind), backend)
+        self._backends: dict[TaskKind, GradientBackend] = {task.kind: self.backend}
+        self._output_shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
         self.layout = FlatLayout.of(self.model.params, self.field)
         self.flat = self.place(self.layout.flatten(self.model.params))
         self.params: dict[str, Tensor] = self.layout.views(self.flat)
@@ -200,7 +211,11 @@ class Runner:
     def loss(self, x: object, y: object) -> Tensor:
         """The task's loss on (x, y) in the current mode: a 0-d tensor on the runner's
         device (`float(loss.item())` reads it on the host)."""
-        return self.task_loss(self.predict(x), self.as_input(y))
+        xs = self.as_input(x)
+        ys, kind = self._targets(xs, y)
+        loss = Task(self.model, kind).loss(self.predict(xs), ys)
+        assert isinstance(loss, Tensor)
+        return loss
 
     def task_loss(self, pred: Tensor, y: Tensor) -> Tensor:
         """The task's loss of given predictions."""
@@ -212,9 +227,31 @@ class Runner:
         """(loss, gradients by parameter name, buffers after the pass) in the current mode,
         all on the runner's device."""
         key = self.dropout_key() if self.mode == "train" else None
-        return self.backend.loss_and_grads(
-            self.params, self.buffers, self.as_input(x), self.as_input(y), self.mode, key
-        )
+        xs = self.as_input(x)
+        ys, kind = self._targets(xs, y)
+        return self._backend(kind).loss_and_grads(self.params, self.buffers, xs, ys,
+                                                  self.mode, key)
+
+    def _targets(self, x: Tensor, y: object) -> tuple[Tensor, TaskKind]:
+        """The targets on the device and the task kind whose loss takes them: host labels
+        of a classification task on a device become checked one-hot rows (see Runner)."""
+        dev = self.array_device
+        if self.task.kind != "classification" or dev.is_host or not _on_host(y):
+            return self.as_input(y), self.task.kind
+        if isinstance(y, Tensor):
+            y = y.data if y.field is self.field else y.numpy()
+        labels = Tensor(self.field.asarray(y), self.field)
+        shape = self._output_shapes.get(x.shape)
+        if shape is None:
+            shape = self._output_shapes[x.shape] = check_input_shape(self.model, x.shape)
+        return self.place(label_targets(labels, shape)), "classification_one_hot"
+
+    def _backend(self, kind: TaskKind) -> GradientBackend:
+        backend = self._backends.get(kind)
+        if backend is None:
+            backend = self._backends[kind] = _make_backend(Task(self.model, kind),
+                                                           self.backend_name)
+        return backend
 
     # -- updates ---------------------------------------------------------------------
     def set_optimizer(self, optimizer: Optimizer) -> Runner:

@@ -53,6 +53,7 @@ from .losses import (
     bce_with_logits,
     cross_entropy,
     huber,
+    label_targets,
     mae,
     mse,
     one_hot_cross_entropy,
@@ -80,6 +81,7 @@ __all__ = [
     "load_state_dict", "read_npz", "read_safetensors",
     # losses
     "mse", "mae", "huber", "cross_entropy", "one_hot_cross_entropy", "bce_with_logits",
+    "label_targets",
     "Reduction",
     # static shape types
     "Layer", "LayerLike", "SameShape", "Vec", "Mat", "Chw", "Scalar", "shaped", "untyped",

@@ -14,6 +14,7 @@ prediction both overloads match and mypy types the loss as Any.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Literal, TypeVar, overload
 
@@ -26,7 +27,7 @@ from .shapetypes import N, Scalar, Vec
 
 __all__ = [
     "Reduction", "mse", "mae", "huber", "cross_entropy", "one_hot_cross_entropy",
-    "bce_with_logits",
+    "bce_with_logits", "label_targets",
 ]
 
 Reduction = Literal["mean", "sum"]
@@ -110,16 +111,24 @@ def cross_entropy(logits: Value, labels: Value, reduction: Reduction = "mean") -
     for what, v in (("logits", logits), ("labels", labels)):
         if not isinstance(v, Value):
             raise TypeError(f"cross_entropy: {what} must be a tensor, got {type(v).__name__}")
-    if logits.ndim < 1 or labels.shape != logits.shape[:-1]:
+    return _nll("cross_entropy", logits, label_targets(labels, logits.shape), reduction)
+
+
+def label_targets(labels: V, logits_shape: Sequence[int]) -> V:
+    """The one-hot rows that `cross_entropy` scores logits of `logits_shape` against:
+    `labels` must have shape logits_shape[:-1] and hold integers in [0, C) (ShapeError or
+    ValueError naming the bad one). `one_hot_cross_entropy(logits, label_targets(labels,
+    logits.shape))` is `cross_entropy(logits, labels)`, bit for bit."""
+    shape = tuple(logits_shape)
+    if len(shape) < 1 or labels.shape != shape[:-1]:
         raise ShapeError(
-            f"cross_entropy: logits shape {logits.shape} needs labels of shape "
-            f"{logits.shape[:-1]} (one per example), got labels shape {labels.shape}"
+            f"cross_entropy: logits shape {shape} needs labels of shape "
+            f"{shape[:-1]} (one per example), got labels shape {labels.shape}"
         )
     try:
-        targets = F.one_hot(labels, logits.shape[-1])
+        return F.one_hot(labels, shape[-1])
     except ValueError as e:  # a label that is not an integer in [0, C): say which loss
         raise ValueError(f"cross_entropy: {e}") from None
-    return _nll("cross_entropy", logits, targets, reduction)
 
 
 @overload

@@ -234,14 +234,51 @@ def test_a_whole_training_step_runs_without_host_transfers(
     assert on_device(dev, r)
 
 
-@pytest.mark.xfail(strict=True, raises=HostTransferError, reason=(
-    "NativeFloatField.one_hot (spec/fields/native.py) validates and encodes class labels "
-    "on the host; classification losses need an on-device one_hot"))
-def test_a_classification_step_runs_without_host_transfers(dev: ArrayDevice) -> None:
-    _, r = make(dev, kind="classification")
+@pytest.mark.parametrize("backend", ["eager", "compiled"])
+def test_a_classification_step_runs_without_host_transfers(
+    dev: ArrayDevice, backend: str
+) -> None:
+    _, r = make(dev, backend, kind="classification")
     r.train_step(X, LABELS)
-    with devices.no_host_transfers(dev):
+    with devices.no_host_transfers(dev):  # host labels are checked before they move
         r.train_step(X, LABELS)
+        r.train_step(X, tl.tensor(LABELS, dtype="float"))
+        r.loss(X, list(LABELS))
+
+
+@pytest.mark.parametrize("backend", ["eager", "compiled"])
+def test_classification_on_the_device_equals_cpu_bit_for_bit(
+    dev: ArrayDevice, backend: str
+) -> None:
+    _, ref = make("cpu", backend, kind="classification")
+    _, r = make(dev, backend, kind="classification")
+    _, placed = make(dev, backend, kind="classification")  # labels already on the device
+    for _ in range(3):
+        want = ref.train_step(X, LABELS).numpy()
+        assert r.train_step(X, LABELS).numpy() == want
+        assert placed.train_step(X, dev.to_device(LABELS.astype(np.float64))).numpy() == want
+    assert np.array_equal(r.flat.numpy(), ref.flat.numpy())
+    assert np.array_equal(placed.flat.numpy(), ref.flat.numpy())
+    assert r.loss(X, LABELS).numpy() == ref.loss(X, LABELS).numpy()
+
+
+@pytest.mark.parametrize(("labels", "error", "match"), [
+    (np.where(LABELS == 2, 3, LABELS), ValueError, "cross_entropy: .*3"),
+    (LABELS + 0.5, ValueError, "cross_entropy: .*0.5"),
+    (LABELS[:5], tl.ShapeError, r"labels of shape \(12,\).*\(5,\)"),
+])
+def test_bad_labels_on_the_device_path_fail_as_on_the_cpu(
+    dev: ArrayDevice, labels: np.ndarray[Any, Any], error: type[Exception], match: str
+) -> None:
+    _, ref = make("cpu", kind="classification")
+    _, r = make(dev, kind="classification")
+    before = r.flat.numpy().copy()
+    with pytest.raises(error, match=match) as on_cpu:
+        ref.train_step(X, labels)
+    with pytest.raises(error, match=match) as on_dev:
+        r.train_step(X, labels)
+    assert str(on_dev.value) == str(on_cpu.value)
+    assert np.array_equal(r.flat.numpy(), before) and r.step == 0  # nothing written
 
 
 def test_fit_loops_on_the_device_equal_cpu(dev: ArrayDevice) -> None:
