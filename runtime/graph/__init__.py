@@ -5,7 +5,8 @@ An op-tagged SSA graph IR (`ir`), built by tracing functions of Values with symb
 DCE, CSE, constant folding) and reverse-mode differentiation into one forward+backward
 graph (`autodiff`); the reference interpreter (`interpreter`) and a lowered executor that
 compiles the graph once per signature into straight-line NumPy code with reusable
-buffers (`lowering`, `numpy_kernels`, `executor`); text, DOT and versioned JSON views
+buffers (`lowering`, `numpy_kernels`, `executor`), or on CuPy with elementwise chains
+fused into single kernels (`fusion`, `cuda_kernels`); text, DOT and versioned JSON views
 (`display`, `serialize`, `encoding`).
 
 Imports `torchlean.spec` and `torchlean.runtime.tape` only.
@@ -14,8 +15,10 @@ Imports `torchlean.spec` and `torchlean.runtime.tape` only.
 from __future__ import annotations
 
 from .autodiff import NotDifferentiableError, grad_graph, grad_name
+from .cuda_kernels import FusedKernel, KernelRunner, KernelSource, kernel_source
 from .encoding import Literal
 from .executor import CompiledGraph, cache_size, clear_cache, compile_graph
+from .fusion import FusionGroup, FusionPlan, plan_fusion
 from .interpreter import interpret
 from .ir import Graph, GraphError, Node
 from .lowering import Program
@@ -37,6 +40,11 @@ __all__ = [
     "Node",
     "NotDifferentiableError",
     "CompiledGraph",
+    "FusedKernel",
+    "FusionGroup",
+    "FusionPlan",
+    "KernelRunner",
+    "KernelSource",
     "Program",
     "TracingError",
     "VERSION",
@@ -51,6 +59,8 @@ __all__ = [
     "grad_graph",
     "grad_name",
     "interpret",
+    "kernel_source",
+    "plan_fusion",
     "simplify",
     "trace",
 ]

@@ -3,8 +3,9 @@
 A program is compiled per (graph fingerprint, field, leaf shapes, dtypes, memory layouts,
 array namespace, mode) and kept in a bounded LRU cache shared by all CompiledGraphs, so
 re-wrapping the same graph costs nothing. Native float fields on NumPy use the buffered
-lowering; every other field or namespace uses the direct-call lowering (bit-identical
-to eager by construction).
+lowering, and on CuPy the fused lowering (elementwise chains as single kernels); every
+other field or namespace uses the direct-call lowering (bit-identical to eager by
+construction).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import numpy as np
 from ...spec.fields import Field, NativeFloatField, get_field
 from ...spec.fields.base import Array
 from ...spec.tensor import Tensor
+from .cuda_kernels import KernelRunner
 from .interpreter import bind_leaves, interpret
 from .ir import Graph
 from .lowering import Mode, Program, lower
 
 __all__ = ["CompiledGraph", "compile_graph", "clear_cache", "cache_size", "Backend"]
 
-Backend = Literal["auto", "calls", "interpret"]
+Backend = Literal["auto", "calls", "fused", "interpret"]
 _CACHE_LIMIT = 128
 _PROGRAMS: OrderedDict[tuple[Any, ...], Program] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -50,21 +52,34 @@ def _array_signature(a: Any) -> tuple[Any, ...]:
             str(getattr(a, "device", "")))
 
 
+def _is_cupy(a: Any) -> bool:
+    return type(a).__module__.partition(".")[0] == "cupy"
+
+
 class CompiledGraph:
     """A graph ready to run many times; call it with the leaf values by name.
 
-    `backend="auto"` lowers to NumPy buffers for `float`/`float32` on NumPy arrays and to
-    direct forward-rule calls otherwise; `"calls"` forces the latter; `"interpret"` runs
-    the reference interpreter (for comparison).
+    `backend="auto"` lowers `float`/`float32` to NumPy buffers on NumPy arrays and to
+    fused kernels on CuPy arrays, and to direct forward-rule calls otherwise; `"calls"`
+    forces the latter; `"fused"` forces fused kernels (native float fields only) on any
+    arrays its `kernel_runner` can run (CuPy's by default); `"interpret"` runs the
+    reference interpreter (for comparison).
     """
 
-    def __init__(self, graph: Graph, *, backend: Backend = "auto") -> None:
-        if backend not in ("auto", "calls", "interpret"):
-            raise ValueError(f"backend must be 'auto', 'calls' or 'interpret', got {backend!r}")
+    def __init__(self, graph: Graph, *, backend: Backend = "auto",
+                 kernel_runner: KernelRunner | None = None) -> None:
+        if backend not in ("auto", "calls", "fused", "interpret"):
+            raise ValueError("backend must be 'auto', 'calls', 'fused' or 'interpret', "
+                             f"got {backend!r}")
         self.graph = graph
         self.field: Field = get_field(graph.field)
+        if backend == "fused" and not isinstance(self.field, NativeFloatField):
+            raise ValueError(f"backend 'fused' needs field 'float' or 'float32', not "
+                             f"{graph.field!r}")
         self.backend = backend
-        self._key = (graph.fingerprint, graph.field)
+        self.kernel_runner = kernel_runner
+        # programs built with an injected runner are cached apart from CuPy's
+        self._key = (graph.fingerprint, graph.field, kernel_runner)
         self._names = tuple(name for name, _ in graph.outputs)
         self._recent: dict[tuple[Any, ...], Program] = {}
 
@@ -78,9 +93,13 @@ class CompiledGraph:
 
     def mode_for(self, arrays: Sequence[Array]) -> Mode:
         """The lowering these leaf arrays get."""
-        numpy_only = all(isinstance(a, (np.ndarray, np.generic)) for a in arrays)
-        if self.backend == "auto" and isinstance(self.field, NativeFloatField) and numpy_only:
-            return "buffered"
+        if self.backend == "fused":
+            return "fused"
+        if self.backend == "auto" and isinstance(self.field, NativeFloatField):
+            if all(isinstance(a, (np.ndarray, np.generic)) for a in arrays):
+                return "buffered"
+            if arrays and all(_is_cupy(a) for a in arrays):
+                return "fused"
         return "calls"
 
     def program(self, arrays: Sequence[Array]) -> Program:
@@ -92,7 +111,7 @@ class CompiledGraph:
             if prog is not None:
                 _PROGRAMS.move_to_end(key)
                 return prog
-        prog = lower(self.graph, self.field, arrays, mode)
+        prog = lower(self.graph, self.field, arrays, mode, self.kernel_runner)
         with _CACHE_LOCK:
             _PROGRAMS[key] = prog
             while len(_PROGRAMS) > _CACHE_LIMIT:
@@ -116,6 +135,7 @@ class CompiledGraph:
         return prog.run(arrays)
 
 
-def compile_graph(graph: Graph, *, backend: Backend = "auto") -> CompiledGraph:
+def compile_graph(graph: Graph, *, backend: Backend = "auto",
+                  kernel_runner: KernelRunner | None = None) -> CompiledGraph:
     """A `CompiledGraph` for `graph` (see CompiledGraph)."""
-    return CompiledGraph(graph, backend=backend)
+    return CompiledGraph(graph, backend=backend, kernel_runner=kernel_runner)

@@ -15,6 +15,11 @@ with `compile()`:
   fresh arrays on every call, so results never alias the reused buffers.
 - `calls` (every other field or namespace): each op is its forward rule called directly
   on the field's arrays, which is exactly eager minus the per-op dispatch and checks.
+- `fused` (fields `float` / `float32` on CuPy arrays): groups of elementwise ops
+  (`fusion.plan_fusion`) each run as one kernel (`cuda_kernels`) writing into output
+  buffers allocated once per signature (with eager's layout, learned from one reference
+  run); every other op is called as in `calls`. Kernels are run by a `KernelRunner`
+  (CuPy's by default; tests inject one that runs the same C text on the CPU).
 """
 
 from __future__ import annotations
@@ -28,13 +33,15 @@ import numpy as np
 from ...spec.fields import Field, NativeFloatField
 from ...spec.fields.base import Array
 from ...spec.ops import OPS
+from .cuda_kernels import KernelRunner, can_fuse, cupy_runner, kernel_source
+from .fusion import FusionGroup, plan_fusion
 from .interpreter import literal_array
 from .ir import Graph
 from .numpy_kernels import BUFFERED, FALLBACK, IN_PLACE, VIEWS, EmitContext
 
 __all__ = ["Program", "lower", "probe_values", "Mode"]
 
-Mode = Literal["buffered", "calls"]
+Mode = Literal["buffered", "calls", "fused"]
 
 
 def probe_values(graph: Graph, field: Field, arrays: Sequence[Array]) -> list[Any]:
@@ -220,6 +227,20 @@ def _call_line(node_id: int, op: str, args: list[str], attrs: dict[str, Any],
     return f"v{node_id} = F{node_id}(FLD, ({''.join(a + ', ' for a in args)}), A{node_id})"
 
 
+def _straight_line(graph: Graph, field: Field, mode: Mode, body: list[str],
+                   aliases_fixed: list[bool], ns: dict[str, Any]) -> Program:
+    """The program running `body`, returning the graph's outputs (copied where a value
+    is a leaf, a constant or a reused buffer, or a view of one)."""
+    returns = [f"_copy(v{i})" if aliases_fixed[i] else f"v{i}" for _, i in graph.outputs]
+    leaves = ", ".join(f"v{n.id}" for n in graph.leaves)
+    source = "\n".join([
+        f"def program({leaves}):",
+        *(f"    {line}" for line in body),
+        f"    return ({''.join(r + ', ' for r in returns)})",
+    ])
+    return Program(graph, field, mode, source, ns)
+
+
 def _lower_calls(graph: Graph, field: Field, arrays: Sequence[Array]) -> Program:
     like = arrays[0] if arrays else None
     ns: dict[str, Any] = {"FLD": field, "_copy": copy_out}
@@ -236,21 +257,76 @@ def _lower_calls(graph: Graph, field: Field, arrays: Sequence[Array]) -> Program
         else:
             body.append(_call_line(n.id, n.op, args, n.attr_dict, ns))
             aliases_fixed.append(n.op in VIEWS and aliases_fixed[n.args[0]])
-    returns = [f"_copy(v{i})" if aliases_fixed[i] else f"v{i}" for _, i in graph.outputs]
-    leaves = ", ".join(f"v{n.id}" for n in graph.leaves)
-    source = "\n".join([
-        f"def program({leaves}):",
-        *(f"    {line}" for line in body),
-        f"    return ({''.join(r + ', ' for r in returns)})",
-    ])
-    return Program(graph, field, "calls", source, ns)
+    return _straight_line(graph, field, "calls", body, aliases_fixed, ns)
 
 
-def lower(graph: Graph, field: Field, arrays: Sequence[Array], mode: Mode) -> Program:
+def _empty_like(template: Any) -> Any:
+    """An uninitialised array with `template`'s shape, dtype, device and memory layout."""
+    if isinstance(template, (np.ndarray, np.generic)):
+        return np.empty_like(template)
+    return template.__array_namespace__().empty_like(template)
+
+
+def _lower_fused(graph: Graph, field: NativeFloatField, arrays: Sequence[Array],
+                 runner: KernelRunner) -> Program:
+    probes = probe_values(graph, field, arrays)
+    ns: dict[str, Any] = {"FLD": field, "_copy": copy_out, "_empty": _empty_like}
+    outputs = {i for _, i in graph.outputs}
+    body: list[str] = []
+    aliases_fixed = [False] * len(graph.nodes)  # leaf, constant or reused buffer (or a view)
+    n_kernels = 0
+    for step in plan_fusion(graph, can_fuse).schedule():
+        if isinstance(step, FusionGroup):
+            if not step.outputs:  # nothing reads it: dead code, as the calls would be
+                continue
+            body.extend(_kernel_lines(n_kernels, graph, step, field, probes, outputs,
+                                      runner, ns))
+            n_kernels += 1
+            for o in step.outputs:
+                aliases_fixed[o] = o not in outputs
+            continue
+        n = graph.nodes[step]
+        if n.is_leaf:
+            aliases_fixed[n.id] = True
+        elif n.is_constant:
+            ns[f"v{n.id}"] = probes[n.id]  # lifted once, as eager lifts it
+            aliases_fixed[n.id] = True
+        else:
+            body.append(_call_line(n.id, n.op, [f"v{a}" for a in n.args], n.attr_dict, ns))
+            aliases_fixed[n.id] = n.op in VIEWS and aliases_fixed[n.args[0]]
+    return _straight_line(graph, field, "fused", body, aliases_fixed, ns)
+
+
+def _kernel_lines(k: int, graph: Graph, group: FusionGroup, field: NativeFloatField,
+                  probes: list[Any], outputs: set[int], runner: KernelRunner,
+                  ns: dict[str, Any]) -> list[str]:
+    """Lines running one fused group: graph outputs get a fresh array per call, every
+    other value the group exports a buffer allocated here once."""
+    src = kernel_source(graph, group, field)
+    ns[f"K{k}"] = runner(src)
+    lines: list[str] = []
+    outs: list[str] = []
+    for o in src.outputs:
+        if o in outputs:
+            ns[f"T{o}"] = probes[o]
+            lines.append(f"v{o} = _empty(T{o})")
+        else:
+            ns[f"v{o}"] = _empty_like(probes[o])  # a global: the same buffer every call
+        outs.append(f"v{o}")
+    ins = "".join(f"v{i}, " for i in src.inputs)
+    lines.append(f"K{k}(({ins}), ({''.join(o + ', ' for o in outs)}))")
+    return lines
+
+
+def lower(graph: Graph, field: Field, arrays: Sequence[Array], mode: Mode,
+          runner: KernelRunner | None = None) -> Program:
     """Compile `graph` for leaf arrays shaped and laid out like `arrays` (which the
-    buffered mode evaluates once, as eager would, to learn every buffer's layout)."""
-    if mode == "buffered":
+    buffered and fused modes evaluate once, as eager would, to learn every buffer's
+    layout). `runner` builds the fused mode's kernels (default: CuPy's)."""
+    if mode in ("buffered", "fused"):
         if not isinstance(field, NativeFloatField):
-            raise ValueError(f"buffered lowering needs a native float field, not {field}")
+            raise ValueError(f"{mode} lowering needs a native float field, not {field}")
+        if mode == "fused":
+            return _lower_fused(graph, field, arrays, runner or cupy_runner)
         return _lower_buffered(graph, field, arrays)
     return _lower_calls(graph, field, arrays)

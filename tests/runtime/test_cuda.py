@@ -1,7 +1,7 @@
 """GPU tests: runners on a CUDA device through CuPy (skipped without CuPy or a GPU).
 
 The same API as the stand-in tests (tests/runtime/test_devices.py), with `device="cuda"`.
-Run them alone with `pytest -m cuda tests/runtime/test_cuda.py`.
+Run them alone with `pytest -m cupy tests/runtime/test_cuda.py` (or `bash scripts/gpu_check.sh`).
 """
 
 from __future__ import annotations
@@ -10,11 +10,24 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_fusion import (
+    DTYPES,
+    MODEL_GRAPHS,
+    close_to_libm,
+    model_graph,
+    same_up_to_nan,
+    single_op,
+    specials,
+)
+from test_fusion import eager as eager_op
 
 import torchlean as tl
 from torchlean.runtime import devices
 from torchlean.runtime.devices import ArrayDevice, DeviceError, HostTransferError
+from torchlean.runtime.graph import compile_graph
+from torchlean.runtime.graph.cuda_kernels import C_OPS, EXACT_OPS, FusedKernel
 from torchlean.runtime.runner import Runner, runner
+from torchlean.spec import OPS
 
 
 def _cuda() -> ArrayDevice | None:
@@ -103,3 +116,59 @@ def test_predict_and_loss_stay_on_the_gpu() -> None:
     r = make("cuda").eval()
     assert CUDA.holds(r.predict(X).data) and CUDA.holds(r.loss(X, Y).data)
     assert CUDA.holds(r.as_input(CUDA.to_device(X)).data)
+
+
+# -- the fused lowering (elementwise chains as single kernels) ---------------------------
+@pytest.mark.parametrize(("key", "field"), MODEL_GRAPHS, ids=[k for k, _ in MODEL_GRAPHS])
+def test_fused_lowering_on_cupy_equals_numpy(key: str, field: str) -> None:
+    # The compiled runner on CuPy fuses elementwise chains into ElementwiseKernels. Graphs
+    # of elementwise exact ops only (the optimizer updates) give NumPy's bits: compiled
+    # without FMA contraction, every op rounds once, as NumPy's does. The MLP graphs also
+    # hold matmuls and sums (cuBLAS / CUB summation order) and, for mlp_ce, exp (CUDA's
+    # libm): float64 to 1e-12 relative to each output's largest magnitude (a few hundred
+    # ulps over these 3x5x6x4 graphs), float32 to 1e-4.
+    assert CUDA is not None
+    g, values = model_graph(key, field)
+    host = [np.asarray(values[n.name].numpy()) for n in g.leaves]
+    gpu = [CUDA.to_device(a) for a in host]
+    program = compile_graph(g)
+    assert program.mode_for(gpu) == "fused"
+    lowered = program.program(gpu)
+    assert lowered.mode == "fused" and "K0(" in lowered.source  # a fused kernel runs
+    assert any(isinstance(v, FusedKernel) for v in lowered._fn.__globals__.values())
+    want = program.run_arrays(host)  # the buffered NumPy lowering: eager's bits
+    for _ in range(2):  # the second run reuses the buffers
+        got = [CUDA.to_host(a) for a in program.run_arrays(gpu)]
+        for (name, _), a, w in zip(g.outputs, got, want, strict=True):
+            if key.startswith("mlp"):
+                tol = 1e-12 if field == "float" else 1e-4
+                np.testing.assert_allclose(a, w, rtol=tol, atol=tol * float(np.max(np.abs(w))),
+                                           err_msg=name)
+            else:
+                assert same_up_to_nan(a, w), (name, a, w)
+
+
+# CUDA's documented libm error bounds are 1-2 ulps, NumPy's about as much, and
+# sigmoid / silu / softplus add correctly rounded steps after one transcendental.
+CUDA_LIBM_ULPS = 8
+
+
+@pytest.mark.parametrize("field", ["float", "float32"])
+def test_fused_op_kernels_on_cupy_match_numpy_on_specials(field: str) -> None:
+    # Each op alone as a CUDA kernel on every combination of NaN, ±inf, ±0, subnormals
+    # and extremes: exact ops bit for bit (NaN as a class: CUDA's default NaN is
+    # positive, x86's negative); transcendentals within CUDA_LIBM_ULPS or the subnormal
+    # allowance of test_fusion.close_to_libm.
+    assert CUDA is not None
+    s = specials(DTYPES[field])
+    for tag in sorted(C_OPS):
+        grid = np.meshgrid(*[s] * OPS[tag].arity, indexing="ij")
+        xs = [np.ascontiguousarray(g.reshape(-1)) for g in grid]
+        _, src = single_op(tag, field, 1)
+        out = CUDA.to_device(np.empty_like(xs[0]))
+        FusedKernel(src)([CUDA.to_device(x) for x in xs], [out])
+        got, want = CUDA.to_host(out), eager_op(tag, field, xs)
+        if tag in EXACT_OPS:
+            assert same_up_to_nan(got, want), (tag, xs, got, want)
+        else:
+            assert close_to_libm(got, want, xs[0], CUDA_LIBM_ULPS), (tag, xs[0], got, want)
