@@ -213,13 +213,14 @@ class Runner:
         device (`float(loss.item())` reads it on the host)."""
         xs = self.as_input(x)
         ys, kind = self._targets(xs, y)
-        loss = Task(self.model, kind).loss(self.predict(xs), ys)
-        assert isinstance(loss, Tensor)
-        return loss
+        return self._loss_of(kind, self.predict(xs), ys)
 
     def task_loss(self, pred: Tensor, y: Tensor) -> Tensor:
         """The task's loss of given predictions."""
-        loss = Task(self.model, self.task.kind).loss(pred, y)
+        return self._loss_of(self.task.kind, pred, y)
+
+    def _loss_of(self, kind: TaskKind, pred: Tensor, y: Tensor) -> Tensor:
+        loss = Task(self.model, kind).loss(pred, y)
         assert isinstance(loss, Tensor)
         return loss
 

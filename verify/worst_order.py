@@ -38,6 +38,19 @@ class DenseLayer:
                              "(want (out, in) and (out,))")
 
 
+def _check_point(layers: Sequence[DenseLayer], n: int, where: str) -> None:
+    """Refuse a network whose layers do not chain, or a point of the wrong length."""
+    if not layers:
+        raise ValueError(f"{where}: no layers")
+    sizes = [layer.weight.shape for layer in layers]
+    for i in range(1, len(sizes)):
+        if sizes[i][1] != sizes[i - 1][0]:
+            raise ValueError(f"{where}: layer {i} takes {sizes[i][1]} inputs but layer "
+                             f"{i - 1} gives {sizes[i - 1][0]}")
+    if n != sizes[0][1]:
+        raise ValueError(f"{where}: the point has {n} coordinates, layer 0 takes {sizes[0][1]}")
+
+
 def greedy_fold(terms: Arr, direction: Arr) -> tuple[Arr, Arr]:
     """Binary32 left folds of each row of `terms` (float32, shape (m, n)), each row in the
     order that, step by step, adds the unused term whose rounding error is largest along
@@ -91,6 +104,7 @@ def adversarial_forward(layers: Sequence[DenseLayer], x: Arr, output: int, sign:
     """
     if sign not in (1, -1):
         raise ValueError(f"adversarial_forward: sign must be +1 or -1, got {sign!r}")
+    _check_point(layers, np.size(x), "adversarial_forward")
     directions = [np.where(c >= 0, 1.0, -1.0) for c in _sensitivity(layers, x, output, sign)]
     h = np.asarray(x, dtype=np.float32)
     for layer, d in zip(layers, directions, strict=True):
@@ -137,6 +151,7 @@ def adversarial_input(layers: Sequence[DenseLayer], lo: Arr, hi: Arr, output: in
         raise ValueError(f"adversarial_input: candidates must be >= 3, got {candidates}")
     if sign not in (1, -1):
         raise ValueError(f"adversarial_input: sign must be +1 or -1, got {sign!r}")
+    _check_point(layers, lo32.size, "adversarial_input")
     centre = ((lo32.astype(np.float64) + hi32) / 2).astype(np.float32)
     weight = layers[0].weight.astype(np.float32)
     c = _sensitivity(layers, centre, output, sign)[0]

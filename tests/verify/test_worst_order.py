@@ -128,5 +128,12 @@ def test_bad_input_is_refused():
         adversarial_input(dense, hi, lo, 0, 1)
     with pytest.raises(ValueError, match="candidates"):
         adversarial_input(dense, lo, hi, 0, 1, candidates=2)
+    with pytest.raises(ValueError, match="the point has 4 coordinates, layer 0 takes 3"):
+        adversarial_forward(dense, np.zeros(4, f32), 0, 1)
+    with pytest.raises(ValueError, match="the point has 2 coordinates"):
+        adversarial_input(dense, lo[:2], hi[:2], 0, 1)
+    unchained = [dense[0], DenseLayer(np.zeros((2, 3), f32), np.zeros(2, f32), False)]
+    with pytest.raises(ValueError, match="layer 1 takes 3 inputs but layer 0 gives 2"):
+        adversarial_forward(unchained, lo, 0, 1)
     with pytest.raises(ValueError, match=r"weight \(2, 3\) and bias \(3,\)"):
         DenseLayer(np.zeros((2, 3), f32), np.zeros(3, f32), False)
