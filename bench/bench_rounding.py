@@ -26,7 +26,7 @@ import numpy as np
 
 from torchlean.spec import nn, tensor
 from torchlean.verify.rounding import error_bound, error_bound_at
-from torchlean.verify.worst_order import (
+from torchlean.verify.rounding.worst_order import (
     DenseLayer,
     adversarial_forward,
     adversarial_input,

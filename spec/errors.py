@@ -25,13 +25,20 @@ class ShapeError(TorchLeanError, ValueError):
 
 
 class UnsupportedOperation(TorchLeanError, NotImplementedError):
-    """An op that a scalar field (or a backend) cannot evaluate, such as exp over `exact`."""
+    """An op that a scalar field (or a backend) cannot evaluate, such as exp over `exact`,
+    or that an analysis (IBP, CROWN, a rounding bound, ...) has no rule for.
 
-    def __init__(self, op: str, field: str, reason: str = "") -> None:
+    With `analysis` the message names the analysis instead of the field.
+    """
+
+    def __init__(self, op: str, field: str, reason: str = "", *,
+                 analysis: str | None = None) -> None:
         self.op = op
         self.field = field
+        self.analysis = analysis
         detail = f": {reason}" if reason else ""
-        super().__init__(f"op {op!r} is not supported in field {field!r}{detail}")
+        where = f"by analysis {analysis!r}" if analysis else f"in field {field!r}"
+        super().__init__(f"op {op!r} is not supported {where}{detail}")
 
 
 class FieldMismatchError(TorchLeanError, TypeError):

@@ -4,7 +4,7 @@
         --eps 1/100,1/10 [--method ibp|crown] [--out DIR]
     torchlean verify robustness --demo bands --eps 1/100,1/10
 
-`--model` is a model file written by `torchlean.verify.model_file.export_model` (the
+`--model` is a model file written by `torchlean.verify.bounds.model_file.export_model` (the
 eval-mode graph JSON with the parameters as exact literals); `--inputs` a `.npy` array of
 shape (N, *input shape) and `--labels` a `.npy` array of N integer class labels.
 `--demo bands` instead trains a 16-8-2 ReLU MLP for 60 steps on the six band images.
@@ -31,8 +31,8 @@ from .runtime.train import fit_dataset, steps
 from .spec import nn
 from .spec.errors import DataFormatError, UnsupportedOperation
 from .spec.tensor import tensor
-from .verify.certificate import certify_robustness, check_certificate
-from .verify.model_file import load_model
+from .verify.bounds.certificate import certify_robustness, check_certificate
+from .verify.bounds.model_file import load_model
 
 __all__ = ["main"]
 

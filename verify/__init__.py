@@ -14,20 +14,30 @@ Rounding: `rounding.error_bound` bounds |float32 - real| over a box; `worst_orde
 the steered executions that show how close the bound is to the worst case.
 """
 
-from . import bounds, rounding, worst_order
-from .adapters import register_adapter
-from .certificate import Certificate, CheckResult, certify_robustness, check_certificate
-from .dual import DualField
-from .gradcheck import METHODS, assert_gradients_match, gradcheck
-from .kinks import kink_distance
-from .model_file import export_model, load_model
-from .mpfloat import MPFloatField
-from .report import Comparison, GradcheckReport, GradientMismatch
+from . import bounds, gradients, rounding
+from .bounds.certificate import Certificate, CheckResult, certify_robustness, check_certificate
+from .bounds.model_file import export_model, load_model
+from .gradients import (
+    METHODS,
+    Comparison,
+    DualField,
+    GradcheckReport,
+    GradientMismatch,
+    MPFloatField,
+    assert_gradients_match,
+    gradcheck,
+    kink_distance,
+    register_adapter,
+    strategies,
+)
+from .rounding import worst_order
 
 __all__ = [
     "export_model",
     "load_model",
     "rounding",
+    "gradients",
+    "strategies",
     "worst_order",
     "METHODS",
     "Certificate",

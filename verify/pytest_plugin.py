@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import pytest
 
-from .gradcheck import METHODS, assert_gradients_match
-from .report import GradcheckReport
+from .gradients.gradcheck import METHODS, assert_gradients_match
+from .gradients.report import GradcheckReport
 
 __all__ = ["GradcheckFixture", "gradcheck", "pytest_addoption"]
 

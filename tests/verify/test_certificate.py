@@ -14,7 +14,7 @@ import pytest
 import torchlean as tl
 from torchlean import data
 from torchlean.spec import nn
-from torchlean.verify import certificate as cert
+from torchlean.verify.bounds import certificate as cert
 
 
 def _net() -> nn.Built:

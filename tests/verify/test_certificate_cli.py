@@ -12,7 +12,7 @@ import pytest
 from torchlean.runtime.graph import Graph
 from torchlean.spec.errors import DataFormatError
 from torchlean.verify import bounds
-from torchlean.verify import model_file as mf
+from torchlean.verify.bounds import model_file as mf
 from torchlean.verify_cli import _demo_bands, main
 
 

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from torchlean.spec import exact, float64
 from torchlean.spec import functional as F
 from torchlean.spec.tensor import Tensor
-from torchlean.verify.differences import FLOAT64, central_differences, mp_arithmetic
-from torchlean.verify.directions import RANDOM_DENOMINATOR_BITS, Directions
-from torchlean.verify.mpfloat import MPFloatField
-from torchlean.verify.trees import Leaf
+from torchlean.verify.gradients.differences import FLOAT64, central_differences, mp_arithmetic
+from torchlean.verify.gradients.directions import RANDOM_DENOMINATOR_BITS, Directions
+from torchlean.verify.gradients.mpfloat import MPFloatField
+from torchlean.verify.gradients.trees import Leaf
 
 MP = MPFloatField(100)
 

@@ -13,10 +13,10 @@ from torchlean.spec import exact, float64, interval
 from torchlean.spec import functional as F
 from torchlean.spec.tensor import Tensor
 from torchlean.verify import strategies as vs
-from torchlean.verify.directions import Directions
-from torchlean.verify.dual import Dual, DualField
-from torchlean.verify.forward import forward_derivatives
-from torchlean.verify.trees import named_leaves
+from torchlean.verify.gradients.directions import Directions
+from torchlean.verify.gradients.dual import Dual, DualField
+from torchlean.verify.gradients.forward import forward_derivatives
+from torchlean.verify.gradients.trees import named_leaves
 
 
 def composite(x: Any, w: Any) -> Any:

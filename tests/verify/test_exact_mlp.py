@@ -17,7 +17,7 @@ from torchlean.spec import functional as F
 from torchlean.spec.tensor import Tensor
 from torchlean.verify import gradcheck
 from torchlean.verify import strategies as vs
-from torchlean.verify.strategies import MLP
+from torchlean.verify.gradients.strategies import MLP
 
 RATIONAL_MLPS = vs.models(field="exact", activations=("relu",), max_layers=3, max_width=4)
 

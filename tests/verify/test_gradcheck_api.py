@@ -21,9 +21,9 @@ from torchlean.verify import (
     gradcheck,
     register_adapter,
 )
-from torchlean.verify import adapters as adapters_module
-from torchlean.verify.adapters import Problem
-from torchlean.verify.strategies import MLP
+from torchlean.verify.gradients import adapters as adapters_module
+from torchlean.verify.gradients.adapters import Problem
+from torchlean.verify.gradients.strategies import MLP
 
 X = tensor([[0.5, -1.25, 2.0], [1.5, 0.25, -0.75]])
 W = tensor([[0.5, 1.0], [-0.25, 0.75], [1.5, -1.0]])

@@ -29,9 +29,9 @@ from torchlean.spec.ops import OPS
 from torchlean.spec.tensor import Tensor
 from torchlean.verify import gradcheck
 from torchlean.verify import strategies as vs
-from torchlean.verify.directions import Directions
-from torchlean.verify.forward import forward_derivatives
-from torchlean.verify.trees import named_leaves
+from torchlean.verify.gradients.directions import Directions
+from torchlean.verify.gradients.forward import forward_derivatives
+from torchlean.verify.gradients.trees import named_leaves
 
 METHODS = ("central", "fast", "mpmath", "interval", "exact", "auto")
 V = Any

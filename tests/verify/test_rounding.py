@@ -12,7 +12,7 @@ from torchlean.runtime.graph import trace
 from torchlean.spec import functional as F
 from torchlean.spec import nn
 from torchlean.spec.errors import UnsupportedOperation
-from torchlean.verify.rounding import (
+from torchlean.verify.rounding.bound import (
     U32,
     RoundingBoundError,
     error_bound,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from torchlean.runtime.graph import trace
 from torchlean.spec import nn
 from torchlean.verify.rounding import error_bound, error_bound_at, observed_error
-from torchlean.verify.worst_order import (
+from torchlean.verify.rounding.worst_order import (
     DenseLayer,
     adversarial_forward,
     adversarial_input,

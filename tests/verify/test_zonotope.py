@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from torchlean.runtime.graph import interpret, trace
 from torchlean.spec import nn
-from torchlean.verify import zonotope as zono
-from torchlean.verify.rounding import U32, error_bound, error_bound_at, observed_error
+from torchlean.verify.bounds import zonotope as zono
+from torchlean.verify.rounding.bound import U32, error_bound, error_bound_at, observed_error
 
 f32 = np.float32
 

@@ -20,9 +20,9 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from ..runtime.graph import Graph, Literal, Node
-from ..spec.errors import DataFormatError, ShapeError
-from . import bounds as _bounds
+from ...runtime.graph import Graph, Literal, Node
+from ...spec.errors import DataFormatError, ShapeError
+from . import propagate as _bounds
 
 __all__ = ["export_model", "load_model", "model_graph"]
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..spec.fields.base import Array, Field
-from ..spec.fields.objectarray import ObjectArrayField
+from ...spec.fields.base import Array, Field
+from ...spec.fields.objectarray import ObjectArrayField
 from .trees import Leaf, entry_name
 
 __all__ = ["Directions", "RANDOM_DENOMINATOR_BITS"]

@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime import autograd as ad
-from ..spec.errors import FieldMismatchError, UnsupportedOperation
-from ..spec.fields import Field, IntervalField, exact, float32, float64, interval
-from ..spec.fields.native import NativeFloatField
-from ..spec.tensor import Tensor
-from ..spec.value import Value
+from ...runtime import autograd as ad
+from ...spec.errors import FieldMismatchError, UnsupportedOperation
+from ...spec.fields import Field, IntervalField, exact, float32, float64, interval
+from ...spec.fields.native import NativeFloatField
+from ...spec.tensor import Tensor
+from ...spec.value import Value
 from .adapters import Problem, as_problem
 from .allowance import binary32_probe, gradient_allowance, rounding_depth, rounding_scale
 from .compare import compare

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .outward import TINY64, U64, gamma_up
-from .outward import dn as _dn
-from .outward import up as _up
+from ..outward import TINY64, U64, gamma_up
+from ..outward import dn as _dn
+from ..outward import up as _up
 
 __all__ = ["Zono", "Symbols", "ZONO_MAX_ENTRIES", "hull", "step", "matmul_partial_sums"]
 

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 from mpmath import libmp
 
-from ..spec.fields import Field
-from ..spec.fields.native import NativeFloatField
-from ..spec.shapes import Shape
-from ..spec.tensor import Tensor
-from ..spec.value import Value
+from ...spec.fields import Field
+from ...spec.fields.native import NativeFloatField
+from ...spec.shapes import Shape
+from ...spec.tensor import Tensor
+from ...spec.value import Value
 
 __all__ = [
     "Tree",

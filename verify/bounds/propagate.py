@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.graph import Graph, trace
-from ..runtime.graph.encoding import Literal
-from ..spec.errors import ShapeError, UnsupportedOperation
+from ...runtime.graph import Graph, trace
+from ...runtime.graph.encoding import Literal
+from ...spec.errors import ShapeError, UnsupportedOperation
 
 __all__ = ["Bounds", "ibp", "crown", "intersect", "as_graph", "margin_matrix", "COVERS"]
 

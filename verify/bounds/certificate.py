@@ -42,10 +42,10 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.graph import Graph
-from ..runtime.graph.encoding import Literal
-from ..spec.errors import DataFormatError, UnsupportedOperation
-from . import bounds as _bounds
+from ...runtime.graph import Graph
+from ...runtime.graph.encoding import Literal
+from ...spec.errors import DataFormatError, UnsupportedOperation
+from . import propagate as _bounds
 
 __all__ = ["Certificate", "CheckResult", "certify_robustness", "check_certificate",
            "model_fingerprint", "FORMAT", "VERSION"]

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..spec.fields.base import PI, Array, Constant, Field, SliceSpec
-from ..spec.shapes import Shape
+from ...spec.fields.base import PI, Array, Constant, Field, SliceSpec
+from ...spec.shapes import Shape
 from .tangents import TangentOps
 
 __all__ = ["Dual", "DualField", "certainly_nonzero"]

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..spec.fields.base import Array, first_max_mask
-from ..spec.fields.native import NativeFloatField
+from ...spec.fields.base import Array, first_max_mask
+from ...spec.fields.native import NativeFloatField
 from .trees import map_values, to_field
 
 __all__ = ["KinkProbeField", "kink_distance"]

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 from mpmath.ctx_mp import MPContext
 
-from ..spec.fields.base import PI, Array, Constant
-from ..spec.fields.exact import to_fraction
-from ..spec.fields.objectarray import ObjectArrayField, elementwise
+from ...spec.fields.base import PI, Array, Constant
+from ...spec.fields.exact import to_fraction
+from ...spec.fields.objectarray import ObjectArrayField, elementwise
 
 __all__ = ["MPFloatField"]
 

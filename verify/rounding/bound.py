@@ -37,19 +37,19 @@ import numpy as np
 from mpmath import libmp
 from mpmath.ctx_iv import MPIntervalContext
 
-from ..runtime.graph import Graph, interpret, trace
-from ..runtime.graph.interpreter import literal_array
-from ..spec.errors import TorchLeanError, UnsupportedOperation
-from ..spec.fields import get_field
-from ..spec.fields import interval_math as im
-from ..spec.fields.base import PI
-from ..spec.fields.interval import mpf_to_fraction
-from ..spec.ops import apply
-from ..spec.tensor import Tensor
-from . import zonotope as zono
-from .outward import TINY64, U64, gamma_up
-from .outward import dn as _dn
-from .outward import up as _up
+from ...runtime.graph import Graph, interpret, trace
+from ...runtime.graph.interpreter import literal_array
+from ...spec.errors import TorchLeanError, UnsupportedOperation
+from ...spec.fields import get_field
+from ...spec.fields import interval_math as im
+from ...spec.fields.base import PI
+from ...spec.fields.interval import mpf_to_fraction
+from ...spec.ops import apply
+from ...spec.tensor import Tensor
+from ..bounds import zonotope as zono
+from ..outward import TINY64, U64, gamma_up
+from ..outward import dn as _dn
+from ..outward import up as _up
 
 __all__ = [
     "METHODS",

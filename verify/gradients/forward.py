@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..spec.errors import ShapeError
-from ..spec.fields.base import Field
-from ..spec.tensor import Tensor
-from ..spec.value import Value
+from ...spec.errors import ShapeError
+from ...spec.fields.base import Field
+from ...spec.tensor import Tensor
+from ...spec.value import Value
 from .directions import Directions
 from .dual import Dual, DualField
 from .trees import Tree, map_values, rebuild

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..spec.fields.base import Array, Field, SliceSpec
-from ..spec.shapes import Shape
+from ...spec.fields.base import Array, Field, SliceSpec
+from ...spec.shapes import Shape
 
 __all__ = ["TangentOps"]
 

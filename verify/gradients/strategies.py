@@ -26,11 +26,11 @@ from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ..spec import functional as F
-from ..spec.fields import Field, get_field
-from ..spec.shapes import Shape
-from ..spec.tensor import Tensor
-from ..spec.value import Value
+from ...spec import functional as F
+from ...spec.fields import Field, get_field
+from ...spec.shapes import Shape
+from ...spec.tensor import Tensor
+from ...spec.value import Value
 from .kinks import kink_distance
 
 __all__ = [

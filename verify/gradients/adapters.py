@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ..spec import functional as F
-from ..spec.fields import float64
-from ..spec.tensor import Tensor
-from ..spec.value import Value
+from ...spec import functional as F
+from ...spec.fields import float64
+from ...spec.tensor import Tensor
+from ...spec.value import Value
 from .trees import Tree
 
 __all__ = ["Problem", "Adapter", "register_adapter", "as_problem", "as_tensors"]

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.tape import Tape
-from ..spec.shapes import size_of
+from ...runtime.tape import Tape
+from ...spec.shapes import size_of
 
 __all__ = [
     "rounding_depth", "rounding_scale", "gamma", "gradient_allowance", "binary32_probe",
