@@ -3,21 +3,24 @@
 An analysis keeps one `RuleTable`: a rule per op tag, or an explicit entry in its
 `unsupported` map whose reason is what the user is told. `missing()` lists the ops of
 `OPS` with neither, so a coverage test can enumerate the table and fail when an op is
-added without a decision for every analysis. `check_graph` refuses a graph before any
-work is done, naming the op, the node and the analysis.
+added without a decision for every analysis. `check_ops` refuses a graph before any
+work is done, naming the op, the node and the analysis. Every table is listed in
+`TABLES` by name, so one test can show that a newly registered op is reported missing by
+every analysis.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..errors import UnsupportedOperation
 from .registry import OPS
 
-__all__ = ["RuleTable", "Node"]
+__all__ = ["RuleTable", "Node", "TABLES"]
 
 R = TypeVar("R")
+TABLES: dict[str, RuleTable[Any]] = {}
 
 
 class Node:  # structural protocol of the graph nodes this module reads (kept minimal)
@@ -33,6 +36,9 @@ class RuleTable(Generic[R]):
         self.field = field
         self.rules: dict[str, R] = {}
         self.unsupported: dict[str, str] = {}
+        if name in TABLES:
+            raise ValueError(f"a rule table named {name!r} already exists")
+        TABLES[name] = self
 
     def rule(self, *tags: str) -> Callable[[R], R]:
         """Decorator registering one rule for each of `tags`."""

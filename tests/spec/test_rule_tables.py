@@ -8,7 +8,13 @@ import pytest
 
 from torchlean.spec.errors import UnsupportedOperation
 from torchlean.spec.ops import OPS
-from torchlean.spec.ops.rules import RuleTable
+from torchlean.spec.ops.rules import TABLES, RuleTable
+
+_count = iter(range(10**6))
+
+
+def _fresh(name: str) -> str:
+    return f"{name}-{next(_count)}"
 
 
 @dataclass
@@ -18,7 +24,7 @@ class _Node:
 
 
 def test_missing_lists_every_op_without_an_entry() -> None:
-    table: RuleTable[int] = RuleTable("toy")
+    table: RuleTable[int] = RuleTable(_fresh("toy"))
     table.add("add", 1)
     table.refuse("not linear", "exp")
     missing = table.missing()
@@ -27,20 +33,28 @@ def test_missing_lists_every_op_without_an_entry() -> None:
 
 
 def test_errors_name_the_op_the_node_and_the_analysis() -> None:
-    table: RuleTable[int] = RuleTable("toy-ibp")
+    table: RuleTable[int] = RuleTable(_fresh("toy-ibp"))
     table.refuse("no sound enclosure here", "sin")
     with pytest.raises(UnsupportedOperation, match=r"'sin'.*toy-ibp.*%3.*no sound enclosure"):
         table.check_ops([_Node(0, "input"), _Node(3, "sin")], skip=("input",))
     with pytest.raises(UnsupportedOperation, match=r"'cos'.*toy-ibp.*node %7.*no rule"):
         table.get("cos", "node %7")
     err = table.error("nonsense")
-    assert err.analysis == "toy-ibp" and "not an op of the op table" in str(err)
+    assert err.analysis == table.name and "not an op of the op table" in str(err)
 
 
 def test_an_op_gets_one_entry() -> None:
-    table: RuleTable[int] = RuleTable("toy")
+    table: RuleTable[int] = RuleTable(_fresh("toy"))
     table.add("add", 1)
     with pytest.raises(ValueError, match="already"):
         table.refuse("x", "add")
     with pytest.raises(ValueError, match="already"):
         table.rule("add")(2)
+
+
+def test_tables_are_listed_by_name_once() -> None:
+    name = _fresh("listed")
+    table: RuleTable[int] = RuleTable(name)
+    assert TABLES[name] is table
+    with pytest.raises(ValueError, match="already exists"):
+        RuleTable(name)
