@@ -1,0 +1,214 @@
+"""Branch and bound over input boxes: prove that no point of a box meets an unsafe
+condition, or find a candidate point that does.
+
+The unsafe condition is a disjunction of conjunctions of linear output constraints
+(VNN-LIB's form): the point x is unsafe when, for some group g, every row r of g has
+`C[r] . f(x) <= d[r]`. A box is *refuted* for group g when a sound lower bound of some
+row's `C[r] . f(x) - d[r]` over the box is > 0; the box is safe when every group is
+refuted. What this module trusts nothing about: it takes
+
+- `bound(lo, hi) -> (N, R)`: sound lower bounds of `C . f(x)` for each of N boxes,
+- `evaluate(x) -> (N, R)`: `C . f(x)` at N points (float64; only steers the search),
+- `confirm(x) -> bool`: whether x really is a counterexample (exact, the caller's),
+
+and returns a `Tree`: the root box, every split (box, axis, point), and every leaf with
+the row that refutes each group. Children of a split are `[lo, point]` and `[point, hi]`
+along the axis, so the leaves cover the root by construction; a checker re-derives each
+leaf's bound on its own (see `check_tree`'s contract in the certificate module).
+
+Search order is depth first in batches (bounding N boxes costs little more than one);
+the split axis maximises width times the sensitivity of the unrefuted rows, estimated
+from central differences of `evaluate` (cheap for the low-dimensional inputs where input
+splitting pays; high-dimensional inputs want activation splitting instead).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Problem", "Split", "Tree", "BabResult", "branch_and_bound", "refuted_rows"]
+
+Arr = np.ndarray[Any, np.dtype[np.float64]]
+BoundFn = Callable[[Arr, Arr], Arr]
+EvalFn = Callable[[Arr], Arr]
+ConfirmFn = Callable[[Arr], bool]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An input box and an unsafe condition `OR_g AND_{r in g} C[r] . y <= d[r]`.
+
+    `d_up` holds float64 values >= the exact right-hand sides (so a float bound above
+    `d_up` is above the exact `d`); `groups` lists the row indices of each conjunction.
+    """
+
+    lower: Arr
+    upper: Arr
+    groups: tuple[tuple[int, ...], ...]
+    d_up: Arr
+
+    def __post_init__(self) -> None:
+        lo, hi = self.lower, self.upper
+        if lo.ndim != 1 or lo.shape != hi.shape:
+            raise ValueError(f"box bounds must be 1-d of one shape, got {lo.shape}, {hi.shape}")
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo <= hi)):
+            raise ValueError("the box needs finite lower <= upper everywhere")
+        rows = {r for g in self.groups for r in g}
+        if not self.groups or any(not g for g in self.groups):
+            raise ValueError("the unsafe condition needs at least one non-empty group")
+        if not rows <= set(range(self.d_up.shape[0])):
+            raise ValueError(f"groups name rows {sorted(rows)}, d has {self.d_up.shape[0]}")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Box `box` was split along `axis` at `point`, into boxes `left` and `right`."""
+
+    box: int
+    axis: int
+    point: float
+    left: int
+    right: int
+
+
+@dataclass
+class Tree:
+    """The search tree: splits in order, and each leaf box with its refuting rows
+    (one row per group whose lower bound was above its right-hand side)."""
+
+    splits: list[Split] = field(default_factory=list)
+    leaves: dict[int, tuple[int, ...]] = field(default_factory=dict)
+
+    def boxes(self, lower: Arr, upper: Arr) -> dict[int, tuple[Arr, Arr]]:
+        """Every box of the tree by id, re-derived from the root and the splits."""
+        out = {0: (lower, upper)}
+        for s in self.splits:
+            lo, hi = out[s.box]
+            mid_hi, mid_lo = hi.copy(), lo.copy()
+            mid_hi[s.axis] = s.point
+            mid_lo[s.axis] = s.point
+            out[s.left] = (lo, mid_hi)
+            out[s.right] = (mid_lo, hi)
+        return out
+
+
+@dataclass(frozen=True)
+class BabResult:
+    """`status` is "holds", "violated", "unknown" (budget spent) or "timeout"."""
+
+    status: str
+    tree: Tree
+    counterexample: Arr | None
+    boxes_bounded: int
+    seconds: float
+
+
+def refuted_rows(lower: Arr, problem: Problem) -> list[tuple[int, ...] | None]:
+    """For each box's row lower bounds (N, R): one refuting row per group, or None when
+    some group is not refuted."""
+    above = lower > problem.d_up[None, :]
+    out: list[tuple[int, ...] | None] = []
+    for b in range(lower.shape[0]):
+        rows = []
+        for g in problem.groups:
+            hit = [r for r in g if above[b, r]]
+            if not hit:
+                break
+            rows.append(hit[0])
+        out.append(tuple(rows) if len(rows) == len(problem.groups) else None)
+    return out
+
+
+def _unsafe(values: Arr, problem: Problem) -> Arr:
+    """Which points (rows of `values`, (N, R)) meet some group, by float evaluation."""
+    hit = np.zeros(values.shape[0], dtype=bool)
+    for g in problem.groups:
+        hit |= np.all(values[:, list(g)] <= problem.d_up[list(g)], axis=1)
+    return hit
+
+
+def _split_axes(lo: Arr, hi: Arr, lower: Arr, problem: Problem,
+                evaluate: EvalFn) -> np.ndarray[Any, Any]:
+    """The axis to split for each box: width times the summed sensitivity of the rows
+    that are not yet refuted (central differences of `evaluate` at the centre)."""
+    n, dim = lo.shape
+    centre = 0.5 * (lo + hi)
+    half = 0.5 * (hi - lo)
+    pts = np.repeat(centre[:, None, :], 2 * dim, axis=1)
+    idx = np.arange(dim)
+    pts[:, idx, idx] += half
+    pts[:, dim + idx, idx] -= half
+    vals = evaluate(pts.reshape(n * 2 * dim, dim)).reshape(n, 2 * dim, -1)
+    slope = np.abs(vals[:, :dim, :] - vals[:, dim:, :])  # (n, dim, R): change over the width
+    open_rows = (lower <= problem.d_up[None, :]).astype(np.float64)  # (n, R)
+    score = np.einsum("ndr,nr->nd", slope, open_rows)
+    score = np.where(hi > lo, score + 1e-300, -1.0)  # never split a zero-width axis
+    widest = np.argmax(np.where(hi > lo, (hi - lo) / np.maximum(problem.upper - problem.lower,
+                                                                 1e-300), -1.0), axis=1)
+    best = np.argmax(score, axis=1)
+    flat = np.max(score, axis=1) <= 1e-300  # no sensitivity seen: split the widest
+    return np.asarray(np.where(flat, widest, best))
+
+
+def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm: ConfirmFn,
+                     *, deadline: float, batch: int = 256, max_boxes: int = 10**7,
+                     starts: Sequence[Arr] = ()) -> BabResult:
+    """Split the problem's box until every leaf is refuted ("holds"), a confirmed
+    counterexample is found ("violated"), `deadline` (a `time.monotonic()` value) passes
+    ("timeout") or `max_boxes` boxes were bounded ("unknown").
+
+    `starts` are extra candidate points (from an attack) checked first.
+    """
+    t0 = time.monotonic()
+    tree = Tree()
+    for x in starts:
+        if confirm(np.asarray(x, dtype=np.float64)):
+            return BabResult("violated", tree, np.asarray(x, np.float64), 0,
+                             time.monotonic() - t0)
+    stack: list[tuple[int, Arr, Arr]] = [(0, problem.lower.copy(), problem.upper.copy())]
+    next_id, bounded = 1, 0
+    while stack:
+        if time.monotonic() > deadline:
+            return BabResult("timeout", tree, None, bounded, time.monotonic() - t0)
+        if bounded >= max_boxes:
+            return BabResult("unknown", tree, None, bounded, time.monotonic() - t0)
+        take = stack[-batch:]
+        del stack[-batch:]
+        ids = [t[0] for t in take]
+        lo = np.stack([t[1] for t in take])
+        hi = np.stack([t[2] for t in take])
+        lower = np.asarray(bound(lo, hi), dtype=np.float64)
+        bounded += len(take)
+        verdicts = refuted_rows(lower, problem)
+        open_idx = [i for i, v in enumerate(verdicts) if v is None]
+        for i, v in enumerate(verdicts):
+            if v is not None:
+                tree.leaves[ids[i]] = v
+        if not open_idx:
+            continue
+        olo, ohi, olower = lo[open_idx], hi[open_idx], lower[open_idx]
+        centre = 0.5 * (olo + ohi)
+        hits = np.flatnonzero(_unsafe(np.asarray(evaluate(centre), np.float64), problem))
+        for hit in hits:
+            if confirm(centre[hit]):
+                return BabResult("violated", tree, centre[hit], bounded, time.monotonic() - t0)
+        axes = _split_axes(olo, ohi, olower, problem, evaluate)
+        for k, i in enumerate(open_idx):
+            a = int(axes[k])
+            a_lo, a_hi = float(olo[k, a]), float(ohi[k, a])
+            point = 0.5 * a_lo + 0.5 * a_hi
+            if not a_lo < point < a_hi:  # a box no float can split further
+                return BabResult("unknown", tree, None, bounded, time.monotonic() - t0)
+            left_hi, right_lo = ohi[k].copy(), olo[k].copy()
+            left_hi[a] = point
+            right_lo[a] = point
+            tree.splits.append(Split(ids[i], a, point, next_id, next_id + 1))
+            stack.append((next_id + 1, right_lo, ohi[k].copy()))
+            stack.append((next_id, olo[k].copy(), left_hi))
+            next_id += 2
+    return BabResult("holds", tree, None, bounded, time.monotonic() - t0)

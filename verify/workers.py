@@ -1,0 +1,177 @@
+"""Work pools: run independent work units in this process, in N local processes, or on
+an existing Dask cluster, with one interface.
+
+    with WorkPool(workers=2) as pool:                     # or scheduler="tcp://host:8786"
+        shared = pool.share(model)                        # travels once per worker
+        for index, outcome in pool.run(certify_one, units, shared):
+            ...                                           # as units finish, any order
+
+`workers=1` (the default) runs in-process, in order, with no Dask at all. Otherwise the
+pool uses `dask.distributed` (the optional extra `[distributed]`): a `LocalCluster` of
+single-threaded worker processes, or a `Client` to the scheduler at `scheduler` (or one
+the caller passes). Dask re-runs the units of a worker that dies elsewhere, so each
+unit's outcome is yielded exactly once; a unit that raises yields a `UnitError` with the
+cause and the other units go on. Units must be pure functions of their arguments, so the
+outcomes do not depend on the number of workers or the scheduler.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+__all__ = ["WorkPool", "UnitError", "ClusterError", "Shared"]
+
+CONNECT_TIMEOUT_S = 8.0  # the error must come within 10 s
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot be used: unreachable scheduler, mismatched versions, no Dask."""
+
+
+@dataclass(frozen=True)
+class UnitError:
+    """A unit that raised: the exception's type and message, and the traceback text."""
+
+    kind: str
+    message: str
+    trace: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Shared:
+    """A value placed once per worker (`WorkPool.share`); pass it among a unit's arguments."""
+
+    value: Any
+
+
+def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """Run one unit; an exception becomes a `UnitError` value (so it reaches the driver
+    as an outcome, not as a failed future that Dask might retry)."""
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001  (the unit's failure is its outcome)
+        return UnitError(type(e).__name__, str(e), traceback.format_exc())
+
+
+def _dask() -> Any:
+    try:
+        return importlib.import_module("distributed")
+    except ImportError:
+        raise ClusterError("running on several workers needs Dask: "
+                           "pip install 'torchlean[distributed]'") from None
+
+
+class WorkPool:
+    """N local workers, or a Dask cluster, behind `share` and `run` (see the module)."""
+
+    def __init__(self, workers: int = 1, *, scheduler: str | None = None,
+                 client: Any = None) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        if scheduler is not None and client is not None:
+            raise ValueError("give a scheduler address or a client, not both")
+        self.workers = workers
+        self.scheduler = scheduler
+        self._client = client
+        self._own_client = False
+        self._cluster: Any = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    @property
+    def in_process(self) -> bool:
+        """Whether units run in this process (one worker, no cluster)."""
+        return self.workers == 1 and self.scheduler is None and self._client is None
+
+    def __enter__(self) -> WorkPool:
+        if self.in_process or self._client is not None:
+            if self._client is not None:
+                self._check_versions()
+            return self
+        dd = _dask()
+        if self.scheduler is not None:
+            try:
+                self._client = dd.Client(self.scheduler, timeout=CONNECT_TIMEOUT_S,
+                                         set_as_default=False)
+            except (OSError, TimeoutError) as e:
+                raise ClusterError(f"cannot reach the Dask scheduler at {self.scheduler} "
+                                   f"within {CONNECT_TIMEOUT_S:g} s: {e}") from None
+        else:
+            self._cluster = dd.LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True,
+                dashboard_address=None, host="127.0.0.1",
+                worker_dashboard_address=None)
+            self._client = dd.Client(self._cluster, set_as_default=False)
+        self._own_client = True
+        self._check_versions()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the client and the local cluster this pool started (not a given client)."""
+        if self._own_client and self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def _check_versions(self) -> None:
+        """Refuse a cluster whose Python or Dask versions differ from this client's."""
+        versions = self._client.get_versions(check=False)
+        mine = versions.get("client", {}).get("packages", {})
+        places = [("scheduler", versions.get("scheduler", {}))]
+        places += [(f"worker {w}", v) for w, v in versions.get("workers", {}).items()]
+        for where, info in places:
+            theirs = (info or {}).get("packages", {})
+            for pkg in ("python", "dask", "distributed", "numpy"):
+                a, b = mine.get(pkg), theirs.get(pkg)
+                if a is not None and b is not None and a != b:
+                    raise ClusterError(f"version mismatch for {pkg}: this client has {a}, "
+                                       f"the {where} has {b}")
+
+    # -- work --------------------------------------------------------------------------
+    def share(self, value: Any) -> Shared:
+        """`value`, placed once on every worker (in-process: kept as it is)."""
+        if self.in_process:
+            return Shared(value)
+        if self._client is None:
+            raise RuntimeError("use the pool inside a `with` block")
+        [future] = self._client.scatter([value], broadcast=True, hash=False)
+        return Shared(future)
+
+    def run(self, fn: Callable[..., Any], units: Iterable[Sequence[Any]],
+            *shared: Shared) -> Iterator[tuple[int, Any]]:
+        """Run `fn(*unit, *shared values)` for every unit; yield (index, outcome) as each
+        finishes. An outcome is fn's result or a `UnitError`."""
+        extra = tuple(s.value for s in shared)
+        if self.in_process:
+            for i, unit in enumerate(units):
+                yield i, _call(fn, (*unit, *extra))
+            return
+        if self._client is None:
+            raise RuntimeError("use the pool inside a `with` block")
+        dd = _dask()
+        futures = {}
+        for i, unit in enumerate(units):
+            fut = self._client.submit(_call, fn, (*unit, *extra), pure=False,
+                                      key=f"unit-{os.getpid()}-{id(self)}-{i}")
+            futures[fut] = i
+        for fut in dd.as_completed(list(futures), loop=self._client.loop):
+            i = futures[fut]
+            try:
+                outcome = fut.result()
+            except Exception as e:  # noqa: BLE001  (e.g. KilledWorker after retries)
+                outcome = UnitError(type(e).__name__, str(e), "")
+            yield i, outcome
