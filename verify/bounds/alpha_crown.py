@@ -1,0 +1,212 @@
+"""alpha-CROWN slopes: the lower relaxation slope of every unstable ReLU, chosen per spec
+row by projected gradient ascent on the CROWN lower bound (Xu et al., "Fast and Complete:
+Enabling Complete Neural Network Verification with Rapid and Massively Parallel
+Incomplete Verifiers", ICLR 2021), for graphs that are chains of affine segments and ReLUs.
+
+Nothing here is trusted. The optimisation runs in plain float64 over the chain's affine
+maps, measured by running each segment of the graph on basis vectors; only the slopes it
+finds are kept. Any slope in [0, 1] gives a valid lower line `a z <= relu(z)`, so the sound
+CROWN pass (outward rounded) re-run with these slopes is sound whatever they are.
+
+The intermediate (pre-activation) bounds are taken as given; only the slopes of the final
+specification pass are optimised (auto_LiRPA also optimises per-intermediate-layer
+slopes, which costs one optimisation per layer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...runtime.graph import Graph, interpret
+from ...runtime.graph.ir import Node
+from ...spec.errors import UnsupportedOperation
+
+__all__ = ["Chain", "relu_chain", "optimize_slopes"]
+
+Arr = np.ndarray[Any, np.dtype[np.float64]]
+Mask = np.ndarray[Any, np.dtype[np.bool_]]
+Relaxation = tuple[Arr, Arr, Mask, Mask]
+
+# Ops a segment between two ReLUs may hold: each is affine in its input-dependent operand
+# when the other operands are constants (checked below).
+_AFFINE = frozenset({"matmul", "add", "sub", "neg", "mul", "div", "reshape", "transpose",
+                     "broadcast_to", "slice", "unslice", "concat", "sum", "mean"})
+_ONE_VARIABLE = frozenset({"matmul", "mul", "div"})
+
+
+@dataclass(frozen=True)
+class Chain:
+    """`relus[k]` is the node id of the k-th ReLU; segment k maps the previous ReLU's
+    output (the graph input for k = 0), flattened, to the k-th ReLU's input (the graph
+    output for the last segment): `z = W[k] h + b[k]`."""
+
+    relus: tuple[int, ...]
+    weights: tuple[Arr, ...]
+    biases: tuple[Arr, ...]
+
+
+def _depends(g: Graph, start: int) -> list[bool]:
+    dep = [False] * len(g.nodes)
+    dep[start] = True
+    for n in g.nodes[start + 1:]:
+        dep[n.id] = any(dep[a] for a in n.args)
+    return dep
+
+
+def _segment(g: Graph, start: int, end: int) -> Graph:
+    """The sub-graph computing node `end` from node `start` (an input leaf named "cut")."""
+    dep = _depends(g, start)
+    keep: set[int] = set()
+    todo = [end]
+    while todo:
+        i = todo.pop()
+        if i in keep:
+            continue
+        keep.add(i)
+        if i != start:
+            todo.extend(g.nodes[i].args)
+    renum: dict[int, int] = {}
+    nodes: list[Node] = []
+    for n in g.nodes:
+        if n.id not in keep:
+            continue
+        new_id = len(nodes)
+        renum[n.id] = new_id
+        if n.id == start:
+            nodes.append(Node(new_id, "input", (), (("name", "cut"),), n.shape))
+            continue
+        if n.op == "input":
+            raise UnsupportedOperation("graph", "float", f"node %{end} depends on the input "
+                                       "other than through the ReLU before it (not a chain)",
+                                       analysis="alpha-crown")
+        if not n.is_leaf and not n.is_constant:
+            if n.op not in _AFFINE:
+                raise UnsupportedOperation(n.op, "float", f"node %{n.id}: not affine between "
+                                           "two ReLUs", analysis="alpha-crown")
+            variable = [a for a in n.args if dep[a]]
+            if n.op in _ONE_VARIABLE and len(variable) > 1:
+                raise UnsupportedOperation(n.op, "float", f"node %{n.id}: a product of two "
+                                           "input-dependent values", analysis="alpha-crown")
+        nodes.append(Node(new_id, n.op, tuple(renum[a] for a in n.args), n.attrs, n.shape))
+    return Graph("float", tuple(nodes), (("out", renum[end]),))
+
+
+def _affine_map(seg: Graph, params: Mapping[str, Arr]) -> tuple[Arr, Arr]:
+    """(W, b) with seg(h) = W h + b for flattened h and output, by probing basis vectors."""
+    cut = next(n for n in seg.nodes if n.op == "input")
+    used = {n.name: params[n.name] for n in seg.nodes if n.op == "param"}
+    width = int(np.prod(cut.shape))
+
+    def run(h: Arr) -> Arr:
+        out = interpret(seg, {**used, "cut": h.reshape(cut.shape)})["out"]
+        return np.asarray(out.numpy(), dtype=np.float64).reshape(-1)
+
+    b = run(np.zeros(width))
+    cols = [run(np.eye(1, width, j)[0]) - b for j in range(width)]
+    return np.stack(cols, axis=1), b
+
+
+def relu_chain(g: Graph, params: Mapping[str, Any]) -> Chain:
+    """The affine-ReLU chain of a graph with one input (batch 1) and one output."""
+    host = {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float64)
+            for k, v in params.items()}
+    [inp] = [n for n in g.nodes if n.op == "input"]
+    if inp.shape[0] != 1:
+        raise UnsupportedOperation("graph", "float", "the chain is measured on a graph of "
+                                   f"batch 1, got input shape {inp.shape}",
+                                   analysis="alpha-crown")
+    others = [n for n in g.nodes if not n.is_leaf and not n.is_constant
+              and n.op not in _AFFINE and n.op != "relu"]
+    if others:
+        n = others[0]
+        raise UnsupportedOperation(n.op, "float", f"node %{n.id}: alpha-CROWN slopes are "
+                                   "optimised for affine-ReLU chains", analysis="alpha-crown")
+    relus = tuple(n.id for n in g.nodes if n.op == "relu")
+    starts = (inp.id, *relus)
+    ends = (*(g.nodes[r].args[0] for r in relus), g.outputs[0][1])
+    maps = [_affine_map(_segment(g, s, e), host) for s, e in zip(starts, ends, strict=True)]
+    return Chain(relus, tuple(w for w, _ in maps), tuple(b for _, b in maps))
+
+
+def _relaxation(lo: Arr, hi: Arr) -> Relaxation:
+    """Upper line slope s and intercept t of ReLU over [lo, hi], and masks of the
+    unstable and the active neurons."""
+    unstable = (lo < 0) & (hi > 0)
+    active = lo >= 0
+    s = np.where(unstable, hi / np.where(unstable, hi - lo, 1.0), active.astype(np.float64))
+    t = np.where(unstable, -s * lo, 0.0)
+    return s, t, unstable, active
+
+
+def optimize_slopes(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, lower: Arr,
+                    upper: Arr, *, iterations: int = 20, lr: float = 0.1) -> list[Arr]:
+    """Slopes in [0, 1], one array (batch, rows, width) per ReLU of the chain, that raise
+    the CROWN lower bound of `spec . y` over the boxes [lower, upper] (batch, inputs).
+
+    `pre[k]` are the k-th ReLU's input bounds, flattened (batch, width); `spec` is
+    (batch, rows, outputs). Starts from CROWN's adaptive slopes (1 where u >= -l) and
+    runs Adam on the bound, projecting onto [0, 1] after every step.
+    """
+    relax = [_relaxation(lo, hi) for lo, hi in pre]
+    alphas = []
+    for lo, hi in pre:
+        a0 = (hi >= -lo).astype(np.float64)
+        alphas.append(np.broadcast_to(a0[:, None, :], (lo.shape[0], spec.shape[1],
+                                                        lo.shape[1])).copy())
+    mid, rad = 0.5 * (lower + upper), 0.5 * (upper - lower)
+    m = [np.zeros_like(a) for a in alphas]
+    v = [np.zeros_like(a) for a in alphas]
+    best = [a.copy() for a in alphas]
+    best_value = np.full(spec.shape[:2], -np.inf)
+    for step in range(1, iterations + 1):
+        value, grads = _bound_and_grad(chain, relax, alphas, spec, mid, rad)
+        better = value > best_value
+        best_value = np.where(better, value, best_value)
+        for k, a in enumerate(alphas):
+            best[k] = np.where(better[:, :, None], a, best[k])
+        for k, g in enumerate(grads):  # Adam ascent, then projection onto [0, 1]
+            m[k] = 0.9 * m[k] + 0.1 * g
+            v[k] = 0.999 * v[k] + 0.001 * g * g
+            mh, vh = m[k] / (1 - 0.9**step), v[k] / (1 - 0.999**step)
+            alphas[k] = np.clip(alphas[k] + lr * mh / (np.sqrt(vh) + 1e-12), 0.0, 1.0)
+    value, _ = _bound_and_grad(chain, relax, alphas, spec, mid, rad)
+    better = value > best_value
+    return [np.where(better[:, :, None], a, b) for a, b in zip(alphas, best, strict=True)]
+
+
+def _bound_and_grad(chain: Chain, relax: list[Relaxation], alphas: list[Arr],
+                    spec: Arr, mid: Arr, rad: Arr) -> tuple[Arr, list[Arr]]:
+    """The float CROWN lower bound (batch, rows) for the given slopes, and its gradient
+    with respect to each slope array (zero on stable neurons)."""
+    n_layers = len(chain.weights)
+    lam = spec  # coefficients on the current segment's output
+    const = np.zeros(spec.shape[:2])
+    saved = []
+    for k in range(n_layers - 1, -1, -1):
+        const = const + lam @ chain.biases[k]
+        pre_lam = lam @ chain.weights[k]  # on the previous ReLU's output (or the input)
+        if k == 0:
+            lam = pre_lam
+            break
+        s, t, unstable, active = relax[k - 1]
+        pos, neg = np.maximum(pre_lam, 0.0), np.minimum(pre_lam, 0.0)
+        lower_slope = np.where(unstable[:, None, :], alphas[k - 1], active[:, None, :])
+        const = const + np.einsum("brn,bn->br", neg, t)
+        saved.append((k, pre_lam, lower_slope))
+        lam = pos * lower_slope + neg * s[:, None, :]
+    value = const + np.einsum("brn,bn->br", lam, mid) - np.einsum("brn,bn->br", np.abs(lam), rad)
+    # reverse pass: g = d value / d (coefficients on z_k), walked back up the chain
+    g = mid[:, None, :] - np.sign(lam) * rad[:, None, :]
+    g = g @ chain.weights[0].T + chain.biases[0]
+    grads = [np.zeros_like(a) for a in alphas]
+    for k, pre_lam, lower_slope in reversed(saved):
+        s, t, unstable, _ = relax[k - 1]
+        pos_mask = pre_lam > 0
+        grads[k - 1] = np.where(unstable[:, None, :] & pos_mask, g * pre_lam, 0.0)
+        g_pre = np.where(pos_mask, g * lower_slope, g * s[:, None, :] + t[:, None, :])
+        g = g_pre @ chain.weights[k].T + chain.biases[k]
+    return value, grads
