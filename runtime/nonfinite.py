@@ -111,10 +111,12 @@ def explain_step(
         out, new_buffers = model.forward(p, x, buffers=buffers, mode=mode, key=key)
         return loss(out, y), new_buffers
 
-    if _host_nonfinite(x) is not None:
-        return f"the batch's inputs hold {_host_nonfinite(x)}"
-    if _host_nonfinite(y) is not None:
-        return f"the batch's targets hold {_host_nonfinite(y)}"
+    for what, data in (("inputs", x), ("targets", y)):
+        bad = _host_nonfinite(data)
+        if bad is not None:
+            a = data.numpy()
+            at = np.argwhere(np.isnan(a) if bad == "NaN" else np.isinf(a))[0]
+            return f"the batch's {what} hold {bad} (first at index {[int(i) for i in at]})"
     try:
         (_, _), grads = ad.value_and_grad(objective, has_aux=True, nan="raise")(params)
     except GradientNaNError as e:

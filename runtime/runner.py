@@ -326,9 +326,10 @@ class Runner:
                              self.buffers, x, ys, self.mode, self.dropout_key())
         return NonFiniteError(
             self.step, cause,
-            f"training step {self.step} (after {self.step} updates): the {what} is not "
-            f"finite: {cause}. The runner keeps its state from before this step. "
-            "To continue through non-finite values, pass stop_on_nonfinite=False.")
+            f"training step {self.step} (counting from 0): the {what} is not finite: "
+            f"{cause}. The runner keeps its state from before this step. To train on "
+            "through non-finite values, pass stop_on_nonfinite=False (to train.steps, "
+            "train.epochs or train.stepper).")
 
     def set_flat(self, flat: Tensor) -> None:
         """Replace all parameters by the flat vector `flat` (layout order; moved to the

@@ -18,6 +18,7 @@ Anything else raises DataFormatError naming the element and the text.
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 from typing import Any
 
@@ -34,6 +35,12 @@ __all__ = ["convert_array", "parse_text", "holds_text"]
 
 _SPECIAL = {"nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf,
             "infinity": math.inf, "+infinity": math.inf, "-infinity": -math.inf}
+
+
+_EXPONENT = re.compile(r"[eE]([+-]?\d+)\s*$")
+# Far beyond any float (binary64 ends near 1e308, its subnormals near 1e-324) yet cheap to
+# expand exactly; larger exponents are refused rather than expanded.
+_MAX_EXPONENT = 10_000
 
 
 def _binary(field: Field) -> bool:
@@ -77,6 +84,9 @@ def parse_text(data: object, field: Field, who: str = "tensor") -> np.ndarray[An
             flat_out[i] = _SPECIAL[text.lower()]
             continue
         try:
+            exponent = _EXPONENT.search(text)
+            if exponent is not None and abs(int(exponent.group(1))) > _MAX_EXPONENT:
+                raise ValueError("exponent too large")  # 10**exponent would exhaust memory
             flat_out[i] = Fraction(text)
         except (ValueError, ZeroDivisionError):
             hint = (f"; field {field.name!r} has no NaN or infinity"
@@ -84,7 +94,8 @@ def parse_text(data: object, field: Field, who: str = "tensor") -> np.ndarray[An
             raise DataFormatError(
                 f"{who}: item {_index(raw.shape, i)}",
                 f"{v!r} is not a number (expected an integer, a decimal such as '0.1' or "
-                f"'1e-3', or a fraction such as '1/10'){hint}") from None
+                f"'1e-3' with an exponent of at most {_MAX_EXPONENT}, or a fraction such as "
+                f"'1/10'){hint}") from None
     return out
 
 
