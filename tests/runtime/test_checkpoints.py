@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -171,3 +173,21 @@ def test_unknown_field_in_a_checkpoint_is_a_format_error(tmp_path: Path) -> None
     path.write_text(json.dumps(doc))
     with pytest.raises(DataFormatError, match="field.*float16"):
         tl.train.runner(task(), dtype="float32").load(path)
+
+
+def test_the_checkpoints_page_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every python block of docs/checkpoints.md runs, in order, in one namespace."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "checkpoints.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL)
+    assert len(blocks) >= 6
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "docs.checkpoints"}
+    for i, code in enumerate(blocks):
+        exec(compile(code, f"checkpoints.md[block {i}]", "exec"), namespace)  # noqa: S102
+    assert sorted(os.listdir(tmp_path)) == ["model.ckpt.json", "weights.ckpt.json"]
+
+
+def test_readme_and_guide_link_the_checkpoints_page() -> None:
+    root = Path(__file__).resolve().parents[2]
+    assert "docs/checkpoints.md" in (root / "README.md").read_text()
+    assert "checkpoints.md" in (root / "docs/guide/training-from-scratch.md").read_text()
