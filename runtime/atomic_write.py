@@ -105,7 +105,7 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
-def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[str]], None]) -> None:
+def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[str]], object]) -> None:
     """Write the UTF-8 text that `write(file)` produces to `path` so that a crash or an
     error leaves either the old file or the new one, never a part: `path` is replaced
     only after `write` returned and the data reached the disk."""

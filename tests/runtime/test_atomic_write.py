@@ -49,7 +49,9 @@ def test_new_files_get_the_mode_a_plain_write_gives(tmp_path: Path, umask: int) 
         write_atomically(tmp_path / "ours", lambda f: f.write("x"))
     finally:
         os.umask(old)
-    mode = lambda p: (tmp_path / p).stat().st_mode & 0o777  # noqa: E731
+    def mode(name: str) -> int:
+        return (tmp_path / name).stat().st_mode & 0o777
+
     assert mode("ours") == mode("plain") == 0o666 & ~umask
 
 

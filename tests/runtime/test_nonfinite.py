@@ -12,6 +12,7 @@ import pytest
 import torchlean as tl
 from torchlean.runtime.data.dataset import TensorDataset
 from torchlean.runtime.nonfinite import NonFiniteError
+from torchlean.runtime.runner import Backend
 
 GRID = np.linspace(-1, 1, 4)
 X = np.array([[a, b] for a in GRID for b in GRID])
@@ -28,7 +29,7 @@ def data(x: np.ndarray[Any, Any] = X, dtype: str = "float32") -> TensorDataset:
 
 
 @pytest.mark.parametrize("backend", ["eager", "compiled"])
-def test_a_nan_in_the_data_stops_the_fit_naming_the_step_and_the_op(backend: str) -> None:
+def test_a_nan_in_the_data_stops_the_fit_naming_the_step_and_the_op(backend: Backend) -> None:
     x = X.copy()
     x[5, 1] = np.nan  # in the second batch of 4
     t = task()
@@ -45,7 +46,7 @@ def test_a_nan_in_the_data_stops_the_fit_naming_the_step_and_the_op(backend: str
 
 @pytest.mark.parametrize("backend", ["eager", "compiled"])
 def test_divergence_stops_before_the_state_turns_nonfinite(
-    backend: str, tmp_path: Path
+    backend: Backend, tmp_path: Path
 ) -> None:
     t = task()
     r = tl.train.runner(t, dtype="float32", backend=backend)
