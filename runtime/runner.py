@@ -343,9 +343,10 @@ class Runner:
 
     # -- state and checkpoints ----------------------------------------------------------
     def state(self, *, optimizer: bool = True) -> RunnerState:
-        """The runner's state as one immutable value: parameters and buffers (the
-        runner's tensors, on its device), step, mode, and the optimizer state when one is
-        set and `optimizer` is true."""
+        """The runner's state as one immutable value: parameters and buffers, step, mode,
+        and the optimizer state when one is set and `optimizer` is true. As in a PyTorch
+        state_dict, the tensors are the runner's own (on its device), not copies: save the
+        state, or use `trained_model()`, to keep the numbers of this moment."""
         saved = None
         if optimizer and self.optimizer is not None and self.opt_state is not None:
             saved = SavedOptimizer(repr(self.optimizer), self.opt_state)
@@ -359,13 +360,16 @@ class Runner:
         model and field: DataFormatError otherwise, with the runner unchanged). Its
         optimizer state is used when the runner's optimizer is the one it was saved
         with, else kept until `set_optimizer` is called with that optimizer."""
-        checkpoint.check_fits(state, self.state(optimizer=False), "state")
+        self._set_state(state, "state")
+
+    def _set_state(self, state: RunnerState, where: str) -> None:
+        checkpoint.check_fits(state, self.state(optimizer=False), where)
         saved = state.optimizer
         if saved is not None and self.optimizer is not None and saved.name == repr(
                 self.optimizer):
             assert self.opt_state is not None
             fresh = self.optimizer.init({"params": self.flat})
-            checkpoint.check_optimizer_fits(saved.state, fresh, "state")
+            checkpoint.check_optimizer_fits(saved.state, fresh, where)
             opt_state: OptState[Any] | None = self._placed(saved.state)
             saved = None
         else:
@@ -408,16 +412,17 @@ class Runner:
         fresh otherwise (fine-tuning with another optimizer or learning rate). With no
         optimizer, the saved state waits for `set_optimizer` (as `train.fit_dataset`
         calls) with the saved optimizer."""
+        where = os.fspath(path)
         state = checkpoint.read(path)
-        checkpoint.check_fits(state, self.state(optimizer=False), os.fspath(path))
+        checkpoint.check_fits(state, self.state(optimizer=False), where)
         if optimizer is not None and state.optimizer is not None and (
                 state.optimizer.name == repr(optimizer)):
+            # checked before the optimizer is set, so a bad file changes nothing
             checkpoint.check_optimizer_fits(state.optimizer.state,
-                                            optimizer.init({"params": self.flat}),
-                                            os.fspath(path))
+                                            optimizer.init({"params": self.flat}), where)
         if optimizer is not None and optimizer != self.optimizer:
             self.optimizer, self.opt_state = optimizer, optimizer.init({"params": self.flat})
-        self.set_state(state)
+        self._set_state(state, where)
         return self
 
     def __repr__(self) -> str:

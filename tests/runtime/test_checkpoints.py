@@ -191,3 +191,16 @@ def test_readme_and_guide_link_the_checkpoints_page() -> None:
     root = Path(__file__).resolve().parents[2]
     assert "docs/checkpoints.md" in (root / "README.md").read_text()
     assert "checkpoints.md" in (root / "docs/guide/training-from-scratch.md").read_text()
+
+
+def test_a_damaged_optimizer_section_changes_nothing(tmp_path: Path) -> None:
+    _, path = trained(tmp_path)
+    doc = json.loads(path.read_text())
+    doc["optimizer"]["buffers"]["exp_avg"]["params"]["shape"] = [3]
+    doc["optimizer"]["buffers"]["exp_avg"]["params"]["data"] = ["0x0p+0"] * 3
+    path.write_text(json.dumps(doc))
+    r = tl.train.runner(task(), dtype="float32")
+    before = r.flat.numpy().copy()
+    with pytest.raises(DataFormatError, match=r"ck\.json: optimizer\.exp_avg\.params.*shape"):
+        r.load(path, optimizer=tl.optim.adam(0.03))
+    assert r.optimizer is None and r.step == 0 and (r.flat.numpy() == before).all()
