@@ -1,48 +1,38 @@
-"""Checkpoints: a runner's parameters, buffers, optimizer state and step in one JSON file.
+"""Checkpoints: a `RunnerState` (parameters, buffers, step, mode, optimizer state) in one
+JSON file.
 
 Numbers are stored exactly in their field's notation (float hex, "p/q", dyadic interval
-endpoints; see `graph.encoding`), so a resumed run continues bit for bit. Files are
-written to a temporary name and renamed, so a crash never leaves half a checkpoint; on
-load, everything is parsed and checked (format, version, model fingerprint, field,
-names, shapes, optimizer) before the runner is touched, and nothing is evaluated.
+endpoints; see `graph.encoding`), so a resumed run continues bit for bit. Files go through
+`write_atomically`, so a crash never leaves half a checkpoint, and a state holding NaN or
+infinity is refused unless asked for, so a diverged run cannot overwrite a good file. On
+`read`, everything is parsed and checked (format, version, field, tensors) and nothing is
+evaluated; `check_fits` then compares the state with a model's before anything changes.
+
+This module knows states, not runners: `Runner.save` and `Runner.load` call it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from ..spec.errors import DataFormatError
+from ..spec.fields import Field, get_field
 from ..spec.tensor import Tensor
+from .atomic_write import write_atomically
 from .graph.encoding import Literal, decode_literal, encode_literal
+from .nonfinite import NonFiniteError
 from .optim import OptState
+from .runner_state import RunnerState, SavedOptimizer
 
-if TYPE_CHECKING:
-    from .runner import Runner
-
-__all__ = ["save", "load", "fingerprint", "FORMAT", "VERSION"]
+__all__ = ["save", "read", "check_fits", "first_nonfinite", "FORMAT", "VERSION"]
 
 FORMAT = "torchlean.checkpoint"
 VERSION = 1
-
-
-def fingerprint(runner: Runner) -> str:
-    """A hash of the model's structure and its parameter and buffer names and shapes."""
-    model = runner.model
-    text = (
-        repr(model.model)
-        + "|"
-        + "|".join(
-            f"{kind}:{name}:{t.shape}"
-            for kind, state in (("p", model.params), ("b", model.buffers))
-            for name, t in state.items()
-        )
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _encode(tensors: Mapping[str, Tensor]) -> dict[str, Any]:
@@ -52,35 +42,57 @@ def _encode(tensors: Mapping[str, Tensor]) -> dict[str, Any]:
     }
 
 
-def save(runner: Runner, path: str | os.PathLike[str]) -> None:
-    """Write `runner`'s state to `path` atomically (a temporary file, then a rename)."""
+def _tensors(state: RunnerState) -> list[tuple[str, Mapping[str, Tensor]]]:
+    groups: list[tuple[str, Mapping[str, Tensor]]] = [
+        ("params", state.params), ("buffers", state.buffers)]
+    if state.optimizer is not None:
+        groups += [(f"optimizer.{slot}", bufs)
+                   for slot, bufs in state.optimizer.state.buffers.items()]
+    return groups
+
+
+def first_nonfinite(state: RunnerState) -> str | None:
+    """The name (e.g. "params.0.weight") of the first tensor of `state` holding a NaN or an
+    infinity, or None. Fields whose numbers cannot be such (exact) are always finite."""
+    for group, tensors in _tensors(state):
+        for name, t in tensors.items():
+            a = t.numpy()
+            if a.dtype.kind == "f" and not bool(np.isfinite(a).all()):
+                return f"{group}.{name}"
+    return None
+
+
+def save(state: RunnerState, path: str | os.PathLike[str], *,
+         allow_nonfinite: bool = False) -> None:
+    """Write `state` to `path` atomically. A state holding NaN or infinity raises
+    NonFiniteError (naming the tensor, writing nothing) unless `allow_nonfinite`."""
+    if not allow_nonfinite:
+        bad = first_nonfinite(state)
+        if bad is not None:
+            raise NonFiniteError(state.step, bad,
+                f"save {os.fspath(path)}: {bad} holds NaN or infinity, so the state is not "
+                "saved (a diverged run must not replace a good checkpoint); pass "
+                "allow_nonfinite=True to write it anyway")
     opt = None
-    if runner.optimizer is not None and runner.opt_state is not None:
+    if state.optimizer is not None:
         opt = {
-            "repr": repr(runner.optimizer),
-            "step": runner.opt_state.step,
-            "buffers": {slot: _encode(bufs) for slot, bufs in runner.opt_state.buffers.items()},
+            "repr": state.optimizer.name,
+            "step": state.optimizer.state.step,
+            "buffers": {slot: _encode(bufs)
+                        for slot, bufs in state.optimizer.state.buffers.items()},
         }
     doc = {
         "format": FORMAT,
         "version": VERSION,
-        "fingerprint": fingerprint(runner),
-        "field": runner.field.name,
-        "step": runner.step,
-        "mode": runner.mode,
-        "params": _encode(runner.params),
-        "buffers": _encode(runner.buffers),
+        "fingerprint": state.fingerprint,
+        "field": state.field.name,
+        "step": state.step,
+        "mode": state.mode,
+        "params": _encode(state.params),
+        "buffers": _encode(state.buffers),
         "optimizer": opt,
     }
-    target = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(target) or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomically(path, lambda f: json.dump(doc, f))
 
 
 def _require(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -92,35 +104,28 @@ def _require(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wh
     return value
 
 
-def _decode(
-    runner: Runner, doc: Any, expected: Mapping[str, Tensor], where: str
-) -> dict[str, Tensor]:
+def _decode(field: Field, doc: Any, where: str) -> dict[str, Tensor]:
     if not isinstance(doc, dict):
         raise DataFormatError(where, "expected an object of named tensors")
-    if list(doc) != list(expected):
-        raise DataFormatError(
-            where,
-            f"names differ from the model's: checkpoint has {sorted(doc)}, "
-            f"model has {sorted(expected)}",
-        )
     out = {}
-    for name, ref in expected.items():
-        entry, at = doc[name], f"{where}.{name}"
+    for name, entry in doc.items():
+        at = f"{where}.{name}"
         if not isinstance(entry, dict):
             raise DataFormatError(at, "expected {shape, data}")
-        shape = tuple(_require(entry, "shape", list, at))
-        if shape != ref.shape:
-            raise DataFormatError(at, f"shape {shape} differs from the model's {ref.shape}")
+        shape = _require(entry, "shape", list, at)
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise DataFormatError(f"{at}.shape", f"dims must be ints >= 0, got {shape}")
         items = _require(entry, "data", list, at)
         if not all(isinstance(s, str) for s in items):
             raise DataFormatError(f"{at}.data", "items must be strings")
-        data = decode_literal(runner.field, Literal(tuple(items)), shape, f"{at}.data")
-        out[name] = Tensor(data, runner.field)
+        data = decode_literal(field, Literal(tuple(items)), tuple(shape), f"{at}.data")
+        out[name] = Tensor(data, field)
     return out
 
 
-def load(runner: Runner, path: str | os.PathLike[str]) -> None:
-    """Restore `runner`'s state from `path`, after checking that it fits this runner."""
+def read(path: str | os.PathLike[str]) -> RunnerState:
+    """The state saved at `path` (host tensors of the saved field); a file that is not a
+    well-formed checkpoint of this version raises DataFormatError naming what is wrong."""
     where = os.fspath(path)
     try:
         with open(where, encoding="utf-8") as f:
@@ -136,46 +141,67 @@ def load(runner: Runner, path: str | os.PathLike[str]) -> None:
         raise DataFormatError(
             where, f"checkpoint version {version}; this TorchLean reads {VERSION}"
         )
-    if _require(doc, "fingerprint", str, where) != fingerprint(runner):
-        raise DataFormatError(where, "the checkpoint is of a different model (fingerprint differs)")
-    field = _require(doc, "field", str, where)
-    if field != runner.field.name:
-        raise DataFormatError(
-            where, f"checkpoint dtype {field!r}, runner dtype {runner.field.name!r}"
-        )
+    fp = _require(doc, "fingerprint", str, where)
+    field_name = _require(doc, "field", str, where)
+    try:
+        field = get_field(field_name)
+    except ValueError as e:
+        raise DataFormatError(f"{where}.field", str(e)) from None
     step = _require(doc, "step", int, where)
+    if step < 0:
+        raise DataFormatError(f"{where}.step", f"must be >= 0, got {step}")
     mode = _require(doc, "mode", str, where)
     if mode not in ("train", "eval"):
         raise DataFormatError(f"{where}.mode", f"must be 'train' or 'eval', got {mode!r}")
-    params = _decode(runner, doc.get("params"), runner.params, f"{where}: params")
-    buffers = _decode(runner, doc.get("buffers"), runner.buffers, f"{where}: buffers")
-    opt_doc, state = doc.get("optimizer"), None
+    params = _decode(field, doc.get("params"), f"{where}: params")
+    buffers = _decode(field, doc.get("buffers"), f"{where}: buffers")
+    opt_doc, saved = doc.get("optimizer"), None
     if opt_doc is not None:
-        if runner.optimizer is None or runner.opt_state is None:
-            raise DataFormatError(
-                where,
-                "the checkpoint has optimizer state; call "
-                "set_optimizer with the same optimizer before load",
-            )
-        if _require(opt_doc, "repr", str, f"{where}.optimizer") != repr(runner.optimizer):
-            raise DataFormatError(
-                f"{where}.optimizer",
-                f"saved with {opt_doc['repr']}, the runner uses {runner.optimizer!r}",
-            )
-        slots = _require(opt_doc, "buffers", dict, f"{where}.optimizer")
-        current = runner.opt_state.buffers
-        if sorted(slots) != sorted(current):
-            raise DataFormatError(
-                f"{where}.optimizer", f"slots {sorted(slots)} differ from {sorted(current)}"
-            )
-        state = OptState(
-            _require(opt_doc, "step", int, f"{where}.optimizer"),
-            {s: _decode(runner, slots[s], current[s], f"{where}: optimizer.{s}") for s in current},
+        at = f"{where}.optimizer"
+        if not isinstance(opt_doc, dict):
+            raise DataFormatError(at, "expected an object or null")
+        slots = _require(opt_doc, "buffers", dict, at)
+        saved = SavedOptimizer(
+            _require(opt_doc, "repr", str, at),
+            OptState(_require(opt_doc, "step", int, at),
+                     {s: _decode(field, slots[s], f"{where}: optimizer.{s}") for s in slots}),
         )
-    # Everything parsed and checked: now change the runner.
-    runner.set_flat(runner.layout.flatten(params))
-    runner.set_buffers(buffers)
-    runner.step = step
-    runner.mode = "train" if mode == "train" else "eval"
-    if state is not None:
-        runner.opt_state = state
+    return RunnerState(fp, field, params, buffers, step,
+                       "train" if mode == "train" else "eval", saved)
+
+
+def _same_tensors(saved: Mapping[str, Tensor], model: Mapping[str, Tensor], where: str) -> None:
+    if list(saved) != list(model):
+        raise DataFormatError(
+            where,
+            f"names differ from the model's: checkpoint has {sorted(saved)}, "
+            f"model has {sorted(model)}",
+        )
+    for name, t in saved.items():
+        if t.shape != model[name].shape:
+            raise DataFormatError(f"{where}.{name}",
+                                  f"shape {t.shape} differs from the model's {model[name].shape}")
+
+
+def check_fits(saved: RunnerState, current: RunnerState, where: str) -> None:
+    """Raise DataFormatError (naming `where`) unless `saved` is a state of the same model,
+    field, parameter and buffer names and shapes as `current`."""
+    if saved.fingerprint != current.fingerprint:
+        raise DataFormatError(where, "the checkpoint is of a different model (fingerprint differs)")
+    if saved.field.name != current.field.name:
+        raise DataFormatError(
+            where, f"checkpoint dtype {saved.field.name!r}, runner dtype {current.field.name!r}"
+        )
+    _same_tensors(saved.params, current.params, f"{where}: params")
+    _same_tensors(saved.buffers, current.buffers, f"{where}: buffers")
+
+
+def check_optimizer_fits(saved: OptState[Tensor], fresh: OptState[Any], where: str) -> None:
+    """Raise DataFormatError unless `saved` has the slots, names and shapes of `fresh` (the
+    state the optimizer starts from)."""
+    if sorted(saved.buffers) != sorted(fresh.buffers):
+        raise DataFormatError(
+            f"{where}.optimizer", f"slots {sorted(saved.buffers)} differ from "
+            f"{sorted(fresh.buffers)}")
+    for slot, bufs in fresh.buffers.items():
+        _same_tensors(saved.buffers[slot], bufs, f"{where}: optimizer.{slot}")

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from ..spec.fields import Field, NativeFloatField, get_field
-from ..spec.nn import Mode, check_input_shape, label_targets
+from ..spec.nn import Built, Mode, check_input_shape, label_targets
 from ..spec.tensor import Tensor
 from ..spec.value import Value
 from . import autograd as ad
@@ -24,11 +24,15 @@ from . import checkpoint
 from .compiled_backend import CompiledBackend, CompiledUpdate
 from .devices import ArrayDevice, DeviceError, resolve
 from .flat import FlatLayout
+from .nonfinite import NonFiniteError, all_finite, explain_step
 from .optim import Optimizer, OptState
+from .runner_state import RunnerState, SavedOptimizer, fingerprint
 from .tape import Traced
 from .tasks import Task, TaskKind
 
-__all__ = ["Runner", "runner", "Backend", "Device", "GradientBackend", "EagerBackend"]
+__all__ = [
+    "Runner", "runner", "Backend", "Device", "GradientBackend", "EagerBackend", "RunnerState",
+]
 
 Backend = Literal["eager", "compiled"]
 Device = Literal["cpu", "cuda"]
@@ -157,6 +161,9 @@ class Runner:
         self._update = CompiledUpdate()
         self.optimizer: Optimizer | None = None
         self.opt_state: OptState[Any] | None = None
+        # optimizer state loaded before its optimizer was set: adopted by `set_optimizer`
+        # when the optimizer is the saved one, dropped otherwise
+        self._saved_optimizer: SavedOptimizer | None = None
 
     # -- mode ---------------------------------------------------------------------
     def train(self) -> Runner:
@@ -256,13 +263,23 @@ class Runner:
 
     # -- updates ---------------------------------------------------------------------
     def set_optimizer(self, optimizer: Optimizer) -> Runner:
-        """Use `optimizer` for `update`, starting from its initial state (the state is kept
-        when it is already this optimizer's, e.g. after `load`)."""
+        """Use `optimizer` for `update`. Its state continues when the runner already uses
+        this optimizer, or when `load` read a state saved with an equal one (a resumed
+        run); otherwise it starts from the optimizer's initial state."""
         if optimizer == self.optimizer and self.opt_state is not None:
             return self
+        saved, self._saved_optimizer = self._saved_optimizer, None
+        fresh = optimizer.init({"params": self.flat})
         self.optimizer = optimizer
-        self.opt_state = optimizer.init({"params": self.flat})
+        self.opt_state = fresh
+        if saved is not None and saved.name == repr(optimizer):
+            checkpoint.check_optimizer_fits(saved.state, fresh, "saved optimizer state")
+            self.opt_state = self._placed(saved.state)
         return self
+
+    def _placed(self, state: OptState[Any]) -> OptState[Any]:
+        return OptState(state.step, {slot: {k: self.place(b) for k, b in bufs.items()}
+                                     for slot, bufs in state.buffers.items()})
 
     def update(self, grads: Mapping[str, Tensor]) -> None:
         """Apply one optimizer step with `grads` (named like the parameters; host gradients
@@ -270,7 +287,10 @@ class Runner:
         if self.optimizer is None or self.opt_state is None:
             raise RuntimeError("update: no optimizer; call set_optimizer (or train.stepper)")
         # no work for the compiled backend's flat gradients
-        gflat = self.place(self.layout.flatten(grads, "grads"))
+        self._update_flat(self.place(self.layout.flatten(grads, "grads")))
+
+    def _update_flat(self, gflat: Tensor) -> None:
+        assert self.optimizer is not None and self.opt_state is not None
         # One compiled program per update whatever the backend (the same bits as the
         # op-by-op `optimizer.update`, as PyTorch's eager mode uses fused optimizers).
         flat, self.opt_state = self._update.apply(self.optimizer, self.flat, gflat,
@@ -278,15 +298,38 @@ class Runner:
         self.set_flat(flat)
         self.step += 1
 
-    def train_step(self, x: object, y: object) -> Tensor:
+    def train_step(self, x: object, y: object, *, stop_on_nonfinite: bool = False) -> Tensor:
         """One training step on (x, y) in train mode: gradients, the optimizer update and
         the buffers' update. Returns the loss as a 0-d tensor still on the runner's device,
-        so the step itself needs no device-to-host transfer (`train.step` reads it)."""
+        so the step itself needs no device-to-host transfer (`train.step` reads it).
+
+        With `stop_on_nonfinite`, a loss or gradient holding NaN or infinity raises
+        NonFiniteError naming the step and the op that produced it, and the runner keeps
+        its state from before the step (one more device-to-host read per step)."""
         self.train()
-        loss, grads, buffers = self.loss_and_grads(x, y)
-        self.update(grads)
+        if self.optimizer is None or self.opt_state is None:
+            raise RuntimeError("update: no optimizer; call set_optimizer (or train.stepper)")
+        xs = self.as_input(x)
+        loss, grads, buffers = self.loss_and_grads(xs, y)
+        gflat = self.place(self.layout.flatten(grads, "grads"))
+        if stop_on_nonfinite and not all_finite(self.array_device.xp, loss.data, gflat.data):
+            raise self._nonfinite(xs, y, loss)
+        self._update_flat(gflat)
         self.set_buffers(buffers)
         return loss
+
+    def _nonfinite(self, x: Tensor, y: object, loss: Tensor) -> NonFiniteError:
+        """The error for a step on (x, y) whose loss or gradient is not finite."""
+        ys, kind = self._targets(x, y)
+        what = "loss" if not all_finite(self.array_device.xp, loss.data) else "gradient"
+        cause = explain_step(self.model, Task(self.model, kind).loss, self.params,
+                             self.buffers, x, ys, self.mode, self.dropout_key())
+        return NonFiniteError(
+            self.step, cause,
+            f"training step {self.step} (counting from 0): the {what} is not finite: "
+            f"{cause}. The runner keeps its state from before this step. To train on "
+            "through non-finite values, pass stop_on_nonfinite=False (to train.steps, "
+            "train.epochs or train.stepper).")
 
     def set_flat(self, flat: Tensor) -> None:
         """Replace all parameters by the flat vector `flat` (layout order; moved to the
@@ -298,19 +341,89 @@ class Runner:
         """Replace the buffers (e.g. batch norm running statistics after a train step)."""
         self.buffers = {k: self.place(b) for k, b in buffers.items()}
 
-    # -- checkpoints -------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write parameters, buffers, optimizer state, step and mode to `path` atomically."""
-        checkpoint.save(self, path)
+    # -- state and checkpoints ----------------------------------------------------------
+    def state(self, *, optimizer: bool = True) -> RunnerState:
+        """The runner's state as one immutable value: parameters and buffers, step, mode,
+        and the optimizer state when one is set and `optimizer` is true. As in a PyTorch
+        state_dict, the tensors are the runner's own (on its device), not copies: save the
+        state, or use `trained_model()`, to keep the numbers of this moment."""
+        saved = None
+        if optimizer and self.optimizer is not None and self.opt_state is not None:
+            saved = SavedOptimizer(repr(self.optimizer), self.opt_state)
+        elif optimizer:
+            saved = self._saved_optimizer  # loaded, not yet claimed: kept on a re-save
+        return RunnerState(fingerprint(self.model), self.field, dict(self.params),
+                           dict(self.buffers), self.step, self.mode, saved)
 
-    def load(self, path: str | os.PathLike[str]) -> None:
-        """Restore the state saved by `save`; a file from another model, field or optimizer,
-        or a malformed one, raises DataFormatError and leaves the runner unchanged."""
-        checkpoint.load(self, path)
-        if self.opt_state is not None:  # a loaded state comes from the host
-            self.opt_state = OptState(self.opt_state.step, {
-                slot: {k: self.place(b) for k, b in bufs.items()}
-                for slot, bufs in self.opt_state.buffers.items()})
+    def set_state(self, state: RunnerState) -> None:
+        """Replace parameters, buffers, step and mode by `state`'s (which must be of this
+        model and field: DataFormatError otherwise, with the runner unchanged). Its
+        optimizer state is used when the runner's optimizer is the one it was saved
+        with, else kept until `set_optimizer` is called with that optimizer."""
+        self._set_state(state, "state")
+
+    def _set_state(self, state: RunnerState, where: str) -> None:
+        checkpoint.check_fits(state, self.state(optimizer=False), where)
+        saved = state.optimizer
+        if saved is not None and self.optimizer is not None and saved.name == repr(
+                self.optimizer):
+            assert self.opt_state is not None
+            fresh = self.optimizer.init({"params": self.flat})
+            checkpoint.check_optimizer_fits(saved.state, fresh, where)
+            opt_state: OptState[Any] | None = self._placed(saved.state)
+            saved = None
+        else:
+            # a runner without this optimizer keeps its own (or none), restarted below
+            opt_state = None
+        self.set_flat(self.layout.flatten(state.params))
+        self.set_buffers(state.buffers)
+        self.step = state.step
+        self.mode = state.mode
+        self._saved_optimizer = saved
+        if opt_state is not None:
+            self.opt_state = opt_state
+        elif self.optimizer is not None:
+            self.opt_state = self.optimizer.init({"params": self.flat})
+
+    def trained_model(self) -> Built[Any, Any]:
+        """The model with the runner's current parameters and buffers (host tensors of the
+        runner's field): what `nn` evaluation, export and verification take."""
+        def back(t: Tensor) -> Tensor:  # a host copy: later updates must not show through
+            return Tensor(self.field.asarray(t.numpy()), self.field)
+
+        return self.model.with_state(params={k: back(t) for k, t in self.params.items()},
+                                     buffers={k: back(t) for k, t in self.buffers.items()})
+
+    def save(self, path: str | os.PathLike[str], *, optimizer: bool = True,
+             allow_nonfinite: bool = False) -> None:
+        """Write parameters, buffers, step, mode and (unless `optimizer` is false) the
+        optimizer state to `path` atomically. A state holding NaN or infinity raises
+        NonFiniteError and writes nothing, unless `allow_nonfinite`."""
+        checkpoint.save(self.state(optimizer=optimizer), path, allow_nonfinite=allow_nonfinite)
+
+    def load(self, path: str | os.PathLike[str], optimizer: Optimizer | None = None) -> Runner:
+        """Restore the parameters, buffers, step and mode saved by `save`, and return the
+        runner. A file of another model or field, or a malformed one, raises
+        DataFormatError and leaves the runner unchanged.
+
+        The optimizer is optional, as in PyTorch: with `optimizer` given (or one already
+        set), training continues with it; its saved state is restored when it is the
+        optimizer the file was saved with (a resumed run, bit for bit), and it starts
+        fresh otherwise (fine-tuning with another optimizer or learning rate). With no
+        optimizer, the saved state waits for `set_optimizer` (as `train.fit_dataset`
+        calls) with the saved optimizer."""
+        where = os.fspath(path)
+        state = checkpoint.read(path)
+        checkpoint.check_fits(state, self.state(optimizer=False), where)
+        if optimizer is not None and state.optimizer is not None and (
+                state.optimizer.name == repr(optimizer)):
+            # checked before the optimizer is set, so a bad file changes nothing
+            checkpoint.check_optimizer_fits(state.optimizer.state,
+                                            optimizer.init({"params": self.flat}), where)
+        if optimizer is not None and optimizer != self.optimizer:
+            self.optimizer, self.opt_state = optimizer, optimizer.init({"params": self.flat})
+        self._set_state(state, where)
+        return self
 
     def __repr__(self) -> str:
         return (

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,8 +23,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..spec.tensor import Tensor
+from .atomic_write import write_atomically
 from .optim import Optimizer
 from .runner import Runner
+from .runner_state import structure
 from .tasks import Task
 
 __all__ = [
@@ -53,18 +53,32 @@ class Loader(Protocol):
 
 @dataclass
 class Stepper:
-    """A manual training loop's state: the task and the runner it updates."""
+    """A manual training loop's state: the task and the runner it updates, and whether a
+    step with a non-finite loss or gradient stops the loop (NonFiniteError)."""
 
     task: Task
     runner: Runner
+    stop_on_nonfinite: bool = True
 
 
-def stepper(task: Task, runner: Runner, optimizer: Optimizer) -> Stepper:
-    """Attach `optimizer` to `runner` (fresh state) and return the loop for `step`."""
-    if runner.task.model.model is not task.model.model:
-        raise ValueError("stepper: the runner was built for a different model than the task")
+def stepper(
+    task: Task, runner: Runner, optimizer: Optimizer, *, stop_on_nonfinite: bool = True
+) -> Stepper:
+    """Attach `optimizer` to `runner` and return the loop for `step`. The optimizer's
+    state starts fresh unless the runner already has this optimizer's (see
+    `Runner.set_optimizer`). `task` must describe the runner's model (the same layers,
+    parameter names and shapes; not necessarily the same object) and task kind.
+    By default a step whose loss or gradient is NaN or infinite raises NonFiniteError
+    naming the step and the op, before its update; `stop_on_nonfinite=False` trains on."""
+    if structure(runner.task.model) != structure(task.model):
+        raise ValueError(
+            "stepper: the runner was built for a different model than the task:\n"
+            f"  runner: {runner.task.model.model!r}\n  task:   {task.model.model!r}")
+    if runner.task.kind != task.kind:
+        raise ValueError(f"stepper: the runner was built for a {runner.task.kind} task, "
+                         f"the task is {task.kind}")
     runner.set_optimizer(optimizer)
-    return Stepper(task, runner)
+    return Stepper(task, runner, stop_on_nonfinite)
 
 
 def step(loop: Stepper, sample: Batch) -> float:
@@ -72,7 +86,7 @@ def step(loop: Stepper, sample: Batch) -> float:
     as a host float (on a GPU, the step's one device-to-host transfer)."""
     x, y = sample
     # The step stays on the runner's device; reading the loss is its one host transfer.
-    return _as_float(loop.runner.train_step(x, y))
+    return _as_float(loop.runner.train_step(x, y, stop_on_nonfinite=loop.stop_on_nonfinite))
 
 
 def _as_float(t: Tensor) -> float:
@@ -86,22 +100,26 @@ def _as_float(t: Tensor) -> float:
 @dataclass(frozen=True)
 class FitConfig:
     """A fit of `steps` optimizer steps on batches of `batch_size` (None: the whole
-    dataset), logging every `log_every` steps (0: never)."""
+    dataset), logging every `log_every` steps (0: never), stopping at the first NaN or
+    infinite loss or gradient unless `stop_on_nonfinite` is false."""
 
     steps: int
     optimizer: Optimizer
     log_every: int = 25
     batch_size: int | None = None
     seed: int = 0
+    stop_on_nonfinite: bool = True
 
 
 @dataclass(frozen=True)
 class LoaderFitConfig:
-    """A fit of `epochs` passes over a loader, logging every `log_every` steps."""
+    """A fit of `epochs` passes over a loader, logging every `log_every` steps, stopping
+    at the first NaN or infinite loss or gradient unless `stop_on_nonfinite` is false."""
 
     epochs: int
     optimizer: Optimizer
     log_every: int = 25
+    stop_on_nonfinite: bool = True
 
 
 def _positive(where: str, name: str, value: object) -> int:
@@ -112,23 +130,25 @@ def _positive(where: str, name: str, value: object) -> int:
 
 def steps(
     n: int, optimizer: Optimizer, log_every: int = 25, batch_size: int | None = None,
-    seed: int = 0,
+    seed: int = 0, *, stop_on_nonfinite: bool = True,
 ) -> FitConfig:
-    """A `FitConfig` of `n` steps with `optimizer`."""
+    """A `FitConfig` of `n` steps with `optimizer` (see FitConfig)."""
     _positive("steps", "n", n)
     if batch_size is not None:
         _positive("steps", "batch_size", batch_size)
     if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 0:
         raise ValueError(f"steps: log_every must be an int >= 0, got {log_every!r}")
-    return FitConfig(n, optimizer, log_every, batch_size, seed)
+    return FitConfig(n, optimizer, log_every, batch_size, seed, stop_on_nonfinite)
 
 
-def epochs(n: int, optimizer: Optimizer, log_every: int = 25) -> LoaderFitConfig:
-    """A `LoaderFitConfig` of `n` epochs with `optimizer`."""
+def epochs(
+    n: int, optimizer: Optimizer, log_every: int = 25, *, stop_on_nonfinite: bool = True
+) -> LoaderFitConfig:
+    """A `LoaderFitConfig` of `n` epochs with `optimizer` (see LoaderFitConfig)."""
     _positive("epochs", "n", n)
     if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 0:
         raise ValueError(f"epochs: log_every must be an int >= 0, got {log_every!r}")
-    return LoaderFitConfig(n, optimizer, log_every)
+    return LoaderFitConfig(n, optimizer, log_every, stop_on_nonfinite)
 
 
 # -- hooks and reports -------------------------------------------------------------------
@@ -172,15 +192,7 @@ class FitReport:
 
     def write(self, path: str) -> None:
         """Write the report as JSON to `path` (atomically: a temporary file, then rename)."""
-        target = os.path.abspath(path)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(target))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_json(), f, indent=1)
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomically(path, lambda f: json.dump(self.to_json(), f, indent=1))
 
     def summary(self) -> str:
         """One line per fact, for printing."""
@@ -270,7 +282,7 @@ def fit_dataset(
         raise ValueError("fit_dataset: the dataset is empty")
     size = n if cfg.batch_size is None else min(cfg.batch_size, n)
     whole = [dataset.batch(range(n))]
-    loop = stepper(task, runner, cfg.optimizer)
+    loop = stepper(task, runner, cfg.optimizer, stop_on_nonfinite=cfg.stop_on_nonfinite)
     before = evaluate(task, runner, whole)["loss"]
     order = np.random.default_rng(cfg.seed).permutation(n) if size < n else np.arange(n)
     report = FitReport(before, before)
@@ -303,7 +315,7 @@ def fit_loader(
     if len(loader) == 0:
         raise ValueError("fit_loader: the loader yields no batches")
     held = list(eval_batches) if eval_batches is not None else list(loader.epoch(0))
-    loop = stepper(task, runner, cfg.optimizer)
+    loop = stepper(task, runner, cfg.optimizer, stop_on_nonfinite=cfg.stop_on_nonfinite)
     before = evaluate(task, runner, held)["loss"]
     report = FitReport(before, before)
     hooks = hooks or Hooks()

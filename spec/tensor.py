@@ -10,9 +10,11 @@ from typing import Any, Self
 
 import numpy as np
 
+from .convert import convert_array, holds_text, parse_text
 from .errors import UnsupportedOperation
 from .fields import Field, get_field
 from .fields.base import Array, Constant
+from .fields.native import NativeFloatField
 from .ops.registry import Attrs, OpDef
 from .shapes import Shape
 from .value import ShapeT, Value
@@ -74,6 +76,23 @@ class Tensor(Value[ShapeT]):
     def _lift(self, value: Constant) -> Self:
         return type(self)(self._field.constant(value, like=self.data), self._field)
 
+    def to(self, dtype: str | Field) -> Tensor:
+        """This tensor in field `dtype`: itself when already there; exactly into `exact`
+        (a float becomes its exact rational value; NaN or infinity raises DomainError),
+        rounded once to nearest-even into the float fields, enclosed into `interval`
+        (see `torchlean.spec.convert`). Between the native float fields the result stays
+        on the tensor's device; other conversions give host tensors."""
+        field = get_field(dtype)
+        if field is self._field:
+            return self
+        if isinstance(field, NativeFloatField) and isinstance(self._field, NativeFloatField):
+            return Tensor(field.asarray(self.data), field)
+        return Tensor(convert_array(self.numpy(), field, "Tensor.to"), field)
+
+    def astype(self, dtype: str | Field) -> Tensor:
+        """The same as `to(dtype)` (NumPy's spelling)."""
+        return self.to(dtype)
+
     def numpy(self) -> np.ndarray[Any, Any]:
         """The values as a NumPy array (float arrays, or object arrays for exact/interval)."""
         return self._field.to_numpy(self.data)
@@ -94,6 +113,14 @@ class Tensor(Value[ShapeT]):
 
 
 def tensor(data: object, dtype: str | Field = "float") -> Tensor:
-    """A concrete tensor of `data` (numbers, nested lists, arrays) in field `dtype`."""
+    """A concrete tensor of `data` in field `dtype`. `data` may be numbers, nested lists,
+    arrays, a Tensor of any field (converted as `Tensor.to` does), or text such as "1/10",
+    "0.1" or "-2e-3", read as the exact rational it writes (then rounded once into a float
+    field) and never evaluated; text that is not a number raises DataFormatError naming
+    the item."""
     field = get_field(dtype)
+    if isinstance(data, Tensor):
+        return data.to(field)
+    if holds_text(data):
+        return Tensor(convert_array(parse_text(data, field), field, "tensor"), field)
     return Tensor(field.asarray(data), field)

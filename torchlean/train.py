@@ -6,7 +6,9 @@ Re-exports from `torchlean.runtime`; see the guide (docs/guide/training-from-scr
 from __future__ import annotations
 
 from .runtime.flags import RunConfig, UsageError, flag_parser, parse_flags, run
+from .runtime.nonfinite import NonFiniteError
 from .runtime.runner import Runner, runner
+from .runtime.runner_state import RunnerState
 from .runtime.tasks import Task, classification, classification_one_hot, regression
 from .runtime.train import (
     FitConfig,
@@ -27,5 +29,5 @@ __all__ = [
     "Task", "regression", "classification", "classification_one_hot", "Runner", "runner",
     "Stepper", "stepper", "step", "FitConfig", "LoaderFitConfig", "steps", "epochs", "Hooks",
     "FitReport", "fit_dataset", "fit_loader", "evaluate", "RunConfig", "UsageError",
-    "flag_parser", "parse_flags", "run",
+    "flag_parser", "parse_flags", "run", "RunnerState", "NonFiniteError",
 ]

@@ -34,7 +34,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -42,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ...runtime.atomic_write import write_atomically
 from ...runtime.graph import Graph
 from ...runtime.graph.encoding import Literal
 from ...spec.errors import DataFormatError, UnsupportedOperation
@@ -74,15 +74,7 @@ class Certificate:
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Write the JSON atomically (a temporary file, then a rename)."""
-        target = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(target) or ".")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.doc, f)
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomically(path, lambda f: json.dump(self.doc, f))
 
 
 @dataclass(frozen=True)

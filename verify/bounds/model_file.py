@@ -16,10 +16,10 @@ covers the weights through the graph text.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+from ...runtime.atomic_write import write_atomically
 from ...runtime.graph import Graph, Literal, Node
 from ...spec.errors import DataFormatError, ShapeError
 from . import propagate as _bounds
@@ -49,15 +49,8 @@ def export_model(built: Any, path: str | os.PathLike[str], input_shape: tuple[in
     """Write the model file of `built` (see the module docstring) atomically; returns the
     graph written."""
     g = model_graph(built, input_shape, params)
-    target = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(target) or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(g.to_json())
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    text = g.to_json()
+    write_atomically(path, lambda f: f.write(text))
     return g
 
 
