@@ -12,6 +12,9 @@ Robustness: `bounds.ibp` / `bounds.crown` (sound in binary64), `certify_robustne
 
 Rounding: `rounding.error_bound` bounds |float32 - real| over a box; `worst_order` runs
 the steered executions that show how close the bound is to the worst case.
+
+VNN-COMP formats (`torchlean.verify.vnn`): `load_onnx` imports an ONNX model as a graph
+with named parameters, `save_onnx` writes one; see docs/verify-vnncomp.md.
 """
 
 from . import bounds, rounding, worst_order
@@ -23,6 +26,7 @@ from .kinks import kink_distance
 from .model_file import export_model, load_model
 from .mpfloat import MPFloatField
 from .report import Comparison, GradcheckReport, GradientMismatch
+from .vnn import load_onnx, save_onnx
 
 __all__ = [
     "export_model",
@@ -44,4 +48,6 @@ __all__ = [
     "gradcheck",
     "kink_distance",
     "register_adapter",
+    "load_onnx",
+    "save_onnx",
 ]
