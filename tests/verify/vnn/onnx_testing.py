@@ -34,11 +34,12 @@ def make_model(path: Path, nodes: Sequence[Any], inputs: Mapping[str, Sequence[i
                opset: int = 13, inits_as_inputs: bool = False, ir_version: int | None = None
                ) -> Path:
     """Write a model with float32 inputs of the given shapes and initializers (float
-    arrays become FLOAT, int arrays INT64) to `path`."""
+    arrays become FLOAT, int arrays INT64, bool arrays BOOL) to `path`."""
     tensors = []
     for name, value in (inits or {}).items():
         arr = np.asarray(value)
-        arr = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(np.float32)
+        if arr.dtype.kind != "b":
+            arr = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(np.float32)
         tensors.append(numpy_helper.from_array(arr, name))
     ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(s))
            for n, s in inputs.items()]

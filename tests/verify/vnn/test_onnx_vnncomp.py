@@ -1,0 +1,53 @@
+"""Real VNN-COMP 2021 networks load and agree with onnxruntime.
+
+The ACAS Xu network shipped in tests/data always runs; one network of each category of
+../shared/benchmarks/vnncomp2021 (relative to the repository root, or the folder named by
+the environment variable TORCHLEAN_VNNCOMP2021) runs when present.
+
+Tolerance: rtol 1e-4 of max(1, max |output|). These networks accumulate up to 784 terms per
+dot product over up to 10 layers in binary32 (unit roundoff 6e-8), and onnxruntime's
+summation order differs from ours; the differences observed are about 1e-6 of the outputs'
+size. A translation error (a transposed weight, a missing normalisation, a wrong pad)
+changes outputs by a large fraction of their size.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from onnx_testing import agree  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[3]
+SHIPPED = ROOT / "tests" / "data" / "ACASXU_run2a_1_1_batch_2000.onnx"
+BENCH = Path(os.environ.get("TORCHLEAN_VNNCOMP2021",
+                           ROOT.parent / "shared" / "benchmarks" / "vnncomp2021"))
+NETWORKS = {
+    "acasxu": "acasxu/ACASXU_run2a_5_9_batch_2000.onnx",
+    "mnistfc": "mnistfc/mnist-net_256x4.onnx",
+    "verivital": "verivital/Convnet_avgpool.onnx",
+    "eran": "eran/nets/mnist_relu_9_200.onnx",
+}
+RTOL = 1e-4
+
+
+def test_shipped_acasxu_network() -> None:
+    model = agree(SHIPPED, rtol=RTOL, fields=("float", "float32", "exact"))
+    assert model.input_shape == (1, 1, 1, 5) and model.opset == 8
+    assert model.graph.inputs[0].name == "input"
+    # 15 initializers listed among the 16 graph inputs: all of them are parameters.
+    assert len(model.params) == 15 and len(model.graph.inputs) == 1
+
+
+@pytest.mark.parametrize("category", sorted(NETWORKS))
+def test_one_network_per_category(category: str) -> None:
+    path = BENCH / NETWORKS[category]
+    if not path.exists():
+        pytest.skip(f"{path} is not present")
+    for seed in range(3):
+        agree(path, rtol=RTOL, seed=seed)
