@@ -95,6 +95,12 @@ class NodeCtx:
             raise DataFormatError(self.where, f"{self.op_type} needs input {i}, it is missing")
         return self.scope.get(self.inputs[i], self.where)
 
+    def data(self, i: int) -> Item:
+        """Input i for a structural op: integer constants (shapes, indices) fold in NumPy;
+        float constants become graph values, so weights stay named as in the file."""
+        v = self.value(i)
+        return self.tensor(i) if isinstance(v, Const) and v.is_float else v
+
     def tensor(self, i: int) -> Value:
         self.value(i)
         return self.scope.tensor(self.inputs[i], self.where)
@@ -307,7 +313,7 @@ def _dropout(n: NodeCtx) -> list[Item]:
 
 @_op("Flatten", "axis")
 def _flatten(n: NodeCtx) -> list[Item]:
-    x = n.value(0)
+    x = n.data(0)
     shape = _shape_of(x)
     axis = int(n.attr("axis", 1))
     if not -len(shape) <= axis <= len(shape):
@@ -318,7 +324,7 @@ def _flatten(n: NodeCtx) -> list[Item]:
 
 @_op("Reshape", "allowzero")
 def _reshape_op(n: NodeCtx) -> list[Item]:
-    x = n.value(0)
+    x = n.data(0)
     shape = _shape_of(x)
     target = n.ints(1, "the target shape")
     allowzero = int(n.attr("allowzero", 0))
@@ -338,7 +344,7 @@ def _reshape_op(n: NodeCtx) -> list[Item]:
 
 @_op("Transpose", "perm")
 def _transpose(n: NodeCtx) -> list[Item]:
-    x = n.value(0)
+    x = n.data(0)
     rank = len(_shape_of(x))
     perm = n.attr_ints("perm", list(reversed(range(rank))))
     assert perm is not None
@@ -360,7 +366,7 @@ def _axes_list(n: NodeCtx, input_from: int) -> list[int] | None:
 
 @_op("Squeeze", "axes")
 def _squeeze(n: NodeCtx) -> list[Item]:
-    x = n.value(0)
+    x = n.data(0)
     shape = _shape_of(x)
     axes = _axes_list(n, 13)
     if axes is None:
@@ -374,7 +380,7 @@ def _squeeze(n: NodeCtx) -> list[Item]:
 
 @_op("Unsqueeze", "axes")
 def _unsqueeze(n: NodeCtx) -> list[Item]:
-    x = n.value(0)
+    x = n.data(0)
     shape = _shape_of(x)
     axes = _axes_list(n, 13)
     if not axes:
@@ -389,7 +395,7 @@ def _unsqueeze(n: NodeCtx) -> list[Item]:
 
 @_op("Concat", "axis")
 def _concat(n: NodeCtx) -> list[Item]:
-    items = [n.value(i) for i in range(len(n.inputs))]
+    items = [n.data(i) for i in range(len(n.inputs))]
     if "axis" not in n.attrs:
         raise n.bad("Concat needs an axis attribute")
     rank = len(_shape_of(items[0]))
@@ -437,7 +443,7 @@ def _apply_slice(x: Item, spec: list[tuple[int, int, int]]) -> Item:
 
 @_op("Slice", "starts ends axes")
 def _slice(n: NodeCtx) -> list[Item]:
-    x = n.value(0)
+    x = n.data(0)
     if n.opset < 10:
         starts, ends = n.attr_ints("starts"), n.attr_ints("ends")
         if starts is None or ends is None:
@@ -454,7 +460,7 @@ def _slice(n: NodeCtx) -> list[Item]:
 
 @_op("Gather", "axis")
 def _gather(n: NodeCtx) -> list[Item]:
-    x = n.value(0)
+    x = n.data(0)
     shape = _shape_of(x)
     axis = _axis(n, int(n.attr("axis", 0)), len(shape))
     idx = n.const(1, "the indices")
@@ -517,8 +523,10 @@ def _cast(n: NodeCtx) -> list[Item]:
     dtype = FLOAT_TYPES.get(to) or INT_TYPES.get(to)
     if dtype is None:
         raise n.fail(f"casting to ONNX type {to}")
+    if isinstance(x, Const) and (to not in FLOAT_TYPES or not x.is_float):
+        return [Const(x.array.astype(dtype))]  # shape arithmetic
     if isinstance(x, Const):
-        return [Const(x.array.astype(dtype), x.scalar and to in FLOAT_TYPES)]
+        x = n.tensor(0)
     name = n.inputs[0]
     if name in n.scope.zero_one and to in (1, 9, 11):
         n.scope.zero_one.add(n.outputs[0])
