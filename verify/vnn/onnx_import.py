@@ -210,7 +210,7 @@ def _plan(path: Path, max_bytes: int, input_shape: Sequence[int] | None) -> _Pla
                                   f"{t.name!r}")
         constants[t.name] = Const(_tensor_array(onnx, t, f"{where}: initializer {t.name!r}"))
         order[t.name] = i
-    inputs = []
+    inputs: list[tuple[str, tuple[int, ...]]] = []
     for info in g.input:
         if info.name in constants:
             continue  # an initializer listed among the inputs (IR < 4 exporters): a parameter

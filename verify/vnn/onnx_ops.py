@@ -27,6 +27,10 @@ from .onnx_values import Const, OnnxUnsupported
 __all__ = ["CONVERTERS", "Scope", "NodeCtx", "SUPPORTED_OPS"]
 
 Item = Value | Const
+# Limits on what attributes alone can make the importer build (a file is untrusted): the
+# elements of one pooling window (each becomes a slice node) and of a ConstantOfShape.
+MAX_WINDOW = 2**14
+MAX_FILL = 2**24
 # ONNX TensorProto data types this importer knows by number (onnx.TensorProto.DataType).
 FLOAT_TYPES = {1: np.float32, 11: np.float64, 10: np.float16}
 INT_TYPES = {7: np.int64, 6: np.int32, 9: np.bool_, 2: np.uint8, 3: np.int8, 5: np.int16}
@@ -510,6 +514,8 @@ def _constant(n: NodeCtx) -> list[Item]:
 @_op("ConstantOfShape", "value")
 def _constant_of_shape(n: NodeCtx) -> list[Item]:
     shape = n.ints(0, "the shape")
+    if min(shape, default=0) < 0 or size_of(tuple(shape)) > MAX_FILL:
+        raise n.bad(f"shape {shape} is negative or over {MAX_FILL} elements")
     fill = n.attr("value", np.zeros(1, dtype=np.float32))
     if fill.size != 1:
         raise n.bad("value must hold one element")
@@ -672,6 +678,9 @@ def _pool_geometry(n: NodeCtx, x: Value) -> tuple[list[int], list[int], list[int
         raise n.fail(f"kernel_shape {kernel} (2-D pooling with a positive kernel only)")
     if x.ndim != 4:
         raise ShapeError(f"{n.where}: {n.op_type} expects (N, C, H, W), got {x.shape}")
+    if kernel[0] * kernel[1] > MAX_WINDOW:
+        raise n.fail(f"a pooling window of {kernel[0] * kernel[1]} elements (at most "
+                     f"{MAX_WINDOW})")
     strides, dilations = _spatial(n, "strides", 2, 1), _spatial(n, "dilations", 2, 1)
     pads = _pads(n, x.shape[2:], kernel, strides, dilations)
     for size, kk, s, d, (lo, hi) in zip(x.shape[2:], kernel, strides, dilations, pads,

@@ -28,7 +28,7 @@ class Const:
 
     @property
     def is_float(self) -> bool:
-        return self.array.dtype.kind == "f"
+        return bool(self.array.dtype.kind == "f")
 
     def ints(self, where: str, what: str) -> list[int]:
         """The entries as Python ints (DataFormatError unless the array holds integers)."""

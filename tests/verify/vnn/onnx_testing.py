@@ -29,7 +29,7 @@ from torchlean.verify.vnn import OnnxModel, load_onnx  # noqa: E402
 RTOL = 1e-5
 
 
-def make_model(path: Path, nodes: Sequence[Any], inputs: Mapping[str, Sequence[int]],
+def make_model(path: Path, nodes: Sequence[Any], inputs: Mapping[str, Sequence[int | str]],
                outputs: Sequence[str] = ("y",), inits: Mapping[str, Any] | None = None,
                opset: int = 13, inits_as_inputs: bool = False, ir_version: int | None = None
                ) -> Path:

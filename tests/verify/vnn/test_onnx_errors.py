@@ -4,6 +4,7 @@ file and the node (index, name, op type)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from torchlean.verify.vnn import DEFAULT_MAX_BYTES, OnnxUnsupported, load_onnx  
 node = onnx.helper.make_node
 
 
-def _model(graph: object) -> object:
+def _model(graph: Any) -> Any:
     return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
 
 
@@ -61,7 +62,7 @@ def test_unknown_attribute_is_refused(tmp_path: Path) -> None:
 ])
 def test_unsupported_attribute_values(tmp_path: Path, nodes: list[object],
                                       inits: dict[str, object], opset: int, match: str) -> None:
-    feeds = {"x": (1, 1, 5, 5)}
+    feeds: dict[str, tuple[int, ...]] = {"x": (1, 1, 5, 5)}
     if any(getattr(n, "op_type", "") == "Gather" for n in nodes):
         feeds["i"] = (2,)
     path = make_model(tmp_path / "m.onnx", nodes, feeds, inits=inits, opset=opset)
@@ -157,3 +158,17 @@ def test_integer_tensor_as_data_is_refused(tmp_path: Path) -> None:
                       inits={"k": np.arange(3)})
     with pytest.raises(OnnxUnsupported, match="int64 tensor 'k' is used as data"):
         load_onnx(path)
+
+
+def test_attributes_cannot_make_the_import_explode(tmp_path: Path) -> None:
+    big_pool = make_model(tmp_path / "pool.onnx", [node("MaxPool", ["x"], ["y"],
+                                                        kernel_shape=[1000, 1000],
+                                                        pads=[999, 999, 999, 999])],
+                          {"x": (1, 1, 2, 2)})
+    with pytest.raises(OnnxUnsupported, match="pooling window"):
+        load_onnx(big_pool)
+    big_fill = make_model(tmp_path / "fill.onnx", [
+        node("ConstantOfShape", ["s"], ["c"]), node("Add", ["x", "c"], ["y"])],
+        {"x": (1,)}, inits={"s": np.array([2**20, 2**20])})
+    with pytest.raises(DataFormatError, match="over"):
+        load_onnx(big_fill)
