@@ -217,6 +217,39 @@ def _max_min(n: NodeCtx) -> list[Item]:
     return [y]
 
 
+@_op("Sum")
+def _sum_op(n: NodeCtx) -> list[Item]:
+    y = n.tensor(0)
+    for i in range(1, len(n.inputs)):
+        y = F.add(y, n.tensor(i))
+    return [y]
+
+
+@_op("Reciprocal")
+def _reciprocal(n: NodeCtx) -> list[Item]:
+    x = n.tensor(0)
+    return [F.div(F.constant(x, 1), x)]
+
+
+@_op("Clip", "min max")
+def _clip(n: NodeCtx) -> list[Item]:
+    y = n.tensor(0)
+    if n.opset < 11:  # bounds as attributes; absent means unbounded
+        lo, hi = n.attr("min"), n.attr("max")
+        if lo is not None:
+            y = F.maximum(y, F.constant(y, float(lo)))
+        if hi is not None:
+            y = F.minimum(y, F.constant(y, float(hi)))
+        return [y]
+    if n.attrs:
+        raise n.fail("min and max are inputs from opset 11 on")
+    if n.has(1):
+        y = F.maximum(y, n.tensor(1))
+    if n.has(2):
+        y = F.minimum(y, n.tensor(2))
+    return [y]
+
+
 @_op("Pow")
 def _pow(n: NodeCtx) -> list[Item]:
     e = n.const(1, "the exponent")
@@ -413,13 +446,17 @@ def _concat(n: NodeCtx) -> list[Item]:
 
 
 def _slice_spec(n: NodeCtx, shape: tuple[int, ...], starts: list[int], ends: list[int],
-                axes: list[int] | None, steps: list[int] | None) -> list[tuple[int, int, int]]:
+                axes: list[int] | None, steps: list[int] | None
+                ) -> tuple[list[tuple[int, int, int]], list[int]]:
+    """The ONNX slice as a forward slice per axis plus the axes to reverse afterwards
+    (those with negative steps: the same elements, taken in ascending order)."""
     axes = list(range(len(starts))) if axes is None else axes
     steps = [1] * len(starts) if steps is None else steps
     if not len(starts) == len(ends) == len(axes) == len(steps):
         raise n.bad(f"starts {starts}, ends {ends}, axes {axes}, steps {steps} differ in "
                     "length")
     spec = [(0, d, 1) for d in shape]
+    flips: list[int] = []
     seen: set[int] = set()
     for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
         ax = _axis(n, axis, len(shape), "axes entry")
@@ -428,21 +465,37 @@ def _slice_spec(n: NodeCtx, shape: tuple[int, ...], starts: list[int], ends: lis
         seen.add(ax)
         if step == 0:
             raise n.bad("a slice step is 0")
-        if step < 0:
-            raise n.fail("negative slice steps are not supported")
         d = shape[ax]
-        lo = min(max(start + d if start < 0 else start, 0), d)  # clamped, as ONNX says
-        hi = min(max(end + d if end < 0 else end, 0), d)
-        spec[ax] = (lo, max(lo, hi), step)
-    return spec
+        start, end = (start + d if start < 0 else start), (end + d if end < 0 else end)
+        if step > 0:  # clamped to [0, d], as ONNX says
+            lo, hi = min(max(start, 0), d), min(max(end, 0), d)
+            spec[ax] = (lo, max(lo, hi), step)
+            continue
+        first, stop = min(max(start, 0), d - 1), min(max(end, -1), d - 1)  # [0, d-1], [-1, d-1]
+        count = len(range(first, stop, step))
+        if count == 0:
+            spec[ax] = (0, 0, 1)
+            continue
+        lowest = first + (count - 1) * step
+        spec[ax] = (lowest, first + 1, -step)
+        if count > 1:
+            flips.append(ax)
+    return spec, flips
 
 
-def _apply_slice(x: Item, spec: list[tuple[int, int, int]]) -> Item:
-    if all(s == (0, d, 1) for s, d in zip(spec, _shape_of(x), strict=True)):
+def _apply_slice(x: Item, spec: list[tuple[int, int, int]], flips: Sequence[int] = ()) -> Item:
+    if all(s == (0, d, 1) for s, d in zip(spec, _shape_of(x), strict=True)) and not flips:
         return x
     if isinstance(x, Const):
-        return Const(x.array[tuple(slice(a, b, c) for a, b, c in spec)])
-    return F.slice_axes(x, spec)
+        picked = x.array[tuple(slice(a, b, c) for a, b, c in spec)]
+        return Const(np.flip(picked, axis=tuple(flips)) if flips else picked)
+    y = x if all(s == (0, d, 1) for s, d in zip(spec, x.shape, strict=True)) else \
+        F.slice_axes(x, spec)
+    for ax in flips:  # reversed by unit slices (slices never step backwards)
+        full = [(0, d, 1) for d in y.shape]
+        y = F.concat([F.slice_axes(y, full[:ax] + [(i, i + 1, 1)] + full[ax + 1:])
+                      for i in reversed(range(y.shape[ax]))], ax)
+    return y
 
 
 @_op("Slice", "starts ends axes")
@@ -459,7 +512,8 @@ def _slice(n: NodeCtx) -> list[Item]:
         starts, ends = n.ints(1, "starts"), n.ints(2, "ends")
         axes = n.ints(3, "axes") if n.has(3) else None
         steps = n.ints(4, "steps") if n.has(4) else None
-    return [_apply_slice(x, _slice_spec(n, _shape_of(x), starts, ends, axes, steps))]
+    spec, flips = _slice_spec(n, _shape_of(x), starts, ends, axes, steps)
+    return [_apply_slice(x, spec, flips)]
 
 
 @_op("Gather", "axis")

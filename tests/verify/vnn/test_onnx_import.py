@@ -154,6 +154,37 @@ def _slice13(p: Path) -> Path:
                       opset=13)
 
 
+@case("slice-negative-steps")
+def _slice_negative(p: Path) -> Path:
+    # axis 2 reversed whole (clamped start, end before 0), axis 1 every other from the end,
+    # axis 0 a one-element reversed range
+    return make_model(p, [node("Slice", ["x", "st", "en", "ax", "sp"], ["y"]),
+                          node("Slice", ["x", "st2", "en2", "ax2", "sp2"], ["z"])],
+                      {"x": (2, 5, 4)}, outputs=("y", "z"),
+                      inits={"st": np.array([I64_MAX, -1, 1]), "en": np.array([-I64_MAX, 0, 0]),
+                             "ax": np.array([2, 1, 0]), "sp": np.array([-1, -2, -1]),
+                             "st2": np.array([3]), "en2": np.array([3]), "ax2": np.array([1]),
+                             "sp2": np.array([-1])},
+                      opset=13)
+
+
+@case("clip-opset7-sum-reciprocal")
+def _clip7(p: Path) -> Path:
+    return make_model(p, [node("Clip", ["x"], ["c"], min=-0.5, max=1.25),
+                          node("Clip", ["x"], ["d"], max=0.25),
+                          node("Sum", ["c", "d", "x"], ["s"]), node("Abs", ["s"], ["a"]),
+                          node("Add", ["a", "one"], ["b"]), node("Reciprocal", ["b"], ["y"])],
+                      {"x": (3, 4)}, inits={"one": np.asarray(1.0, np.float32)}, opset=7)
+
+
+@case("clip-opset13-inputs")
+def _clip13(p: Path) -> Path:
+    return make_model(p, [node("Clip", ["x", "lo", "hi"], ["c"]),
+                          node("Clip", ["x", "", "hi"], ["d"]), node("Add", ["c", "d"], ["y"])],
+                      {"x": (3, 4)}, inits={"lo": np.asarray(-0.5, np.float32),
+                                            "hi": np.asarray(0.75, np.float32)}, opset=13)
+
+
 @case("gather-scalar-and-vector-indices")
 def _gather(p: Path) -> Path:
     return make_model(p, [node("Gather", ["x", "i"], ["a"], axis=1),
