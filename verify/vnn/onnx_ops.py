@@ -726,7 +726,9 @@ def _conv_transpose(n: NodeCtx) -> list[Item]:
 
 
 def _pool_geometry(n: NodeCtx, x: Value) -> tuple[list[int], list[int], list[int],
-                                                  list[tuple[int, int]]]:
+                                                  list[tuple[int, int]], list[int]]:
+    """kernel, strides, dilations, (begin, end) pads and, per axis, how far ceil_mode
+    extends the end beyond the pads (0 without ceil_mode)."""
     kernel = n.attr_ints("kernel_shape")
     if kernel is None or len(kernel) != 2 or min(kernel) < 1:
         raise n.fail(f"kernel_shape {kernel} (2-D pooling with a positive kernel only)")
@@ -737,15 +739,25 @@ def _pool_geometry(n: NodeCtx, x: Value) -> tuple[list[int], list[int], list[int
                      f"{MAX_WINDOW})")
     strides, dilations = _spatial(n, "strides", 2, 1), _spatial(n, "dilations", 2, 1)
     pads = _pads(n, x.shape[2:], kernel, strides, dilations)
+    extra = []
     for size, kk, s, d, (lo, hi) in zip(x.shape[2:], kernel, strides, dilations, pads,
                                         strict=True):
         span = (kk - 1) * d + 1
         if size + lo + hi < span:
             raise ShapeError(f"{n.where}: kernel {kernel} does not fit input {x.shape} with "
                              f"pads {pads}")
-        if n.attr("ceil_mode", 0) and (size + lo + hi - span) % s:
-            raise n.fail("ceil_mode=1 where it changes the output size")
-    return kernel, strides, dilations, pads
+        rest = (size + lo + hi - span) % s
+        if not n.attr("ceil_mode", 0) or rest == 0:
+            extra.append(0)
+            continue
+        # ceil_mode adds one window over the end. Where it would start past the input and
+        # the begin pad, ONNX's size formula keeps it and onnxruntime drops it: refused.
+        windows = (size + lo + hi - span) // s + 2
+        if (windows - 1) * s >= size + lo:
+            raise n.fail("ceil_mode=1 where the last window starts in the end padding "
+                         "(ONNX's output size and onnxruntime's differ there)")
+        extra.append(s - rest)
+    return kernel, strides, dilations, pads, extra
 
 
 @_op("MaxPool", "auto_pad ceil_mode dilations kernel_shape pads storage_order strides")
@@ -753,14 +765,15 @@ def _max_pool(n: NodeCtx) -> list[Item]:
     if len(n.outputs) > 1 and n.outputs[1]:
         raise n.fail("the Indices output")
     x = n.tensor(0)
-    kernel, strides, dilations, pads = _pool_geometry(n, x)
-    symmetric = all(lo == hi and lo <= kk // 2 for (lo, hi), kk in zip(pads, kernel,
+    kernel, strides, dilations, pads, extra = _pool_geometry(n, x)
+    grown = [(lo, hi + e) for (lo, hi), e in zip(pads, extra, strict=True)]
+    symmetric = all(lo == hi and lo <= kk // 2 for (lo, hi), kk in zip(grown, kernel,
                                                                        strict=True))
     if symmetric:
-        return [F.max_pool2d(x, kernel, strides, [lo for lo, _ in pads], dilations)]
+        return [F.max_pool2d(x, kernel, strides, [lo for lo, _ in grown], dilations)]
     # Padding never wins: fill it with a value strictly below every input.
     low = F.sub(F.neg(F.max(F.neg(x))), 1)
-    widths = [(0, 0), (0, 0)] + pads
+    widths = [(0, 0), (0, 0)] + grown
     padded = F.where(F.pad(F.ones_like(x), widths), F.pad(x, widths), low)
     return [F.max_pool2d(padded, kernel, strides, 0, dilations)]
 
@@ -768,19 +781,29 @@ def _max_pool(n: NodeCtx) -> list[Item]:
 @_op("AveragePool", "auto_pad ceil_mode count_include_pad dilations kernel_shape pads strides")
 def _avg_pool(n: NodeCtx) -> list[Item]:
     x = n.tensor(0)
-    kernel, strides, dilations, pads = _pool_geometry(n, x)
+    kernel, strides, dilations, pads, extra = _pool_geometry(n, x)
     if dilations != [1, 1]:
         raise n.fail("dilated average pooling")
-    if all(p == (0, 0) for p in pads):
+    grown = [(lo, hi + e) for (lo, hi), e in zip(pads, extra, strict=True)]
+    if all(p == (0, 0) for p in grown):
         return [F.avg_pool2d(x, kernel, strides, 0)]
-    widths = [(0, 0), (0, 0)] + pads
+    widths = [(0, 0), (0, 0)] + grown
     total = F.avg_pool2d(F.pad(x, widths), kernel, strides, 0)
-    if n.attr("count_include_pad", 0):
+    include = bool(n.attr("count_include_pad", 0))
+    if include and not any(extra):
         return [total]
-    # Divide by the number of real (unpadded) elements per window: the window mean of a
+    # Divide by the number of counted elements per window (the input, plus the explicit
+    # pads when count_include_pad; never ceil_mode's extension): the window mean of a
     # padded image of ones is count / window size, so the ratio is sum / count.
-    ones = F.broadcast_to(F.constant(x, 1), (1, 1) + x.shape[2:])
-    count = F.avg_pool2d(F.pad(ones, widths), kernel, strides, 0)
+    h, w = x.shape[2:]
+    if include:
+        (t, b), (left, r) = pads
+        counted = (h + t + b, w + left + r)
+        around = [(0, 0), (0, 0), (0, extra[0]), (0, extra[1])]
+    else:
+        counted, around = (h, w), widths
+    ones = F.broadcast_to(F.constant(x, 1), (1, 1) + counted)
+    count = F.avg_pool2d(F.pad(ones, around), kernel, strides, 0)
     return [F.div(total, count)]
 
 

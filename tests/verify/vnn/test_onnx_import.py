@@ -286,6 +286,22 @@ def _maxpool(p: Path) -> Path:
                       {"x": (1, 2, 6, 6)}, outputs=("y", "z", "w"), opset=12)
 
 
+@case("pools-ceil-mode")
+def _ceil(p: Path) -> Path:
+    return make_model(p, [
+        node("MaxPool", ["x"], ["a"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
+        node("MaxPool", ["x"], ["b"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 0, 1],
+             ceil_mode=1),
+        node("AveragePool", ["x"], ["c"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
+        node("AveragePool", ["x"], ["d"], kernel_shape=[3, 3], strides=[2, 2],
+             pads=[0, 0, 1, 1], ceil_mode=1, count_include_pad=1),
+        node("AveragePool", ["x"], ["e"], kernel_shape=[3, 2], strides=[2, 2],
+             pads=[1, 0, 1, 0], ceil_mode=1),
+        *(node("Relu", [i], [o]) for i, o in zip("abcde", ["y", "z", "w", "v", "u"],
+                                                   strict=True))],
+        {"x": (1, 2, 5, 6)}, outputs=("y", "z", "w", "v", "u"), opset=13)
+
+
 @case("avgpool-count-include-pad-both-ways")
 def _avgpool(p: Path) -> Path:
     return make_model(p, [node("AveragePool", ["x"], ["a"], kernel_shape=[3, 3],
