@@ -31,6 +31,7 @@ Item = Value | Const
 # elements of one pooling window (each becomes a slice node) and of a ConstantOfShape.
 MAX_WINDOW = 2**14
 MAX_FILL = 2**24
+INT64_MAX = 2**63 - 1
 # ONNX TensorProto data types this importer knows by number (onnx.TensorProto.DataType).
 FLOAT_TYPES = {1: np.float32, 11: np.float64, 10: np.float16}
 INT_TYPES = {7: np.int64, 6: np.int32, 9: np.bool_, 2: np.uint8, 3: np.int8, 5: np.int16}
@@ -465,6 +466,10 @@ def _slice_spec(n: NodeCtx, shape: tuple[int, ...], starts: list[int], ends: lis
         seen.add(ax)
         if step == 0:
             raise n.bad("a slice step is 0")
+        if step < 0 and end == INT64_MAX:
+            raise n.fail("an end of INT64_MAX with a negative step: the ONNX specification "
+                         "clamps it (an empty slice), onnxruntime reads it as 'through the "
+                         "start'")
         d = shape[ax]
         start, end = (start + d if start < 0 else start), (end + d if end < 0 else end)
         if step > 0:  # clamped to [0, d], as ONNX says
