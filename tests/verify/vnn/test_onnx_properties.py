@@ -45,8 +45,11 @@ def test_slice_bounds(starts: list[int], ends: list[int], steps: list[int],
         agree(path, fields=("float",))
 
 
+Geometry = tuple[int, tuple[int, int], tuple[int, int], list[int], list[int], tuple[int, int]]
+
+
 @st.composite
-def conv_geometry(draw: st.DrawFn) -> tuple[object, ...]:
+def conv_geometry(draw: st.DrawFn) -> Geometry:
     groups = draw(st.sampled_from([1, 2]))
     kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
@@ -59,8 +62,8 @@ def conv_geometry(draw: st.DrawFn) -> tuple[object, ...]:
 
 @SETTINGS
 @given(geometry=conv_geometry(), seed=st.integers(0, 1000))
-def test_conv_geometry(geometry: tuple[object, ...], seed: int) -> None:
-    groups, (kh, kw), dil, pads, strides, (h, w) = geometry  # type: ignore[misc]
+def test_conv_geometry(geometry: Geometry, seed: int) -> None:
+    groups, (kh, kw), dil, pads, strides, (h, w) = geometry
     with TemporaryDirectory() as tmp:
         path = make_model(Path(tmp) / "conv.onnx", [
             node("Conv", ["x", "W", "b"], ["y"], pads=pads, strides=strides,
@@ -74,9 +77,9 @@ def test_conv_geometry(geometry: tuple[object, ...], seed: int) -> None:
 @SETTINGS
 @given(geometry=conv_geometry(), include=st.booleans(), ceil=st.booleans(),
        seed=st.integers(0, 1000))
-def test_pool_geometry(geometry: tuple[object, ...], include: bool, ceil: bool,
+def test_pool_geometry(geometry: Geometry, include: bool, ceil: bool,
                        seed: int) -> None:
-    _, (kh, kw), dil, pads, strides, (h, w) = geometry  # type: ignore[misc]
+    _, (kh, kw), dil, pads, strides, (h, w) = geometry
     pads = [min(p, k - 1) for p, k in zip(pads, (kh, kw, kh, kw), strict=True)]  # ORT: pad < k
     with TemporaryDirectory() as tmp:
         path = make_model(Path(tmp) / "pool.onnx", [
