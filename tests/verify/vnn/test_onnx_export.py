@@ -133,3 +133,25 @@ def test_graph_outputs_keep_their_names(tmp_path: Path) -> None:
     outs = back.run(x)
     np.testing.assert_array_equal(outs["out.b"].numpy(), x)
     np.testing.assert_array_equal(outs["out.a"].numpy(), np.maximum(x, 0))
+
+
+def test_literals_export_as_initializers(tmp_path: Path) -> None:
+    """A captured constant array (a literal node) is written as an initializer; it loads
+    back as a parameter holding the same binary32 values."""
+    from torchlean.runtime.graph import interpret
+    from torchlean.spec.fields import get_field
+    from torchlean.spec.tensor import Tensor
+
+    f32 = get_field("float32")
+    shift = Tensor(f32.asarray(np.array([0.5, -1.25, 2.0], np.float32)), f32)
+    graph = trace(lambda x: F.relu(F.add(x, shift)), {"x": (2, 3)}, field="float32")
+    assert any(n.op == "literal" for n in graph.nodes)
+    path = save_onnx(graph, {}, tmp_path / "lit.onnx")
+    back = load_onnx(path)
+    (name,) = back.params
+    np.testing.assert_array_equal(back.params[name], np.array([0.5, -1.25, 2.0], np.float32))
+    x = np.array([[0.1, 2.0, -3.0], [-1.0, 1.0, 0.0]], np.float32)
+    (ref,) = ort_run(path, {"x": x})
+    # one correctly rounded binary32 add, then relu: the same bits everywhere
+    np.testing.assert_array_equal(back(x, field="float32").numpy(), ref)
+    np.testing.assert_array_equal(interpret(graph, {"x": x})["out"].numpy(), ref)
