@@ -588,10 +588,8 @@ def _cast(n: NodeCtx) -> list[Item]:
     dtype = FLOAT_TYPES.get(to) or INT_TYPES.get(to)
     if dtype is None:
         raise n.fail(f"casting to ONNX type {to}")
-    if isinstance(x, Const) and (to not in FLOAT_TYPES or not x.is_float):
-        return [Const(x.array.astype(dtype))]  # shape arithmetic
-    if isinstance(x, Const):
-        x = n.tensor(0)
+    if isinstance(x, Const):  # shape arithmetic, or a constant rounded as ONNX rounds it
+        return [Const(x.array.astype(dtype), x.scalar and to in FLOAT_TYPES)]
     name = n.inputs[0]
     if name in n.scope.zero_one and to in (1, 9, 11):
         n.scope.zero_one.add(n.outputs[0])
