@@ -216,6 +216,22 @@ def _expand(p: Path) -> Path:
                       inits={"shape": np.array([2, 3, 4]), "ax": np.array([1])}, opset=13)
 
 
+@case("reduce-axes-attributes-opset11")
+def _reduce11(p: Path) -> Path:
+    return make_model(p, [node("ReduceSum", ["x"], ["s"], axes=[1], keepdims=1),
+                          node("ReduceMean", ["x"], ["m"], axes=[-1, 0]),
+                          node("Add", ["s", "m"], ["y"])], {"x": (2, 3, 4)}, opset=11)
+
+
+@case("reduce-axes-inputs-opset18")
+def _reduce18(p: Path) -> Path:
+    return make_model(p, [node("ReduceMean", ["x", "ax"], ["m"], keepdims=0),
+                          node("ReduceMax", ["x", "ax"], ["n"], keepdims=0),
+                          node("ReduceSum", ["x"], ["t"], keepdims=0),
+                          node("Add", ["m", "n"], ["u"]), node("Add", ["u", "t"], ["y"])],
+                      {"x": (2, 3, 4)}, inits={"ax": np.array([0, 2])}, opset=18)
+
+
 @case("constant-identity-dropout-cast-opset9")
 def _misc9(p: Path) -> Path:
     value = helper.make_tensor("v", 1, [3], [0.5, -1.0, 2.0])
