@@ -12,6 +12,9 @@ Robustness: `bounds.ibp` / `bounds.crown` (sound in binary64), `certify_robustne
 
 Rounding: `rounding.error_bound` bounds |float32 - real| over a box; `worst_order` runs
 the steered executions that show how close the bound is to the worst case.
+
+VNN-COMP formats (`torchlean.verify.vnn`): `load_onnx` imports an ONNX model as a graph
+with named parameters, `save_onnx` writes one; see docs/verify-vnncomp.md.
 """
 
 from . import bounds, gradients, rounding
@@ -31,6 +34,7 @@ from .gradients import (
     strategies,
 )
 from .rounding import worst_order
+from .vnn import load_onnx, save_onnx
 
 __all__ = [
     "export_model",
@@ -54,4 +58,6 @@ __all__ = [
     "gradcheck",
     "kink_distance",
     "register_adapter",
+    "load_onnx",
+    "save_onnx",
 ]
