@@ -22,8 +22,9 @@ alpha-CROWN and branch and bound behind the same `verify_instance`):
 3. Otherwise `unknown`; `timeout` when the wall-clock limit passes between steps (a single
    bounds call or exact evaluation is not interrupted).
 
-Models come from `torchlean.verify.vnn.onnx_import.load_onnx`, imported only when a path is
-given, or as a `(graph, params)` pair: one input with a leading batch axis of 1, one output;
+Models come from `torchlean.verify.vnn.onnx_import.load_onnx`, imported only when an ONNX
+path is given, from the library's own model files (`verify.model_file`, `.json`), or as a
+`(graph, params)` pair: one input with a leading batch axis of 1, one output;
 `X_i` / `Y_i` index the input / output flattened row-major.
 """
 
@@ -44,6 +45,7 @@ from ...runtime.graph import Graph, Literal, Node, compile_graph, interpret
 from ...runtime.graph.encoding import decode_literal
 from ...spec.errors import DataFormatError, ShapeError, UnsupportedOperation
 from .. import bounds as _bounds
+from .. import model_file as _model_file
 from .vnnlib import Case, LinearConstraint, Property, read_vnnlib
 
 __all__ = ["Verdict", "STATUSES", "verify_instance", "load_model", "model_sizes"]
@@ -97,11 +99,14 @@ class _Clock:
 
 # -- models ----------------------------------------------------------------------------
 def load_model(path: str | os.PathLike[str]) -> tuple[Graph, dict[str, Any]]:
-    """The (graph, params) of the ONNX file at `path`, through the ONNX importer; raises
-    UnsupportedOperation when the importer (or a package it needs) is not installed."""
+    """The (graph, params) of the ONNX file at `path`, through the ONNX importer (raises
+    UnsupportedOperation when it, or a package it needs, is not installed); a `.json` path
+    is read as the library's own model file (`verify.model_file`)."""
     name = os.fspath(path)
     if not os.path.isfile(name):
         raise DataFormatError(name, "cannot read the model file: no such file")
+    if name.endswith(".json"):
+        return _model_file.load_model(name), {}
     try:
         onnx_import = importlib.import_module("torchlean.verify.vnn.onnx_import")
     except ModuleNotFoundError as e:
