@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -108,3 +109,16 @@ def test_the_installed_command(files: Path) -> None:
                           cwd=files, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "violated"
+
+
+def test_the_example_script(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(__file__).resolve().parents[3] / "examples" / "verify" / "vnnlib_check.py"
+    spec = importlib.util.spec_from_file_location("vnnlib_check", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    verdicts = module.main(["--out", str(tmp_path)])
+    assert {k: v.status for k, v in verdicts.items()} == {
+        "far": "holds", "close": "violated", "boxes": "holds"}
+    assert (tmp_path / "close.result.txt").read_text().startswith("sat\n((X_0 ")
+    assert "files in" in capsys.readouterr().out
