@@ -327,6 +327,19 @@ def _case_proven(model: _Model, case: Case) -> tuple[bool, str]:
 
 
 # -- the engine ---------------------------------------------------------------------------
+_FLOAT_RANGE = Fraction(2) ** 1000  # well inside binary64, so nothing rounds to inf
+
+
+def _in_float_range(prop: Property) -> bool:
+    """Whether every number of the property converts to a finite binary64."""
+    for case in prop.cases:
+        nums = [*case.box.lower, *case.box.upper]
+        nums += [q for conj in case.unsafe for k in conj for q in (*k.coefficients, k.bound)]
+        if any(abs(q) > _FLOAT_RANGE for q in nums):
+            return False
+    return True
+
+
 def verify_instance(model: str | os.PathLike[str] | tuple[Graph, Mapping[str, Any]],
                     prop: str | os.PathLike[str] | Property, timeout: float | None = None,
                     *, samples: int = 256, seed: int = 0) -> Verdict:
@@ -347,6 +360,9 @@ def verify_instance(model: str | os.PathLike[str] | tuple[Graph, Mapping[str, An
     parsed = _fit(parsed, m.n, m.m)
     if not parsed.cases:
         return Verdict("holds", None, clock.seconds, "the asserts cannot all hold: no cases")
+    if not _in_float_range(parsed):
+        return Verdict("unknown", None, clock.seconds, "the property holds numbers beyond "
+                       "2^1000, out of the search's and the bounds' binary64 range")
     try:
         cex, note = _search(m, parsed, clock, samples, seed)
         if cex is not None:

@@ -489,12 +489,15 @@ def _box(reader: _Reader, atoms: _Conj, n: int, line: int) -> InputBox:
     ls, us = [False] * n, [False] * n
     for a in atoms:
         ((_, i), c), = a.coeffs.items()
-        v = a.bound / c
-        if c > 0:  # X_i <= v
-            if upper[i] is None or v < upper[i] or (v == upper[i] and a.strict):  # type: ignore[operator]
+        v = a.bound / c  # c X_i <= bound: an upper bound on X_i if c > 0, else a lower one
+        if c > 0:
+            cur = upper[i]
+            if cur is None or v < cur or (v == cur and a.strict):
                 upper[i], us[i] = v, a.strict
-        elif lower[i] is None or v > lower[i] or (v == lower[i] and a.strict):  # type: ignore[operator]
-            lower[i], ls[i] = v, a.strict
+        else:
+            cur = lower[i]
+            if cur is None or v > cur or (v == cur and a.strict):
+                lower[i], ls[i] = v, a.strict
     for i in range(n):
         lo, hi = lower[i], upper[i]
         if lo is None or hi is None:

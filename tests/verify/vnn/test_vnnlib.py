@@ -145,6 +145,21 @@ def test_tightest_bounds_win() -> None:
     assert (b.lower, b.upper, b.upper_strict) == ((F(1, 4),), (F(1),), (True,))
 
 
+def test_scaled_and_negated_input_bounds() -> None:
+    # -X_1 >= -3 is X_1 <= 3; -X_1 / 4 <= 1 is X_1 >= -4; -X_0 >= 1 is an UPPER bound
+    text = ("(assert (>= (- X_1) -3)) (assert (<= (/ (- X_1) 4) 1)) (assert (<= Y_0 0))"
+            "(assert (<= (* 2 X_0) 1)) ")
+    with pytest.raises(DataFormatError, match="X_0 has no lower bound"):
+        parse(decl(2, 1) + text + "(assert (>= (- X_0) 1))")
+    p = parse(decl(2, 1) + text + "(assert (<= (- X_0) 1))")
+    assert p.cases[0].box.lower == (F(-1), F(-4))
+    assert p.cases[0].box.upper == (F(1, 2), F(3))
+    q = parse(decl(1, 1) + "(assert (<= (* 2 X_0) 1)) (assert (>= (* -4 X_0) -8))"
+              "(assert (< (* -1 X_0) 3)) (assert (<= Y_0 0))")
+    assert q.cases[0].box.lower == (F(-3),) and q.cases[0].box.lower_strict == (True,)
+    assert q.cases[0].box.upper == (F(1, 2),)
+
+
 def test_output_count_from_the_model() -> None:
     p = parse(decl(1, 2) + box(1) + "(assert (<= Y_0 Y_1))", num_outputs=4)
     assert p.num_outputs == 4

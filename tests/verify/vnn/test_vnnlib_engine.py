@@ -153,6 +153,13 @@ def test_timeout_and_no_cases() -> None:
     assert empty.status == "holds"
 
 
+def test_numbers_beyond_binary64_give_unknown() -> None:
+    net = mlp(1)
+    g = as_graph(net, net.params, (1, 2))
+    v = verify_instance((g, net.params), prop(header(2, 2, "-1e400", "1") + "(assert (<= Y_0 0))"))
+    assert v.status == "unknown" and "binary64 range" in v.detail
+
+
 def test_outputs_are_padded_and_checked_against_the_model() -> None:
     net = mlp(2)
     g = as_graph(net, net.params, (1, 2))
