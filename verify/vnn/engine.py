@@ -22,6 +22,9 @@ alpha-CROWN and branch and bound behind the same `verify_instance`):
 3. Otherwise `unknown`; `timeout` when the wall-clock limit passes between steps (a single
    bounds call or exact evaluation is not interrupted).
 
+Verdicts are about the real-number function the graph denotes (weights read exactly, the
+semantics `verify.bounds` and the `exact` field share), not a float32 execution of it.
+
 Models come from `torchlean.verify.vnn.onnx_import.load_onnx`, imported only when an ONNX
 path is given, from the library's own model files (`verify.model_file`, `.json`), or as a
 `(graph, params)` pair: one input with a leading batch axis of 1, one output;
