@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from torchlean.spec.errors import DataFormatError
 from torchlean.verify.vnn.vnnlib import (
     Case,
     InputBox,
@@ -83,3 +85,35 @@ def test_a_benchmark_file_round_trips() -> None:
         with open(path, encoding="utf-8") as f:
             first = _read(f.read())
         assert _same(_read(format_vnnlib(first)), first)
+
+
+TOKENS = ["(", ")", "(", ")", "assert", "and", "or", "not", "<=", ">=", "<", ">", "+", "-", "*",
+          "/", "X_0", "X_1", "Y_0", "Y_1", "X_01", "declare-const", "Real", "0", "0.5", "-1",
+          "1e3", "-2.5E-1", ".5", "1.", "1e99999", "|q|", ";c\n", "\n", "true", "=", "ite"]
+DECLS = "(declare-const X_0 Real)(declare-const X_1 Real)(declare-const Y_0 Real)" \
+        "(declare-const Y_1 Real)\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=40), st.booleans())
+def test_any_token_soup_parses_or_raises_data_format_error(tokens: list[str],
+                                                          declare: bool) -> None:
+    text = (DECLS if declare else "") + " ".join(tokens)
+    try:
+        prop = _read(text)
+    except DataFormatError as e:
+        assert e.where.startswith("p.vnnlib")
+    else:
+        assert all(len(c.box.lower) == prop.num_inputs for c in prop.cases)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["(", ")"]), max_size=30), st.integers(0, 3))
+def test_parenthesis_soup_inside_an_assert(parens: list[str], where: int) -> None:
+    body = "(assert (<= -1 X_0 1))(assert (<= -1 X_1 1))(assert (<= Y_0 1))"
+    cut = [m.start() for m in re.finditer(r"\(", body)][where]
+    text = DECLS + body[:cut] + "".join(parens) + body[cut:]
+    try:
+        _read(text)
+    except DataFormatError as e:
+        assert re.match(r"p\.vnnlib:\d+:\d+$", e.where)
