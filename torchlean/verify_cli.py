@@ -161,9 +161,10 @@ def _vnncomp(args: argparse.Namespace) -> int:
         try:
             v = verify_instance(inst.onnx_path, inst.vnnlib_path, inst.timeout)
             row = ResultRow(inst.onnx, inst.vnnlib, v.status, v.seconds)
-        except (DataFormatError, UnsupportedOperation, ShapeError) as e:
+        except Exception as e:  # one instance's failure must not end the run: unknown
             errors += 1
-            print(f"torchlean verify vnncomp: {args.instances}:{inst.line}: {e}",
+            kind = "" if isinstance(e, _BAD_INPUT) else f"internal error {type(e).__name__}: "
+            print(f"torchlean verify vnncomp: {args.instances}:{inst.line}: {kind}{e}",
                   file=sys.stderr)
             row = ResultRow(inst.onnx, inst.vnnlib, "unknown", time.monotonic() - t0)
         out.append(row)

@@ -297,15 +297,15 @@ def _case_proven(model: _Model, case: Case) -> tuple[bool, str]:
     floats = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
     C = np.vstack([floats, np.eye(model.m)])  # the identity rows bound |Y_j|
     lo, hi = _outward_box(case, model.shape)
-    try:
-        b = _bounds.crown(model.graph, model.params, lo, hi, C=C)
-        method = "crown"
-    except UnsupportedOperation:
+    b, method, reasons = None, "", []
+    for method, run in (("crown", _bounds.crown), ("ibp", _bounds.ibp)):
         try:
-            b = _bounds.ibp(model.graph, model.params, lo, hi, C=C)
-            method = "ibp"
-        except UnsupportedOperation as e:
-            return False, f"no bounds for this model: {e}"
+            b = run(model.graph, model.params, lo, hi, C=C)
+            break
+        except (UnsupportedOperation, ShapeError) as e:  # an op the method cannot bound
+            reasons.append(f"{method}: {e}")
+    if b is None:
+        return False, f"no bounds for this model ({'; '.join(reasons)})"
     low = b.lower.reshape(-1)
     ylo, yhi = low[len(rows):], b.upper.reshape(-1)[len(rows):]
     finite = bool(np.all(np.isfinite(ylo)) and np.all(np.isfinite(yhi)))

@@ -89,6 +89,25 @@ def test_vnncomp_runs_every_row(files: Path, capsys: pytest.CaptureFixture[str])
     assert "(errors)" in table and "time" in table
 
 
+def test_vnncomp_survives_an_internal_error(files: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchlean.verify_cli as cli
+
+    real = cli.verify_instance
+
+    def flaky(model: Any, prop: Any, timeout: Any) -> Any:
+        if str(prop).endswith("holds.vnnlib"):
+            raise RuntimeError("boom")
+        return real(model, prop, timeout)
+
+    monkeypatch.setattr(cli, "verify_instance", flaky)
+    (files / "instances.csv").write_text("net.json,holds.vnnlib,30\nnet.json,violated.vnnlib,30\n")
+    code, out, err = run(capsys, "vnncomp", str(files / "instances.csv"), "--out",
+                         str(files / "R.csv"))
+    assert code == 0 and "instances.csv:1: internal error RuntimeError: boom" in err
+    assert [r.verdict for r in read_results(files / "R.csv")] == ["unknown", "violated"]
+
+
 def test_vnncomp_root_and_bad_csv(files: Path, capsys: pytest.CaptureFixture[str],
                                   tmp_path_factory: pytest.TempPathFactory) -> None:
     elsewhere = tmp_path_factory.mktemp("csv")

@@ -176,6 +176,22 @@ def test_every_case_must_be_proven() -> None:
     assert v.status == "unknown"
 
 
+def test_ops_without_bounds_give_unknown_and_the_search_still_works() -> None:
+    net = nn.build(nn.conv2d(1, 2, 3) >> nn.relu() >> nn.flatten() >> nn.linear(8, 2), seed=0)
+    g = as_graph(net, net.params, (1, 1, 4, 4))
+    text = "".join(f"(declare-const X_{i} Real)(assert (<= 0 X_{i} 1))" for i in range(16))
+    text += "(declare-const Y_0 Real)(declare-const Y_1 Real)"
+    v = verify_instance((g, net.params), prop(text + "(assert (>= Y_0 1000000))"))
+    assert v.status == "unknown" and "no bounds for this model" in v.detail
+    v = verify_instance((g, net.params), prop(text + "(assert (<= Y_0 1000000))"))
+    assert v.status == "violated" and v.counterexample is not None
+    x = np.array([float(q) for q in v.counterexample[0]]).reshape(1, 1, 4, 4)
+    y, _ = net.forward(net.params, tensor(x), mode="eval")
+    # the exact outputs agree with a binary64 forward to rounding (1e-12 for this tiny net)
+    assert np.allclose(y.numpy().reshape(-1), [float(q) for q in v.counterexample[1]],
+                       rtol=0, atol=1e-12)
+
+
 def test_timeout_and_no_cases() -> None:
     net = mlp(1)
     g = as_graph(net, net.params, (1, 2))
