@@ -159,6 +159,11 @@ def _where(path: str, line: int, col: int) -> str:
     return f"{path}:{line}:{col}"
 
 
+def _show(text: str) -> str:
+    """A token for an error message, cut short (a token can be a whole line long)."""
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
 def _lines(path: str, max_bytes: int) -> Iterator[tuple[int, str]]:
     """The file's lines, numbered from 1, after a size check that reads nothing."""
     try:
@@ -193,7 +198,7 @@ def _tokens(path: str, lines: Iterator[tuple[int, str]]) -> Iterator[_Atom]:
                 continue
             if tok[0] in "|\"":
                 raise DataFormatError(_where(path, number, m.start() + 1),
-                                      f"quoted symbols and strings are not VNN-LIB: {tok!r}")
+                                      f"quoted symbols and strings are not VNN-LIB: {_show(tok)}")
             yield _Atom(tok, number, m.start() + 1)
 
 
@@ -218,7 +223,7 @@ def _commands(path: str, tokens: Iterator[_Atom]) -> Iterator[_List]:
                 yield done
         elif not stack:
             raise DataFormatError(_where(path, tok.line, tok.col),
-                                  f"expected '(' to start a command, got {tok.text!r}")
+                                  f"expected '(' to start a command, got {_show(tok.text)}")
         else:
             stack[-1][1].append(tok)
     if stack:
@@ -304,7 +309,7 @@ class _Reader:
                 raise self.fail(cmd, f"assert takes one formula, got {len(cmd.items) - 1}")
             self.asserts.append((self.dnf(cmd.items[1], True), cmd.line))
         else:
-            raise self.fail(cmd, f"unknown command {head!r}: a VNN-LIB file has only "
+            raise self.fail(cmd, f"unknown command {_show(head)}: a VNN-LIB file has only "
                                  "declare-const and assert")
 
     def declare(self, cmd: _List) -> None:
@@ -315,10 +320,10 @@ class _Reader:
         assert isinstance(name, _Atom) and isinstance(kind, _Atom)
         m = _VARIABLE.match(name.text)
         if m is None:
-            raise self.fail(name, f"cannot declare {name.text!r}: VNN-LIB variables are "
+            raise self.fail(name, f"cannot declare {_show(name.text)}: VNN-LIB variables are "
                                   "X_i (inputs) and Y_i (outputs)")
         if kind.text != "Real":
-            raise self.fail(kind, f"{name.text} must have type Real, got {kind.text!r}")
+            raise self.fail(kind, f"{name.text} must have type Real, got {_show(kind.text)}")
         var = (m.group(1), int(m.group(2)))
         if var in self.declared:
             line, col = self.declared[var]
@@ -329,7 +334,7 @@ class _Reader:
     # formulas -> DNF: a list of conjunctions of atomic comparisons
     def dnf(self, e: _Expr, positive: bool) -> list[_Conj]:
         if isinstance(e, _Atom):
-            raise self.fail(e, f"expected a formula such as (<= X_0 1), got {e.text!r}")
+            raise self.fail(e, f"expected a formula such as (<= X_0 1), got {_show(e.text)}")
         if not e.items or not isinstance(e.items[0], _Atom):
             raise self.fail(e, "expected a formula such as (<= X_0 1)")
         head, args = e.items[0].text, e.items[1:]
@@ -352,7 +357,7 @@ class _Reader:
             if positive:
                 return self.product([self.keep(a) for a in atoms], e)
             return [c for a in atoms for c in self.keep(a.negated())]
-        raise self.fail(e, f"unknown formula {head!r}: expected and, or, not, <=, >=, <, >")
+        raise self.fail(e, f"unknown formula {_show(head)}: expected and, or, not, <=, >=, <, >")
 
     @staticmethod
     def keep(a: _Atomic) -> list[_Conj]:
@@ -393,7 +398,7 @@ class _Reader:
                 return _Linear({}, value)
             m = _VARIABLE.match(e.text)
             if m is None:
-                raise self.fail(e, f"expected a number or a declared variable, got {e.text!r}")
+                raise self.fail(e, f"expected a number or a declared variable, got {_show(e.text)}")
             var = (m.group(1), int(m.group(2)))
             if var not in self.declared:
                 raise self.fail(e, f"{e.text} is used but never declared")
@@ -424,7 +429,7 @@ class _Reader:
             if args[1].const == 0:
                 raise self.fail(e, "division by zero")
             return _scale(args[0], 1 / args[1].const)
-        raise self.fail(e, f"unknown function {head!r} in a term: expected +, -, * or /")
+        raise self.fail(e, f"unknown function {_show(head)} in a term: expected +, -, * or /")
 
 
 def _sum(terms: Sequence[_Linear]) -> _Linear:

@@ -203,6 +203,11 @@ def test_bad_files_name_the_place(text: str, message: str) -> None:
     assert err.value.where.startswith("p.vnnlib")
 
 
+def test_long_tokens_are_cut_short_in_messages() -> None:
+    with pytest.raises(DataFormatError, match=r"got '1{40}\.\.\.'$"):
+        parse(decl(1, 1) + box(1) + "(assert (<= Y_0 " + "1" * 5000 + "))")
+
+
 def test_deep_nesting_is_a_typed_error_not_a_recursion_error() -> None:
     deep = "(+ " * 100_000 + "Y_0" + ")" * 100_000
     with pytest.raises(DataFormatError, match=f"nest more than {MAX_DEPTH} deep"):
