@@ -40,7 +40,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TypeAlias
+from typing import BinaryIO, TypeAlias
 
 from ...spec.errors import DataFormatError
 
@@ -164,29 +164,15 @@ def _show(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
-def _lines(path: str, max_bytes: int) -> Iterator[tuple[int, str]]:
-    """The file's lines, numbered from 1, after a size check that reads nothing."""
-    try:
-        size = os.stat(path).st_size
-    except OSError as e:
-        raise DataFormatError(path, f"cannot read the property file: {e.strerror}") from None
-    if size > max_bytes:
-        raise DataFormatError(path, f"the file has {size} bytes, more than the limit of "
-                              f"{max_bytes} for a property file")
-    try:
-        f = open(path, "rb")  # noqa: SIM115 (closed in the finally below)
-    except OSError as e:
-        raise DataFormatError(path, f"cannot read the property file: {e.strerror}") from None
-    try:
-        for number, raw in enumerate(f, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataFormatError(_where(path, number, e.start + 1),
-                                      "the file is not UTF-8 text") from None
-            yield number, text.removeprefix("\ufeff") if number == 1 else text
-    finally:
-        f.close()
+def _lines(path: str, f: BinaryIO) -> Iterator[tuple[int, str]]:
+    """The lines of the open file `f`, decoded and numbered from 1."""
+    for number, raw in enumerate(f, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataFormatError(_where(path, number, e.start + 1),
+                                  "the file is not UTF-8 text") from None
+        yield number, text.removeprefix("\ufeff") if number == 1 else text
 
 
 def _tokens(path: str, lines: Iterator[tuple[int, str]]) -> Iterator[_Atom]:
@@ -489,6 +475,7 @@ def _split(reader: _Reader, conj: _Conj) -> tuple[_Conj, _Conj]:
 
 
 def _box(reader: _Reader, atoms: _Conj, n: int, line: int) -> InputBox:
+    """The tightest bounds the input atoms give each X_i; both sides must be bounded."""
     lower: list[Fraction | None] = [None] * n
     upper: list[Fraction | None] = [None] * n
     ls, us = [False] * n, [False] * n
@@ -546,6 +533,9 @@ def _cases(reader: _Reader, n: int, m: int) -> tuple[Case, ...]:
                                       " input cases once the asserts are combined")
             inputs = [(i0 + i, o0 + o, l0 or (i[0].line if i else 0))
                       for i0, o0, l0 in inputs for i, o in split]
+    if len(inputs) * len(outputs) > MAX_TERMS:
+        raise DataFormatError(reader.path, f"{len(inputs)} input cases times {len(outputs)} "
+                              f"output disjuncts is more than {MAX_TERMS}")
     merged: dict[InputBox, tuple[list[tuple[LinearConstraint, ...]], int]] = {}
     for ins, outs, line in inputs:
         box = _box(reader, ins, n, line)
@@ -578,8 +568,16 @@ def read_vnnlib(path: str | os.PathLike[str], *, num_inputs: int | None = None,
     it may name no output beyond them (constraint vectors then have `num_outputs` entries).
     Bad files raise `DataFormatError` naming the file, line and column."""
     name = os.fspath(path)
-    return parse_vnnlib(_lines(name, max_bytes), name, num_inputs=num_inputs,
-                        num_outputs=num_outputs)
+    try:
+        size = os.stat(name).st_size  # before reading anything
+        if size > max_bytes:
+            raise DataFormatError(name, f"the file has {size} bytes, more than the limit of "
+                                  f"{max_bytes} for a property file")
+        with open(name, "rb") as f:
+            return parse_vnnlib(_lines(name, f), name, num_inputs=num_inputs,
+                                num_outputs=num_outputs)
+    except OSError as e:
+        raise DataFormatError(name, f"cannot read the property file: {e.strerror}") from None
 
 
 # -- writing -----------------------------------------------------------------------------

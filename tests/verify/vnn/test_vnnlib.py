@@ -203,6 +203,17 @@ def test_bad_files_name_the_place(text: str, message: str) -> None:
     assert err.value.where.startswith("p.vnnlib")
 
 
+def test_disjunctive_normal_forms_are_capped() -> None:
+    # 20 asserts of 2 output disjuncts each: 2^20 disjuncts once combined
+    two = "(assert (or (<= Y_0 0) (>= Y_0 1)))"
+    with pytest.raises(DataFormatError, match=r"p.vnnlib:\d+:1: more than 100000 output"):
+        parse(decl(1, 1) + box(1) + two * 20)
+    boxes = "(assert (or (and (<= 0 X_0 1)) (and (<= 2 X_0 3))))"
+    outs = "(assert (or " + " ".join(f"(<= Y_0 {k})" for k in range(400)) + "))"
+    with pytest.raises(DataFormatError, match=r"input cases times 400 output disjuncts"):
+        parse(decl(1, 1) + boxes * 9 + outs)
+
+
 def test_long_tokens_are_cut_short_in_messages() -> None:
     with pytest.raises(DataFormatError, match=r"got '1{40}\.\.\.'$"):
         parse(decl(1, 1) + box(1) + "(assert (<= Y_0 " + "1" * 5000 + "))")
