@@ -63,7 +63,7 @@ MAX_TERMS = 100_000  # disjuncts after bringing a formula to disjunctive normal 
 _MAX_EXPONENT = 1000  # |e| in 1.5e-7: keeps a numeral's Fraction small
 _MAX_DIGITS = 1000
 
-_TOKEN = re.compile(r"\s+|;[^\n]*|\(|\)|[^\s();]+")
+_TOKEN = re.compile(r"[()]|;[^\n]*|[^\s();]+")  # what it skips is whitespace
 _NUMERAL = re.compile(r"(-?)([0-9]+)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?\Z")
 _NUMERAL_DOT = re.compile(r"(-?)()\.([0-9]+)(?:[eE]([+-]?[0-9]+))?\Z")
 _VARIABLE = re.compile(r"([XY])_(0|[1-9][0-9]{0,8})\Z")
@@ -180,7 +180,7 @@ def _tokens(path: str, lines: Iterator[tuple[int, str]]) -> Iterator[_Atom]:
     for number, text in lines:
         for m in _TOKEN.finditer(text):
             tok = m.group()
-            if tok[0].isspace() or tok[0] == ";":
+            if tok[0] == ";":
                 continue
             if tok[0] in "|\"":
                 raise DataFormatError(_where(path, number, m.start() + 1),
@@ -243,7 +243,8 @@ def _numeral(text: str) -> Fraction | None:
     if abs(e) > _MAX_EXPONENT:
         return None
     value = Fraction(int((whole or "0") + frac), 10 ** len(frac))
-    value *= Fraction(10) ** e
+    if e:
+        value *= Fraction(10) ** e
     return -value if sign else value
 
 
