@@ -15,7 +15,8 @@ __all__ = ["main", "DEMOS"]
 
 DEMOS: dict[str, tuple[str, Callable[[Sequence[str]], object]]] = {
     "mlp": ("train the 2-8-1 MLP on the 5x5 grid regression (the quickstart)", demos.mlp),
-    "verify": ("certify robustness: `torchlean verify robustness --help`", verify_cli.main),
+    "verify": ("certify robustness, check VNN-LIB properties: `torchlean verify --help`",
+               verify_cli.main),
 }
 
 

@@ -1,8 +1,12 @@
-"""`torchlean verify robustness`: certify L-inf robustness of a classifier, print a table.
+"""`torchlean verify`: certify robustness, or check VNN-LIB properties of ONNX models.
 
     torchlean verify robustness --model M.json --inputs X.npy --labels Y.npy
         --eps 1/100,1/10 [--method ibp|crown] [--out DIR]
     torchlean verify robustness --demo bands --eps 1/100,1/10
+    torchlean verify vnnlib MODEL.onnx PROP.vnnlib [--timeout SECONDS] [--result FILE]
+    torchlean verify vnncomp INSTANCES.csv [--root DIR] [--out RESULTS.csv]
+
+`robustness` certifies L-inf robustness of a classifier and prints a table.
 
 `--model` is a model file written by `torchlean.verify.bounds.model_file.export_model` (the
 eval-mode graph JSON with the parameters as exact literals); `--inputs` a `.npy` array of
@@ -10,12 +14,24 @@ shape (N, *input shape) and `--labels` a `.npy` array of N integer class labels.
 `--demo bands` instead trains a 16-8-2 ReLU MLP for 60 steps on the six band images.
 `--out DIR` also writes one certificate per input and eps, each re-checked exactly.
 A bad file prints the reason (file and place) and exits with status 2.
+
+`vnnlib` checks one property: the last line of standard output is exactly one of `holds`,
+`violated`, `unknown`, `timeout`, and the exit status is 0 for any verdict; `--result`
+also writes VNN-COMP's result file (unsat / sat + counterexample / unknown / timeout). A bad
+model or property prints the reason on standard error and exits with status 2.
+`vnncomp` runs every row `onnx,vnnlib,timeout` of an instances CSV (paths relative to
+`--root`, default the CSV's folder), writes RESULTS.csv (`onnx,vnnlib,verdict,seconds`, whole
+after every row) and prints a summary. A row whose files are bad counts as `unknown`, with
+the reason on standard error.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import sys
+import time
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -29,10 +45,12 @@ from .runtime.runner import runner as make_runner
 from .runtime.tasks import classification
 from .runtime.train import fit_dataset, steps
 from .spec import nn
-from .spec.errors import DataFormatError, UnsupportedOperation
+from .spec.errors import DataFormatError, ShapeError, UnsupportedOperation
 from .spec.tensor import tensor
 from .verify.bounds.certificate import certify_robustness, check_certificate
 from .verify.bounds.model_file import load_model
+from .verify.vnn.engine import STATUSES, verify_instance
+from .verify.vnn.results import ResultRow, ResultsCsv, read_instances, write_result_file
 
 __all__ = ["main"]
 
@@ -61,7 +79,108 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--eps", required=True, help="radii, comma separated: 0.01 or 1/100")
     r.add_argument("--method", choices=["ibp", "crown"], default="crown")
     r.add_argument("--out", help="directory for the certificates (each re-checked)")
+    v = sub.add_parser("vnnlib", help="check one VNN-LIB property of an ONNX model")
+    v.add_argument("model", metavar="MODEL.onnx")
+    v.add_argument("property", metavar="PROP.vnnlib")
+    v.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="wall-clock limit")
+    v.add_argument("--result", metavar="FILE", help="also write VNN-COMP's result file")
+    c = sub.add_parser("vnncomp", help="run the instances of a VNN-COMP benchmark CSV")
+    c.add_argument("instances", metavar="INSTANCES.csv")
+    c.add_argument("--root", metavar="DIR", help="where the CSV's paths start (its folder)")
+    c.add_argument("--out", metavar="RESULTS.csv", default="RESULTS.csv")
     return p
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+_BAD_INPUT = (DataFormatError, UnsupportedOperation, ShapeError, OSError)
+
+
+def _vnnlib(args: argparse.Namespace) -> int:
+    try:
+        v = verify_instance(args.model, args.property, args.timeout)
+        if args.result:
+            write_result_file(args.result, v)
+    except _BAD_INPUT as e:
+        print(f"torchlean verify vnnlib: {e}", file=sys.stderr)
+        return 2
+    if v.counterexample is not None:
+        x, y = v.counterexample
+        print(f"counterexample: X = [{', '.join(f'{float(q):.9g}' for q in x)}], "
+              f"Y = [{', '.join(f'{float(q):.9g}' for q in y)}] (exact values in --result)")
+    print(f"{v.detail} ({v.seconds:.2f} s)" if v.detail else f"({v.seconds:.2f} s)")
+    print(v.status)
+    return 0
+
+
+class _Progress:
+    """tqdm's bar when tqdm is installed, else one line per instance (standard error)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        try:
+            tqdm = importlib.import_module("tqdm")
+            self.bar: Any = tqdm.tqdm(total=total, file=sys.stderr, unit="instance")
+        except ImportError:
+            self.bar = None
+
+    def update(self, row: ResultRow) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{row.verdict} {row.seconds:.1f}s", refresh=False)
+            self.bar.update(1)
+        else:
+            print(f"[{self.done}/{self.total}] {row.onnx} {row.vnnlib}: {row.verdict} "
+                  f"({row.seconds:.2f} s)", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _vnncomp(args: argparse.Namespace) -> int:
+    try:
+        instances = read_instances(args.instances, args.root)
+        out = ResultsCsv.create(args.out)
+    except _BAD_INPUT as e:
+        print(f"torchlean verify vnncomp: {e}", file=sys.stderr)
+        return 2
+    progress = _Progress(len(instances))
+    errors = 0
+    start = time.monotonic()
+    for inst in instances:
+        t0 = time.monotonic()
+        try:
+            v = verify_instance(inst.onnx_path, inst.vnnlib_path, inst.timeout)
+            row = ResultRow(inst.onnx, inst.vnnlib, v.status, v.seconds)
+        except Exception as e:  # one instance's failure must not end the run: unknown
+            errors += 1
+            kind = "" if isinstance(e, _BAD_INPUT) else f"internal error {type(e).__name__}: "
+            print(f"torchlean verify vnncomp: {args.instances}:{inst.line}: {kind}{e}",
+                  file=sys.stderr)
+            row = ResultRow(inst.onnx, inst.vnnlib, "unknown", time.monotonic() - t0)
+        out.append(row)
+        progress.update(row)
+    progress.close()
+    count = {s: sum(r.verdict == s for r in out.rows) for s in STATUSES}
+    solved = count["holds"] + count["violated"]
+    print(f"{'solved':<10} {solved:>6} / {len(instances)}")
+    for label, status in (("holds", "holds"), ("violated", "violated"),
+                          ("unknown", "unknown"), ("timeouts", "timeout")):
+        print(f"{label:<10} {count[status]:>6}")
+    if errors:
+        print(f"{'(errors)':<10} {errors:>6}   counted as unknown; reasons on standard error")
+    print(f"{'time':<10} {time.monotonic() - start:>9.2f} s")
+    print(f"results in {args.out}")
+    return 0
 
 
 def _load(model: str, inputs: str, labels: str) -> tuple[Graph, Any, Any]:
@@ -87,6 +206,10 @@ def _load(model: str, inputs: str, labels: str) -> tuple[Graph, Any, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 on success, 2 on bad usage or files)."""
     args = _parser().parse_args(argv)
+    if args.command == "vnnlib":
+        return _vnnlib(args)
+    if args.command == "vnncomp":
+        return _vnncomp(args)
     files = (args.model, args.inputs, args.labels)
     if args.demo and any(files) or not args.demo and not all(files):
         print("torchlean verify: give either --demo bands, or all of --model, --inputs and "
