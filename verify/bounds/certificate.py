@@ -251,7 +251,7 @@ def _producing(walk: ExactWalk, engine: Mapping[int, tuple[Obj, Obj]], backsub: 
                 if want is not None and sign * want <= sign * ib[idx]:
                     c[idx] = want
                     continue
-                best = sign * ib[idx]
+                best: Fraction = sign * ib[idx]
                 if deep:
                     best = max(best, walk.unit_lower(z, idx, sign))
                 ok = want is not None and sign * want <= best

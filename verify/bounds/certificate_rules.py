@@ -158,7 +158,7 @@ def _value_and_slope(tag: str, z: Fraction, at: dict[str, Any]) -> tuple[Any, An
     one = Tensor(_INTERVAL.asarray([1]), _INTERVAL)
     g = OPS[tag].cotangents(one, (Tensor(x, _INTERVAL),), Tensor(y, _INTERVAL), at, (True,))
     d = g[0]
-    assert d is not None
+    assert isinstance(d, Tensor)
     return _ends(y[0]), _ends(np.asarray(d.data)[0])
 
 

@@ -85,7 +85,8 @@ class ExactWalk:
         self.dep = [False] * len(g.nodes)
         for n in g.nodes:
             self.dep[n.id] = n.op == "input" or any(self.dep[a] for a in n.args)
-        RULES.check_ops([n for n in g.nodes if self.dep[n.id] and n.op != "input"])
+        depending: list[Any] = [n for n in g.nodes if self.dep[n.id] and n.op != "input"]
+        RULES.check_ops(depending)
         self.params, self.host = params, host
         self.box = box
         self.const: dict[int, Obj] = {}
@@ -241,6 +242,7 @@ class ExactWalk:
         grads = OPS[n.op].cotangents(Tensor(a, EXACT), ins, out, n.attr_dict, needs)
         for x, gx, need in zip(n.args, grads, needs, strict=True):
             if need and gx is not None:
+                assert isinstance(gx, Tensor)
                 self._give(cot, x, np.asarray(gx.data, dtype=object))
 
     @staticmethod
