@@ -49,12 +49,17 @@ def task(seed: int) -> tl.train.Task:
     return tl.train.classification(nn.build(make_model(), seed=seed))
 
 
+def trained_model(runner: tl.train.Runner) -> nn.Built[Any, Any]:
+    """The model with the runner's parameters, read exactly as binary64 numbers."""
+    params = {k: tl.tensor(np.asarray(v.numpy(), dtype=np.float64))
+              for k, v in runner.params.items()}
+    return nn.build(make_model(), seed=0).with_state(params=params)
+
+
 def certify(runner: tl.train.Runner, directory: str) -> list[CheckResult]:
     """Certify each band image at radius CERTIFY_EPS around it, write the certificates to
     `directory` and re-check each exactly; print one line per image."""
-    params = {k: tl.tensor(np.asarray(v.numpy(), dtype=np.float64))
-              for k, v in runner.params.items()}
-    net = nn.build(make_model(), seed=0).with_state(params=params)
+    net = trained_model(runner)
     dataset = samples.bands()
     images, labels = dataset.batch(range(len(dataset)))
     os.makedirs(directory, exist_ok=True)
