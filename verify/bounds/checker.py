@@ -141,9 +141,12 @@ class ExactWalk:
                 raise DataFormatError(f"params[{n.name!r}]", f"shape {v.shape}, the graph "
                                       f"needs {n.shape}")
             return exact_array(v)
-        if n.op == "literal":
-            data = decode_literal(EXACT, n.attr("data"), n.shape, f"literal %{n.id}")
-            return np.asarray(data, dtype=object)
+        if n.op == "literal":   # in the graph's own field, then read exactly
+            data = decode_literal(self.g.field_def, n.attr("data"), n.shape,
+                                  f"literal %{n.id}")
+            if np.asarray(data).dtype == object:
+                return np.vectorize(Fraction, otypes=[object])(np.asarray(data))
+            return exact_array(data)
         if n.op == "const":
             return np.asarray(EXACT.constant(n.attr("value")), dtype=object)
         return _forward(n.op, tuple(self.const[a] for a in n.args), n.attr_dict)
