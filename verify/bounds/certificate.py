@@ -45,7 +45,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -243,7 +243,7 @@ def _producing(walk: ExactWalk, engine: Mapping[int, tuple[Obj, Obj]], backsub: 
     confirms it, else the exact enclosure rounded outward to binary64 numbers."""
     def settle(z: int, lo: Obj, hi: Obj) -> tuple[Obj, Obj]:
         cand = engine.get(z)
-        deep = backsub and (cand is not None or walk.relaxed_ancestor(z))
+        deep = backsub and (cand is not None or walk.mixes_relaxed(z))
         c_lo, c_hi = lo.copy(), hi.copy()
         for idx in np.ndindex(lo.shape):
             for sign, c, ib in ((1, c_lo, lo), (-1, c_hi, hi)):
@@ -251,7 +251,7 @@ def _producing(walk: ExactWalk, engine: Mapping[int, tuple[Obj, Obj]], backsub: 
                 if want is not None and sign * want <= sign * ib[idx]:
                     c[idx] = want
                     continue
-                best: Fraction = sign * ib[idx]
+                best: Fraction = sign * cast(Fraction, ib[idx])
                 if deep:
                     best = max(best, walk.unit_lower(z, idx, sign))
                 ok = want is not None and sign * want <= best

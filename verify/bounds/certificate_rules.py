@@ -40,7 +40,8 @@ from ...spec.ops import OPS
 from ...spec.ops.rules import RuleTable
 from ...spec.tensor import Tensor
 
-__all__ = ["RULES", "Linear", "Relaxation", "Lines", "SMOOTH_LIMIT"]
+__all__ = ["RULES", "Linear", "Relaxation", "PairRelaxation", "Lines", "PairLines",
+           "SMOOTH_LIMIT"]
 
 Obj = np.ndarray[Any, Any]
 Lines = tuple[Obj, Obj, Obj, Obj]          # a_l, b_l, a_u, b_u (exact, elementwise)
@@ -66,7 +67,19 @@ class Relaxation:
     smooth: bool = True                   # inputs limited to |z| <= SMOOTH_LIMIT
 
 
-Rule = Linear | Relaxation
+@dataclass(frozen=True)
+class PairRelaxation:
+    """A binary elementwise non-linear op y = f(a, b) (maximum, minimum): from the
+    intervals of a and b (broadcast to y's shape), the lines
+    ca_l a + cb_l b + d_l <= y <= ca_u a + cb_u b + d_u valid on that box, and an exact
+    enclosure of y."""
+
+    lines: Callable[[Obj, Obj, Obj, Obj], PairLines]
+    range: Callable[[Obj, Obj, Obj, Obj], tuple[Obj, Obj]]
+
+
+PairLines = tuple[Obj, Obj, Obj, Obj, Obj, Obj]   # ca_l, cb_l, d_l, ca_u, cb_u, d_u
+Rule = Linear | Relaxation | PairRelaxation
 RULES: RuleTable[Rule] = RuleTable("certificate", field="exact")
 
 for _tag in ("reshape", "transpose", "broadcast_to", "slice", "unslice", "concat", "sum",
@@ -227,6 +240,43 @@ def _tangent_secant_lines(tag: str, convex: bool) -> Callable[[Obj, Obj, dict[st
     return lines
 
 
+# -- maximum / minimum of two values ------------------------------------------------
+def _max_one(la: Fraction, ua: Fraction, lb: Fraction, ub: Fraction) -> tuple[Fraction, ...]:
+    """max(a, b) = a + relu(b - a). If one operand is never below the other, y is that
+    operand. Otherwise d = b - a lies in [lb - ua, ub - la] = [l, u] with l < 0 < u, and
+    relu(d) <= s (d - l), s = u / (u - l) (the secant of the convex relu), so
+    y <= (1 - s) a + s b - s l; below, y >= a and y >= b (we take the larger one)."""
+    if la >= ub:
+        return _ONE, _ZERO, _ZERO, _ONE, _ZERO, _ZERO
+    if lb >= ua:
+        return _ZERO, _ONE, _ZERO, _ZERO, _ONE, _ZERO
+    low, up = lb - ua, ub - la
+    s = up / (up - low)
+    below = (_ONE, _ZERO) if la + ua >= lb + ub else (_ZERO, _ONE)
+    return below[0], below[1], _ZERO, _ONE - s, s, -s * low
+
+
+def _max_lines(la: Obj, ua: Obj, lb: Obj, ub: Obj) -> PairLines:
+    return _elementwise(_max_one, 6, la, ua, lb, ub)  # type: ignore[return-value]
+
+
+def _min_lines(la: Obj, ua: Obj, lb: Obj, ub: Obj) -> PairLines:
+    """min(a, b) = -max(-a, -b): each line of max over (-a, -b), negated, swaps sides."""
+    ca_l, cb_l, d_l, ca_u, cb_u, d_u = _max_lines(-ua, -la, -ub, -lb)
+    return ca_u, cb_u, -d_u, ca_l, cb_l, -d_l
+
+
+def _extreme_range(pick: Callable[[Any, Any], Any]) -> Callable[[Obj, Obj, Obj, Obj],
+                                                                tuple[Obj, Obj]]:
+    def rng(la: Obj, ua: Obj, lb: Obj, ub: Obj) -> tuple[Obj, Obj]:
+        both = _elementwise(lambda p, q, r, t: (pick(p, r), pick(q, t)), 2, la, ua, lb, ub)
+        return both[0], both[1]
+    return rng
+
+
+RULES.add("maximum", PairRelaxation(_max_lines, _extreme_range(max)))
+RULES.add("minimum", PairRelaxation(_min_lines, _extreme_range(min)))
+
 for _tag in ("tanh", "sigmoid"):
     RULES.add(_tag, Relaxation(_s_shaped_lines(_tag), _increasing_range(_tag)))
 for _tag in ("exp", "expm1", "softplus"):   # convex and increasing
@@ -240,7 +290,8 @@ RULES.refuse("piecewise constant: its value jumps inside an interval, and a cert
              "bounds it only as a constant", "step", "greater", "argmax_mask", "one_hot")
 RULES.refuse("no exact relaxation yet (not convex, concave or s-shaped on the whole line)",
              "gelu", "silu", "sin", "cos", "erf", "abs", "square", "sqrt")
-RULES.refuse("no exact relaxation yet for a max / min of several input-dependent values",
-             "max", "maximum", "minimum", "where")
+RULES.refuse("no exact relaxation yet for a max over axes (max pooling uses maximum)",
+             "max")
+RULES.refuse("selects by a condition: no relaxation yet", "where")
 RULES.refuse("no exact relaxation yet for softmax-like normalisation",
              "softmax", "log_softmax")

@@ -36,13 +36,22 @@ from ...spec.errors import DataFormatError, UnsupportedOperation
 from ...spec.fields import get_field
 from ...spec.ops import OPS
 from ...spec.tensor import Tensor
-from .certificate_rules import RULES, SMOOTH_LIMIT, Linear, Lines, Relaxation
+from .certificate_rules import (
+    RULES,
+    SMOOTH_LIMIT,
+    Linear,
+    Lines,
+    PairLines,
+    PairRelaxation,
+    Relaxation,
+)
 
 __all__ = ["ExactWalk", "Rejected", "exact_array", "Settle"]
 
 Obj = np.ndarray[Any, Any]
 Settle = Callable[[int, Obj, Obj], tuple[Obj, Obj]]
 EXACT = get_field("exact")
+_MOVES = ("reshape", "transpose", "broadcast_to", "slice", "unslice", "concat", "neg")
 _ZERO = Fraction(0)
 
 
@@ -69,6 +78,15 @@ def _zeros_like(a: Obj) -> Obj:
     return out
 
 
+def _sum_to(a: Obj, shape: tuple[int, ...]) -> Obj:
+    """Sum a broadcast array back to `shape` (the transpose of broadcasting)."""
+    lead = a.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape)
+                                      if d == 1 and a.shape[lead + i] != 1)
+    out: Obj = np.add.reduce(a, axis=axes, initial=_ZERO) if axes else a
+    return out.reshape(shape)
+
+
 def _forward(tag: str, args: tuple[Obj, ...], attrs: dict[str, Any]) -> Obj:
     return np.asarray(OPS[tag].forward(EXACT, args, attrs), dtype=object)
 
@@ -92,6 +110,7 @@ class ExactWalk:
         self.const: dict[int, Obj] = {}
         self.enc: dict[int, tuple[Obj, Obj]] = {}
         self.lines: dict[int, Lines] = {}
+        self.pair_lines: dict[int, PairLines] = {}
         self.settled: set[int] = set()
         self._cache: dict[tuple[int, tuple[int, ...], int], Fraction] = {}
 
@@ -99,22 +118,32 @@ class ExactWalk:
     def claim_nodes(self) -> list[int]:
         """The nodes whose interval the certificate claims: the input of every
         input-dependent non-linear node, in topological order."""
-        need = {n.args[0] for n in self.g.nodes
-                if self.dep[n.id] and isinstance(RULES.rules.get(n.op), Relaxation)}
+        need = {a for n in self.g.nodes if self.dep[n.id] and self._relaxed(n.op)
+                for a in n.args if self.dep[a]}
         return sorted(need)
 
-    def relaxed_ancestor(self, node: int) -> bool:
-        """Whether a non-linear node lies on some path from the input to `node`."""
+    @staticmethod
+    def _relaxed(tag: str) -> bool:
+        return isinstance(RULES.rules.get(tag), (Relaxation, PairRelaxation))
+
+    def mixes_relaxed(self, node: int) -> bool:
+        """Whether `node` combines outputs of non-linear nodes through ops that mix values
+        (matmul, add, sum, ...), where back-substitution can beat interval bounds; moving
+        values only (reshape, slice, concat, ...) cannot. (A producer's shortcut.)"""
         seen, todo = set(), [node]
+        relaxed = mixing = False
         while todo:
             k = todo.pop()
+            op = self.g.nodes[k].op
+            mixing = mixing or not (op in _MOVES or self._relaxed(op))
             for a in self.g.nodes[k].args:
                 if a not in seen and self.dep[a]:
-                    if isinstance(RULES.rules.get(self.g.nodes[a].op), Relaxation):
-                        return True
                     seen.add(a)
-                    todo.append(a)
-        return False
+                    if self._relaxed(self.g.nodes[a].op):
+                        relaxed = True
+                    else:
+                        todo.append(a)
+        return relaxed and mixing
 
     # -- the forward walk -------------------------------------------------------------
     def run(self, settle: Settle) -> None:
@@ -131,6 +160,8 @@ class ExactWalk:
                 rule = RULES.rules[n.op]
                 if isinstance(rule, Relaxation):
                     self._relax(n, rule, settle)
+                elif isinstance(rule, PairRelaxation):
+                    self._relax_pair(n, rule, settle)
                 else:
                     self.enc[n.id] = self._linear(n, rule)
 
@@ -145,18 +176,29 @@ class ExactWalk:
             data = decode_literal(self.g.field_def, n.attr("data"), n.shape,
                                   f"literal %{n.id}")
             if np.asarray(data).dtype == object:
-                return np.vectorize(Fraction, otypes=[object])(np.asarray(data))
+                exact: Obj = np.vectorize(Fraction, otypes=[object])(np.asarray(data))
+                return exact
             return exact_array(data)
         if n.op == "const":
             return np.asarray(EXACT.constant(n.attr("value")), dtype=object)
         return _forward(n.op, tuple(self.const[a] for a in n.args), n.attr_dict)
 
-    def _relax(self, n: Any, rule: Relaxation, settle: Settle) -> None:
-        z = n.args[0]
+    def _settled(self, z: int, settle: Settle) -> tuple[Obj, Obj]:
+        """Node z's interval: its claim, accepted by `settle` (a constant: its value)."""
+        if not self.dep[z]:
+            return self.const[z], self.const[z]
         if z not in self.settled:
             self.enc[z] = settle(z, *self.enc[z])
             self.settled.add(z)
-        lo, hi = self.enc[z]
+        return self.enc[z]
+
+    def _relax_pair(self, n: Any, rule: PairRelaxation, settle: Settle) -> None:
+        ends = [np.broadcast_to(v, n.shape) for a in n.args for v in self._settled(a, settle)]
+        self.pair_lines[n.id] = rule.lines(*ends)
+        self.enc[n.id] = rule.range(*ends)
+
+    def _relax(self, n: Any, rule: Relaxation, settle: Settle) -> None:
+        lo, hi = self._settled(n.args[0], settle)
         where = f"node %{n.id} ({n.op})"
         if rule.domain is not None and any(v <= rule.domain for v in lo.flat):
             raise Rejected(f"{where}: its input interval reaches {min(lo.flat)}, outside "
@@ -230,6 +272,13 @@ class ExactWalk:
                 pos = a > 0
                 self._give(cot, n.args[0], np.where(pos, a * a_l, a * a_u))
                 total += _total(np.where(pos, a * b_l, a * b_u))
+            elif isinstance(rule, PairRelaxation):
+                ca_l, cb_l, d_l, ca_u, cb_u, d_u = self.pair_lines[n.id]
+                pos = a > 0
+                for x, c_l, c_u in zip(n.args, (ca_l, cb_l), (ca_u, cb_u), strict=True):
+                    shape = self.g.nodes[x].shape
+                    self._give(cot, x, _sum_to(np.where(pos, a * c_l, a * c_u), shape))
+                total += _total(np.where(pos, a * d_l, a * d_u))
             else:
                 self._transpose(n, rule, a, cot)
         return total
