@@ -41,7 +41,7 @@ from ...spec.ops.rules import RuleTable
 from ...spec.tensor import Tensor
 
 __all__ = ["RULES", "Linear", "Relaxation", "PairRelaxation", "Lines", "PairLines",
-           "SMOOTH_LIMIT"]
+           "SMOOTH_LIMIT", "lines_range"]
 
 Obj = np.ndarray[Any, Any]
 Lines = tuple[Obj, Obj, Obj, Obj]          # a_l, b_l, a_u, b_u (exact, elementwise)
@@ -62,7 +62,7 @@ class Relaxation:
     """An elementwise non-linear op: its lines and its exact range over [l, u]."""
 
     lines: Callable[[Obj, Obj, dict[str, Any]], Lines]
-    range: Callable[[Obj, Obj, dict[str, Any]], tuple[Obj, Obj]]
+    range: Callable[[Obj, Obj, dict[str, Any]], tuple[Obj, Obj]] | None  # None: the lines'
     domain: Fraction | None = None        # the input must be > domain (log: 0, log1p: -1)
     smooth: bool = True                   # inputs limited to |z| <= SMOOTH_LIMIT
 
@@ -164,12 +164,13 @@ def _ends(x: Any) -> tuple[Fraction, Fraction]:
     return (Fraction(math.floor(a * _GRID), _GRID), Fraction(math.ceil(b * _GRID), _GRID))
 
 
-def _value_and_slope(tag: str, z: Fraction, at: dict[str, Any]) -> tuple[Any, Any]:
+def _value_and_slope(tag: str, z: Fraction, at: dict[str, Any],
+                     field: Any = _INTERVAL) -> tuple[Any, Any]:
     """Enclosures of f(z) and f'(z): the op's interval forward rule and its VJP rule."""
-    x = _INTERVAL.asarray([z])
-    y = OPS[tag].forward(_INTERVAL, (x,), at)
-    one = Tensor(_INTERVAL.asarray([1]), _INTERVAL)
-    g = OPS[tag].cotangents(one, (Tensor(x, _INTERVAL),), Tensor(y, _INTERVAL), at, (True,))
+    x = field.asarray([z])
+    y = OPS[tag].forward(field, (x,), at)
+    one = Tensor(field.asarray([1]), field)
+    g = OPS[tag].cotangents(one, (Tensor(x, field),), Tensor(y, field), at, (True,))
     d = g[0]
     assert isinstance(d, Tensor)
     return _ends(y[0]), _ends(np.asarray(d.data)[0])
@@ -240,6 +241,84 @@ def _tangent_secant_lines(tag: str, convex: bool) -> Callable[[Obj, Obj, dict[st
     return lines
 
 
+# -- any smooth op: lines proven by branch and bound on interval enclosures ----------
+_PROVER = get_field("interval53")   # rigorous at any precision; 53 bits is faster
+_BUDGET = 9                         # pieces evaluated per bound, at most
+
+
+def _enclose(tag: str, at: dict[str, Any], p: Fraction, q: Fraction) -> tuple[Any, Any]:
+    """Enclosures of f(c) at c = (p + q) / 2 and of f'(z) over all z in [p, q]."""
+    ctx = _PROVER.ctx
+    point = _PROVER.asarray([(p + q) / 2])
+    fc = OPS[tag].forward(_PROVER, (point,), at)
+    span = np.empty(1, dtype=object)
+    span[0] = ctx.mpf([_PROVER.scalar(p).a, _PROVER.scalar(q).b])
+    y = OPS[tag].forward(_PROVER, (span,), at)
+    one = Tensor(_PROVER.asarray([1]), _PROVER)
+    g = OPS[tag].cotangents(one, (Tensor(span, _PROVER),), Tensor(y, _PROVER), at, (True,))
+    assert isinstance(g[0], Tensor)
+    return fc[0], np.asarray(g[0].data)[0]
+
+
+def _piece(tag: str, at: dict[str, Any], a: Fraction, p: Fraction, q: Fraction
+           ) -> tuple[Fraction, Fraction, Fraction]:
+    """Bounds of g(z) = f(z) - a z on [p, q] by the mean value theorem around the middle
+    c: g(z) = g(c) + (f'(t) - a)(z - c) for some t in [p, q], |z - c| <= (q - p) / 2.
+    Returns (lower bound, upper bound, the slack term)."""
+    fc, d = _enclose(tag, at, p, q)
+    (fl, fh), (dl, dh) = _ends(fc), _ends(d)
+    c = (p + q) / 2
+    k = max(abs(dl - a), abs(dh - a)) * (q - p) / 2
+    return fl - a * c - k, fh - a * c + k, k
+
+
+def _extreme(tag: str, at: dict[str, Any], a: Fraction, lw: Fraction, u: Fraction,
+             lowest: bool) -> Fraction:
+    """A lower bound of min (or an upper bound of max) of f(z) - a z over [lw, u]: branch
+    and bound, splitting the piece that holds the current bound while its slack matters."""
+    pick = 0 if lowest else 1
+    pieces = [(lw, u, _piece(tag, at, a, lw, u))]
+    # enough: the lines' own gap is about max|f''| (u - l)^2 / 8 (|f''| < 1 for these ops)
+    tol = (u - lw) ** 2 / 32
+    for _ in range((_BUDGET - 1) // 2):
+        key = (lambda e: e[2][0]) if lowest else (lambda e: -e[2][1])
+        worst = min(pieces, key=key)
+        if worst[2][2] <= tol:
+            break
+        pieces.remove(worst)
+        p, q, _ = worst
+        m = (p + q) / 2
+        pieces += [(p, m, _piece(tag, at, a, p, m)), (m, q, _piece(tag, at, a, m, q))]
+    bounds = [e[2][pick] for e in pieces]
+    return min(bounds) if lowest else max(bounds)
+
+
+def _proven_lines(tag: str) -> Callable[[Obj, Obj, dict[str, Any]], Lines]:
+    """Any smooth f with interval forward and VJP rules: the lower line takes the slope
+    f'(c) at the middle (rounded down), the upper one the secant; each intercept is a
+    proven bound of min / max of f(z) - a z over [l, u] (`_extreme`). No shape facts."""
+    def lines(lo: Obj, hi: Obj, at: dict[str, Any]) -> Lines:
+        def one(lw: Fraction, u: Fraction) -> tuple[Fraction, ...]:
+            if lw == u:
+                return _point(tag, lw, at)
+            (fl, _), _ = _value_and_slope(tag, lw, at, _PROVER)
+            (_, gh), _ = _value_and_slope(tag, u, at, _PROVER)
+            _, (dl, _) = _value_and_slope(tag, (lw + u) / 2, at, _PROVER)
+            sec = (gh - fl) / (u - lw)
+            return (dl, _extreme(tag, at, dl, lw, u, True),
+                    sec, _extreme(tag, at, sec, lw, u, False))
+        return _elementwise(one, 4, lo, hi)  # type: ignore[return-value]
+    return lines
+
+
+def lines_range(lo: Obj, hi: Obj, lines: Lines) -> tuple[Obj, Obj]:
+    """The range between the lines over [l, u]: the lower line's min and the upper line's
+    max (each at an end), valid since the lines enclose f there."""
+    a_l, b_l, a_u, b_u = lines
+    return (np.minimum(a_l * lo + b_l, a_l * hi + b_l),
+            np.maximum(a_u * lo + b_u, a_u * hi + b_u))
+
+
 # -- maximum / minimum of two values ------------------------------------------------
 def _max_one(la: Fraction, ua: Fraction, lb: Fraction, ub: Fraction) -> tuple[Fraction, ...]:
     """max(a, b) = a + relu(b - a). If one operand is never below the other, y is that
@@ -288,8 +367,12 @@ RULES.add("log1p", Relaxation(_tangent_secant_lines("log1p", False),
 
 RULES.refuse("piecewise constant: its value jumps inside an interval, and a certificate "
              "bounds it only as a constant", "step", "greater", "argmax_mask", "one_hot")
-RULES.refuse("no exact relaxation yet (not convex, concave or s-shaped on the whole line)",
-             "gelu", "silu", "sin", "cos", "erf", "abs", "square", "sqrt")
+for _tag in ("gelu", "silu", "erf", "sin", "cos", "square"):
+    RULES.add(_tag, Relaxation(_proven_lines(_tag), None))
+RULES.add("abs", Relaxation(lambda lo, hi, at: _pwl_lines(lo, hi, {"negative_slope": -1}),
+                            lambda lo, hi, at: _pwl_range(lo, hi, {"negative_slope": -1}),
+                            smooth=False))
+RULES.refuse("no relaxation yet: its slope is unbounded at 0", "sqrt")
 RULES.refuse("no exact relaxation yet for a max over axes (max pooling uses maximum)",
              "max")
 RULES.refuse("selects by a condition: no relaxation yet", "where")

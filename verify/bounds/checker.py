@@ -44,6 +44,7 @@ from .certificate_rules import (
     PairLines,
     PairRelaxation,
     Relaxation,
+    lines_range,
 )
 
 __all__ = ["ExactWalk", "Rejected", "exact_array", "Settle"]
@@ -207,8 +208,9 @@ class ExactWalk:
             raise Rejected(f"{where}: its input interval leaves [-{SMOOTH_LIMIT}, "
                            f"{SMOOTH_LIMIT}], the range the checker evaluates smooth ops on")
         at = n.attr_dict
-        self.lines[n.id] = rule.lines(lo, hi, at)
-        self.enc[n.id] = rule.range(lo, hi, at)
+        lines = self.lines[n.id] = rule.lines(lo, hi, at)
+        self.enc[n.id] = (lines_range(lo, hi, lines) if rule.range is None
+                          else rule.range(lo, hi, at))
 
     def mid_rad(self, k: int) -> tuple[Obj, Obj]:
         """Midpoint and radius of node k's enclosure (radius 0 for a constant)."""
