@@ -29,6 +29,7 @@ from torchlean.verify import bounds
 from torchlean.verify.bounds import certificate as cert
 from torchlean.verify.bounds.certificate_rules import (
     RULES,
+    Linear,
     PairRelaxation,
     Relaxation,
     lines_range,
@@ -66,6 +67,18 @@ def _graph_exp_log() -> tuple[Graph, dict[str, Any]]:
     return g, {k: tl.tensor(v) for k, v in params.items()}
 
 
+def _graph_product() -> tuple[Graph, dict[str, Any]]:
+    def fn(p: Any, x: Any) -> Any:    # a product of two input-dependent values
+        h = F.matmul(x, p["w1"]) * F.tanh(F.matmul(x, p["w2"]))
+        return F.matmul(F.relu(h), p["w3"])
+
+    rng = np.random.default_rng(6)
+    params = {"w1": rng.normal(size=(4, 5)), "w2": rng.normal(size=(4, 5)),
+              "w3": rng.normal(size=(5, 3))}
+    g = trace(fn, {"x": (1, 4)}, {k: v.shape for k, v in params.items()}, "float")
+    return g, {k: tl.tensor(v) for k, v in params.items()}
+
+
 def _mlp(act: Any, seed: int) -> nn.Built:
     return nn.build(nn.flatten() >> nn.linear(16, 8) >> act() >> nn.linear(8, 6) >> act()
                     >> nn.linear(6, 3), seed=seed)
@@ -97,6 +110,7 @@ MODELS = {
                                    >> nn.linear(5, 4) >> nn.silu() >> nn.linear(4, 3), seed=9),
                           None, X16),
     "exp-softplus-log": lambda: (*_graph_exp_log(), np.array([0.3, -0.2, 0.5, 0.1])),
+    "product": lambda: (*_graph_product(), np.array([0.3, -0.2, 0.5, 0.1])),
 }
 
 
@@ -260,18 +274,20 @@ _BOUND = st.integers(-50, 50).map(lambda k: Fraction(k, 8))
 
 
 @settings(max_examples=60, deadline=None)
-@given(tag=st.sampled_from(["maximum", "minimum"]),
+@given(tag=st.sampled_from(["maximum", "minimum", "mul"]),
        a=st.lists(_BOUND, min_size=2, max_size=2), b=st.lists(_BOUND, min_size=2, max_size=2),
        ts=st.lists(st.tuples(st.fractions(0, 1), st.fractions(0, 1)), min_size=1, max_size=6))
 def test_pair_lines_are_valid(tag: str, a: list[Fraction], b: list[Fraction],
                               ts: list[tuple[Fraction, Fraction]]) -> None:
     (la, ua), (lb, ub) = sorted(a), sorted(b)
     rule = RULES.rules[tag]
+    if isinstance(rule, Linear):      # mul of two input-dependent values
+        rule = rule.both
     assert isinstance(rule, PairRelaxation)
     ends = [np.array([v], dtype=object) for v in (la, ua, lb, ub)]
     ca_l, cb_l, d_l, ca_u, cb_u, d_u = (v[0] for v in rule.lines(*ends))
     r_lo, r_hi = (v[0] for v in rule.range(*ends))
-    pick = max if tag == "maximum" else min
+    pick = {"maximum": max, "minimum": min, "mul": lambda p, q: p * q}[tag]
     corners = [(Fraction(0), Fraction(0)), (Fraction(1), Fraction(1)),
                (Fraction(0), Fraction(1)), (Fraction(1), Fraction(0))]
     for s, t in corners + ts:

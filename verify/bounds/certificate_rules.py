@@ -52,9 +52,11 @@ SMOOTH_LIMIT = Fraction(2**12)   # keeps exp(z) and tiny slopes like tanh'(z) of
 
 @dataclass(frozen=True)
 class Linear:
-    """The op is linear in its input-dependent operands; see the module docstring."""
+    """The op is linear in its input-dependent operands; see the module docstring.
+    `both`: how to relax it when every operand depends on the input (mul: McCormick)."""
 
     kind: str       # "positive", "sub", "neg", "scale", "div"
+    both: PairRelaxation | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,6 @@ for _tag in ("reshape", "transpose", "broadcast_to", "slice", "unslice", "concat
     RULES.add(_tag, Linear("positive"))
 RULES.add("sub", Linear("sub"))
 RULES.add("neg", Linear("neg"))
-RULES.add("mul", Linear("scale"))
 RULES.add("matmul", Linear("scale"))
 RULES.add("div", Linear("div"))
 
@@ -353,6 +354,31 @@ def _extreme_range(pick: Callable[[Any, Any], Any]) -> Callable[[Obj, Obj, Obj, 
     return rng
 
 
+def _product_one(la: Fraction, ua: Fraction, lb: Fraction, ub: Fraction
+                 ) -> tuple[Fraction, ...]:
+    """McCormick's lines for y = a b: (a - la)(b - lb) >= 0 and (ua - a)(ub - b) >= 0 give
+    y >= lb a + la b - la lb and y >= ub a + ua b - ua ub; (a - la)(ub - b) >= 0 and
+    (ua - a)(b - lb) >= 0 give y <= ub a + la b - la ub and y <= lb a + ua b - ua lb. Of
+    each pair, the one closer to a b at the middle of the box."""
+    ac, bc = (la + ua) / 2, (lb + ub) / 2
+    low = max([(lb, la, -la * lb), (ub, ua, -ua * ub)], key=lambda t: t[0] * ac + t[1] * bc
+              + t[2])
+    up = min([(ub, la, -la * ub), (lb, ua, -ua * lb)], key=lambda t: t[0] * ac + t[1] * bc
+             + t[2])
+    return (*low, *up)
+
+
+def _product_range(la: Obj, ua: Obj, lb: Obj, ub: Obj) -> tuple[Obj, Obj]:
+    def one(p: Fraction, q: Fraction, r: Fraction, t: Fraction) -> tuple[Fraction, ...]:
+        corners = [p * r, p * t, q * r, q * t]
+        return min(corners), max(corners)
+    both = _elementwise(one, 2, la, ua, lb, ub)
+    return both[0], both[1]
+
+
+RULES.add("mul", Linear("scale", both=PairRelaxation(
+    lambda la, ua, lb, ub: _elementwise(_product_one, 6, la, ua, lb, ub),  # type: ignore
+    _product_range)))
 RULES.add("maximum", PairRelaxation(_max_lines, _extreme_range(max)))
 RULES.add("minimum", PairRelaxation(_min_lines, _extreme_range(min)))
 

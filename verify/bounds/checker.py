@@ -119,13 +119,24 @@ class ExactWalk:
     def claim_nodes(self) -> list[int]:
         """The nodes whose interval the certificate claims: the input of every
         input-dependent non-linear node, in topological order."""
-        need = {a for n in self.g.nodes if self.dep[n.id] and self._relaxed(n.op)
+        need = {a for n in self.g.nodes if self.dep[n.id] and self._relaxed(n)
                 for a in n.args if self.dep[a]}
         return sorted(need)
 
-    @staticmethod
-    def _relaxed(tag: str) -> bool:
-        return isinstance(RULES.rules.get(tag), (Relaxation, PairRelaxation))
+    def _pair_rule(self, n: Any) -> PairRelaxation | None:
+        """The node's two-operand relaxation: maximum / minimum, or a product of two
+        input-dependent values."""
+        rule = RULES.rules.get(n.op)
+        if isinstance(rule, PairRelaxation):
+            return rule
+        if isinstance(rule, Linear) and rule.both is not None and all(
+                self.dep[a] for a in n.args):
+            return rule.both
+        return None
+
+    def _relaxed(self, n: Any) -> bool:
+        return (isinstance(RULES.rules.get(n.op), Relaxation)
+                or self._pair_rule(n) is not None)
 
     def mixes_relaxed(self, node: int) -> bool:
         """Whether `node` combines outputs of non-linear nodes through ops that mix values
@@ -135,12 +146,12 @@ class ExactWalk:
         relaxed = mixing = False
         while todo:
             k = todo.pop()
-            op = self.g.nodes[k].op
-            mixing = mixing or not (op in _MOVES or self._relaxed(op))
-            for a in self.g.nodes[k].args:
+            here = self.g.nodes[k]
+            mixing = mixing or not (here.op in _MOVES or self._relaxed(here))
+            for a in here.args:
                 if a not in seen and self.dep[a]:
                     seen.add(a)
-                    if self._relaxed(self.g.nodes[a].op):
+                    if self._relaxed(self.g.nodes[a]):
                         relaxed = True
                     else:
                         todo.append(a)
@@ -159,11 +170,13 @@ class ExactWalk:
                 self.enc[n.id] = (lo, hi)
             else:
                 rule = RULES.rules[n.op]
+                pair = self._pair_rule(n)
                 if isinstance(rule, Relaxation):
                     self._relax(n, rule, settle)
-                elif isinstance(rule, PairRelaxation):
-                    self._relax_pair(n, rule, settle)
+                elif pair is not None:
+                    self._relax_pair(n, pair, settle)
                 else:
+                    assert isinstance(rule, Linear)
                     self.enc[n.id] = self._linear(n, rule)
 
     def _constant(self, n: Any) -> Obj:
@@ -274,7 +287,7 @@ class ExactWalk:
                 pos = a > 0
                 self._give(cot, n.args[0], np.where(pos, a * a_l, a * a_u))
                 total += _total(np.where(pos, a * b_l, a * b_u))
-            elif isinstance(rule, PairRelaxation):
+            elif n.id in self.pair_lines:
                 ca_l, cb_l, d_l, ca_u, cb_u, d_u = self.pair_lines[n.id]
                 pos = a > 0
                 for x, c_l, c_u in zip(n.args, (ca_l, cb_l), (ca_u, cb_u), strict=True):
@@ -282,6 +295,7 @@ class ExactWalk:
                     self._give(cot, x, _sum_to(np.where(pos, a * c_l, a * c_u), shape))
                 total += _total(np.where(pos, a * d_l, a * d_u))
             else:
+                assert isinstance(rule, Linear)
                 self._transpose(n, rule, a, cot)
         return total
 
