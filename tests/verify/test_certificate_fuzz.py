@@ -20,6 +20,7 @@ from torchlean.spec import nn
 from torchlean.verify.bounds import certificate as cert
 
 EPS = "1/50"
+KINDS = ("relu", "tanh", "cnn")
 PROPERTY = ("format", "version", "fingerprint", "input_shape", "label", "box", "spec",
             "certified")
 
@@ -27,13 +28,17 @@ PROPERTY = ("format", "version", "fingerprint", "input_shape", "label", "box", "
 @cache
 def _base(kind: str) -> tuple[Any, dict[str, Any], Any, int]:
     """(model, certificate document, x, label) of a small certified network."""
+    x = np.array([0.25, -0.5, 0.75])
     if kind == "relu":
         net = nn.build(nn.linear(3, 5) >> nn.relu() >> nn.linear(5, 4) >> nn.leaky_relu(0.1)
                        >> nn.linear(4, 3), seed=7)
-    else:
+    elif kind == "tanh":
         net = nn.build(nn.linear(3, 4) >> nn.tanh() >> nn.linear(4, 3) >> nn.sigmoid()
                        >> nn.linear(3, 3), seed=8)
-    x = np.array([0.25, -0.5, 0.75])
+    else:   # convolution (slices, concat, padding), relu, max pooling (maximum)
+        net = nn.build(nn.conv2d(1, 2, 3, padding=1) >> nn.relu() >> nn.max_pool2d(2)
+                       >> nn.flatten() >> nn.linear(8, 2), seed=9)
+        x = np.linspace(0, 1, 16).reshape(1, 4, 4)
     y = net.forward(net.params, __import__("torchlean").tensor(x[None]))[0].numpy()
     label = int(np.asarray(y, dtype=np.float64).argmax())
     c = cert.certify_robustness(net, net.params, x, EPS, label)
@@ -69,7 +74,7 @@ JSON = st.recursive(LEAF, lambda c: st.lists(c, max_size=3)
 
 @st.composite
 def mutated(draw: st.DrawFn) -> tuple[str, str, dict[str, Any]]:
-    kind = draw(st.sampled_from(["relu", "tanh"]))
+    kind = draw(st.sampled_from(KINDS))
     doc = json.loads(json.dumps(_base(kind)[1]))
     path = draw(st.sampled_from(_paths(doc)))
     parent, key = _at(doc, path)
@@ -144,7 +149,7 @@ def _same_numbers(a: Any, b: Any) -> bool:
 
 
 def test_the_unmutated_certificates_are_accepted(tmp_path: Path) -> None:
-    for kind in ("relu", "tanh"):
+    for kind in KINDS:
         r = _check(kind, json.dumps(_base(kind)[1]), tmp_path)
         assert r.accepted and r.certified, r.reason
 

@@ -272,7 +272,7 @@ def _engine_intervals(g: Graph, params: Mapping[str, Any], box: tuple[Obj, Obj],
     hi = np.array([float(_float_up(q)) for q in box[1].flat]).reshape(box[1].shape)
     try:
         _, pre = _bounds.crown_with_layers(g, params, lo, hi)
-    except (TorchLeanError, ValueError):
+    except (TorchLeanError, ValueError, NotImplementedError):
         return {}
     out = {}
     for z, (zl, zh) in pre.items():

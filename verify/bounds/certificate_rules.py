@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from mpmath.libmp import to_rational
 
-from ...spec.fields import get_field
+from ...spec.fields import get_field, interval_field
 from ...spec.ops import OPS
 from ...spec.ops.rules import RuleTable
 from ...spec.tensor import Tensor
@@ -243,7 +243,7 @@ def _tangent_secant_lines(tag: str, convex: bool) -> Callable[[Obj, Obj, dict[st
 
 
 # -- any smooth op: lines proven by branch and bound on interval enclosures ----------
-_PROVER = get_field("interval53")   # rigorous at any precision; 53 bits is faster
+_PROVER = interval_field(53)        # rigorous at any precision; 53 bits is faster
 _BUDGET = 9                         # pieces evaluated per bound, at most
 
 
