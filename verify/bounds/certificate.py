@@ -12,9 +12,9 @@ non-linear node (relu, tanh, ...) reads, an interval containing it (`claims`).
 
 Why an accepted certificate is true (`check_certificate`). The checker trusts the graph
 tracer (the traced IR is the model's meaning), the op table's exact forward and VJP rules
-and its interval forward / VJP rules for smooth ops, `Fraction`, and the ~400 lines of
-`checker`, `certificate_rules`, `certificate_format` and this file; from the producer it
-takes nothing but the claims. It
+and its interval forward / VJP rules for smooth ops, `Fraction`, and `checker`,
+`certificate_rules`, `certificate_format` and the checking half of this file (about 900
+lines); from the producer it takes nothing but the claims. It
 
 1. parses the file with limits on size, nesting and number length, refusing duplicate
    keys, NaN / Infinity and every field it does not know (`_parse_document`,
