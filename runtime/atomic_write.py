@@ -21,9 +21,10 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["write_atomically", "remove_stale_temporaries", "TEMP_PREFIX"]
+__all__ = ["write_atomically", "write_bytes_atomically", "remove_stale_temporaries",
+           "TEMP_PREFIX"]
 
 TEMP_PREFIX = ".tmp-torchlean-"
 _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-")
@@ -105,17 +106,28 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
-def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[str]], object]) -> None:
+def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[str]], object], *,
+                     newline: str | None = None) -> None:
     """Write the UTF-8 text that `write(file)` produces to `path` so that a crash or an
     error leaves either the old file or the new one, never a part: `path` is replaced
-    only after `write` returned and the data reached the disk."""
+    only after `write` returned and the data reached the disk. `newline` is `open`'s."""
+    _write(path, lambda fd: os.fdopen(fd, "w", encoding="utf-8", newline=newline), write)
+
+
+def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> None:
+    """`write_atomically` for bytes."""
+    _write(path, lambda fd: os.fdopen(fd, "wb"), lambda f: f.write(data))
+
+
+def _write(path: str | os.PathLike[str], opener: Callable[[int], IO[Any]],
+           write: Callable[[IO[Any]], object]) -> None:
     target = os.path.abspath(os.fspath(path))
     folder, base = os.path.split(target)
     remove_stale_temporaries(folder)
     # (the target's name is cut short so that the temporary's name stays within limits)
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-{base[:100]}-", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with opener(fd) as f:
             if hasattr(os, "fchmod"):  # POSIX; Windows has no such mode bits
                 os.fchmod(f.fileno(), _plain_write_mode(target))
             write(f)

@@ -247,7 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"torchlean verify: {e}")
                 return 2
             status = "yes" if c.certified else "no"
-            if path is not None and not check_certificate(path, model, params).accepted:
+            if path is not None and not check_certificate(path, model, params, x=img, eps=eps,
+                                                          label=int(lab)).accepted:
                 status = "REJECTED"
             ok += status == "yes"
             margin = float(min(c.margin_lower))

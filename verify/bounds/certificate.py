@@ -1,31 +1,39 @@
-"""Robustness certificates: produced with float bounds, re-checked exactly over Fraction.
+"""Robustness certificates: produced with the bound engine, re-checked exactly over Fraction.
 
     cert = certify_robustness(net, net.params, x, eps="1/100", label=1, path="c.json")
-    check_certificate("c.json", net, net.params)     # CheckResult(accepted=True, ...)
+    check_certificate("c.json", net, net.params, x=x, eps="1/100", label=1)
+    # CheckResult(accepted=True, certified=True, reason="...")
 
-A certificate is JSON (format "torchlean.robustness-certificate", version 1):
+A certificate is a JSON document (format and fields: `certificate_format`). It states:
+for every input in `box`, each margin y_label - y_j (the rows of `spec`) is at least its
+`margin_lower`; `certified` says whether all of those are > 0, i.e. whether the label is
+robust on the box. To make that checkable it also claims, for every value that a
+non-linear node (relu, tanh, ...) reads, an interval containing it (`claims`).
 
-- `fingerprint`: sha256 of the traced graph's canonical JSON (the model structure), each
-  parameter's name, shape and exact float.hex values;
-- `input_shape`, `label`, `method`; `box`: `lower` / `upper` lists of rationals "p/q";
-- `layers`: for every relu / leaky_relu, in graph order, `lower` / `upper` rationals: the
-  claimed bounds on its pre-activation;
-- `spec`: the rows of C (y_label - y_j) as rationals; `margin_lower`: the claimed lower bound
-  of each row; `certified`: whether every claimed margin bound is > 0.
+Why an accepted certificate is true (`check_certificate`). The checker trusts the graph
+tracer (the traced IR is the model's meaning), the op table's exact forward and VJP rules
+and its interval forward / VJP rules for smooth ops, `Fraction`, and `checker`,
+`certificate_rules`, `certificate_format` and the checking half of this file (about 900
+lines); from the producer it takes nothing but the claims. It
 
-Why the checker is sound (`check_certificate`). It trusts only the graph tracer (the IR is
-the model's semantics), Python's Fraction and this module's ~150 lines; nothing from the
-producer but the claims. It (1) recomputes the fingerprint and rejects a mismatch; (2)
-rewrites the graph exactly, over Fractions, as a chain z_k = W_k h_(k-1) + b_k,
-h_k = act_k(z_k), y = W h_L + b (rejecting any op outside that form); (3) for k = 1, 2, ...
-computes from the box and the ALREADY CHECKED claims for layers < k an exact enclosure of
-z_k: both exact IBP and exact CROWN (back-substitution with the adaptive ReLU lines, each
-of which bounds act(z) for z in the claimed interval) and accepts the layer's claim only if
-it contains that enclosure. By induction every claimed interval contains z_k for every x in
-the box. (4) the same back-substitution for each spec row gives an exact lower bound of the
-margin valid on the whole box; the claim must be <= it, and `certified` must agree with
-(claims > 0). Every step is exact rational arithmetic, so a float slip in the producer can
-only make the checker reject, never accept something false.
+1. parses the file with limits on size, nesting and number length, refusing duplicate
+   keys, NaN / Infinity and every field it does not know (`_parse_document`,
+   `certificate_format.read_fields`);
+2. recomputes the fingerprint (graph structure and exact parameter values) and, when the
+   caller says what it expects (`x`, `eps`, `label`), compares the box and the label;
+3. walks the graph in topological order over exact rationals (`checker.ExactWalk`): each
+   claimed interval must contain an exact enclosure of its value computed from the box
+   and the claims already accepted (exact interval arithmetic first; exact
+   back-substitution through the relaxation lines, which the checker derives itself from
+   the accepted intervals, where that is not enough). By induction each accepted claim
+   contains every value its node takes on the box;
+4. requires `spec` to be exactly the margin rows for `label`, bounds each row the same
+   way, requires each claimed margin to be <= that exact bound, and `certified` to be
+   true exactly when every claimed margin is > 0.
+
+Every step is exact (or a rigorous interval enclosure for smooth functions), so a float
+slip in the producer can only make the checker reject. A bad file of any shape or size
+gives `accepted=False` and the reason, never an exception.
 """
 
 from __future__ import annotations
@@ -33,28 +41,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from ...runtime.atomic_write import write_atomically
 from ...runtime.graph import Graph
-from ...runtime.graph.encoding import Literal
-from ...spec.errors import DataFormatError, UnsupportedOperation
+from ...spec.errors import DataFormatError, TorchLeanError, UnsupportedOperation
 from . import propagate as _bounds
+from .certificate_format import FORMAT, METHODS, VERSION, rational, rational_text, read_fields
+from .checker import ExactWalk, Obj, Rejected, Settle, exact_array
 
 __all__ = ["Certificate", "CheckResult", "certify_robustness", "check_certificate",
-           "model_fingerprint", "FORMAT", "VERSION"]
+           "model_fingerprint", "FORMAT", "VERSION", "MAX_BYTES", "MAX_DEPTH"]
 
-FORMAT = "torchlean.robustness-certificate"
-VERSION = 1
-Obj = np.ndarray[Any, Any]
-_RATIONAL = re.compile(r"(-?[0-9]{1,4000})(?:/([0-9]{1,4000}))?")
-_PWL = ("relu", "leaky_relu")
+MAX_BYTES = 64 * 2**20          # a certificate file larger than this is refused unread
+MAX_DEPTH = 32                  # nesting of JSON arrays / objects (the format needs 4)
+MAX_INT_DIGITS = 30             # JSON integers (ids, dims, label, version)
 
 
 @dataclass(frozen=True)
@@ -65,12 +71,13 @@ class Certificate:
 
     @property
     def certified(self) -> bool:
+        """Whether every claimed margin lower bound is > 0."""
         return bool(self.doc["certified"])
 
     @property
     def margin_lower(self) -> list[Fraction]:
         """The claimed lower bounds of y_label - y_j."""
-        return [_parse(t, "margin_lower") for t in self.doc["margin_lower"]]
+        return [rational(t, "margin_lower") for t in self.doc["margin_lower"]]
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Write the JSON atomically (a temporary file, then a rename)."""
@@ -79,50 +86,104 @@ class Certificate:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The checker's verdict and its reason."""
+    """The checker's verdict: `accepted` (every claim holds), `certified` (accepted, and
+    the certificate states robustness), and the reason."""
 
     accepted: bool
     reason: str
+    certified: bool = False
 
 
-# -- exact numbers --------------------------------------------------------------------
-def _text(q: Fraction) -> str:
-    return str(q.numerator) if q.denominator == 1 else f"{q.numerator}/{q.denominator}"
+# -- reading ------------------------------------------------------------------------
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise DataFormatError("certificate", f"duplicate key {k!r} in one object")
+        out[k] = v
+    return out
 
 
-def _parse(t: Any, where: str) -> Fraction:
-    if not isinstance(t, str) or not _RATIONAL.fullmatch(t):
-        raise DataFormatError(where, f'expected a rational "p" or "p/q", got {str(t)[:40]!r}')
-    m = _RATIONAL.fullmatch(t)
-    assert m is not None
-    den = int(m.group(2) or 1)
-    if den == 0:
-        raise DataFormatError(where, f"zero denominator in {t!r}")
-    return Fraction(int(m.group(1)), den)
+def _reject_constant(name: str) -> Any:
+    raise DataFormatError("certificate", f"{name} is not a JSON number")
 
 
-def _rationals(doc: Mapping[str, Any], key: str, n: int, where: str) -> list[Fraction]:
-    if key not in doc:
-        raise DataFormatError(where, f"missing field {key!r}")
-    v = doc[key]
-    if not isinstance(v, list) or len(v) != n:
-        raise DataFormatError(f"{where}.{key}", f"expected a list of {n} rationals")
-    return [_parse(t, f"{where}.{key}[{i}]") for i, t in enumerate(v)]
+def _limited_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise DataFormatError("certificate", f"an integer of {len(text)} digits (at most "
+                                             f"{MAX_INT_DIGITS})")
+    return int(text)
 
 
-def _frac_array(a: Any) -> Obj:
-    flat = [Fraction(float(v)) for v in np.asarray(a, dtype=np.float64).reshape(-1)]
-    return np.array(flat + [Fraction(0)], dtype=object)[:-1].reshape(np.shape(a))
+def _limited_float(text: str) -> float:
+    if len(text) > MAX_INT_DIGITS:
+        raise DataFormatError("certificate", f"a number of {len(text)} characters")
+    return float(text)
 
 
-def _float_dn(q: Fraction) -> float:
+def _parse_document(text: str | bytes, where: str) -> Any:
+    """Parse untrusted JSON: at most MAX_BYTES bytes and MAX_DEPTH levels of nesting
+    (scanned without recursion before parsing), no duplicate keys, no NaN / Infinity,
+    integers of at most MAX_INT_DIGITS digits. DataFormatError naming `where` otherwise."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if len(raw) > MAX_BYTES:
+        raise DataFormatError(where, f"{len(raw)} bytes, more than the {MAX_BYTES} allowed")
+    try:
+        s = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataFormatError(f"{where}: byte {e.start}", "not UTF-8") from None
+    depth, in_string, escaped = 0, False, False
+    for i, ch in enumerate(s):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise DataFormatError(f"{where}: character {i}", f"nested deeper than "
+                                                                 f"{MAX_DEPTH} levels")
+        elif ch in "]}":
+            depth -= 1
+    try:
+        return json.loads(s, object_pairs_hook=_reject_duplicates,
+                          parse_constant=_reject_constant, parse_int=_limited_int,
+                          parse_float=_limited_float)
+    except DataFormatError as e:
+        raise DataFormatError(where, str(e)) from None
+    except json.JSONDecodeError as e:
+        raise DataFormatError(f"{where}: line {e.lineno} column {e.colno}",
+                              f"not valid JSON ({e.msg})") from None
+
+
+# -- exact numbers ------------------------------------------------------------------
+def _float_dn(q: Fraction) -> Fraction:
+    """The largest binary64 number <= q, as a Fraction (q itself beyond binary64's range)."""
+    if abs(q) > 2**1000:
+        return q
     f = float(q)
-    return float(np.nextafter(f, -np.inf)) if Fraction(f) > q else f
+    return Fraction(float(np.nextafter(f, -np.inf)) if Fraction(f) > q else f)
 
 
-def _float_up(q: Fraction) -> float:
-    f = float(q)
-    return float(np.nextafter(f, np.inf)) if Fraction(f) < q else f
+def _float_up(q: Fraction) -> Fraction:
+    return -_float_dn(-q)
+
+
+def _eps(eps: Any) -> Fraction:
+    e = rational(eps, "eps") if isinstance(eps, str) else Fraction(eps)
+    if e < 0:
+        raise ValueError(f"eps must be >= 0, got {eps!r}")
+    return e
+
+
+def _ball(x: Any, eps: Any) -> tuple[Obj, Obj]:
+    xq, e = exact_array(_bounds._host(x)), _eps(eps)
+    return xq - e, xq + e
 
 
 def model_fingerprint(graph: Graph, params: Mapping[str, Any]) -> str:
@@ -135,51 +196,128 @@ def model_fingerprint(graph: Graph, params: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
+def _margin_rows(label: int, out_shape: tuple[int, ...]) -> list[Obj]:
+    """The rows y_label - y_j (j != label) as coefficient arrays of the output's shape."""
+    classes = int(np.prod(out_shape))
+    rows = []
+    for j in range(classes):
+        if j != label:
+            row = np.array([Fraction(int(i == label) - int(i == j)) for i in range(classes)],
+                           dtype=object)
+            rows.append(row.reshape(out_shape))
+    return rows
+
+
+# -- settling claims --------------------------------------------------------------------
+def _checking(walk: ExactWalk, claims: Mapping[int, tuple[Obj, Obj]]) -> Settle:
+    """Accept node z's claim only if it contains z's exact enclosure: interval bounds,
+    then exact back-substitution for each end the interval bound does not confirm."""
+    def settle(z: int, lo: Obj, hi: Obj) -> tuple[Obj, Obj]:
+        c_lo, c_hi = claims[z]
+        lo, hi = lo.copy(), hi.copy()
+        for idx in np.ndindex(lo.shape):
+            if c_lo[idx] > lo[idx]:
+                lo[idx] = max(lo[idx], walk.unit_lower(z, idx, 1))
+            if c_hi[idx] < hi[idx]:
+                hi[idx] = min(hi[idx], -walk.unit_lower(z, idx, -1))
+            if c_lo[idx] > lo[idx] or c_hi[idx] < hi[idx]:
+                flat = int(np.ravel_multi_index(idx, lo.shape)) if lo.shape else 0
+                raise Rejected(f"claim for node %{z}, item {flat}: [{c_lo[idx]}, "
+                               f"{c_hi[idx]}] does not contain the exact enclosure "
+                               f"[{lo[idx]}, {hi[idx]}]")
+        return lo, hi
+    return settle
+
+
+def _producing(walk: ExactWalk, engine: Mapping[int, tuple[Obj, Obj]], backsub: bool,
+               claims: dict[int, tuple[Obj, Obj]]) -> Settle:
+    """Choose each claim (untrusted): the engine's interval where the exact enclosure
+    confirms it, else the exact enclosure rounded outward to binary64 numbers."""
+    def settle(z: int, lo: Obj, hi: Obj) -> tuple[Obj, Obj]:
+        cand = engine.get(z)
+        deep = backsub and (cand is not None or walk.mixes_relaxed(z))
+        c_lo, c_hi = lo.copy(), hi.copy()
+        for idx in np.ndindex(lo.shape):
+            for sign, c, ib in ((1, c_lo, lo), (-1, c_hi, hi)):
+                want = None if cand is None else cand[0 if sign == 1 else 1][idx]
+                if want is not None and sign * want <= sign * ib[idx]:
+                    c[idx] = want
+                    continue
+                best: Fraction = sign * cast(Fraction, ib[idx])
+                if deep:
+                    best = max(best, walk.unit_lower(z, idx, sign))
+                ok = want is not None and sign * want <= best
+                c[idx] = want if ok else sign * _float_dn(best)
+        claims[z] = (c_lo, c_hi)
+        return _checking(walk, claims)(z, lo, hi)
+    return settle
+
+
 # -- producing --------------------------------------------------------------------------
+def _engine_intervals(g: Graph, params: Mapping[str, Any], box: tuple[Obj, Obj],
+                      method: str) -> dict[int, tuple[Obj, Obj]]:
+    """What the bound engine (untrusted) offers: an interval per value a non-linear node
+    reads, by node id; empty where the engine cannot bound this graph."""
+    if method != "crown":
+        return {}
+    lo = np.array([float(_float_dn(q)) for q in box[0].flat]).reshape(box[0].shape)
+    hi = np.array([float(_float_up(q)) for q in box[1].flat]).reshape(box[1].shape)
+    try:
+        _, pre = _bounds.crown_with_layers(g, params, lo, hi)
+    except (TorchLeanError, ValueError, NotImplementedError):
+        return {}
+    out = {}
+    for z, (zl, zh) in pre.items():
+        if np.all(np.isfinite(zl)) and np.all(np.isfinite(zh)):
+            shape = g.nodes[z].shape
+            out[z] = (exact_array(zl).reshape(shape), exact_array(zh).reshape(shape))
+    return out
+
+
 def certify_robustness(model: Any, params: Mapping[str, Any], x: Any, eps: Any, label: int,
                        method: str = "crown", path: str | os.PathLike[str] | None = None
                        ) -> Certificate:
     """Bound the margins y_label - y_j over the L-inf ball of radius `eps` around `x` (one
     example, without batch axis); the certificate (written to `path` if given) states them.
 
-    `eps` is an int, a float (read exactly), a Fraction or a "p/q" string.
+    `eps` is an int, a float (read exactly), a Fraction or a "p/q" string. `method`
+    "crown" takes intermediate intervals from the bound engine (CROWN) and tightens what
+    it cannot bound by exact back-substitution; "ibp" uses exact interval bounds only.
+    Raises UnsupportedOperation for a graph with an op the checker has no rule for.
     """
-    if method not in ("ibp", "crown"):
-        raise ValueError(f"method must be 'ibp' or 'crown', got {method!r}")
-    e = _parse(eps, "eps") if isinstance(eps, str) else Fraction(eps)
-    if e < 0:
-        raise ValueError(f"eps must be >= 0, got {eps!r}")
-    xq = _frac_array(_bounds._host(x))
-    shape = (1,) + xq.shape
-    lo_q, hi_q = [v - e for v in xq.reshape(-1)], [v + e for v in xq.reshape(-1)]
-    lo = np.array([_float_dn(q) for q in lo_q]).reshape(shape)
-    hi = np.array([_float_up(q) for q in hi_q]).reshape(shape)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    box = _ball(x, eps)
+    shape = (1,) + box[0].shape
+    box = (box[0].reshape(shape), box[1].reshape(shape))
     g = _bounds.as_graph(model, params, shape)
-    classes = int(np.prod(g.nodes[g.outputs[0][1]].shape[1:]))
-    C = _bounds.margin_matrix(label, classes)
-    pre: dict[int, Any]
-    if method == "crown":
-        b, pre = _bounds.crown_with_layers(g, params, lo, hi, C=C)
-    else:
-        b = _bounds.ibp(g, params, lo, hi, C=C)
-        nodes = _bounds._ibp_nodes(g, params, lo, hi)
-        pre = {n.args[0]: nodes[n.args[0]] for n in g.nodes if n.op in _PWL}
-    layers = []
-    for n in g.nodes:
-        if n.op in _PWL:
-            zl, zh = pre[n.args[0]]
-            layers.append({"node": n.args[0],
-                           "lower": [_text(Fraction(float(v))) for v in zl.reshape(-1)],
-                           "upper": [_text(Fraction(float(v))) for v in zh.reshape(-1)]})
-    margins = [Fraction(float(v)) for v in b.lower.reshape(-1)]
+    out_shape = g.nodes[g.outputs[0][1]].shape
+    classes = int(np.prod(out_shape))
+    if not (isinstance(label, int) and not isinstance(label, bool) and 0 <= label < classes):
+        raise ValueError(f"label {label!r} is not a class of {classes}")
+    walk = ExactWalk(g, params, box, _bounds._host)
+    claims: dict[int, tuple[Obj, Obj]] = {}
+    engine = _engine_intervals(g, params, box, method)
+    walk.run(_producing(walk, engine, method == "crown", claims))
+    out = g.outputs[0][1]
+    margins = []
+    for row in _margin_rows(label, out_shape):
+        m = walk.ibp_lower(out, row)
+        if method == "crown":
+            m = max(m, walk.lower_bound(out, row))
+        margins.append(_float_dn(m))
     doc = {
         "format": FORMAT, "version": VERSION,
         "fingerprint": model_fingerprint(g, params),
-        "input_shape": list(xq.shape), "label": int(label), "method": method,
-        "box": {"lower": [_text(q) for q in lo_q], "upper": [_text(q) for q in hi_q]},
-        "layers": layers,
-        "spec": [[_text(Fraction(float(v))) for v in row] for row in C],
-        "margin_lower": [_text(q) for q in margins],
+        "input_shape": list(shape[1:]), "label": int(label), "method": method,
+        "box": {"lower": [rational_text(q) for q in box[0].flat],
+                "upper": [rational_text(q) for q in box[1].flat]},
+        "claims": [{"node": z, "lower": [rational_text(q) for q in claims[z][0].flat],
+                    "upper": [rational_text(q) for q in claims[z][1].flat]}
+                   for z in walk.claim_nodes()],
+        "spec": [[rational_text(q) for q in row.flat] for row in _margin_rows(label,
+                                                                                out_shape)],
+        "margin_lower": [rational_text(q) for q in margins],
         "certified": all(q > 0 for q in margins),
     }
     cert = Certificate(doc)
@@ -188,230 +326,96 @@ def certify_robustness(model: Any, params: Mapping[str, Any], x: Any, eps: Any, 
     return cert
 
 
-# -- checking: the chain form over Fractions ------------------------------------------
-@dataclass
-class _Aff:
-    base: int      # index of the chain variable h_base this is an affine function of
-    M: Obj         # (node width, base width) Fractions
-    c: Obj         # (node width,)
-
-
-def _chain(g: Graph, params: Mapping[str, Any]) -> tuple[list[tuple[Obj, Obj, str, Fraction]],
-                                                           tuple[Obj, Obj]]:
-    """The graph as layers (W, b, act, slope) and the final affine map, exactly."""
-    vals: list[Any] = []
-    layers: list[tuple[Obj, Obj, str, Fraction]] = []
-    for n in g.nodes:
-        op, at = n.op, n.attr_dict
-        args = [vals[a] for a in n.args]
-        width = int(np.prod(n.shape[1:])) if n.shape else 1
-        if op == "input":
-            if n.shape[0] != 1:
-                raise UnsupportedOperation("input", "exact", "certificates need batch 1")
-            vals.append(_Aff(0, _eye(width), _zeros(width)))
-        elif op == "param":
-            vals.append(_frac_array(_bounds._host(params[n.name])))
-        elif op == "literal":
-            lit = at["data"]
-            assert isinstance(lit, Literal)
-            items = [Fraction(float.fromhex(t)) for t in lit.items]
-            vals.append(np.array(items + [0], dtype=object)[:-1].reshape(n.shape))
-        elif op == "const":
-            vals.append(np.array(Fraction(at["value"]), dtype=object))
-        elif all(not isinstance(a, _Aff) for a in args):
-            vals.append(_const_op(n, args))
-        elif op == "reshape":
-            vals.append(args[0])
-        elif op == "neg":
-            vals.append(_Aff(args[0].base, -args[0].M, -args[0].c))
-        elif op == "matmul" and isinstance(args[0], _Aff) and not isinstance(args[1], _Aff):
-            wt = args[1].T
-            vals.append(_Aff(args[0].base, wt.dot(args[0].M), wt.dot(args[0].c)))
-        elif op in ("add", "sub"):
-            vals.append(_add(n, args, -1 if op == "sub" else 1, width))
-        elif op in ("mul", "div") and isinstance(args[0], _Aff) and not isinstance(args[1], _Aff):
-            k = np.broadcast_to(args[1], n.shape).reshape(-1)
-            k = k if op == "mul" else np.array([1 / v for v in k] + [0], dtype=object)[:-1]
-            vals.append(_Aff(args[0].base, args[0].M * k[:, None], args[0].c * k))
-        elif op in _PWL:
-            a = args[0]
-            if a.base != len(layers):
-                raise UnsupportedOperation(op, "exact", f"node %{n.id}: skips a layer "
-                                           "(residual); certificates need a plain chain")
-            slope = Fraction(0) if op == "relu" else Fraction(float(at["negative_slope"]))
-            layers.append((a.M, a.c, op, slope))
-            vals.append(_Aff(len(layers), _eye(width), _zeros(width)))
-        else:
-            raise UnsupportedOperation(op, "exact", f"node %{n.id}: not allowed in a certificate")
-    out = vals[g.outputs[0][1]]
-    if not isinstance(out, _Aff) or out.base != len(layers):
-        raise UnsupportedOperation("output", "exact", "the output is not affine in the last layer")
-    return layers, (out.M, out.c)
-
-
-def _eye(n: int) -> Obj:
-    m = np.empty((n, n), dtype=object)
-    m[...] = Fraction(0)
-    for i in range(n):
-        m[i, i] = Fraction(1)
-    return m
-
-
-def _zeros(n: int) -> Obj:
-    z = np.empty(n, dtype=object)
-    z[...] = Fraction(0)
-    return z
-
-
-def _const_op(n: Any, a: list[Obj]) -> Obj:
-    at = n.attr_dict
-    table: dict[str, Any] = {
-        "transpose": lambda: np.transpose(a[0], at["axes"]),
-        "reshape": lambda: np.reshape(a[0], at["shape"]),
-        "broadcast_to": lambda: np.broadcast_to(a[0], at["shape"]),
-        "neg": lambda: -a[0], "add": lambda: a[0] + a[1], "sub": lambda: a[0] - a[1],
-        "mul": lambda: a[0] * a[1], "div": lambda: a[0] / a[1],
-        "matmul": lambda: a[0].dot(a[1]),
-    }
-    if n.op not in table:
-        raise UnsupportedOperation(n.op, "exact", f"node %{n.id}: not allowed in a certificate")
-    return np.asarray(table[n.op](), dtype=object)
-
-
-def _add(n: Any, args: list[Any], sign: int, width: int) -> _Aff:
-    a, b = args
-    if isinstance(a, _Aff) and isinstance(b, _Aff):
-        if a.base != b.base:
-            raise UnsupportedOperation(n.op, "exact", f"node %{n.id}: mixes layers (residual)")
-        return _Aff(a.base, a.M + sign * b.M, a.c + sign * b.c)
-    if isinstance(a, _Aff):
-        return _Aff(a.base, a.M, a.c + sign * np.broadcast_to(b, n.shape).reshape(-1))
-    k = np.broadcast_to(a, n.shape).reshape(-1)
-    return _Aff(b.base, sign * b.M, k + sign * b.c)
-
-
-def _lines(lo: Fraction, hi: Fraction, s: Fraction) -> tuple[Fraction, ...]:
-    """Exact lines a_l z <= act(z) <= a_u z + b_u on [lo, hi] for act = max(z, s z)."""
-    if lo >= 0:
-        return Fraction(1), Fraction(1), Fraction(0)
-    if hi <= 0:
-        return s, s, Fraction(0)
-    a_u = (hi - s * lo) / (hi - lo)
-    return (Fraction(1) if hi >= -lo else s), a_u, hi - a_u * hi
-
-
-def _back(S: Obj, k: int, layers: list[Any], claims: list[tuple[list[Fraction], ...]],
-          final: tuple[Obj, Obj], box: tuple[list[Fraction], list[Fraction]]) -> list[Fraction]:
-    """Exact lower bounds of S z_k (k < len(layers)) or S y (k == len(layers)) on the box."""
-    W, b = final if k == len(layers) else layers[k][:2]
-    lam, const = S.dot(W), S.dot(b)
-    for i in range(k - 1, -1, -1):
-        lo, hi = claims[i]
-        s = layers[i][3]
-        lines = [_lines(lo[j], hi[j], s) for j in range(len(lo))]
-        new = np.empty_like(lam)
-        for r in range(lam.shape[0]):
-            for j, (a_l, a_u, b_u) in enumerate(lines):
-                v = lam[r, j]
-                new[r, j] = v * (a_l if v >= 0 else a_u)
-                if v < 0:
-                    const[r] += v * b_u
-        lam, const = new.dot(layers[i][0]), const + new.dot(layers[i][1])
-    xl, xh = box
-    return [const[r] + sum(min(v * xl[j], v * xh[j]) for j, v in enumerate(lam[r]))
-            for r in range(lam.shape[0])]
-
-
-def _ibp_layer(k: int, layers: list[Any], claims: list[Any],
-               box: Any) -> tuple[list[Fraction], ...]:
-    if k == 0:
-        hl, hh = box
-    else:
-        s = layers[k - 1][3]
-        lo, hi = claims[k - 1]
-        hl = [v if v >= 0 else s * v for v in lo]
-        hh = [v if v >= 0 else s * v for v in hi]
-    W, b = layers[k][:2]
-    low = [b[r] + sum(min(w * hl[j], w * hh[j]) for j, w in enumerate(W[r]))
-           for r in range(len(b))]
-    high = [b[r] + sum(max(w * hl[j], w * hh[j]) for j, w in enumerate(W[r]))
-            for r in range(len(b))]
-    return low, high
-
-
-def _check(doc: Any, model: Any, params: Mapping[str, Any]) -> CheckResult:
-    if not isinstance(doc, dict):
-        raise DataFormatError("certificate", "expected a JSON object")
-    for key in ("format", "version", "fingerprint", "input_shape", "label", "box", "layers",
-                "spec", "margin_lower", "certified", "method"):
-        if key not in doc:
-            raise DataFormatError("certificate", f"missing field {key!r}")
-    if doc["format"] != FORMAT or doc["version"] != VERSION:
-        raise DataFormatError("certificate", f"not a version-{VERSION} {FORMAT}")
-    shape = doc["input_shape"]
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d > 0 for d in shape):
-        raise DataFormatError("certificate.input_shape", "expected a list of positive ints")
-    g = _bounds.as_graph(model, params, (1, *shape))
-    if doc["fingerprint"] != model_fingerprint(g, params):
+# -- checking ---------------------------------------------------------------------------
+def _check(text: bytes, where: str, model: Any, params: Mapping[str, Any],
+           expect_box: tuple[Obj, Obj] | None, expect_label: int | None) -> CheckResult:
+    f = read_fields(_parse_document(text, where), where)
+    shape = (1, *f.input_shape)
+    try:
+        g = _bounds.as_graph(model, params, shape)
+    except (TorchLeanError, ValueError, TypeError, KeyError) as e:
+        return CheckResult(False, f"the model cannot be traced at input shape {shape}: {e}")
+    if f.fingerprint != model_fingerprint(g, params):
         return CheckResult(False, "fingerprint mismatch: the certificate is for another model "
                                   "or other parameter values")
-    layers, final = _chain(g, params)
     n_in = int(np.prod(shape))
-    if not isinstance(doc["box"], dict):
-        raise DataFormatError("certificate.box", "expected an object")
-    box = (_rationals(doc["box"], "lower", n_in, "box"),
-           _rationals(doc["box"], "upper", n_in, "box"))
-    if any(lo > hi for lo, hi in zip(*box, strict=True)):
+    if len(f.box[0]) != n_in:
+        return CheckResult(False, f"box: {len(f.box[0])} numbers per bound, the input has "
+                                  f"{n_in}")
+    box = (np.array(f.box[0], dtype=object).reshape(shape),
+           np.array(f.box[1], dtype=object).reshape(shape))
+    if any(lo > hi for lo, hi in zip(f.box[0], f.box[1], strict=True)):
         return CheckResult(False, "box: a lower bound exceeds its upper bound")
-    if not isinstance(doc["layers"], list) or len(doc["layers"]) != len(layers):
-        return CheckResult(False, f"layers: expected {len(layers)} claimed layers")
-    claims: list[tuple[list[Fraction], ...]] = []
-    for k, (W, _b, _op, _s) in enumerate(layers):
-        w = W.shape[0]
-        entry = doc["layers"][k]
-        if not isinstance(entry, dict):
-            raise DataFormatError(f"layers[{k}]", "expected an object")
-        claim = (_rationals(entry, "lower", w, f"layers[{k}]"),
-                 _rationals(entry, "upper", w, f"layers[{k}]"))
-        ibl, ibh = _ibp_layer(k, layers, claims, box)
-        eye = _eye(w)
-        cl = _back(eye, k, layers, claims, final, box)
-        ch = [-v for v in _back(-eye, k, layers, claims, final, box)]
-        for j in range(w):
-            if claim[0][j] > max(ibl[j], cl[j]) or claim[1][j] < min(ibh[j], ch[j]):
-                return CheckResult(False, f"layers[{k}][{j}]: claimed [{claim[0][j]}, "
-                                          f"{claim[1][j]}] does not contain the exact "
-                                          f"[{max(ibl[j], cl[j])}, {min(ibh[j], ch[j])}]")
-        claims.append(claim)
-    classes = final[0].shape[0]
-    label = doc["label"]
-    if not isinstance(label, int) or not 0 <= label < classes:
-        raise DataFormatError("certificate.label", f"expected a class in [0, {classes})")
-    S = np.array([[Fraction(int(i == label) - int(i == j)) for i in range(classes)]
-                  for j in range(classes) if j != label], dtype=object)
-    margins = _rationals(doc, "margin_lower", classes - 1, "certificate")
-    exact = _back(S, len(layers), layers, claims, final, box)
-    for r, (claimed, true) in enumerate(zip(margins, exact, strict=True)):
-        if claimed > true:
-            return CheckResult(False, f"margin_lower[{r}]: claimed {claimed} exceeds the "
-                                      f"exact bound {true}")
-    if doc["certified"] is not all(q > 0 for q in margins):
+    if expect_box is not None and not (
+            expect_box[0].shape == shape[1:] and np.array_equal(expect_box[0].reshape(shape),
+                                                                box[0])
+            and np.array_equal(expect_box[1].reshape(shape), box[1])):
+        return CheckResult(False, "box: not the L-inf ball of the expected x and eps")
+    if expect_label is not None and f.label != expect_label:
+        return CheckResult(False, f"label: the certificate is for class {f.label}, "
+                                  f"expected {expect_label}")
+    walk = ExactWalk(g, params, box, _bounds._host)
+    need = walk.claim_nodes()
+    if [c.node for c in f.claims] != need:
+        return CheckResult(False, f"claims: expected one per value a non-linear node reads, "
+                                  f"for nodes {need}, got {[c.node for c in f.claims]}")
+    claims: dict[int, tuple[Obj, Obj]] = {}
+    for i, c in enumerate(f.claims):
+        node_shape = g.nodes[c.node].shape
+        if len(c.lower) != int(np.prod(node_shape)):
+            return CheckResult(False, f"claims[{i}]: node %{c.node} has "
+                                      f"{int(np.prod(node_shape))} values, the claim "
+                                      f"{len(c.lower)}")
+        claims[c.node] = (np.array(c.lower, dtype=object).reshape(node_shape),
+                          np.array(c.upper, dtype=object).reshape(node_shape))
+    out = g.outputs[0][1]
+    out_shape = g.nodes[out].shape
+    classes = int(np.prod(out_shape))
+    if f.label >= classes:
+        return CheckResult(False, f"label: {f.label} is not a class of {classes}")
+    walk.run(_checking(walk, claims))
+    rows = _margin_rows(f.label, out_shape)
+    if f.spec != [list(r.flat) for r in rows]:
+        return CheckResult(False, f"spec: not the margin rows y_{f.label} - y_j, j != "
+                                  f"{f.label}: the certificate claims another property")
+    if len(f.margin_lower) != len(rows):
+        return CheckResult(False, f"margin_lower: expected {len(rows)} numbers")
+    for r, (claimed, row) in enumerate(zip(f.margin_lower, rows, strict=True)):
+        if claimed > walk.ibp_lower(out, row):
+            exact = walk.lower_bound(out, row)
+            if claimed > exact:
+                return CheckResult(False, f"margin_lower[{r}]: claimed {claimed} exceeds "
+                                          f"the exact bound {exact}")
+    if f.certified != all(q > 0 for q in f.margin_lower):
         return CheckResult(False, "certified does not match the claimed margins")
-    verdict = "robust" if doc["certified"] else "bounds valid, not certified robust"
-    return CheckResult(True, f"all claims re-derived exactly: {verdict}")
+    verdict = (f"robust: label {f.label} on the box" if f.certified
+               else "bounds valid, not certified robust")
+    return CheckResult(True, f"all claims re-derived exactly: {verdict}", f.certified)
 
 
-def check_certificate(path: str | os.PathLike[str], model: Any,
-                      params: Mapping[str, Any]) -> CheckResult:
+def check_certificate(path: str | os.PathLike[str], model: Any, params: Mapping[str, Any],
+                      *, x: Any = None, eps: Any = None, label: int | None = None
+                      ) -> CheckResult:
     """Re-check a certificate file exactly over Fraction against (model, params).
 
-    Never raises for a bad certificate: malformed, tampered, mismatched or unsupported
-    certificates give `accepted=False` with the reason.
+    With `x` and `eps` the box must be exactly the L-inf ball of radius `eps` around `x`;
+    with `label` the certificate must be about that class. Never raises for a bad
+    certificate: malformed, tampered, mismatched or unsupported certificates give
+    `accepted=False` with the reason.
     """
+    if (x is None) != (eps is None):
+        raise ValueError("give both x and eps, or neither")
+    expect_box = None if x is None else _ball(x, eps)
+    where = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-        return _check(doc, model, params)
-    except (OSError, ValueError, DataFormatError, UnsupportedOperation, KeyError,
-            TypeError) as e:
+        with open(path, "rb") as fh:
+            text = fh.read(MAX_BYTES + 1)
+        return _check(text, where, model, params, expect_box, label)
+    except OSError as e:
+        return CheckResult(False, f"cannot read {where}: {e.strerror or e}")
+    except Rejected as e:
+        return CheckResult(False, str(e))
+    except (DataFormatError, UnsupportedOperation) as e:
         return CheckResult(False, f"{type(e).__name__}: {e}")
+    except Exception as e:  # noqa: BLE001  (fail closed: a checker error is a rejection)
+        return CheckResult(False, f"checker error ({type(e).__name__}: {e}); not accepted")

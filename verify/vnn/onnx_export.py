@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ...runtime.atomic_write import write_bytes_atomically
 from ...runtime.graph import Graph, trace
 from ...runtime.graph.encoding import decode_literal
 from ...runtime.graph.ir import Node
@@ -263,14 +263,5 @@ def save_onnx(graph: Graph | Any, params: Mapping[str, Any] | None, path: str | 
         params = state if params is None else params
     model = _to_model(onnx, graph, params or {})
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                               dir=target.parent if str(target.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(model.SerializeToString())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomically(target, model.SerializeToString())
     return target

@@ -24,10 +24,10 @@ import csv
 import io
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 
+from ...runtime.atomic_write import write_atomically
 from ...spec.errors import DataFormatError
 from .engine import STATUSES, Verdict
 
@@ -73,17 +73,7 @@ def format_result(verdict: Verdict) -> str:
 
 
 def _write_atomic(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, lambda f: f.write(text), newline="")
 
 
 def write_result_file(path: str | os.PathLike[str], verdict: Verdict) -> None:
