@@ -27,32 +27,13 @@ __all__ = [
     "simplify",
 ]
 
-# Attribute schemas of the built-in ops, so a hand-edited graph with a bad attribute is
-# rejected when loaded rather than failing deep inside a field. Ops not listed here (added
-# later to the table) are checked by their shape rule only.
-_NO_ATTRS = (
-    "add sub mul div neg abs square sqrt exp log log1p expm1 tanh sigmoid softplus erf gelu "
-    "silu sin cos relu maximum minimum step greater where matmul"
-).split()
-_REDUCE = {"axes": "ints", "keepdims": "bool"}
-ATTR_SCHEMA: dict[str, dict[str, str]] = {
-    **{tag: {} for tag in _NO_ATTRS},
-    "leaky_relu": {"negative_slope": "number"},
-    "sum": _REDUCE, "mean": _REDUCE, "max": _REDUCE,
-    "argmax_mask": {"axes": "ints"},
-    "softmax": {"axis": "int"}, "log_softmax": {"axis": "int"}, "concat": {"axis": "int"},
-    "transpose": {"axes": "ints"}, "reshape": {"shape": "ints"},
-    "broadcast_to": {"shape": "ints"},
-    "slice": {"spec": "spec"}, "unslice": {"shape": "ints", "spec": "spec"},
-    "one_hot": {"num_classes": "int"},
-}
-
-
+# What an attribute kind of `OpDef.attr_schema` accepts; a hand-edited graph with a bad
+# attribute is rejected when loaded rather than failing deep inside a field.
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-_KINDS: dict[str, Callable[[Any], bool]] = {
+ATTR_CHECKS: dict[str, Callable[[Any], bool]] = {
     "int": _is_int,
     "bool": lambda v: isinstance(v, bool),
     "number": lambda v: not isinstance(v, (bool, str, tuple, Literal)) and v is not None,
@@ -64,22 +45,20 @@ _KINDS: dict[str, Callable[[Any], bool]] = {
 
 
 def _check_attrs(n: Node) -> None:
-    schema = ATTR_SCHEMA.get(n.op)
-    if schema is None:
-        return
+    schema = dict(OPS[n.op].attr_schema)
     have = dict(n.attrs)
     if set(have) != set(schema):
         raise GraphError(f"node %{n.id} ({n.op}): attributes {sorted(have)}, expected "
                          f"{sorted(schema)}")
     for k, kind in schema.items():
-        if not _KINDS[kind](have[k]):
+        if not ATTR_CHECKS[kind](have[k]):
             raise GraphError(f"node %{n.id} ({n.op}): attribute {k}={have[k]!r} is not {kind}")
 
 
 def check_shapes(g: Graph) -> None:
     """Re-derive every op node's shape from its op's shape rule and compare it with the
     declared one; a difference raises ShapeError naming the node. Also checks attributes
-    of the built-in ops (GraphError) and that constants are 0-d."""
+    against each op's `attr_schema` (GraphError) and that constants are 0-d."""
     for n in g.nodes:
         if n.is_leaf or n.is_constant:
             continue

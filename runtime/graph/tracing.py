@@ -27,7 +27,8 @@ from ...spec.value import Value
 from .encoding import encode_literal, freeze_attr
 from .ir import Graph, GraphError, Node, freeze_attrs
 
-__all__ = ["TracingError", "Var", "GraphBuilder", "trace", "graph_from_tape"]
+__all__ = ["TracingError", "Var", "GraphBuilder", "trace", "trace_model", "as_graph",
+           "graph_from_tape"]
 
 
 
@@ -257,6 +258,38 @@ def trace(
     if not named:
         raise TracingError("the traced function returned no tensors")
     return builder.finish([(name, _as_var(builder, name, v)) for name, v in named])
+
+
+def trace_model(model: Any, input_shape: Sequence[int], field: str | Field = "float",
+                param_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
+    """The graph of a built nn model's eval-mode forward (its own buffers as constants):
+    the parameters as graph params named as in the model, with `param_shapes` or the
+    model's own shapes, and one input "x" of `input_shape`; the output is "out"."""
+    forward = getattr(model, "forward", None)
+    params = getattr(model, "params", None)
+    if forward is None or (param_shapes is None and params is None):
+        raise TypeError(f"expected a Graph or a built nn model, got {type(model)}")
+    shapes = param_shapes if param_shapes is not None else {
+        k: v.shape for k, v in params.items()}
+
+    def run(p: Any, x: Any) -> Any:
+        return forward(p, x, mode="eval")[0]
+
+    return trace(run, {"x": tuple(input_shape)}, shapes, field=field)
+
+
+def as_graph(model_or_graph: Any, input_shape: Sequence[int] | None,
+             field: str | Field = "float",
+             param_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
+    """A `Graph` itself, or a built nn model's graph (`trace_model`, which needs
+    `input_shape`)."""
+    if isinstance(model_or_graph, Graph):
+        return model_or_graph
+    if getattr(model_or_graph, "forward", None) is None:
+        raise TypeError(f"expected a Graph or a built nn model, got {type(model_or_graph)}")
+    if input_shape is None:
+        raise ValueError("tracing a model needs the input shape")
+    return trace_model(model_or_graph, input_shape, field, param_shapes)
 
 
 def graph_from_tape(
