@@ -29,8 +29,8 @@ from .passes import (
     fold_constants,
     simplify,
 )
-from .serialize import VERSION
-from .tracing import GraphBuilder, TracingError, Var, trace
+from .serialize import VERSION, from_json
+from .tracing import GraphBuilder, TracingError, Var, as_graph, graph_from_tape, trace, trace_model
 
 __all__ = [
     "Graph",
@@ -56,6 +56,10 @@ __all__ = [
     "eliminate_common_subexpressions",
     "eliminate_dead_code",
     "fold_constants",
+    "from_json",
+    "graph_from_tape",
+    "as_graph",
+    "trace_model",
     "grad_graph",
     "grad_name",
     "interpret",

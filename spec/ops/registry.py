@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from ..errors import FieldMismatchError
 from ..fields.base import Array, Field, _Pi
+from ..operand import Operand
 from ..shapes import Shape
+
+if TYPE_CHECKING:
+    from ..value import Value
 
 __all__ = [
     "ATTR_KINDS",
@@ -169,7 +173,7 @@ def apply(tag: str, first: V, *rest: object, **attrs: AttrValue) -> V:
 def apply_op(op: OpDef, inputs: tuple[Any, ...], attrs: Attrs) -> Any:
     """Apply the record `op` to `inputs` in the deepest operand's context (see `apply`)."""
     first = inputs[0]
-    if not isinstance(first, Value):
+    if not isinstance(first, Operand):
         raise TypeError(f"{op.tag}: the first operand must be a tensor, got {first!r}")
     n = len(inputs)
     if n == 1:  # the common unary case: nothing to reconcile
@@ -195,14 +199,14 @@ def apply_op(op: OpDef, inputs: tuple[Any, ...], attrs: Attrs) -> Any:
             return first._apply(op, inputs, attrs)
     ref = first
     for x in inputs:
-        if isinstance(x, Value) and x._level > ref._level:
+        if isinstance(x, Operand) and x._level > ref._level:
             ref = x  # a deeper context of the same family
     ref_type, field = type(ref), ref.field
     vals = []
     for x in inputs:
         if type(x) is ref_type and x._same_context(ref):
             vals.append(x)
-        elif isinstance(x, Value):
+        elif isinstance(x, Operand):
             if x.field is not field:
                 raise FieldMismatchError(f"{op.tag}: operands mix fields {field} and {x.field}")
             try:
@@ -217,5 +221,3 @@ def apply_op(op: OpDef, inputs: tuple[Any, ...], attrs: Attrs) -> Any:
         raise TypeError(f"{op.tag}: takes {op.arity} tensor operands, got {len(vals)}")
     return ref._apply(op, tuple(vals), attrs)
 
-
-from ..value import Value  # noqa: E402  (value imports this module for typing only)
