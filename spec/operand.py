@@ -6,7 +6,7 @@ this protocol, so it does not import `Value` (whose operators call the registry)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from .errors import FieldMismatchError
 from .fields.base import Constant, Field
@@ -48,11 +48,13 @@ class Operand:
     # operand's context, which coerces the others.
     _level: int = 0
 
-    def _same_context(self, other: Operand) -> bool:
+    # `other` is Any: subclasses narrow it to their own kind (the registry only passes
+    # operands of the same type here, or of a lower level to `_coerce`).
+    def _same_context(self, other: Any) -> bool:
         """Whether `other` (of the same type) lives in this value's context and field."""
         return other.field is self.field
 
-    def _coerce(self, other: Operand) -> Self:
+    def _coerce(self, other: Any) -> Self:
         """`other` as a value of this context; only the same kind and field by default."""
         if type(other) is type(self) and other.field is self.field:
             return other  # same type, checked above

@@ -2,9 +2,10 @@
 
 The forward graph is replayed onto a builder as `Var`s; then, walking the nodes in
 reverse, each op's VJP rule (written with ops) is applied to Vars, which records the
-backward computation in the same graph. The walk mirrors the eager tape's
-`Tape.backward` (same seed, same order, same accumulation `previous + new`), so the
-gradients are the same computation as `autograd.grad` and agree bit for bit.
+backward computation in the same graph. The walk is the eager tape's
+(`runtime.reverse.accumulate`: same seed, same order, same accumulation `previous +
+new`), so the gradients are the same computation as `autograd.grad` and agree bit for
+bit.
 """
 
 from __future__ import annotations
@@ -12,17 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...spec import functional as F
-from ...spec.errors import ShapeError, TorchLeanError
+from ...spec.errors import ShapeError
 from ...spec.ops import OPS
 from ...spec.value import Value
+from ..reverse import NotDifferentiableError, Pass, accumulate, node_cotangents
 from .ir import Graph, GraphError
 from .tracing import GraphBuilder, Var
 
 __all__ = ["grad_graph", "NotDifferentiableError", "grad_name"]
-
-
-class NotDifferentiableError(TorchLeanError, TypeError):
-    """The loss depends, through an op with no VJP rule, on a value being differentiated."""
 
 
 def grad_name(name: str) -> str:
@@ -69,31 +67,22 @@ def grad_graph(graph: Graph, wrt: Sequence[str], *, loss: str | None = None) -> 
         if any(a in active for a in n.args):
             active.add(n.id)
 
-    leaf_cts: dict[int, Value] = {}
-    cts: dict[int, Value] = {}
-    if loss_node.id in active:
-        cts[loss_node.id] = vars_[loss_node.id]._lift(1)
-    for n in reversed(graph.nodes[: loss_node.id + 1]):
-        g = cts.pop(n.id, None)
-        if g is None:
-            continue
+    def visit(i: int, g: Value) -> Pass[Value]:
+        n = graph.nodes[i]
         if n.is_leaf:
-            leaf_cts[n.id] = g
-            continue
-        op = OPS[n.op]
-        if op.piecewise_constant:
-            continue
-        if op.vjp is None:
-            raise NotDifferentiableError(
-                f"node %{n.id} ({n.op}) has no VJP rule, so the loss cannot be "
-                "differentiated through it"
-            )
-        grads = op.vjp(g, tuple(vars_[a] for a in n.args), vars_[n.id], n.attr_dict)
-        for a, ga in zip(n.args, grads, strict=True):
-            if ga is None or a not in active:
-                continue
-            prev = cts.get(a)
-            cts[a] = ga if prev is None else prev + ga
+            return None
+        if n.is_constant:
+            return (), ()
+        parents = tuple(a if a in active else None for a in n.args)
+        needs = tuple(p is not None for p in parents)
+        grads = node_cotangents(OPS[n.op], g, tuple(vars_[a] for a in n.args), vars_[n.id],
+                                n.attr_dict, None if all(needs) else needs,
+                                f"node %{n.id} ({n.op})")
+        return parents, grads
+
+    leaf_cts: dict[int, Value] = {}
+    if loss_node.id in active:
+        leaf_cts = accumulate(loss_node.id, vars_[loss_node.id]._lift(1), visit)
 
     outputs = [(name, vars_[i]) for name, i in graph.outputs]
     for name, i in zip(wrt, leaf_ids, strict=True):

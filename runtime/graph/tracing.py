@@ -269,8 +269,8 @@ def trace_model(model: Any, input_shape: Sequence[int], field: str | Field = "fl
     params = getattr(model, "params", None)
     if forward is None or (param_shapes is None and params is None):
         raise TypeError(f"expected a Graph or a built nn model, got {type(model)}")
-    shapes = param_shapes if param_shapes is not None else {
-        k: v.shape for k, v in params.items()}
+    shapes: Mapping[str, Sequence[int]] = param_shapes if param_shapes is not None else {
+        k: v.shape for k, v in (params or {}).items()}
 
     def run(p: Any, x: Any) -> Any:
         return forward(p, x, mode="eval")[0]

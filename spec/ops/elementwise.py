@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Unpack
 
 from .. import functional as F
 from ..fields.base import Array, Field
 from ..shapes import Shape, broadcast_shapes
 from ..value import Value
-from .registry import Attrs, OpDef, VjpPart, VjpRule, apply, register, vjp_from_parts
+from .registry import (
+    Attrs,
+    OpDef,
+    Props,
+    VjpPart,
+    VjpRule,
+    apply,
+    register,
+    vjp_from_parts,
+)
 
 Grads = tuple[Value | None, ...]
 
@@ -47,7 +57,7 @@ _SHAPE_CACHE_SIZE = 1024
 
 
 def unary(tag: str, forward: Callable[[Field, Array], Array], vjp: VjpRule, doc: str,
-          **props: bool) -> OpDef:
+          **props: Unpack[Props]) -> OpDef:
     """Register a unary elementwise op (`props`: the OpDef properties that hold)."""
     return register(OpDef(tag, 1, same_shape, lambda f, xs, at: forward(f, xs[0]), vjp,
                           doc=doc, kind="elementwise", **props))
@@ -55,7 +65,7 @@ def unary(tag: str, forward: Callable[[Field, Array], Array], vjp: VjpRule, doc:
 
 def binary(
     tag: str, forward: Callable[[Field, Array, Array], Array], vjp_a: VjpPart,
-    vjp_b: VjpPart, doc: str, **props: bool,
+    vjp_b: VjpPart, doc: str, **props: Unpack[Props],
 ) -> OpDef:
     """Register a binary elementwise op with broadcasting; `vjp_a` and `vjp_b` give the
     cotangents of a and b at the broadcast shape (summed down to each operand's shape)."""
@@ -67,9 +77,10 @@ def binary(
 
 
 # Property sets of the elementwise ops (see OpDef).
-LINEAR = {"rational": True, "linear": True, "piecewise_linear": True}
-RATIONAL = {"rational": True}
-PWL = {"rational": True, "piecewise_linear": True}
+LINEAR: Props = {"rational": True, "linear": True, "piecewise_linear": True}
+RATIONAL: Props = {"rational": True}
+PWL: Props = {"rational": True, "piecewise_linear": True}
+PWL_MONOTONE: Props = {"rational": True, "piecewise_linear": True, "monotone": True}
 
 
 def _unbroadcast_part(part: VjpPart, i: int) -> VjpPart:
@@ -87,8 +98,8 @@ def _unbroadcast_part(part: VjpPart, i: int) -> VjpPart:
 
 # -- arithmetic ---------------------------------------------------------------
 binary("add", lambda f, a, b: f.add(a, b),
-       lambda g, xs, y, at: g, lambda g, xs, y, at: g, "a + b", **LINEAR,
-       monotone=True)
+       lambda g, xs, y, at: g, lambda g, xs, y, at: g, "a + b",
+       rational=True, linear=True, piecewise_linear=True, monotone=True)
 binary("sub", lambda f, a, b: f.sub(a, b),
        lambda g, xs, y, at: g, lambda g, xs, y, at: -g, "a - b", **LINEAR)
 binary("mul", lambda f, a, b: f.mul(a, b),
@@ -144,7 +155,7 @@ unary("silu", lambda f, a: f.mul(a, f.sigmoid(a)),
 # -- piecewise-linear activations ----------------------------------------------
 unary("relu", lambda f, a: f.maximum(a, f.constant(0, like=a)),
       lambda g, xs, y, at: (g * F.step(xs[0]),), "max(a, 0); derivative 0 at 0",
-      **PWL, monotone=True)
+      **PWL_MONOTONE)
 
 
 def _leaky_forward(f: Field, xs: tuple[Array, ...], at: Attrs) -> Array:
@@ -165,11 +176,11 @@ register(OpDef("leaky_relu", 1, same_shape, _leaky_forward, _leaky_vjp,
 binary("maximum", lambda f, a, b: f.maximum(a, b),
        lambda g, xs, y, at: g - g * F.greater(xs[1], xs[0]),
        lambda g, xs, y, at: g * F.greater(xs[1], xs[0]),
-       "elementwise max; ties send the gradient to the first operand", **PWL, monotone=True)
+       "elementwise max; ties send the gradient to the first operand", **PWL_MONOTONE)
 binary("minimum", lambda f, a, b: f.minimum(a, b),
        lambda g, xs, y, at: g - g * F.greater(xs[0], xs[1]),
        lambda g, xs, y, at: g * F.greater(xs[0], xs[1]),
-       "elementwise min; ties send the gradient to the first operand", **PWL, monotone=True)
+       "elementwise min; ties send the gradient to the first operand", **PWL_MONOTONE)
 
 # -- comparisons and selection (piecewise constant) ------------------------------
 register(OpDef("step", 1, same_shape, lambda f, xs, at: f.step(xs[0]),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, TypeVar
 
 from ..errors import FieldMismatchError
 from ..fields.base import Array, Field, _Pi
@@ -28,6 +28,7 @@ __all__ = [
     "Attrs",
     "OpDef",
     "OPS",
+    "Props",
     "register",
     "get_op",
     "apply",
@@ -61,6 +62,15 @@ KINDS: tuple[str, ...] = (
 ATTR_KINDS: tuple[str, ...] = ("int", "bool", "number", "ints", "spec")
 """What an attribute may hold: an int, a bool, a number (int, float, Fraction), a tuple of
 ints, or a slice spec (a tuple of (start, stop, step) triples)."""
+
+
+class Props(TypedDict, total=False):
+    """The boolean properties of an OpDef, for registration helpers to pass on."""
+
+    rational: bool
+    linear: bool
+    piecewise_linear: bool
+    monotone: bool
 
 
 @dataclass(frozen=True, slots=True)

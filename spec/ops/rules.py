@@ -12,7 +12,7 @@ every analysis.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import UnsupportedOperation
 from .registry import OPS
@@ -23,9 +23,14 @@ R = TypeVar("R")
 TABLES: dict[str, RuleTable[Any]] = {}
 
 
-class Node:  # structural protocol of the graph nodes this module reads (kept minimal)
-    id: int
-    op: str
+class Node(Protocol):
+    """What this module reads of a graph node (the IR's nodes and others)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def op(self) -> str: ...
 
 
 class RuleTable(Generic[R]):

@@ -6,12 +6,12 @@ from .. import functional as F
 from ..errors import ShapeError
 from ..shapes import Shape, broadcast_shapes, size_of
 from ..value import Value
-from .registry import Attrs, OpDef, apply, register, vjp_from_parts
+from .registry import Attrs, OpDef, Props, apply, register, vjp_from_parts
 
 Grads = tuple[Value | None, ...]
 
 # Ops that only move elements: linear, hence piecewise linear, and monotone.
-_MOVES = {"rational": True, "linear": True, "piecewise_linear": True, "monotone": True}
+_MOVES: Props = {"rational": True, "linear": True, "piecewise_linear": True, "monotone": True}
 
 
 def _matmul_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:

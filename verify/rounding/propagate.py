@@ -230,11 +230,14 @@ class _AffinePass(GraphInterpreter[Form]):
         super().__init__(graph)
         self.bounds, self.mode, self.u, self.smag = env, mode, u, smag
 
-    def leaf(self, n: Node) -> Form:
-        return self.form(n, fresh(n.id, self.bounds[n.id].e))  # the leaf's own rounding
+    def leaf(self, node: Node) -> Form:
+        return self.form(node, fresh(node.id, self.bounds[node.id].e))  # its own rounding
 
-    constant = leaf
-    literal = leaf
+    def constant(self, node: Node) -> Form:
+        return self.leaf(node)
+
+    def literal(self, node: Node) -> Form:
+        return self.leaf(node)
 
     def op(self, n: Node, args: list[Form]) -> Form:
         c = Ctx(self.mode, self.u, True, f"node %{n.id} ({n.op})")
