@@ -17,6 +17,7 @@ from ...spec.fields.base import Array
 from ...spec.ops import OPS
 from ...spec.shapes import size_of
 from .encoding import Literal, decode_literal, encode_literal, value_key
+from .interpreter import GraphInterpreter
 from .ir import Graph, GraphError, Node
 
 __all__ = [
@@ -59,12 +60,25 @@ def check_shapes(g: Graph) -> None:
     """Re-derive every op node's shape from its op's shape rule and compare it with the
     declared one; a difference raises ShapeError naming the node. Also checks attributes
     against each op's `attr_schema` (GraphError) and that constants are 0-d."""
-    for n in g.nodes:
-        if n.is_leaf or n.is_constant:
-            continue
+    _ShapeCheck(g).run()
+
+
+class _ShapeCheck(GraphInterpreter[None]):
+    """Leaves and constants were checked when the graph was built; op nodes here."""
+
+    def leaf(self, node: Node) -> None:
+        return None
+
+    def constant(self, node: Node) -> None:
+        return None
+
+    def literal(self, node: Node) -> None:
+        return None
+
+    def op(self, n: Node, args: list[None]) -> None:
         _check_attrs(n)
         op = OPS[n.op]
-        arg_shapes = tuple(g.nodes[a].shape for a in n.args)
+        arg_shapes = tuple(self.graph.nodes[a].shape for a in n.args)
         try:
             rule = tuple(op.shape(arg_shapes, n.attr_dict))
         except ShapeError as e:
@@ -143,39 +157,55 @@ def fold_constants(g: Graph) -> Graph:
     time; a node bigger than its largest operand (a broadcast) is kept, so folding never
     materialises a large array. Run `eliminate_dead_code` afterwards to drop the
     constants it leaves unused."""
-    field = g.field_def
-    values: dict[int, Array] = {}
-    out = _Rebuild()
-    for n in g.nodes:
-        if n.op == "const":
-            new_id = out.add(n)
-            try:
-                values[new_id] = field.constant(n.attr("value"))
-            except _EVAL_ERRORS:
-                pass  # e.g. pi over `exact`: left to raise when the graph runs, as eager does
-            continue
-        if n.op == "literal":
-            values[out.add(n)] = decode_literal(field, n.attr("data"), n.shape, f"%{n.id}")
-            continue
-        args = tuple(out.ids[a] for a in n.args)
+    folding = _Fold(g)
+    folding.run()
+    return folding.out.graph(g)
+
+
+class _Fold(GraphInterpreter[int]):
+    """Copies each node into `out` (the value is its new id), a constant-only op node as
+    a literal of its value; `values` holds the new ids' known constant values."""
+
+    def __init__(self, g: Graph) -> None:
+        super().__init__(g)
+        self.field = g.field_def
+        self.values: dict[int, Array] = {}
+        self.out = _Rebuild()
+
+    def leaf(self, n: Node) -> int:
+        return self.out.add(n)
+
+    def constant(self, n: Node) -> int:
+        new_id = self.out.add(n)
+        try:
+            self.values[new_id] = self.field.constant(n.attr("value"))
+        except _EVAL_ERRORS:
+            pass  # e.g. pi over `exact`: left to raise when the graph runs, as eager does
+        return new_id
+
+    def literal(self, n: Node) -> int:
+        new_id = self.out.add(n)
+        self.values[new_id] = decode_literal(self.field, n.attr("data"), n.shape, f"%{n.id}")
+        return new_id
+
+    def op(self, n: Node, args: list[int]) -> int:
+        values, out = self.values, self.out
         biggest = max((size_of(out.nodes[a].shape) for a in args), default=0)
-        if n.is_leaf or not args or any(a not in values for a in args) or (
+        if not args or any(a not in values for a in args) or (
             size_of(n.shape) > max(1, biggest)
         ):
-            out.add(n)
-            continue
+            return out.add(n)
         try:
-            result = OPS[n.op].forward(field, tuple(values[a] for a in args), n.attr_dict)
+            result = OPS[n.op].forward(self.field, tuple(values[a] for a in args), n.attr_dict)
         except _EVAL_ERRORS:
-            out.add(n)
-            continue
-        if field.shape_of(result) != n.shape:
+            return out.add(n)
+        if self.field.shape_of(result) != n.shape:
             raise ShapeError(f"node %{n.id} ({n.op}): folding gave shape "
-                             f"{field.shape_of(result)}, declared {n.shape}")
+                             f"{self.field.shape_of(result)}, declared {n.shape}")
         new_id = out.add(n, op="literal", args=(),
-                         attrs=(("data", encode_literal(field, result)),))
+                         attrs=(("data", encode_literal(self.field, result)),))
         values[new_id] = result
-    return out.graph(g)
+        return new_id
 
 
 def simplify(g: Graph) -> Graph:
