@@ -94,6 +94,10 @@ class Graph:
     nodes: tuple[Node, ...]
     outputs: tuple[tuple[str, int], ...]
     _fingerprint: list[str] = dc_field(default_factory=list, repr=False, compare=False)
+    layers: tuple[str, ...] = dc_field(default=(), repr=False, compare=False)
+    """A side table: per node, the layer a tracer saw running when it recorded the node
+    ("" for none), or () when unknown. Not part of equality, hashing, JSON or the
+    fingerprint: it only lets errors name the layer as well as the node."""
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -165,12 +169,21 @@ class Graph:
     def __str__(self) -> str:
         return self.pretty()
 
+    def describe(self, node: Node) -> str:
+        """How errors name `node`: "node %3 (matmul)", with " in layer 2 (linear 8->1)"
+        where the side table knows its layer."""
+        layer = self.layers[node.id] if node.id < len(self.layers) else ""
+        where = f"node %{node.id} ({node.op})"
+        return f"{where} in {layer}" if layer else where
+
 
 def _validate(g: Graph) -> None:
     try:
         get_field(g.field)
     except ValueError as e:
         raise GraphError(f"graph field: {e}") from None
+    if g.layers and len(g.layers) != len(g.nodes):
+        raise GraphError(f"{len(g.layers)} layer entries for {len(g.nodes)} nodes")
     names: set[str] = set()
     for i, n in enumerate(g.nodes):
         where = f"node %{i} ({n.op})"

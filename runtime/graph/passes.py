@@ -98,20 +98,25 @@ _EVAL_ERRORS = (TorchLeanError, ArithmeticError, ValueError, TypeError)
 class _Rebuild:
     """Accumulates nodes with fresh ids; `ids` maps old ids to new ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: Graph) -> None:
         self.nodes: list[Node] = []
         self.ids: dict[int, int] = {}
+        self.source_layers = source.layers
+        self.layers: list[str] = []
 
     def add(self, old: Node, **changes: Any) -> int:
         args = tuple(self.ids[a] for a in old.args)
         node = Node(len(self.nodes), changes.get("op", old.op), changes.get("args", args),
                     changes.get("attrs", old.attrs), old.shape)
         self.nodes.append(node)
+        if self.source_layers:
+            self.layers.append(self.source_layers[old.id])
         self.ids[old.id] = node.id
         return node.id
 
     def graph(self, g: Graph) -> Graph:
-        return Graph(g.field, tuple(self.nodes), tuple((n, self.ids[i]) for n, i in g.outputs))
+        return Graph(g.field, tuple(self.nodes), tuple((n, self.ids[i]) for n, i in g.outputs),
+                     layers=tuple(self.layers))
 
 
 def eliminate_dead_code(g: Graph) -> Graph:
@@ -121,7 +126,7 @@ def eliminate_dead_code(g: Graph) -> Graph:
     for n in reversed(g.nodes):
         if n.id in live:
             live.update(n.args)
-    out = _Rebuild()
+    out = _Rebuild(g)
     for n in g.nodes:
         if n.is_leaf or n.id in live:
             out.add(n)
@@ -136,7 +141,7 @@ def _cse_key(n: Node, args: tuple[int, ...]) -> Any:
 def eliminate_common_subexpressions(g: Graph) -> Graph:
     """Merge nodes with the same op, attributes, shape and (merged) operands; equal
     constants merge too. Leaves are never merged."""
-    out = _Rebuild()
+    out = _Rebuild(g)
     seen: dict[Any, int] = {}
     for n in g.nodes:
         if n.is_leaf:
@@ -170,7 +175,7 @@ class _Fold(GraphInterpreter[int]):
         super().__init__(g)
         self.field = g.field_def
         self.values: dict[int, Array] = {}
-        self.out = _Rebuild()
+        self.out = _Rebuild(g)
 
     def leaf(self, n: Node) -> int:
         return self.out.add(n)

@@ -20,6 +20,7 @@ from typing import Any, NoReturn, Self
 from ...spec.errors import FieldMismatchError, TorchLeanError
 from ...spec.fields import Field, get_field
 from ...spec.fields.base import Constant, _Pi
+from ...spec.nn.layer import running_layer
 from ...spec.ops.registry import Attrs, OpDef
 from ...spec.shapes import Shape, as_shape
 from ...spec.tensor import Tensor
@@ -53,11 +54,13 @@ class GraphBuilder:
     def __init__(self, field: Field) -> None:
         self.field = field
         self.nodes: list[Node] = []
+        self.layers: list[str] = []  # the layer running at each node (Graph.layers)
         self._names: set[str] = set()
 
     def _append(self, op: str, args: tuple[int, ...], attrs: Any, shape: Shape) -> Var:
         node = Node(len(self.nodes), op, args, attrs, shape)
         self.nodes.append(node)
+        self.layers.append(running_layer())
         return Var(self, node.id, shape)
 
     def leaf(self, kind: str, name: str, shape: Shape) -> Var:
@@ -99,7 +102,9 @@ class GraphBuilder:
         for name, v in outputs:
             if v.builder is not self:
                 raise TracingError(f"output {name!r} comes from another trace")
-        return Graph(self.field.name, tuple(self.nodes), tuple((n, v.id) for n, v in outputs))
+        layers = tuple(self.layers) if any(self.layers) else ()
+        return Graph(self.field.name, tuple(self.nodes), tuple((n, v.id) for n, v in outputs),
+                     layers=layers)
 
 
 class Var(Value):

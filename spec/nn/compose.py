@@ -30,6 +30,7 @@ from .layer import (
     Scope,
     Sequential,
     chain,
+    run_child,
     splice,
 )
 from .positions import (
@@ -196,7 +197,7 @@ def _residual_check(block: object) -> Module:
 
 
 def _residual_forward(layer: Module, block: Module, x: V, scope: Scope[V]) -> V:
-    y = block.forward(x, scope.child("block"))
+    y = run_child(block, x, scope, "block")
     if y.shape != x.shape:
         raise ShapeError(
             f"{scope.where(layer)}: the block maps {x.shape} to {y.shape}; "

@@ -18,6 +18,7 @@ one such method per argument position of `sequential`, see `positions`.)
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar, cast, overload
 
@@ -29,7 +30,8 @@ from .positions import SameShapeSignatures
 
 __all__ = [
     "Module", "Layer", "SameShape", "LayerLike", "ParamSpec", "Scope", "named_specs",
-    "describe_at", "Sequential", "SameSequential", "chain", "splice",
+    "describe_at", "Sequential", "SameSequential", "chain", "splice", "run_child",
+    "running_layer",
 ]
 
 V = TypeVar("V", bound=Value)
@@ -99,6 +101,28 @@ class Scope(Generic[V]):
     def update(self, local: str, value: V) -> None:
         """Record the new value of buffer `local` (returned by the pass, never mutated)."""
         self.updates[self.qualify(local)] = value
+
+
+# The child layer whose forward is running (its path and the layer), for tracers to record
+# which layer each op belongs to; formatted only when asked for.
+_RUNNING: ContextVar[tuple[str, Module] | None] = ContextVar("running_layer", default=None)
+
+
+def running_layer() -> str:
+    """The innermost child layer whose forward is running, as `describe_at` names it
+    ("layer 2 (linear 8->1)"); "" outside any (or at the root)."""
+    running = _RUNNING.get()
+    return describe_at(*running) if running is not None else ""
+
+
+def run_child(layer: Module, x: V, scope: Scope[V], name: str) -> V:
+    """`layer.forward(x)` in the child scope `name`, recorded as the running layer."""
+    child = scope.child(name)
+    token = _RUNNING.set((child.path, layer))
+    try:
+        return layer.forward(x, child)
+    finally:
+        _RUNNING.reset(token)
 
 
 def describe_at(path: str, layer: Module) -> str:
@@ -236,7 +260,7 @@ def _chain_output_width(layers: tuple[Module, ...], size: int | None) -> int | N
 
 def _chain_forward(layers: tuple[Module, ...], x: V, scope: Scope[V]) -> V:
     for i, layer in enumerate(layers):
-        x = layer.forward(x, scope.child(str(i)))
+        x = run_child(layer, x, scope, str(i))
     return x
 
 

@@ -142,7 +142,7 @@ class _ElementwisePass(GraphInterpreter[Bound]):
 
     def ctx(self, n: Node) -> Ctx:
         return Ctx(self.mode, self.u, self.only is None or self.only == n.id,
-                   f"node %{n.id} ({n.op})")
+                   self.graph.describe(n))
 
     def leaf(self, n: Node) -> Bound:
         c = self.ctx(n)
@@ -195,17 +195,17 @@ class _ElementwisePass(GraphInterpreter[Bound]):
             zlo, zhi = real.hulls[n.id]
             b = Bound(np.maximum(b.lo, zlo), np.minimum(b.hi, zhi), b.e)
             if np.any(b.lo > b.hi):  # two sound enclosures of one real value cannot miss
-                raise AssertionError(f"node %{n.id} ({n.op}): disjoint real enclosures")
+                raise AssertionError(f"{self.graph.describe(n)}: disjoint real enclosures")
         if np.any(_up(b.mag + b.e) >= OVERFLOW) or np.any(np.isnan(b.e)):
-            raise RoundingBoundError(f"node %{n.id} ({n.op}): a value may reach the binary32 "
-                                     "overflow threshold 2^128 - 2^103 inside the box")
+            raise RoundingBoundError(f"{self.graph.describe(n)}: a value may reach the "
+                                     "binary32 overflow threshold 2^128 - 2^103 inside the box")
         return b
 
 
 def check_rules(graph: Graph) -> None:
     """Refuse, before any work, a graph with an op the rounding rules do not handle."""
     ELEMENTWISE_RULES.check_ops((n for n in graph.nodes if not n.is_leaf and not n.is_constant),
-                                describe=lambda n: f"node %{n.id} ({n.op})")
+                                describe=lambda n: graph.describe(graph.nodes[n.id]))
 
 
 def propagate_elementwise(graph: Graph, params: dict[str, Arr],
@@ -240,7 +240,7 @@ class _AffinePass(GraphInterpreter[Form]):
         return self.leaf(node)
 
     def op(self, n: Node, args: list[Form]) -> Form:
-        c = Ctx(self.mode, self.u, True, f"node %{n.id} ({n.op})")
+        c = Ctx(self.mode, self.u, True, self.graph.describe(n))
         step = AffineStep(n.op, n.id, args, n.attr_dict, c, tuple(n.shape), self.smag.get(n.id))
         return self.form(n, AFFINE_RULES.get(n.op, c.where)(step))
 
