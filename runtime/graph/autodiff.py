@@ -17,7 +17,8 @@ from ...spec.errors import ShapeError
 from ...spec.ops import OPS
 from ...spec.value import Value
 from ..reverse import NotDifferentiableError, Pass, accumulate, node_cotangents
-from .ir import Graph, GraphError
+from .interpreter import GraphInterpreter
+from .ir import Graph, GraphError, Node
 from .tracing import GraphBuilder, Var
 
 __all__ = ["grad_graph", "NotDifferentiableError", "grad_name"]
@@ -57,9 +58,7 @@ def grad_graph(graph: Graph, wrt: Sequence[str], *, loss: str | None = None) -> 
             raise GraphError(f"grad_graph: the graph already has an output {grad_name(name)!r}")
 
     builder = GraphBuilder(graph.field_def)
-    vars_: list[Var] = []
-    for n in graph.nodes:
-        vars_.append(builder.copy(n, [vars_[a] for a in n.args]))
+    vars_ = _Replay(graph, builder).run()
 
     # Nodes that depend on a differentiated leaf; only they receive cotangents.
     active = set(leaf_ids)
@@ -89,6 +88,26 @@ def grad_graph(graph: Graph, wrt: Sequence[str], *, loss: str | None = None) -> 
         ct = leaf_cts.get(i)
         outputs.append((grad_name(name), _as_var(ct if ct is not None else F.zeros_like(vars_[i]))))
     return builder.finish(outputs)
+
+
+class _Replay(GraphInterpreter[Var]):
+    """The forward graph re-recorded node by node on a builder, as Vars."""
+
+    def __init__(self, graph: Graph, builder: GraphBuilder) -> None:
+        super().__init__(graph)
+        self.builder = builder
+
+    def leaf(self, node: Node) -> Var:
+        return self.builder.copy(node, [])
+
+    def constant(self, node: Node) -> Var:
+        return self.builder.copy(node, [])
+
+    def literal(self, node: Node) -> Var:
+        return self.builder.copy(node, [])
+
+    def op(self, node: Node, args: list[Var]) -> Var:
+        return self.builder.copy(node, args)
 
 
 def _as_var(v: Value) -> Var:
