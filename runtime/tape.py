@@ -23,6 +23,7 @@ from ..spec.ops.registry import Attrs, OpDef, apply_op
 from ..spec.shapes import Shape
 from ..spec.tensor import Tensor
 from ..spec.value import Value
+from .reverse import Pass, accumulate, node_cotangents
 
 __all__ = ["Node", "Tape", "Traced", "GradientNaNError", "NanPolicy"]
 
@@ -108,42 +109,26 @@ class Tape:
         """Cotangents of the leaves reached from `out`, seeded with `seed` at `out`."""
         if out.index is None:
             return {}
-        cts: dict[int, Value] = {out.index: seed}
-        leaves: dict[int, Value] = {}
         nodes = self.nodes
-        for i in range(out.index, -1, -1):
-            g = cts.pop(i, None)
-            if g is None:
-                continue
+
+        def visit(i: int, g: Value) -> Pass[Value]:
             node = nodes[i]
             op = node.op
             if op is None:
-                leaves[i] = g
-                continue
-            if op.piecewise_constant:
-                continue
-            vjp = op.vjp
-            if vjp is None:
-                raise TypeError(
-                    f"op {node.tag!r} (tape node #{node.index}) has no VJP rule, so it cannot "
-                    "be differentiated"
-                )
+                return None
             parents = node.parents
-            if None in parents:
-                # Constants (parent None) need no cotangent; ops with per-input VJP parts
-                # skip computing theirs (e.g. the data x in x @ W.T).
-                needs = tuple([p is not None for p in parents])
-                grads = op.cotangents(g, node.inputs, node.output, node.attrs, needs)
-            else:
-                grads = vjp(g, node.inputs, node.output, node.attrs)
-            for parent, gi in zip(parents, grads, strict=True):
-                if parent is None or gi is None:
-                    continue
-                if nan != "ignore":
-                    _check_nan(gi, node, nan)
-                prev = cts.get(parent)
-                cts[parent] = gi if prev is None else prev + gi
-        return leaves
+            # Constants (parent None) need no cotangent; ops with per-input VJP parts skip
+            # computing theirs (e.g. the data x in x @ W.T).
+            needs = tuple([p is not None for p in parents]) if None in parents else None
+            grads = node_cotangents(op, g, node.inputs, node.output, node.attrs, needs,
+                                    f"op {node.tag!r} (tape node #{node.index})")
+            if nan != "ignore":
+                for parent, gi in zip(parents, grads, strict=False):  # () if none flow
+                    if parent is not None and gi is not None:
+                        _check_nan(gi, node, nan)
+            return parents, grads
+
+        return accumulate(out.index, seed, visit)
 
     # -- inspection -----------------------------------------------------------
     def __str__(self) -> str:

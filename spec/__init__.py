@@ -15,7 +15,7 @@ from .errors import (
     UnsupportedOperation,
 )
 from .fields import FIELD_NAMES, Field, exact, float32, float64, get_field, ieee32exec, interval
-from .ops import OPS, OpDef, apply, get_op
+from .ops import OPS, OpDef, apply, elementwise, get_op, reductions, structural  # noqa: F401  (registers the op table)
 from .shapes import Shape
 from .tensor import Tensor, tensor
 from .value import Value

@@ -2,22 +2,21 @@
 
 A concrete spec tensor, an eager tensor on a tape and a symbolic IR value are all
 Values: each says how to apply an op record (`_apply`) and how to lift a constant
-(`_lift`); the arithmetic operators and methods below are shared and go through the op
-table, so a VJP rule written with them works in every context.
+(`_lift`), the `Operand` protocol the op registry reads; the arithmetic operators and
+methods below are shared and go through the op table (`primitives`), so a VJP rule
+written with them works in every context.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, Self
 
-from .errors import FieldMismatchError
-from .fields.base import Constant, Field
-from .shapes import Shape, size_of
+from . import primitives as F
+from .operand import Operand
+from .shapes import size_of
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVar  # PEP 696 defaults (typing has them from 3.13)
-
-    from .ops.registry import Attrs, OpDef
 
     # The static shape type of a value (`Vec[Literal[8]]`, see torchlean.spec.nn): a phantom
     # that only mypy sees. Its default is Any, so a bare `Value`/`Tensor` is untyped and
@@ -30,10 +29,10 @@ else:
 
 __all__ = ["Value", "ShapeT"]
 
-Operand = Any  # a Value of the same kind, or a plain number
+Other = Any  # a Value of the same kind, or a plain number
 
 
-class Value(Generic[ShapeT]):
+class Value(Operand, Generic[ShapeT]):
     """A tensor-shaped value in some evaluation context (concrete, taped or symbolic).
 
     `Value[S]` also carries a static shape type S for mypy only (nothing at run time).
@@ -42,44 +41,6 @@ class Value(Generic[ShapeT]):
     __slots__ = ()
     # Make NumPy defer to our reflected operators (ndarray * Value -> Value.__rmul__).
     __array_ufunc__ = None
-
-    # Subclasses define these four. (Not an ABC: ABCMeta's isinstance is several times
-    # slower, and `apply` runs isinstance on every operand of every op.)
-    @property
-    def shape(self) -> Shape:
-        """The tensor's shape."""
-        raise NotImplementedError
-
-    @property
-    def field(self) -> Field:
-        """The scalar field the tensor's numbers live in."""
-        raise NotImplementedError
-
-    def _apply(self, op: OpDef, inputs: tuple[Self, ...], attrs: Attrs) -> Self:
-        """Apply `op` to `inputs` (all of this kind and field) in this context."""
-        raise NotImplementedError
-
-    def _lift(self, value: Constant) -> Self:
-        """A 0-d constant of this context and field."""
-        raise NotImplementedError
-
-    # Nesting depth of differentiation contexts: concrete and symbolic values are 0, a
-    # tape tracer is one more than the values it wraps. `apply` evaluates in the deepest
-    # operand's context, which coerces the others.
-    _level: int = 0
-
-    def _same_context(self, other: Value) -> bool:
-        """Whether `other` (of the same type) lives in this value's context and field."""
-        return other.field is self.field
-
-    def _coerce(self, other: Value) -> Self:
-        """`other` as a value of this context; only the same kind and field by default."""
-        if type(other) is type(self) and other.field is self.field:
-            return other  # same type, checked above
-        raise FieldMismatchError(
-            f"operands mix {type(self).__name__}[{self.field}] and "
-            f"{type(other).__name__}[{other.field}]"
-        )
 
     @property
     def ndim(self) -> int:
@@ -96,28 +57,28 @@ class Value(Generic[ShapeT]):
         )
 
     # -- arithmetic ---------------------------------------------------------
-    def __add__(self, other: Operand) -> Self:
+    def __add__(self, other: Other) -> Self:
         return F.add(self, other)
 
-    def __radd__(self, other: Operand) -> Self:
+    def __radd__(self, other: Other) -> Self:
         return F.add(self._lift(other), self)
 
-    def __sub__(self, other: Operand) -> Self:
+    def __sub__(self, other: Other) -> Self:
         return F.sub(self, other)
 
-    def __rsub__(self, other: Operand) -> Self:
+    def __rsub__(self, other: Other) -> Self:
         return F.sub(self._lift(other), self)
 
-    def __mul__(self, other: Operand) -> Self:
+    def __mul__(self, other: Other) -> Self:
         return F.mul(self, other)
 
-    def __rmul__(self, other: Operand) -> Self:
+    def __rmul__(self, other: Other) -> Self:
         return F.mul(self._lift(other), self)
 
-    def __truediv__(self, other: Operand) -> Self:
+    def __truediv__(self, other: Other) -> Self:
         return F.div(self, other)
 
-    def __rtruediv__(self, other: Operand) -> Self:
+    def __rtruediv__(self, other: Other) -> Self:
         return F.div(self._lift(other), self)
 
     def __neg__(self) -> Self:
@@ -157,5 +118,3 @@ class Value(Generic[ShapeT]):
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Self:
         return F.max(self, axis, keepdims)
 
-
-from . import functional as F  # noqa: E402  (functional imports Value for typing only)

@@ -2,9 +2,10 @@
 
 The forward graph is replayed onto a builder as `Var`s; then, walking the nodes in
 reverse, each op's VJP rule (written with ops) is applied to Vars, which records the
-backward computation in the same graph. The walk mirrors the eager tape's
-`Tape.backward` (same seed, same order, same accumulation `previous + new`), so the
-gradients are the same computation as `autograd.grad` and agree bit for bit.
+backward computation in the same graph. The walk is the eager tape's
+(`runtime.reverse.accumulate`: same seed, same order, same accumulation `previous +
+new`), so the gradients are the same computation as `autograd.grad` and agree bit for
+bit.
 """
 
 from __future__ import annotations
@@ -12,17 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...spec import functional as F
-from ...spec.errors import ShapeError, TorchLeanError
+from ...spec.errors import ShapeError
 from ...spec.ops import OPS
 from ...spec.value import Value
-from .ir import Graph, GraphError
+from ..reverse import NotDifferentiableError, Pass, accumulate, node_cotangents
+from .interpreter import GraphInterpreter
+from .ir import Graph, GraphError, Node
 from .tracing import GraphBuilder, Var
 
 __all__ = ["grad_graph", "NotDifferentiableError", "grad_name"]
-
-
-class NotDifferentiableError(TorchLeanError, TypeError):
-    """The loss depends, through an op with no VJP rule, on a value being differentiated."""
 
 
 def grad_name(name: str) -> str:
@@ -59,9 +58,7 @@ def grad_graph(graph: Graph, wrt: Sequence[str], *, loss: str | None = None) -> 
             raise GraphError(f"grad_graph: the graph already has an output {grad_name(name)!r}")
 
     builder = GraphBuilder(graph.field_def)
-    vars_: list[Var] = []
-    for n in graph.nodes:
-        vars_.append(builder.copy(n, [vars_[a] for a in n.args]))
+    vars_ = _Replay(graph, builder).run()
 
     # Nodes that depend on a differentiated leaf; only they receive cotangents.
     active = set(leaf_ids)
@@ -69,37 +66,48 @@ def grad_graph(graph: Graph, wrt: Sequence[str], *, loss: str | None = None) -> 
         if any(a in active for a in n.args):
             active.add(n.id)
 
-    leaf_cts: dict[int, Value] = {}
-    cts: dict[int, Value] = {}
-    if loss_node.id in active:
-        cts[loss_node.id] = vars_[loss_node.id]._lift(1)
-    for n in reversed(graph.nodes[: loss_node.id + 1]):
-        g = cts.pop(n.id, None)
-        if g is None:
-            continue
+    def visit(i: int, g: Value) -> Pass[Value]:
+        n = graph.nodes[i]
         if n.is_leaf:
-            leaf_cts[n.id] = g
-            continue
-        op = OPS[n.op]
-        if op.piecewise_constant:
-            continue
-        if op.vjp is None:
-            raise NotDifferentiableError(
-                f"node %{n.id} ({n.op}) has no VJP rule, so the loss cannot be "
-                "differentiated through it"
-            )
-        grads = op.vjp(g, tuple(vars_[a] for a in n.args), vars_[n.id], n.attr_dict)
-        for a, ga in zip(n.args, grads, strict=True):
-            if ga is None or a not in active:
-                continue
-            prev = cts.get(a)
-            cts[a] = ga if prev is None else prev + ga
+            return None
+        if n.is_constant:
+            return (), ()
+        parents = tuple(a if a in active else None for a in n.args)
+        needs = tuple(p is not None for p in parents)
+        grads = node_cotangents(OPS[n.op], g, tuple(vars_[a] for a in n.args), vars_[n.id],
+                                n.attr_dict, None if all(needs) else needs,
+                                f"node %{n.id} ({n.op})")
+        return parents, grads
+
+    leaf_cts: dict[int, Value] = {}
+    if loss_node.id in active:
+        leaf_cts = accumulate(loss_node.id, vars_[loss_node.id]._lift(1), visit)
 
     outputs = [(name, vars_[i]) for name, i in graph.outputs]
     for name, i in zip(wrt, leaf_ids, strict=True):
         ct = leaf_cts.get(i)
         outputs.append((grad_name(name), _as_var(ct if ct is not None else F.zeros_like(vars_[i]))))
     return builder.finish(outputs)
+
+
+class _Replay(GraphInterpreter[Var]):
+    """The forward graph re-recorded node by node on a builder, as Vars."""
+
+    def __init__(self, graph: Graph, builder: GraphBuilder) -> None:
+        super().__init__(graph)
+        self.builder = builder
+
+    def leaf(self, node: Node) -> Var:
+        return self.builder.copy(node, [])
+
+    def constant(self, node: Node) -> Var:
+        return self.builder.copy(node, [])
+
+    def literal(self, node: Node) -> Var:
+        return self.builder.copy(node, [])
+
+    def op(self, node: Node, args: list[Var]) -> Var:
+        return self.builder.copy(node, args)
 
 
 def _as_var(v: Value) -> Var:

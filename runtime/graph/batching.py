@@ -21,6 +21,7 @@ from ...spec.errors import ShapeError, UnsupportedOperation
 from ...spec.ops import OPS
 from ...spec.ops.rules import RuleTable
 from .ir import Graph, Node, freeze_attrs
+from .passes import check_shapes
 
 __all__ = ["rebatch", "BATCHING"]
 
@@ -114,8 +115,6 @@ def rebatch(graph: Graph, size: int) -> Graph:
     Raises UnsupportedOperation naming the node when an op could mix rows, and
     ShapeError when the input does not lead with an axis of 1.
     """
-    from .passes import check_shapes  # the pass module imports this package's graph IR
-
     if size < 1:
         raise ValueError(f"batch size must be >= 1, got {size}")
     inputs = graph.inputs

@@ -33,7 +33,8 @@ import numpy as np
 
 from ...spec.fields import NativeFloatField
 from ...spec.fields.base import _Pi
-from .fusion import ELEMENTWISE, FusionGroup
+from ...spec.ops.rules import RuleTable
+from .fusion import FusionGroup, is_elementwise
 from .ir import Graph, Node
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "FusedKernel",
     "KernelRunner",
     "C_OPS",
+    "C_FORM_TABLE",
     "EXACT_OPS",
     "can_fuse",
     "kernel_source",
@@ -156,7 +158,18 @@ LIBM_FORMS: dict[str, CForm] = {
 C_FORMS: dict[str, CForm] = {**EXACT_FORMS, **LIBM_FORMS}
 C_OPS = frozenset(C_FORMS)
 EXACT_OPS = frozenset(EXACT_FORMS)
-assert C_OPS <= ELEMENTWISE, "C forms for ops that are not elementwise"
+assert all(is_elementwise(t) for t in C_OPS), "C forms for ops that are not elementwise"
+
+C_FORM_TABLE: RuleTable[CForm] = RuleTable("cuda C form", field="float32")
+"""Each op's C form, or why it has none (then it runs op by op, unfused)."""
+for _tag, _form in C_FORMS.items():
+    C_FORM_TABLE.add(_tag, _form)
+C_FORM_TABLE.refuse("no C form written (erf and the functions built on it, sin, cos)",
+                    "erf", "gelu", "sin", "cos")
+C_FORM_TABLE.refuse("not elementwise: fusion groups hold elementwise ops only",
+                    "sum", "mean", "max", "argmax_mask", "softmax", "log_softmax", "matmul",
+                    "transpose", "reshape", "broadcast_to", "concat", "slice", "unslice",
+                    "one_hot")
 
 
 def _as_float(value: Any) -> float:
@@ -169,7 +182,7 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 def can_fuse(node: Node) -> bool:
     """Whether `node` has a C form (leaky_relu only with a slope finite in float32)."""
-    if node.op not in C_FORMS:
+    if node.op not in C_FORM_TABLE.rules:
         return False
     if node.op == "leaky_relu":
         slope = _as_float(node.attr("negative_slope"))
@@ -229,7 +242,8 @@ def kernel_source(graph: Graph, group: FusionGroup, field: NativeFloatField) -> 
         if not can_fuse(node):
             raise ValueError(f"node %{m} ({node.op}) has no C form")
         ctx = _Ctx(field, node, f"t{m}_")
-        stmts, expr = C_FORMS[node.op](ctx, [names[a] for a in node.args])
+        form = C_FORM_TABLE.get(node.op, f"node %{node.id}")
+        stmts, expr = form(ctx, [names[a] for a in node.args])
         body.extend(stmts)
         body.append(f"{ctype} t{m} = {expr};")
         names[m] = f"t{m}"

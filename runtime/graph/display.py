@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...spec.fields.base import _Pi
 from .encoding import Literal
-from .ir import Graph, Node
+
+if TYPE_CHECKING:
+    from .ir import Graph, Node
 
 __all__ = ["pretty", "to_dot", "type_string"]
 

@@ -19,17 +19,24 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+from ...spec.ops import OPS
 from ...spec.shapes import Shape
 from .ir import Graph, Node
 
-__all__ = ["FusionGroup", "FusionPlan", "plan_fusion", "ELEMENTWISE"]
+__all__ = ["FusionGroup", "FusionPlan", "plan_fusion", "ELEMENTWISE", "is_elementwise"]
 
-ELEMENTWISE = frozenset(
-    "add sub mul div neg abs square sqrt exp log log1p expm1 tanh sigmoid softplus silu "
-    "sin cos erf gelu relu leaky_relu maximum minimum step greater where".split()
-)
-"""Op tags that compute each output element from the same-index elements of their
-(broadcast) operands: the only ops a fusion group may hold."""
+
+
+def is_elementwise(tag: str) -> bool:
+    """Whether op `tag` computes each output element from the same-index elements of its
+    (broadcast) operands (`OpDef.kind`): the only ops a fusion group may hold."""
+    op = OPS.get(tag)
+    return op is not None and op.kind == "elementwise"
+
+
+ELEMENTWISE = frozenset(t for t in OPS if is_elementwise(t))
+"""The elementwise ops of the table when this module was imported (`is_elementwise`
+asks the table itself)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,8 @@ class FusionPlan:
         return tuple(steps)
 
 
-def plan_fusion(graph: Graph, fusable: Callable[[Node], bool] | Collection[str] = ELEMENTWISE,
+def plan_fusion(graph: Graph,
+                fusable: Callable[[Node], bool] | Collection[str] = lambda node: True,
                 min_size: int = 2) -> FusionPlan:
     """The fusion groups of `graph`: connected sets of elementwise op nodes that `fusable`
     accepts (a predicate, or a collection of op tags), of one shape, with at least
@@ -92,7 +100,7 @@ def plan_fusion(graph: Graph, fusable: Callable[[Node], bool] | Collection[str] 
     owner = [-1] * len(nodes)
     members: dict[int, list[int]] = {}
     for n in nodes:
-        if n.is_leaf or n.is_constant or n.op not in ELEMENTWISE or not accepts(n):
+        if n.is_leaf or n.is_constant or not is_elementwise(n.op) or not accepts(n):
             continue
         merged = {n.id}
         joined: list[int] = []

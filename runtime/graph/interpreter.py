@@ -1,14 +1,21 @@
-"""The reference executor: run a graph node by node with the op table on spec Tensors.
+"""One run loop over a graph (`GraphInterpreter`), and the reference executor built on it.
 
-Each op node is evaluated with `spec.ops.apply` on concrete `Tensor`s, exactly what an
-eager run does, so it works over every field and agrees with eager bit for bit. Constants
-are lifted with the field's `constant` in the namespace and device of the first leaf.
+`GraphInterpreter` visits the nodes in order and hands each to a hook: `leaf` (inputs and
+parameters), `constant` (0-d `const` nodes), `literal` (constant arrays) and `op` (op
+nodes, with their arguments' values); `finish` sees every value before it is stored.
+Analyses (rounding bounds, ...) subclass it and specialise the hooks, as torch.fx's
+`Interpreter` does, so inputs, constants and literals are told apart in one place.
+
+`interpret` evaluates each op node with `spec.ops.apply` on concrete `Tensor`s, exactly
+what an eager run does, so it works over every field and agrees with eager bit for bit.
+Constants are lifted with the field's `constant` in the namespace and device of the
+first leaf.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -18,9 +25,56 @@ from ...spec.fields.base import Array
 from ...spec.ops import apply
 from ...spec.tensor import Tensor
 from .encoding import decode_literal
-from .ir import Graph
+from .ir import Graph, Node
 
-__all__ = ["interpret", "bind_leaves", "literal_array"]
+__all__ = ["GraphInterpreter", "interpret", "bind_leaves", "literal_array"]
+
+T = TypeVar("T")
+
+
+class GraphInterpreter(Generic[T]):
+    """Runs over a graph's nodes in order, one value of type T per node (`env[node.id]`);
+    subclasses define the hooks their graphs need (an unhandled kind of node raises)."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.env: list[T] = []
+
+    def run(self) -> list[T]:
+        """Every node's value, in node order."""
+        env: list[T] = []
+        self.env = env
+        for n in self.graph.nodes:
+            if n.is_leaf:
+                value = self.leaf(n)
+            elif n.op == "const":
+                value = self.constant(n)
+            elif n.op == "literal":
+                value = self.literal(n)
+            else:
+                value = self.op(n, [env[a] for a in n.args])
+            env.append(self.finish(n, value))
+        return env
+
+    def leaf(self, node: Node) -> T:
+        """The value of an input or parameter."""
+        raise NotImplementedError(f"{type(self).__name__}: no rule for {node.op} nodes")
+
+    def constant(self, node: Node) -> T:
+        """The value of a 0-d `const` node (`node.attr("value")`)."""
+        raise NotImplementedError(f"{type(self).__name__}: no rule for const nodes")
+
+    def literal(self, node: Node) -> T:
+        """The value of a `literal` node (a constant array)."""
+        raise NotImplementedError(f"{type(self).__name__}: no rule for literal nodes")
+
+    def op(self, node: Node, args: list[T]) -> T:
+        """The value of an op node from its arguments' values."""
+        raise NotImplementedError(f"{type(self).__name__}: no rule for op nodes")
+
+    def finish(self, node: Node, value: T) -> T:
+        """What is stored for `node` (by default `value` itself)."""
+        return value
 
 
 def literal_array(field: Field, node: Any, like: Array | None) -> Array:
@@ -77,22 +131,32 @@ def interpret(
         raise FieldMismatchError(
             f"the graph holds literals of field {graph.field}; it cannot run in {fld.name}"
         )
-    arrays = bind_leaves(graph, values, fld)
-    like = arrays[0] if arrays else None
-    leaf_values = iter(arrays)
-    env: list[Tensor] = []
-    for n in graph.nodes:
-        if n.is_leaf:
-            t = Tensor(next(leaf_values), fld)
-        elif n.op == "const":
-            t = Tensor(fld.constant(n.attr("value"), like=like), fld)
-        elif n.op == "literal":
-            t = Tensor(literal_array(fld, n, like), fld)
-        else:
-            args = [env[a] for a in n.args]
-            t = apply(n.op, args[0], *args[1:], **n.attr_dict)
-            if t.shape != n.shape:
-                raise ShapeError(f"node %{n.id} ({n.op}): computed shape {t.shape}, the "
-                                 f"graph declares {n.shape}")
-        env.append(t)
+    env = _Evaluate(graph, fld, bind_leaves(graph, values, fld)).run()
     return {name: env[i] for name, i in graph.outputs}
+
+
+class _Evaluate(GraphInterpreter[Tensor]):
+    """The reference executor's hooks: leaves bound in order, constants lifted like the
+    first leaf, ops applied through the op table."""
+
+    def __init__(self, graph: Graph, fld: Field, arrays: list[Array]) -> None:
+        super().__init__(graph)
+        self.fld = fld
+        self.like = arrays[0] if arrays else None
+        self.leaf_values = iter(arrays)
+
+    def leaf(self, node: Node) -> Tensor:
+        return Tensor(next(self.leaf_values), self.fld)
+
+    def constant(self, node: Node) -> Tensor:
+        return Tensor(self.fld.constant(node.attr("value"), like=self.like), self.fld)
+
+    def literal(self, node: Node) -> Tensor:
+        return Tensor(literal_array(self.fld, node, self.like), self.fld)
+
+    def op(self, node: Node, args: list[Tensor]) -> Tensor:
+        t = apply(node.op, args[0], *args[1:], **node.attr_dict)
+        if t.shape != node.shape:
+            raise ShapeError(f"node %{node.id} ({node.op}): computed shape {t.shape}, the "
+                             f"graph declares {node.shape}")
+        return t

@@ -19,11 +19,11 @@ are hashable values. Construction checks structure (ids, argument order, arity, 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...spec.errors import TorchLeanError
 from ...spec.fields import Field, get_field
@@ -31,10 +31,8 @@ from ...spec.fields.base import _Pi
 from ...spec.ops import OPS
 from ...spec.ops.registry import AttrValue
 from ...spec.shapes import Shape
+from . import display, json_text
 from .encoding import Literal
-
-if TYPE_CHECKING:
-    from ..tape import Tape, Traced
 
 __all__ = ["Node", "Graph", "GraphError", "LEAF_OPS", "CONSTANT_OPS", "FrozenAttrs"]
 
@@ -96,6 +94,10 @@ class Graph:
     nodes: tuple[Node, ...]
     outputs: tuple[tuple[str, int], ...]
     _fingerprint: list[str] = dc_field(default_factory=list, repr=False, compare=False)
+    layers: tuple[str, ...] = dc_field(default=(), repr=False, compare=False)
+    """A side table: per node, the layer a tracer saw running when it recorded the node
+    ("" for none), or () when unknown. Not part of equality, hashing, JSON or the
+    fingerprint: it only lets errors name the layer as well as the node."""
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -151,46 +153,28 @@ class Graph:
             self._fingerprint.append(hashlib.sha256(text.encode()).hexdigest())
         return self._fingerprint[0]
 
-    # -- inspection and serialisation --------------------------------------------
+    # -- inspection and serialisation (reading: serialize.from_json) -----------------
     def pretty(self) -> str:
         """One line per node, jaxpr-like."""
-        from .display import pretty
-
-        return pretty(self)
+        return display.pretty(self)
 
     def to_dot(self) -> str:
         """The graph as Graphviz DOT text."""
-        from .display import to_dot
-
-        return to_dot(self)
+        return display.to_dot(self)
 
     def to_json(self, indent: int | None = 1) -> str:
-        """The graph as versioned JSON text that `from_json` reads back exactly."""
-        from .serialize import to_json
-
-        return to_json(self, indent=indent)
-
-    @staticmethod
-    def from_json(text: str | bytes) -> Graph:
-        """Parse a graph written by `to_json`; a malformed, newer-version or shape-lying
-        document raises DataFormatError / ShapeError."""
-        from .serialize import from_json
-
-        return from_json(text)
-
-    @staticmethod
-    def from_tape(
-        tape: Tape,
-        outputs: Traced | int | Mapping[str, Traced | int] | None = None,
-        params: Iterable[str] = (),
-    ) -> Graph:
-        """The graph of the ops recorded on an eager tape (see `tracing.graph_from_tape`)."""
-        from .tracing import graph_from_tape
-
-        return graph_from_tape(tape, outputs, params)
+        """The graph as versioned JSON text that `serialize.from_json` reads back exactly."""
+        return json_text.to_json(self, indent=indent)
 
     def __str__(self) -> str:
         return self.pretty()
+
+    def describe(self, node: Node) -> str:
+        """How errors name `node`: "node %3 (matmul)", with " in layer 2 (linear 8->1)"
+        where the side table knows its layer."""
+        layer = self.layers[node.id] if node.id < len(self.layers) else ""
+        where = f"node %{node.id} ({node.op})"
+        return f"{where} in {layer}" if layer else where
 
 
 def _validate(g: Graph) -> None:
@@ -198,6 +182,8 @@ def _validate(g: Graph) -> None:
         get_field(g.field)
     except ValueError as e:
         raise GraphError(f"graph field: {e}") from None
+    if g.layers and len(g.layers) != len(g.nodes):
+        raise GraphError(f"{len(g.layers)} layer entries for {len(g.nodes)} nodes")
     names: set[str] = set()
     for i, n in enumerate(g.nodes):
         where = f"node %{i} ({n.op})"

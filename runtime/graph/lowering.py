@@ -35,8 +35,8 @@ from ...spec.fields.base import Array
 from ...spec.ops import OPS
 from .cuda_kernels import KernelRunner, can_fuse, cupy_runner, kernel_source
 from .fusion import FusionGroup, plan_fusion
-from .interpreter import literal_array
-from .ir import Graph
+from .interpreter import GraphInterpreter, literal_array
+from .ir import Graph, Node
 from .numpy_kernels import BUFFERED, FALLBACK, IN_PLACE, VIEWS, EmitContext
 
 __all__ = ["Program", "lower", "probe_values", "Mode"]
@@ -46,19 +46,30 @@ Mode = Literal["buffered", "calls", "fused"]
 
 def probe_values(graph: Graph, field: Field, arrays: Sequence[Array]) -> list[Any]:
     """Every node's value on the given leaf arrays, computed as eager computes it."""
-    like = arrays[0] if arrays else None
-    leaves = iter(arrays)
-    env: list[Any] = []
-    for n in graph.nodes:
-        if n.is_leaf:
-            env.append(next(leaves))
-        elif n.op == "const":
-            env.append(field.constant(n.attr("value"), like=like))
-        elif n.op == "literal":
-            env.append(literal_array(field, n, like))
-        else:
-            env.append(OPS[n.op].forward(field, tuple(env[a] for a in n.args), n.attr_dict))
-    return env
+    return _Probe(graph, field, arrays).run()
+
+
+class _Probe(GraphInterpreter[Any]):
+    """Field arrays per node: leaves in order, constants lifted like the first leaf, ops by
+    their forward rules."""
+
+    def __init__(self, graph: Graph, field: Field, arrays: Sequence[Array]) -> None:
+        super().__init__(graph)
+        self.field = field
+        self.like = arrays[0] if arrays else None
+        self.leaves = iter(arrays)
+
+    def leaf(self, node: Node) -> Any:
+        return next(self.leaves)
+
+    def constant(self, node: Node) -> Any:
+        return self.field.constant(node.attr("value"), like=self.like)
+
+    def literal(self, node: Node) -> Any:
+        return literal_array(self.field, node, self.like)
+
+    def op(self, node: Node, args: list[Any]) -> Any:
+        return OPS[node.op].forward(self.field, tuple(args), node.attr_dict)
 
 
 def copy_out(value: Any) -> Any:

@@ -17,6 +17,7 @@ from ...spec.fields.base import Array
 from ...spec.ops import OPS
 from ...spec.shapes import size_of
 from .encoding import Literal, decode_literal, encode_literal, value_key
+from .interpreter import GraphInterpreter
 from .ir import Graph, GraphError, Node
 
 __all__ = [
@@ -27,32 +28,13 @@ __all__ = [
     "simplify",
 ]
 
-# Attribute schemas of the built-in ops, so a hand-edited graph with a bad attribute is
-# rejected when loaded rather than failing deep inside a field. Ops not listed here (added
-# later to the table) are checked by their shape rule only.
-_NO_ATTRS = (
-    "add sub mul div neg abs square sqrt exp log log1p expm1 tanh sigmoid softplus erf gelu "
-    "silu sin cos relu maximum minimum step greater where matmul"
-).split()
-_REDUCE = {"axes": "ints", "keepdims": "bool"}
-ATTR_SCHEMA: dict[str, dict[str, str]] = {
-    **{tag: {} for tag in _NO_ATTRS},
-    "leaky_relu": {"negative_slope": "number"},
-    "sum": _REDUCE, "mean": _REDUCE, "max": _REDUCE,
-    "argmax_mask": {"axes": "ints"},
-    "softmax": {"axis": "int"}, "log_softmax": {"axis": "int"}, "concat": {"axis": "int"},
-    "transpose": {"axes": "ints"}, "reshape": {"shape": "ints"},
-    "broadcast_to": {"shape": "ints"},
-    "slice": {"spec": "spec"}, "unslice": {"shape": "ints", "spec": "spec"},
-    "one_hot": {"num_classes": "int"},
-}
-
-
+# What an attribute kind of `OpDef.attr_schema` accepts; a hand-edited graph with a bad
+# attribute is rejected when loaded rather than failing deep inside a field.
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-_KINDS: dict[str, Callable[[Any], bool]] = {
+ATTR_CHECKS: dict[str, Callable[[Any], bool]] = {
     "int": _is_int,
     "bool": lambda v: isinstance(v, bool),
     "number": lambda v: not isinstance(v, (bool, str, tuple, Literal)) and v is not None,
@@ -64,28 +46,39 @@ _KINDS: dict[str, Callable[[Any], bool]] = {
 
 
 def _check_attrs(n: Node) -> None:
-    schema = ATTR_SCHEMA.get(n.op)
-    if schema is None:
-        return
+    schema = dict(OPS[n.op].attr_schema)
     have = dict(n.attrs)
     if set(have) != set(schema):
         raise GraphError(f"node %{n.id} ({n.op}): attributes {sorted(have)}, expected "
                          f"{sorted(schema)}")
     for k, kind in schema.items():
-        if not _KINDS[kind](have[k]):
+        if not ATTR_CHECKS[kind](have[k]):
             raise GraphError(f"node %{n.id} ({n.op}): attribute {k}={have[k]!r} is not {kind}")
 
 
 def check_shapes(g: Graph) -> None:
     """Re-derive every op node's shape from its op's shape rule and compare it with the
     declared one; a difference raises ShapeError naming the node. Also checks attributes
-    of the built-in ops (GraphError) and that constants are 0-d."""
-    for n in g.nodes:
-        if n.is_leaf or n.is_constant:
-            continue
+    against each op's `attr_schema` (GraphError) and that constants are 0-d."""
+    _ShapeCheck(g).run()
+
+
+class _ShapeCheck(GraphInterpreter[None]):
+    """Leaves and constants were checked when the graph was built; op nodes here."""
+
+    def leaf(self, node: Node) -> None:
+        return None
+
+    def constant(self, node: Node) -> None:
+        return None
+
+    def literal(self, node: Node) -> None:
+        return None
+
+    def op(self, n: Node, args: list[None]) -> None:
         _check_attrs(n)
         op = OPS[n.op]
-        arg_shapes = tuple(g.nodes[a].shape for a in n.args)
+        arg_shapes = tuple(self.graph.nodes[a].shape for a in n.args)
         try:
             rule = tuple(op.shape(arg_shapes, n.attr_dict))
         except ShapeError as e:
@@ -105,20 +98,25 @@ _EVAL_ERRORS = (TorchLeanError, ArithmeticError, ValueError, TypeError)
 class _Rebuild:
     """Accumulates nodes with fresh ids; `ids` maps old ids to new ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: Graph) -> None:
         self.nodes: list[Node] = []
         self.ids: dict[int, int] = {}
+        self.source_layers = source.layers
+        self.layers: list[str] = []
 
     def add(self, old: Node, **changes: Any) -> int:
         args = tuple(self.ids[a] for a in old.args)
         node = Node(len(self.nodes), changes.get("op", old.op), changes.get("args", args),
                     changes.get("attrs", old.attrs), old.shape)
         self.nodes.append(node)
+        if self.source_layers:
+            self.layers.append(self.source_layers[old.id])
         self.ids[old.id] = node.id
         return node.id
 
     def graph(self, g: Graph) -> Graph:
-        return Graph(g.field, tuple(self.nodes), tuple((n, self.ids[i]) for n, i in g.outputs))
+        return Graph(g.field, tuple(self.nodes), tuple((n, self.ids[i]) for n, i in g.outputs),
+                     layers=tuple(self.layers))
 
 
 def eliminate_dead_code(g: Graph) -> Graph:
@@ -128,7 +126,7 @@ def eliminate_dead_code(g: Graph) -> Graph:
     for n in reversed(g.nodes):
         if n.id in live:
             live.update(n.args)
-    out = _Rebuild()
+    out = _Rebuild(g)
     for n in g.nodes:
         if n.is_leaf or n.id in live:
             out.add(n)
@@ -143,7 +141,7 @@ def _cse_key(n: Node, args: tuple[int, ...]) -> Any:
 def eliminate_common_subexpressions(g: Graph) -> Graph:
     """Merge nodes with the same op, attributes, shape and (merged) operands; equal
     constants merge too. Leaves are never merged."""
-    out = _Rebuild()
+    out = _Rebuild(g)
     seen: dict[Any, int] = {}
     for n in g.nodes:
         if n.is_leaf:
@@ -164,39 +162,55 @@ def fold_constants(g: Graph) -> Graph:
     time; a node bigger than its largest operand (a broadcast) is kept, so folding never
     materialises a large array. Run `eliminate_dead_code` afterwards to drop the
     constants it leaves unused."""
-    field = g.field_def
-    values: dict[int, Array] = {}
-    out = _Rebuild()
-    for n in g.nodes:
-        if n.op == "const":
-            new_id = out.add(n)
-            try:
-                values[new_id] = field.constant(n.attr("value"))
-            except _EVAL_ERRORS:
-                pass  # e.g. pi over `exact`: left to raise when the graph runs, as eager does
-            continue
-        if n.op == "literal":
-            values[out.add(n)] = decode_literal(field, n.attr("data"), n.shape, f"%{n.id}")
-            continue
-        args = tuple(out.ids[a] for a in n.args)
+    folding = _Fold(g)
+    folding.run()
+    return folding.out.graph(g)
+
+
+class _Fold(GraphInterpreter[int]):
+    """Copies each node into `out` (the value is its new id), a constant-only op node as
+    a literal of its value; `values` holds the new ids' known constant values."""
+
+    def __init__(self, g: Graph) -> None:
+        super().__init__(g)
+        self.field = g.field_def
+        self.values: dict[int, Array] = {}
+        self.out = _Rebuild(g)
+
+    def leaf(self, n: Node) -> int:
+        return self.out.add(n)
+
+    def constant(self, n: Node) -> int:
+        new_id = self.out.add(n)
+        try:
+            self.values[new_id] = self.field.constant(n.attr("value"))
+        except _EVAL_ERRORS:
+            pass  # e.g. pi over `exact`: left to raise when the graph runs, as eager does
+        return new_id
+
+    def literal(self, n: Node) -> int:
+        new_id = self.out.add(n)
+        self.values[new_id] = decode_literal(self.field, n.attr("data"), n.shape, f"%{n.id}")
+        return new_id
+
+    def op(self, n: Node, args: list[int]) -> int:
+        values, out = self.values, self.out
         biggest = max((size_of(out.nodes[a].shape) for a in args), default=0)
-        if n.is_leaf or not args or any(a not in values for a in args) or (
+        if not args or any(a not in values for a in args) or (
             size_of(n.shape) > max(1, biggest)
         ):
-            out.add(n)
-            continue
+            return out.add(n)
         try:
-            result = OPS[n.op].forward(field, tuple(values[a] for a in args), n.attr_dict)
+            result = OPS[n.op].forward(self.field, tuple(values[a] for a in args), n.attr_dict)
         except _EVAL_ERRORS:
-            out.add(n)
-            continue
-        if field.shape_of(result) != n.shape:
+            return out.add(n)
+        if self.field.shape_of(result) != n.shape:
             raise ShapeError(f"node %{n.id} ({n.op}): folding gave shape "
-                             f"{field.shape_of(result)}, declared {n.shape}")
+                             f"{self.field.shape_of(result)}, declared {n.shape}")
         new_id = out.add(n, op="literal", args=(),
-                         attrs=(("data", encode_literal(field, result)),))
+                         attrs=(("data", encode_literal(self.field, result)),))
         values[new_id] = result
-    return out.graph(g)
+        return new_id
 
 
 def simplify(g: Graph) -> Graph:

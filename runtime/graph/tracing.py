@@ -20,6 +20,7 @@ from typing import Any, NoReturn, Self
 from ...spec.errors import FieldMismatchError, TorchLeanError
 from ...spec.fields import Field, get_field
 from ...spec.fields.base import Constant, _Pi
+from ...spec.nn.layer import running_layer
 from ...spec.ops.registry import Attrs, OpDef
 from ...spec.shapes import Shape, as_shape
 from ...spec.tensor import Tensor
@@ -27,7 +28,8 @@ from ...spec.value import Value
 from .encoding import encode_literal, freeze_attr
 from .ir import Graph, GraphError, Node, freeze_attrs
 
-__all__ = ["TracingError", "Var", "GraphBuilder", "trace", "graph_from_tape"]
+__all__ = ["TracingError", "Var", "GraphBuilder", "trace", "trace_model", "as_graph",
+           "graph_from_tape"]
 
 
 
@@ -52,11 +54,13 @@ class GraphBuilder:
     def __init__(self, field: Field) -> None:
         self.field = field
         self.nodes: list[Node] = []
+        self.layers: list[str] = []  # the layer running at each node (Graph.layers)
         self._names: set[str] = set()
 
     def _append(self, op: str, args: tuple[int, ...], attrs: Any, shape: Shape) -> Var:
         node = Node(len(self.nodes), op, args, attrs, shape)
         self.nodes.append(node)
+        self.layers.append(running_layer())
         return Var(self, node.id, shape)
 
     def leaf(self, kind: str, name: str, shape: Shape) -> Var:
@@ -98,7 +102,9 @@ class GraphBuilder:
         for name, v in outputs:
             if v.builder is not self:
                 raise TracingError(f"output {name!r} comes from another trace")
-        return Graph(self.field.name, tuple(self.nodes), tuple((n, v.id) for n, v in outputs))
+        layers = tuple(self.layers) if any(self.layers) else ()
+        return Graph(self.field.name, tuple(self.nodes), tuple((n, v.id) for n, v in outputs),
+                     layers=layers)
 
 
 class Var(Value):
@@ -257,6 +263,38 @@ def trace(
     if not named:
         raise TracingError("the traced function returned no tensors")
     return builder.finish([(name, _as_var(builder, name, v)) for name, v in named])
+
+
+def trace_model(model: Any, input_shape: Sequence[int], field: str | Field = "float",
+                param_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
+    """The graph of a built nn model's eval-mode forward (its own buffers as constants):
+    the parameters as graph params named as in the model, with `param_shapes` or the
+    model's own shapes, and one input "x" of `input_shape`; the output is "out"."""
+    forward = getattr(model, "forward", None)
+    params = getattr(model, "params", None)
+    if forward is None or (param_shapes is None and params is None):
+        raise TypeError(f"expected a Graph or a built nn model, got {type(model)}")
+    shapes: Mapping[str, Sequence[int]] = param_shapes if param_shapes is not None else {
+        k: v.shape for k, v in (params or {}).items()}
+
+    def run(p: Any, x: Any) -> Any:
+        return forward(p, x, mode="eval")[0]
+
+    return trace(run, {"x": tuple(input_shape)}, shapes, field=field)
+
+
+def as_graph(model_or_graph: Any, input_shape: Sequence[int] | None,
+             field: str | Field = "float",
+             param_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
+    """A `Graph` itself, or a built nn model's graph (`trace_model`, which needs
+    `input_shape`)."""
+    if isinstance(model_or_graph, Graph):
+        return model_or_graph
+    if getattr(model_or_graph, "forward", None) is None:
+        raise TypeError(f"expected a Graph or a built nn model, got {type(model_or_graph)}")
+    if input_shape is None:
+        raise ValueError("tracing a model needs the input shape")
+    return trace_model(model_or_graph, input_shape, field, param_shapes)
 
 
 def graph_from_tape(

@@ -16,13 +16,23 @@ nesting it spells ("1.0.weight").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast, overload
+from typing import Any, TypeVar, overload
 
 from ..errors import ShapeError
 from ..value import Value
-from .layer import Layer, LayerLike, Module, SameShape, Scope
+from .layer import (
+    Layer,
+    LayerLike,
+    Module,
+    SameSequential,
+    SameShape,
+    Scope,
+    Sequential,
+    chain,
+    run_child,
+    splice,
+)
 from .positions import (
     Fits0,
     Fits1,
@@ -68,125 +78,6 @@ T13 = TypeVar("T13")
 T14 = TypeVar("T14")
 T15 = TypeVar("T15")
 T16 = TypeVar("T16")
-
-
-def _check_layers(where: str, layers: Sequence[object]) -> tuple[Module, ...]:
-    if not layers:
-        raise ValueError(f"{where}: needs at least one layer")
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, Module):
-            raise TypeError(
-                f"{where}: argument {i} is not a layer (nn.linear(...), nn.relu(), ...), "
-                f"got {type(layer).__name__} {layer!r}"
-            )
-    return cast("tuple[Module, ...]", tuple(layers))
-
-
-def _check_chain(layers: tuple[Module, ...]) -> None:
-    """Reject neighbours whose known feature sizes differ (the run-time twin of mypy's check,
-    for sizes that are only known at run time)."""
-    size: int | None = None
-    for i, layer in enumerate(layers):
-        need = layer.input_width()
-        if need is not None and size is not None and need != size:
-            raise ShapeError(
-                f"sequential: layer {i} ({layer.describe()}) expects inputs (..., {need}) but "
-                f"layer {i - 1} ({layers[i - 1].describe()}) gives (..., {size})"
-            )
-        size = layer.output_width(size if size is not None else need)
-
-
-def _chain_input_width(layers: tuple[Module, ...]) -> int | None:
-    for layer in layers:
-        need = layer.input_width()
-        if need is not None or not isinstance(layer, SameShape):
-            return need
-    return None
-
-
-def _chain_output_width(layers: tuple[Module, ...], size: int | None) -> int | None:
-    for layer in layers:
-        size = layer.output_width(size)
-    return size
-
-
-def _chain_forward(layers: tuple[Module, ...], x: V, scope: Scope[V]) -> V:
-    for i, layer in enumerate(layers):
-        x = layer.forward(x, scope.child(str(i)))
-    return x
-
-
-def _chain_repr(layers: tuple[Module, ...]) -> str:
-    return "sequential(" + ", ".join(repr(layer) for layer in layers) + ")"
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class Sequential(Layer[In, Out]):
-    """Layers applied in order; children are named "0", "1", ..."""
-
-    layers: tuple[Module, ...]
-
-    def __post_init__(self) -> None:
-        _check_chain(_check_layers("sequential", self.layers))
-
-    def describe(self) -> str:
-        return f"sequential of {len(self.layers)}"
-
-    def children(self) -> tuple[tuple[str, Module], ...]:
-        return tuple((str(i), layer) for i, layer in enumerate(self.layers))
-
-    def forward(self, x: V, scope: Scope[V]) -> V:
-        return _chain_forward(self.layers, x, scope)
-
-    def input_width(self) -> int | None:
-        return _chain_input_width(self.layers)
-
-    def output_width(self, width: int | None) -> int | None:
-        return _chain_output_width(self.layers, width)
-
-    def __repr__(self) -> str:
-        return _chain_repr(self.layers)
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class SameSequential(SameShape):
-    """A sequential of shape-preserving layers only: itself shape-preserving."""
-
-    layers: tuple[Module, ...]
-
-    def __post_init__(self) -> None:
-        _check_layers("sequential", self.layers)
-
-    def describe(self) -> str:
-        return f"sequential of {len(self.layers)}"
-
-    def children(self) -> tuple[tuple[str, Module], ...]:
-        return tuple((str(i), layer) for i, layer in enumerate(self.layers))
-
-    def forward(self, x: V, scope: Scope[V]) -> V:
-        return _chain_forward(self.layers, x, scope)
-
-    def __repr__(self) -> str:
-        return _chain_repr(self.layers)
-
-
-def chain(*layers: object) -> Any:
-    """The run-time composition behind `sequential` and `>>` (untyped: those two type it)."""
-    mods = _check_layers("sequential", layers)
-    if all(isinstance(m, SameShape) for m in mods):
-        return SameSequential(mods)
-    return Sequential(mods)
-
-
-def splice(a: object, b: object) -> Any:
-    """`a >> b`: one flat sequential (nested sequentials on either side are spliced)."""
-    parts: list[object] = []
-    for side in (a, b):
-        if isinstance(side, (Sequential, SameSequential)):
-            parts.extend(side.layers)
-        else:
-            parts.append(side)
-    return chain(*parts)
 
 
 @overload
@@ -306,7 +197,7 @@ def _residual_check(block: object) -> Module:
 
 
 def _residual_forward(layer: Module, block: Module, x: V, scope: Scope[V]) -> V:
-    y = block.forward(x, scope.child("block"))
+    y = run_child(block, x, scope, "block")
     if y.shape != x.shape:
         raise ShapeError(
             f"{scope.where(layer)}: the block maps {x.shape} to {y.shape}; "

@@ -17,21 +17,21 @@ one such method per argument position of `sequential`, see `positions`.)
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast, overload
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast, overload
 
+from ..errors import ShapeError
 from ..shapes import Shape
 from ..value import Value
 from .context import Context
 from .positions import SameShapeSignatures
 
-if TYPE_CHECKING:
-    from .compose import Sequential
-
 __all__ = [
     "Module", "Layer", "SameShape", "LayerLike", "ParamSpec", "Scope", "named_specs",
-    "describe_at",
+    "describe_at", "Sequential", "SameSequential", "chain", "splice", "run_child",
+    "running_layer",
 ]
 
 V = TypeVar("V", bound=Value)
@@ -103,6 +103,28 @@ class Scope(Generic[V]):
         self.updates[self.qualify(local)] = value
 
 
+# The child layer whose forward is running (its path and the layer), for tracers to record
+# which layer each op belongs to; formatted only when asked for.
+_RUNNING: ContextVar[tuple[str, Module] | None] = ContextVar("running_layer", default=None)
+
+
+def running_layer() -> str:
+    """The innermost child layer whose forward is running, as `describe_at` names it
+    ("layer 2 (linear 8->1)"); "" outside any (or at the root)."""
+    running = _RUNNING.get()
+    return describe_at(*running) if running is not None else ""
+
+
+def run_child(layer: Module, x: V, scope: Scope[V], name: str) -> V:
+    """`layer.forward(x)` in the child scope `name`, recorded as the running layer."""
+    child = scope.child(name)
+    token = _RUNNING.set((child.path, layer))
+    try:
+        return layer.forward(x, child)
+    finally:
+        _RUNNING.reset(token)
+
+
 def describe_at(path: str, layer: Module) -> str:
     """"layer 2 (linear 8->1)", or "the model (linear 8->1)" for the root."""
     return f"layer {path} ({layer.describe()})" if path else f"the model ({layer.describe()})"
@@ -142,7 +164,7 @@ class Module:
         return width
 
     def __rshift__(self, other: Any) -> Any:
-        return _compose.splice(self, other)
+        return splice(self, other)
 
 
 def named_specs(model: Module, path: str = "") -> Iterator[tuple[str, ParamSpec, str, Module]]:
@@ -165,7 +187,7 @@ class Layer(Module, Generic[In, Out]):
 
     def __rshift__(self, other: LayerLike[Out, C]) -> Sequential[In, C]:
         """`self` then `other` (see `sequential`); mypy checks that the shapes meet."""
-        return cast("Sequential[In, C]", _compose.splice(self, other))
+        return cast("Sequential[In, C]", splice(self, other))
 
 
 class SameShape(SameShapeSignatures, Module):
@@ -185,7 +207,7 @@ class SameShape(SameShapeSignatures, Module):
     def __rshift__(self, other: LayerLike[A, C]) -> Sequential[A, C]: ...
     def __rshift__(self, other: Any) -> Any:
         """`self` then `other`; shape-preserving when `other` is."""
-        return _compose.splice(self, other)
+        return splice(self, other)
 
 
 class LayerLike(Protocol[In, Out]):
@@ -195,4 +217,121 @@ class LayerLike(Protocol[In, Out]):
     def _shape_signature(self, x: In, /) -> Out: ...
 
 
-from . import compose as _compose  # noqa: E402  (compose builds on the classes above)
+# -- chains: what `a >> b` builds (compose.sequential builds them too) ----------------
+def _check_layers(where: str, layers: Sequence[object]) -> tuple[Module, ...]:
+    if not layers:
+        raise ValueError(f"{where}: needs at least one layer")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Module):
+            raise TypeError(
+                f"{where}: argument {i} is not a layer (nn.linear(...), nn.relu(), ...), "
+                f"got {type(layer).__name__} {layer!r}"
+            )
+    return cast("tuple[Module, ...]", tuple(layers))
+
+
+def _check_chain(layers: tuple[Module, ...]) -> None:
+    """Reject neighbours whose known feature sizes differ (the run-time twin of mypy's check,
+    for sizes that are only known at run time)."""
+    size: int | None = None
+    for i, layer in enumerate(layers):
+        need = layer.input_width()
+        if need is not None and size is not None and need != size:
+            raise ShapeError(
+                f"sequential: layer {i} ({layer.describe()}) expects inputs (..., {need}) but "
+                f"layer {i - 1} ({layers[i - 1].describe()}) gives (..., {size})"
+            )
+        size = layer.output_width(size if size is not None else need)
+
+
+def _chain_input_width(layers: tuple[Module, ...]) -> int | None:
+    for layer in layers:
+        need = layer.input_width()
+        if need is not None or not isinstance(layer, SameShape):
+            return need
+    return None
+
+
+def _chain_output_width(layers: tuple[Module, ...], size: int | None) -> int | None:
+    for layer in layers:
+        size = layer.output_width(size)
+    return size
+
+
+def _chain_forward(layers: tuple[Module, ...], x: V, scope: Scope[V]) -> V:
+    for i, layer in enumerate(layers):
+        x = run_child(layer, x, scope, str(i))
+    return x
+
+
+def _chain_repr(layers: tuple[Module, ...]) -> str:
+    return "sequential(" + ", ".join(repr(layer) for layer in layers) + ")"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Sequential(Layer[In, Out]):
+    """Layers applied in order; children are named "0", "1", ..."""
+
+    layers: tuple[Module, ...]
+
+    def __post_init__(self) -> None:
+        _check_chain(_check_layers("sequential", self.layers))
+
+    def describe(self) -> str:
+        return f"sequential of {len(self.layers)}"
+
+    def children(self) -> tuple[tuple[str, Module], ...]:
+        return tuple((str(i), layer) for i, layer in enumerate(self.layers))
+
+    def forward(self, x: V, scope: Scope[V]) -> V:
+        return _chain_forward(self.layers, x, scope)
+
+    def input_width(self) -> int | None:
+        return _chain_input_width(self.layers)
+
+    def output_width(self, width: int | None) -> int | None:
+        return _chain_output_width(self.layers, width)
+
+    def __repr__(self) -> str:
+        return _chain_repr(self.layers)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class SameSequential(SameShape):
+    """A sequential of shape-preserving layers only: itself shape-preserving."""
+
+    layers: tuple[Module, ...]
+
+    def __post_init__(self) -> None:
+        _check_layers("sequential", self.layers)
+
+    def describe(self) -> str:
+        return f"sequential of {len(self.layers)}"
+
+    def children(self) -> tuple[tuple[str, Module], ...]:
+        return tuple((str(i), layer) for i, layer in enumerate(self.layers))
+
+    def forward(self, x: V, scope: Scope[V]) -> V:
+        return _chain_forward(self.layers, x, scope)
+
+    def __repr__(self) -> str:
+        return _chain_repr(self.layers)
+
+
+def chain(*layers: object) -> Any:
+    """The run-time composition behind `sequential` and `>>` (untyped: those two type it)."""
+    mods = _check_layers("sequential", layers)
+    if all(isinstance(m, SameShape) for m in mods):
+        return SameSequential(mods)
+    return Sequential(mods)
+
+
+def splice(a: object, b: object) -> Any:
+    """`a >> b`: one flat sequential (nested sequentials on either side are spliced)."""
+    parts: list[object] = []
+    for side in (a, b):
+        if isinstance(side, (Sequential, SameSequential)):
+            parts.extend(side.layers)
+        else:
+            parts.append(side)
+    return chain(*parts)

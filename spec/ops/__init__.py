@@ -1,6 +1,7 @@
-"""The op table. Importing this package registers every op; see `registry` for the record."""
+"""The op table. `registry` holds the record and `apply`; `elementwise`, `reductions` and
+`structural` register the ops (the `torchlean.spec` package imports them, so every op is
+registered before any module of the package is used)."""
 
-from . import elementwise, reductions, structural  # noqa: F401  (registration)
 from .registry import OPS, Attrs, AttrValue, OpDef, apply, get_op, register
 
 __all__ = ["OPS", "Attrs", "AttrValue", "OpDef", "apply", "get_op", "register"]

@@ -56,21 +56,28 @@ def _max_forward(f: Field, xs: tuple[Array, ...], at: Attrs) -> Array:
     return f.max(xs[0], at["axes"], at["keepdims"])
 
 
+_REDUCE = (("axes", "ints"), ("keepdims", "bool"))
+
 register(OpDef(
     "sum", 1, _reduce_shape("sum"),
     lambda f, xs, at: f.sum(xs[0], at["axes"], at["keepdims"]),
     lambda g, xs, y, at: (_expand(g, xs[0], at),),
     doc="sum over axes (a zero-seeded left fold in ieee32exec)",
+    kind="reduction", attr_schema=_REDUCE, rational=True, linear=True, piecewise_linear=True,
+    monotone=True,
 ))
 register(OpDef(
     "mean", 1, _reduce_shape("mean"), _mean_forward,
     lambda g, xs, y, at: (_expand(g, xs[0], at) / _count(xs[0].shape, at["axes"]),),
     doc="sum over axes divided by the element count",
+    kind="reduction", attr_schema=_REDUCE, rational=True, linear=True, piecewise_linear=True,
+    monotone=True,
 ))
 register(OpDef(
     "max", 1, _reduce_shape("max"), _max_forward,
     lambda g, xs, y, at: (_expand(g, xs[0], at) * F.argmax_mask(xs[0], at["axes"]),),
     doc="max over axes; gradient to the first maximum in row-major order",
+    kind="reduction", attr_schema=_REDUCE, rational=True, piecewise_linear=True, monotone=True,
 ))
 def _argmax_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
     axes = _checked_axes("argmax_mask", shapes[0], at["axes"])
@@ -84,6 +91,7 @@ register(OpDef(
     lambda f, xs, at: f.argmax_mask(xs[0], at["axes"]),
     piecewise_constant=True,
     doc="0/1 mask of the first maximum of each group",
+    kind="axiswise", attr_schema=(("axes", "ints"),), rational=True,
 ))
 
 
@@ -118,6 +126,8 @@ def _log_softmax_vjp(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Gr
 
 
 register(OpDef("softmax", 1, _axis_rule("softmax"), _softmax_forward, _softmax_vjp,
-               doc="exp(a - max) / sum(exp(a - max)) along axis"))
+               doc="exp(a - max) / sum(exp(a - max)) along axis", kind="axiswise",
+               attr_schema=(("axis", "int"),)))
 register(OpDef("log_softmax", 1, _axis_rule("log_softmax"), _log_softmax_forward,
-               _log_softmax_vjp, doc="a - max - log(sum(exp(a - max))) along axis"))
+               _log_softmax_vjp, doc="a - max - log(sum(exp(a - max))) along axis",
+               kind="axiswise", attr_schema=(("axis", "int"),)))

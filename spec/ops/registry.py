@@ -11,17 +11,24 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, TypeVar
 
 from ..errors import FieldMismatchError
 from ..fields.base import Array, Field, _Pi
+from ..operand import Operand
 from ..shapes import Shape
 
+if TYPE_CHECKING:
+    from ..value import Value
+
 __all__ = [
+    "ATTR_KINDS",
+    "KINDS",
     "AttrValue",
     "Attrs",
     "OpDef",
     "OPS",
+    "Props",
     "register",
     "get_op",
     "apply",
@@ -42,14 +49,46 @@ VjpPart: TypeAlias = Callable[["Value", tuple["Value", ...], "Value", Attrs], "V
 
 V = TypeVar("V", bound="Value")
 
+KINDS: tuple[str, ...] = (
+    "elementwise",  # each output element from the same-index elements of the broadcast inputs
+    "reduction",  # each output element from a group of input elements along `axes`
+    "axiswise",  # same shape as the input; each element from its group along an axis
+    "contraction",  # matmul: sums of products over the inner dimension
+    "structural",  # moves, copies or zero-fills elements, no arithmetic
+    "encoding",  # one_hot: integer labels to 0/1 rows
+)
+"""The kinds of op, as analyses ask about them (fusion groups elementwise ops only)."""
+
+ATTR_KINDS: tuple[str, ...] = ("int", "bool", "number", "ints", "spec")
+"""What an attribute may hold: an int, a bool, a number (int, float, Fraction), a tuple of
+ints, or a slice spec (a tuple of (start, stop, step) triples)."""
+
+
+class Props(TypedDict, total=False):
+    """The boolean properties of an OpDef, for registration helpers to pass on."""
+
+    rational: bool
+    linear: bool
+    piecewise_linear: bool
+    monotone: bool
+
 
 @dataclass(frozen=True, slots=True)
 class OpDef:
-    """One op: its tag, shape rule, forward rule over any field, and VJP rule.
+    """One op: its tag, shape rule, forward rule over any field, and VJP rule, and the
+    properties analyses ask about it.
 
     `arity` is the number of tensor inputs (-1: any number). `vjp` is None for ops with no
     derivative rule; `piecewise_constant` ops (comparisons, one_hot, ...) have derivative
     zero wherever it exists, so gradients simply do not flow through them.
+
+    Properties: `kind` (one of `KINDS`); `attr_schema`, the op's attributes as (name,
+    kind) pairs (kinds from `ATTR_KINDS`), exactly the attributes a node of the op has;
+    `rational`: on rational inputs the forward rule's value is rational and the `exact`
+    field computes it (so no real-valued function is involved); `linear`: linear in its
+    inputs jointly; `piecewise_linear`: continuous and piecewise linear in its inputs
+    (linear ops included); `monotone`: nondecreasing in every input, for every value of
+    its attributes.
     """
 
     tag: str
@@ -60,6 +99,22 @@ class OpDef:
     piecewise_constant: bool = False
     doc: str = ""
     vjp_parts: tuple[VjpPart | None, ...] | None = None
+    kind: str = ""  # required (keyword): an op of no kind is refused
+    attr_schema: tuple[tuple[str, str], ...] = ()
+    rational: bool = False
+    linear: bool = False
+    piecewise_linear: bool = False
+    monotone: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"op {self.tag!r}: kind {self.kind!r} is not one of {KINDS}")
+        for name, kind in self.attr_schema:
+            if kind not in ATTR_KINDS:
+                raise ValueError(f"op {self.tag!r}: attribute {name!r} has kind {kind!r}, "
+                                 f"not one of {ATTR_KINDS}")
+        if self.linear and not self.piecewise_linear:
+            raise ValueError(f"op {self.tag!r}: a linear op is piecewise linear too")
 
     def cotangents(
         self, g: Value, inputs: tuple[Value, ...], out: Value, attrs: Attrs,
@@ -128,7 +183,7 @@ def apply(tag: str, first: V, *rest: object, **attrs: AttrValue) -> V:
 def apply_op(op: OpDef, inputs: tuple[Any, ...], attrs: Attrs) -> Any:
     """Apply the record `op` to `inputs` in the deepest operand's context (see `apply`)."""
     first = inputs[0]
-    if not isinstance(first, Value):
+    if not isinstance(first, Operand):
         raise TypeError(f"{op.tag}: the first operand must be a tensor, got {first!r}")
     n = len(inputs)
     if n == 1:  # the common unary case: nothing to reconcile
@@ -154,14 +209,14 @@ def apply_op(op: OpDef, inputs: tuple[Any, ...], attrs: Attrs) -> Any:
             return first._apply(op, inputs, attrs)
     ref = first
     for x in inputs:
-        if isinstance(x, Value) and x._level > ref._level:
+        if isinstance(x, Operand) and x._level > ref._level:
             ref = x  # a deeper context of the same family
     ref_type, field = type(ref), ref.field
     vals = []
     for x in inputs:
         if type(x) is ref_type and x._same_context(ref):
             vals.append(x)
-        elif isinstance(x, Value):
+        elif isinstance(x, Operand):
             if x.field is not field:
                 raise FieldMismatchError(f"{op.tag}: operands mix fields {field} and {x.field}")
             try:
@@ -176,5 +231,3 @@ def apply_op(op: OpDef, inputs: tuple[Any, ...], attrs: Attrs) -> Any:
         raise TypeError(f"{op.tag}: takes {op.arity} tensor operands, got {len(vals)}")
     return ref._apply(op, tuple(vals), attrs)
 
-
-from ..value import Value  # noqa: E402  (value imports this module for typing only)

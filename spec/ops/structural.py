@@ -6,9 +6,12 @@ from .. import functional as F
 from ..errors import ShapeError
 from ..shapes import Shape, broadcast_shapes, size_of
 from ..value import Value
-from .registry import Attrs, OpDef, apply, register, vjp_from_parts
+from .registry import Attrs, OpDef, Props, apply, register, vjp_from_parts
 
 Grads = tuple[Value | None, ...]
+
+# Ops that only move elements: linear, hence piecewise linear, and monotone.
+_MOVES: Props = {"rational": True, "linear": True, "piecewise_linear": True, "monotone": True}
 
 
 def _matmul_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
@@ -54,7 +57,7 @@ _MATMUL_PARTS = (_matmul_vjp_a, _matmul_vjp_b)
 register(OpDef("matmul", 2, _matmul_shape, lambda f, xs, at: f.matmul(xs[0], xs[1]),
                vjp_from_parts(_MATMUL_PARTS),
                doc="batched matrix product (rank >= 2, batch dims broadcast)",
-               vjp_parts=_MATMUL_PARTS))
+               vjp_parts=_MATMUL_PARTS, kind="contraction", rational=True))
 
 
 def _transpose_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
@@ -78,7 +81,8 @@ def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
 register(OpDef("transpose", 1, _transpose_shape,
                lambda f, xs, at: f.permute(xs[0], at["axes"]),
                lambda g, xs, y, at: (apply("transpose", g, axes=_inverse(at["axes"])),),
-               doc="permute axes"))
+               doc="permute axes", kind="structural", attr_schema=(("axes", "ints"),),
+               **_MOVES))
 
 
 def _reshape_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
@@ -91,7 +95,8 @@ def _reshape_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
 register(OpDef("reshape", 1, _reshape_shape,
                lambda f, xs, at: f.reshape(xs[0], at["shape"]),
                lambda g, xs, y, at: (F.reshape(g, xs[0].shape),),
-               doc="same elements, new shape (row-major)"))
+               doc="same elements, new shape (row-major)", kind="structural",
+               attr_schema=(("shape", "ints"),), **_MOVES))
 
 
 def _broadcast_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
@@ -104,7 +109,8 @@ def _broadcast_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
 register(OpDef("broadcast_to", 1, _broadcast_shape,
                lambda f, xs, at: f.broadcast_to(xs[0], at["shape"]),
                lambda g, xs, y, at: (F.sum_to_shape(g, xs[0].shape),),
-               doc="NumPy broadcasting to a target shape"))
+               doc="NumPy broadcasting to a target shape", kind="structural",
+               attr_schema=(("shape", "ints"),), **_MOVES))
 
 
 def _concat_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
@@ -130,7 +136,8 @@ def _concat_vjp(g: Value, xs: tuple[Value, ...], y: Value, at: Attrs) -> Grads:
 
 register(OpDef("concat", -1, _concat_shape,
                lambda f, xs, at: f.concat(xs, at["axis"]), _concat_vjp,
-               doc="join along an existing axis"))
+               doc="join along an existing axis", kind="structural",
+               attr_schema=(("axis", "int"),), **_MOVES))
 
 
 def _slice_shape(shape: Shape, spec: tuple[tuple[int, int, int], ...], tag: str) -> Shape:
@@ -147,7 +154,8 @@ def _slice_shape(shape: Shape, spec: tuple[tuple[int, int, int], ...], tag: str)
 register(OpDef("slice", 1, lambda shapes, at: _slice_shape(shapes[0], at["spec"], "slice"),
                lambda f, xs, at: f.slice(xs[0], at["spec"]),
                lambda g, xs, y, at: (F.apply_unslice(g, xs[0].shape, at["spec"]),),
-               doc="basic slicing with (start, stop, step) per axis"))
+               doc="basic slicing with (start, stop, step) per axis", kind="structural",
+               attr_schema=(("spec", "spec"),), **_MOVES))
 
 
 def _unslice_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
@@ -162,9 +170,11 @@ def _unslice_shape(shapes: tuple[Shape, ...], at: Attrs) -> Shape:
 register(OpDef("unslice", 1, _unslice_shape,
                lambda f, xs, at: f.unslice(xs[0], at["shape"], at["spec"]),
                lambda g, xs, y, at: (F.slice_axes(g, at["spec"]),),
-               doc="zeros of a shape with the input written into a sliced region"))
+               doc="zeros of a shape with the input written into a sliced region",
+               kind="structural", attr_schema=(("shape", "ints"), ("spec", "spec")), **_MOVES))
 
 register(OpDef("one_hot", 1, lambda shapes, at: shapes[0] + (at["num_classes"],),
                lambda f, xs, at: f.one_hot(xs[0], at["num_classes"]),
                piecewise_constant=True,
-               doc="0/1 rows with a one at each integer label"))
+               doc="0/1 rows with a one at each integer label", kind="encoding",
+               attr_schema=(("num_classes", "int"),), rational=True))

@@ -26,7 +26,9 @@ from torchlean.runtime.graph import (
     eliminate_common_subexpressions,
     eliminate_dead_code,
     fold_constants,
+    from_json,
     grad_graph,
+    graph_from_tape,
     interpret,
     simplify,
     trace,
@@ -113,7 +115,7 @@ def test_graph_from_tape_reproduces_the_eager_run() -> None:
     params = {k: S.tensor(rng.standard_normal(s)) for k, s in PARAMS.items()}
     x, y = S.tensor(rng.standard_normal((3, 5))), S.tensor([0.0, 3.0, 2.0])
     out, tape = ad.trace(lambda p: mlp_ce(p, x, y), params)
-    g = Graph.from_tape(tape, params=[f"{k}" for k in PARAMS])
+    g = graph_from_tape(tape, params=[f"{k}" for k in PARAMS])
     assert {n.name for n in g.params} == set(PARAMS)
     assert [n.op for n in g.nodes].count("literal") >= 2  # x and y were not on the tape
     got = interpret(g, params)["out"]
@@ -218,7 +220,7 @@ def doc() -> dict[str, Any]:
 
 
 def load(d: dict[str, Any]) -> Graph:
-    return Graph.from_json(json.dumps(d))
+    return from_json(json.dumps(d))
 
 
 def test_json_from_a_newer_version_is_rejected() -> None:
@@ -269,7 +271,7 @@ def test_malformed_json_is_rejected_clearly(edit: Any, message: str) -> None:
 ])
 def test_non_graph_text_is_rejected(text: str, message: str) -> None:
     with pytest.raises(DataFormatError, match=message):
-        Graph.from_json(text)
+        from_json(text)
 
 
 @pytest.mark.parametrize("field, item, message", [

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from torchlean.runtime.graph import Graph
+from torchlean.runtime.graph import from_json
 from torchlean.spec.errors import DataFormatError
 from torchlean.verify import bounds
 from torchlean.verify.bounds import model_file as mf
@@ -143,4 +143,4 @@ def test_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
 def test_export_is_atomic_and_reloads(tmp_path: Path, bands: tuple[Any, Any, Any]) -> None:
     g = mf.export_model(bands[0], tmp_path / "m.json", (4, 4))
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]   # no temporary left over
-    assert Graph.from_json((tmp_path / "m.json").read_text()) == g
+    assert from_json((tmp_path / "m.json").read_text()) == g

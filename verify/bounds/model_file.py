@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...runtime.atomic_write import write_atomically
-from ...runtime.graph import Graph, Literal, Node
+from ...runtime.graph import Graph, Literal, Node, from_json
 from ...spec.errors import DataFormatError, ShapeError
 from . import propagate as _bounds
 
@@ -65,7 +65,7 @@ def load_model(path: str | os.PathLike[str]) -> Graph:
     except OSError as e:
         raise DataFormatError(name, f"cannot read the model file: {e.strerror}") from None
     try:
-        g = Graph.from_json(text)
+        g = from_json(text)
     except (DataFormatError, ShapeError) as e:
         raise DataFormatError(name, str(e)) from None
     params = [n.name for n in g.params]

@@ -8,7 +8,7 @@ forgets: that a hidden unit and the next layer's partial sums depend on the same
 ReLU uses the DeepZ relaxation (Singh et al., "Fast and Effective Robustness
 Certification", NeurIPS 2018): relu(z) - lam z lies in [0, max(-lam l, (1 - lam) u)] for
 z in [l, u] and any lam in [0, 1]. Every other op falls back to the interval the
-rounding pass computed, as fresh symbols.
+rounding pass computed, as fresh symbols. `RULES` holds one rule per op of the table.
 
 Soundness in binary64: every centre and coefficient is computed by round-to-nearest
 operations, so the computed zonotope differs from an exact one; the difference is
@@ -19,16 +19,19 @@ and added to r. The module's only output consumers read are `hull` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ...spec.ops.rules import RuleTable
 from ..outward import TINY64, U64, gamma_up
 from ..outward import dn as _dn
 from ..outward import up as _up
 
-__all__ = ["Zono", "Symbols", "ZONO_MAX_ENTRIES", "hull", "step", "matmul_partial_sums"]
+__all__ = ["Zono", "Symbols", "Step", "RULES", "ZONO_MAX_ENTRIES", "hull", "step",
+           "matmul_partial_sums"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 ZONO_MAX_ENTRIES = 1 << 22  # node size * symbols above this: the node gets no zonotope
@@ -235,37 +238,69 @@ def _structural(idx: np.ndarray[Any, np.dtype[np.int64]], a: list[Zono],
     return Zono(c.reshape(shape), g.reshape(shape + (count,)), r.reshape(shape))
 
 
+@dataclass(frozen=True)
+class Step:
+    """One node's step: its argument zonotopes (none missing), attributes, output shape,
+    the arguments' enclosures, the graph's symbols, the symbol count of the widest
+    argument, and for structural ops the index map described in `_structural`."""
+
+    args: list[Zono]
+    attrs: dict[str, Any]
+    shape: tuple[int, ...]
+    hulls: list[tuple[Arr, Arr]]
+    syms: Symbols
+    count: int
+    gather: np.ndarray[Any, np.dtype[np.int64]] | None
+
+
+ZonoRule = Callable[[Step], "Zono | None"]
+RULES: RuleTable[ZonoRule] = RuleTable("zonotope")
+"""Each op's linear rule, or `_interval` where the node starts afresh from its interval."""
+
+
+def _interval(s: Step) -> Zono | None:
+    return None  # the caller starts afresh from the node's interval: sound for any op
+
+
+def _moved(s: Step) -> Zono | None:
+    assert s.gather is not None, "a structural op needs its gather index"
+    return _structural(s.gather, s.args, s.shape, s.count)
+
+
+def _reduce_sum(s: Step) -> Zono | None:
+    return _sum(s.args[0], tuple(s.attrs["axes"]), bool(s.attrs["keepdims"]), s.shape, s.count)
+
+
+RULES.rule("transpose", "reshape", "broadcast_to", "concat", "slice", "unslice")(_moved)
+RULES.add("add", lambda s: _add(s.args[0], s.args[1], 1.0, s.shape, s.count))
+RULES.add("sub", lambda s: _add(s.args[0], s.args[1], -1.0, s.shape, s.count))
+RULES.add("neg", lambda s: Zono(-s.args[0].c, -s.args[0].g, s.args[0].r))
+RULES.add("mul", lambda s: _mul(s.args[0], s.args[1], s.shape, s.count))
+RULES.add("square", lambda s: _mul(s.args[0], s.args[0], s.shape, s.count))
+RULES.add("matmul", lambda s: _matmul(s.args[0], s.args[1], s.shape, s.count))
+RULES.add("sum", _reduce_sum)
+RULES.add("relu", lambda s: _relu(s.args[0], *s.hulls[0], s.syms, s.shape))
+RULES.rule(
+    "div", "abs", "sqrt", "exp", "log", "log1p", "expm1", "tanh", "sigmoid", "softplus",
+    "erf", "gelu", "silu", "sin", "cos", "leaky_relu", "maximum", "minimum", "mean", "max",
+    "softmax", "log_softmax", "step", "greater", "where", "argmax_mask", "one_hot",
+)(_interval)
+
+
 def step(op: str, args: list[Zono | None], attrs: dict[str, Any], shape: tuple[int, ...],
          arg_hulls: list[tuple[Arr, Arr]], syms: Symbols,
          gather: np.ndarray[Any, np.dtype[np.int64]] | None) -> Zono | None:
     """The node's zonotope from its arguments', or None where no linear rule applies (the
     caller then starts afresh from the node's interval). `gather` is, for structural ops,
     the index map described in `_structural`."""
+    rule = RULES.get(op)
     if any(a is None for a in args):
         return None
     zs = [a for a in args if a is not None]
     count = max(z.g.shape[-1] for z in zs)  # points carry no symbols at all
     if not _fits(shape, count):
         return None
-    if gather is not None:
-        return _structural(gather, zs, shape, count)
-    if op in ("add", "sub"):
-        return _add(zs[0], zs[1], 1.0 if op == "add" else -1.0, shape, count)
-    if op == "neg":
-        z = zs[0]
-        return Zono(-z.c, -z.g, z.r)
-    if op == "mul":
-        return _mul(zs[0], zs[1], shape, count)
-    if op == "square":
-        return _mul(zs[0], zs[0], shape, count)
-    if op == "matmul":
-        return _matmul(zs[0], zs[1], shape, count)
-    if op == "sum":
-        return _sum(zs[0], tuple(attrs["axes"]), bool(attrs["keepdims"]), shape, count)
-    if op == "relu":
-        lo, hi = arg_hulls[0]
-        return _relu(zs[0], lo, hi, syms, shape)
-    return None
+    return rule(Step(zs, attrs, shape, arg_hulls, syms, count, gather))
 
 
 BLOCK = 8  # rows per exact partial sum of the shared symbols (between: a triangle bound)

@@ -12,17 +12,18 @@ applied to), used for tolerances of floating-point results, never for proofs.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from ...runtime.tape import Tape
+from ...spec.ops.rules import RuleTable
 from ...spec.shapes import size_of
 
 __all__ = [
     "rounding_depth", "rounding_scale", "gamma", "gradient_allowance", "binary32_probe",
-    "UNIT_ROUNDOFF_BINARY64", "PROBE_SAFETY",
+    "UNIT_ROUNDOFF_BINARY64", "PROBE_SAFETY", "ROUNDING_COSTS",
 ]
 
 # binary32 rounding errors, scaled to binary64 (2^-29 = 2^-53 / 2^-24), times this margin:
@@ -32,21 +33,51 @@ PROBE_SAFETY = 16
 UNIT_ROUNDOFF_BINARY64 = 2.0**-53
 
 
-def _node_cost(tag: str, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...],
-               attrs: dict[str, object]) -> int:
-    if tag == "matmul":
-        return max(1, in_shapes[0][-1])
-    if tag in ("sum", "mean", "max"):
+Shapes = list[tuple[int, ...]]
+CostRule = Callable[[Shapes, tuple[int, ...], dict[str, object]], int]
+
+ROUNDING_COSTS: RuleTable[CostRule] = RuleTable("gradcheck allowance")
+"""Per op: how many roundings one output element may go through (see `rounding_depth`)."""
+
+
+def _one(in_shapes: Shapes, out_shape: tuple[int, ...], attrs: dict[str, object]) -> int:
+    return 1
+
+
+def _composite(in_shapes: Shapes, out_shape: tuple[int, ...], attrs: dict[str, object]) -> int:
+    return 3  # composite in some fields (e.g. x * Phi(x)): a few roundings
+
+
+def _matmul(in_shapes: Shapes, out_shape: tuple[int, ...], attrs: dict[str, object]) -> int:
+    return max(1, in_shapes[0][-1])
+
+
+def _reduction(extra: int) -> CostRule:
+    def cost(in_shapes: Shapes, out_shape: tuple[int, ...], attrs: dict[str, object]) -> int:
         axes = attrs.get("axes", ())
         assert isinstance(axes, tuple)
-        return max(1, size_of(tuple(in_shapes[0][a] for a in axes)) + (tag == "mean"))
-    if tag in ("softmax", "log_softmax"):
-        axis = attrs.get("axis", 0)
-        assert isinstance(axis, int)
-        return 2 * max(1, in_shapes[0][axis]) + 3  # max, sum, exp/log/div around them
-    if tag in ("erf", "gelu", "silu", "softplus", "sigmoid", "tanh"):
-        return 3  # composite in some fields (e.g. x * Phi(x)): a few roundings
-    return 1
+        return max(1, size_of(tuple(in_shapes[0][a] for a in axes)) + extra)
+
+    return cost
+
+
+def _softmax(in_shapes: Shapes, out_shape: tuple[int, ...], attrs: dict[str, object]) -> int:
+    axis = attrs.get("axis", 0)
+    assert isinstance(axis, int)
+    return 2 * max(1, in_shapes[0][axis]) + 3  # max, sum, exp/log/div around them
+
+
+ROUNDING_COSTS.rule(
+    "add", "sub", "mul", "div", "neg", "abs", "square", "sqrt", "exp", "log", "log1p", "expm1",
+    "sin", "cos", "relu", "leaky_relu", "maximum", "minimum", "step", "greater", "where",
+    "argmax_mask", "transpose", "reshape", "broadcast_to", "concat", "slice", "unslice",
+    "one_hot",
+)(_one)
+ROUNDING_COSTS.rule("erf", "gelu", "silu", "softplus", "sigmoid", "tanh")(_composite)
+ROUNDING_COSTS.add("matmul", _matmul)
+ROUNDING_COSTS.rule("sum", "max")(_reduction(0))
+ROUNDING_COSTS.add("mean", _reduction(1))  # the division
+ROUNDING_COSTS.rule("softmax", "log_softmax")(_softmax)
 
 
 def rounding_depth(tape: Tape | Iterable[object]) -> int:
@@ -58,7 +89,8 @@ def rounding_depth(tape: Tape | Iterable[object]) -> int:
             continue
         inputs = getattr(node, "inputs", ())
         shapes = [tuple(v.shape) for v in inputs]
-        total += _node_cost(op.tag, shapes, tuple(node.shape), dict(node.attrs))  # type: ignore[attr-defined]
+        cost = ROUNDING_COSTS.get(op.tag, f"tape node of op {op.tag!r}")
+        total += cost(shapes, tuple(node.shape), dict(node.attrs))  # type: ignore[attr-defined]
     return max(1, total)
 
 

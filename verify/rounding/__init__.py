@@ -2,6 +2,10 @@
 an input box (ieee32exec, or native float32 in any summation order), and the steered
 executions (`worst_order`) that show how close a bound comes to the worst case.
 
+Modules: `bound` (the entry points and the report), `model` (the error model), `rules`
+and `affine` (the per-op rule tables of the two passes), `propagate` (the passes over a
+graph), `observe` (observed errors), `worst_order` (steered executions).
+
 Imports `torchlean.spec`, `torchlean.runtime` and `torchlean.verify.bounds` (zonotopes).
 """
 
