@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..spec import strict_json
 from ..spec.errors import DataFormatError
 from ..spec.tensor import Tensor
 from .graph.encoding import Literal, decode_literal, encode_literal
@@ -122,13 +123,7 @@ def _decode(
 def load(runner: Runner, path: str | os.PathLike[str]) -> None:
     """Restore `runner`'s state from `path`, after checking that it fits this runner."""
     where = os.fspath(path)
-    try:
-        with open(where, encoding="utf-8") as f:
-            doc = json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataFormatError(f"{where}: line {e.lineno} column {e.colno}", e.msg) from None
-    except UnicodeDecodeError as e:
-        raise DataFormatError(f"{where}: byte {e.start}", "not UTF-8 text") from None
+    doc = strict_json.read_json_file(where)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise DataFormatError(where, f"not a TorchLean checkpoint (format must be {FORMAT!r})")
     version = _require(doc, "version", int, where)

@@ -44,6 +44,7 @@ import numpy as np
 
 from ..runtime.graph import Graph
 from ..runtime.graph.encoding import Literal
+from ..spec import strict_json
 from ..spec.errors import DataFormatError, UnsupportedOperation
 from . import bounds as _bounds
 
@@ -417,8 +418,7 @@ def check_certificate(path: str | os.PathLike[str], model: Any,
     certificates give `accepted=False` with the reason.
     """
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+        doc = strict_json.read_json_file(path)
         return _check(doc, model, params)
     except (OSError, ValueError, DataFormatError, UnsupportedOperation, KeyError,
             TypeError) as e:

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import DataFormatError, ShapeError
+from ..npy_format import first_nonfinite
+from ..npz_format import parse_npz
 from ..tensor import Tensor
 from .build import Built
 from .safetensors import read_safetensors
@@ -33,39 +35,46 @@ Out = TypeVar("Out")
 IGNORED_KEYS = ("num_batches_tracked",)
 
 
-def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:
-    """The named arrays of the `.npz` archive at `path`; an archive that needs pickle (object
-    arrays) or is not an archive raises DataFormatError naming the file."""
+def read_npz(
+    path: str | os.PathLike[str], *, allow_nonfinite: bool = False
+) -> dict[str, np.ndarray[Any, Any]]:
+    """The named arrays of the `.npz` archive at `path`, read by our own ZIP-of-NPY parser
+    (never `np.load`, never pickle). An archive that is corrupt, needs pickle (object
+    arrays), claims sizes its bytes cannot back, or holds a NaN or infinity (unless
+    `allow_nonfinite`) raises DataFormatError naming the file, the member and the place."""
     name = os.fspath(path)
-    try:
-        loaded = np.load(name, allow_pickle=False)
-    except ValueError as e:  # a pickle file, or not a numpy file at all
-        raise DataFormatError(name, f"not a numpy archive readable without pickle: {e}") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise DataFormatError(name, "not an .npz archive (a single .npy array?)")
-    with loaded as archive:
-        try:
-            return {key: archive[key] for key in archive.files}
-        except ValueError as e:  # object arrays need pickle
-            raise DataFormatError(name, f"an entry needs pickle, which is refused: {e}") from None
+    with open(name, "rb") as f:
+        raw = f.read()
+    return parse_npz(raw, name, allow_nonfinite=allow_nonfinite)
 
 
 # The file suffixes load_state_dict reads, each with its reader.
 _READERS: dict[str, Callable[[str], dict[str, np.ndarray[Any, Any]]]] = {
-    ".npz": read_npz,
+    ".npz": lambda name: read_npz(name, allow_nonfinite=True),
     ".safetensors": read_safetensors,
 }
 
 
-def _read_state_dict_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:
+def _read_state_dict_file(
+    path: str | os.PathLike[str], allow_nonfinite: bool
+) -> dict[str, np.ndarray[Any, Any]]:
     """The named arrays of the state_dict file at `path`, read by the reader of its suffix
-    (`.npz` or `.safetensors`); another suffix raises DataFormatError naming the file."""
+    (`.npz` or `.safetensors`); another suffix, or a NaN or infinity unless
+    `allow_nonfinite`, raises DataFormatError naming the file (and the entry)."""
     name = os.fspath(path)
     suffix = os.path.splitext(name)[1].lower()
     if suffix not in _READERS:
         raise DataFormatError(name, f"unsupported state_dict file suffix {suffix!r} "
                                     f"(supported: {', '.join(_READERS)})")
-    return _READERS[suffix](name)
+    arrays = _READERS[suffix](name)
+    if not allow_nonfinite:
+        for key, arr in arrays.items():
+            at = first_nonfinite(arr)
+            if at is not None:
+                raise DataFormatError(f"{name}: {key!r} element {at}",
+                                      f"non-finite value {arr[at]!r}; pass "
+                                      "allow_nonfinite=True to load it")
+    return arrays
 
 
 def _ignored(key: str) -> bool:
@@ -76,6 +85,8 @@ def load_state_dict(
     built: Built[In, Out],
     source: str | os.PathLike[str] | Mapping[str, np.ndarray[Any, Any]],
     name_map: Mapping[str, str] | None = None,
+    *,
+    allow_nonfinite: bool = False,
 ) -> Built[In, Out]:
     """`built` with every parameter and buffer taken from a PyTorch state_dict: the `.npz`
     or `.safetensors` file at `source` (another suffix raises DataFormatError) or a mapping
@@ -86,8 +97,10 @@ def load_state_dict(
     key of the state_dict must be used (else KeyError listing the unused ones; PyTorch's
     "num_batches_tracked" counters are skipped), shapes must agree (else ShapeError listing
     each name with both shapes) and every array must hold real floating-point numbers
-    (else TypeError naming it and its dtype)."""
-    arrays = dict(source) if isinstance(source, Mapping) else _read_state_dict_file(source)
+    (else TypeError naming it and its dtype). A file holding a NaN or infinity raises
+    DataFormatError naming the entry and element, unless `allow_nonfinite`."""
+    arrays = (dict(source) if isinstance(source, Mapping)
+              else _read_state_dict_file(source, allow_nonfinite))
     names = name_map or {}
     unknown = sorted(set(names) - set(built.params) - set(built.buffers))
     if unknown:
