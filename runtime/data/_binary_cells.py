@@ -19,7 +19,11 @@ import numpy as np
 from ...spec.errors import DataFormatError
 from ...spec.fields.ieee32 import fraction_to_float32
 
-__all__ = ["binary_values"]
+__all__ = ["binary_values", "ASCII_SPACE"]
+
+# The spaces a cell may have around its number: those Python's float() strips too (it
+# refuses "\x1c".."\x1f", which str.strip() would remove).
+ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 
 def binary_values(
@@ -50,10 +54,10 @@ def binary_values(
         midpoint = (back + other) / 2  # exact: both are binary32, one ulp apart
         redo = np.flatnonzero(((d == midpoint) & (d != back)) | (np.isinf(f) & np.isfinite(d)))
     for i in redo.tolist():
-        q = Fraction(cells[i].strip())
+        q = Fraction(cells[i].strip(ASCII_SPACE))
         v = fraction_to_float32(q)
         if not np.isfinite(v):
-            raise DataFormatError(locate(i), f"{cells[i].strip()[:40]} overflows float32")
+            raise DataFormatError(locate(i), f"{cells[i].strip(ASCII_SPACE)[:40]} overflows float32")
         f[i] = v
     return f
 
@@ -61,7 +65,7 @@ def binary_values(
 def _check_nonfinite(cell: str, kind: np.dtype[Any], allow: bool, where: str,
                      special: Callable[[str], bool]) -> None:
     if not special(cell):
-        raise DataFormatError(where, f"{cell.strip()[:40]} overflows {kind}")
+        raise DataFormatError(where, f"{cell.strip(ASCII_SPACE)[:40]} overflows {kind}")
     if not allow:
         raise DataFormatError(where, f"a non-finite cell {cell!r}; pass allow_nonfinite=True "
                                      "to read it")

@@ -28,7 +28,7 @@ import numpy as np
 from ...spec.errors import DataFormatError
 from ...spec.fields import Field, get_field
 from ...spec.tensor import Tensor
-from ._binary_cells import binary_values
+from ._binary_cells import ASCII_SPACE, binary_values
 from ._convert import (
     DType,
     Number,
@@ -72,7 +72,7 @@ def parse_number(cell: str) -> Number | None:
     kind = _grammar(cell)
     if kind is None:
         return None
-    text = cell.strip()
+    text = cell.strip(ASCII_SPACE)
     if kind == "special":
         value = float("nan") if "nan" in text.lower() else float("inf")
         return -value if text.startswith("-") else value
@@ -81,12 +81,13 @@ def parse_number(cell: str) -> Number | None:
 
 def _grammar(cell: str) -> Literal["decimal", "special"] | None:
     """Whether a cell is a decimal, a nan / inf word, or neither (None)."""
-    text = cell.strip()
+    text = cell.strip(ASCII_SPACE)
     m = _DECIMAL.fullmatch(text)
     if m is None:
         return "special" if _SPECIAL.fullmatch(text) else None
     exp = m.group("exp")
-    if (exp is not None and abs(int(exp)) > _MAX_EXPONENT) or len(text) > _MAX_DIGITS:
+    # The length first: it keeps int() below Python's 4,300-digit limit.
+    if len(text) > _MAX_DIGITS or (exp is not None and abs(int(exp)) > _MAX_EXPONENT):
         return None
     return "decimal"
 

@@ -181,6 +181,9 @@ def encode_literal(field: Field, array: Array) -> Literal:
 def decode_literal(field: Field, lit: Literal, shape: Shape, where: str) -> Array:
     """The field array a literal encodes (NumPy-backed); a malformed item raises
     DataFormatError naming `where` and the item index."""
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise DataFormatError(where, f"shape {str(shape)[:60]} is not a list of non-negative "
+                                     "integers")
     if len(lit.items) != size_of(shape):
         raise DataFormatError(where, f"literal has {len(lit.items)} items, shape {shape} "
                                      f"needs {size_of(shape)}")

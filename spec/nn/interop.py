@@ -25,7 +25,8 @@ from ..tensor import Tensor
 from .build import Built
 from .safetensors import read_safetensors
 
-__all__ = ["load_state_dict", "read_npz", "IGNORED_KEYS"]
+__all__ = ["load_state_dict", "read_npz", "IGNORED_KEYS", "StateDictKeyError",
+           "StateDictTypeError"]
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -33,6 +34,18 @@ Out = TypeVar("Out")
 # PyTorch's BatchNorm counts its batches only to use when momentum is None; TorchLean's
 # batch norms always have a momentum and keep no such counter (see spec/nn/norms.py).
 IGNORED_KEYS = ("num_batches_tracked",)
+
+
+class StateDictKeyError(DataFormatError, KeyError):
+    """A state_dict whose names do not match the model's: missing or unused entries. A
+    DataFormatError naming the file, and a KeyError as before."""
+
+    def __str__(self) -> str:  # the plain message, not KeyError's quoted repr
+        return Exception.__str__(self)
+
+
+class StateDictTypeError(DataFormatError, TypeError):
+    """A state_dict entry that is not an array of real floating-point numbers."""
 
 
 def read_npz(
@@ -93,14 +106,16 @@ def load_state_dict(
     of names to numpy arrays, converted to built's field.
 
     `name_map` maps our names to the state_dict's (names not in it are the same in both).
-    Every one of our names must be present (else KeyError listing the missing ones), every
-    key of the state_dict must be used (else KeyError listing the unused ones; PyTorch's
-    "num_batches_tracked" counters are skipped), shapes must agree (else ShapeError listing
-    each name with both shapes) and every array must hold real floating-point numbers
-    (else TypeError naming it and its dtype). A file holding a NaN or infinity raises
+    Every one of our names must be present (else StateDictKeyError, a KeyError, listing the
+    missing ones), every key of the state_dict must be used (else StateDictKeyError listing
+    the unused ones; PyTorch's "num_batches_tracked" counters are skipped), shapes must
+    agree (else ShapeError listing each name with both shapes) and every array must hold
+    real floating-point numbers (else StateDictTypeError, a TypeError, naming it and its
+    dtype); both are DataFormatErrors naming the file. A file holding a NaN or infinity raises
     DataFormatError naming the entry and element, unless `allow_nonfinite`."""
     arrays = (dict(source) if isinstance(source, Mapping)
               else _read_state_dict_file(source, allow_nonfinite))
+    where = "state_dict" if isinstance(source, Mapping) else os.fspath(source)
     names = name_map or {}
     unknown = sorted(set(names) - set(built.params) - set(built.buffers))
     if unknown:
@@ -111,12 +126,13 @@ def load_state_dict(
     missing = [f"{n!r} (as {theirs[n]!r})" if theirs[n] != n else repr(n)
                for n in ours if theirs[n] not in arrays]
     if missing:
-        raise KeyError(f"load_state_dict: the state_dict lacks {', '.join(missing)}")
+        raise StateDictKeyError(where, f"load_state_dict: the state_dict lacks "
+                                       f"{', '.join(missing)}")
     used = set(theirs.values())
     unused = sorted(k for k in arrays if k not in used and not _ignored(k))
     if unused:
-        raise KeyError(f"load_state_dict: the state_dict has entries the model does not use: "
-                       f"{unused} (map them with name_map)")
+        raise StateDictKeyError(where, f"load_state_dict: the state_dict has entries the "
+                                       f"model does not use: {unused} (map them with name_map)")
     current = {**built.params, **built.buffers}
     bad_shapes = [
         f"{n!r}: model {current[n].shape}, state_dict {tuple(np.shape(arrays[theirs[n]]))}"
@@ -127,8 +143,8 @@ def load_state_dict(
     bad_types = [f"{theirs[n]!r} ({np.asarray(arrays[theirs[n]]).dtype})" for n in ours
                  if np.asarray(arrays[theirs[n]]).dtype.kind != "f"]
     if bad_types:
-        raise TypeError("load_state_dict: entries are not real floating-point arrays: "
-                        + ", ".join(bad_types))
+        raise StateDictTypeError(where, "load_state_dict: entries are not real floating-point "
+                                        "arrays: " + ", ".join(bad_types))
     field = built.field
 
     def convert(n: str) -> Tensor:
