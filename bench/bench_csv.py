@@ -14,6 +14,7 @@ import argparse
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,8 @@ def main() -> None:
             theirs = np.loadtxt(path, delimiter=",", ndmin=2)
             assert ours.tobytes() == theirs.tobytes(), f"{name}: results differ"
             times = best_of({
-                "torchlean": lambda p=path: data.load_csv_matrix(p, header=False),
-                "loadtxt": lambda p=path: np.loadtxt(p, delimiter=",", ndmin=2),
+                "torchlean": partial(data.load_csv_matrix, path, header=False),
+                "loadtxt": partial(np.loadtxt, path, delimiter=",", ndmin=2),
             }, args.repeat)
             ratio = times["torchlean"] / times["loadtxt"]
             print(f"{name:<20}{times['torchlean']:>13.3f}{times['loadtxt']:>12.3f}"

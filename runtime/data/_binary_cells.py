@@ -54,10 +54,10 @@ def binary_values(
         midpoint = (back + other) / 2  # exact: both are binary32, one ulp apart
         redo = np.flatnonzero(((d == midpoint) & (d != back)) | (np.isinf(f) & np.isfinite(d)))
     for i in redo.tolist():
-        q = Fraction(cells[i].strip(ASCII_SPACE))
-        v = fraction_to_float32(q)
+        text = cells[i].strip(ASCII_SPACE)
+        v = fraction_to_float32(Fraction(text))
         if not np.isfinite(v):
-            raise DataFormatError(locate(i), f"{cells[i].strip(ASCII_SPACE)[:40]} overflows float32")
+            raise DataFormatError(locate(i), f"{text[:40]} overflows float32")
         f[i] = v
     return f
 
