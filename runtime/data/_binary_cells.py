@@ -19,31 +19,37 @@ import numpy as np
 from ...spec.errors import DataFormatError
 from ...spec.fields.ieee32 import fraction_to_float32
 
-__all__ = ["binary_values", "ASCII_SPACE"]
+__all__ = ["binary_values", "parse_cells", "ASCII_SPACE"]
 
 # The spaces a cell may have around its number: those Python's float() strips too (it
 # refuses "\x1c".."\x1f", which str.strip() would remove).
 ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 
+def parse_cells(cells: Sequence[str]) -> np.ndarray[Any, Any]:
+    """The binary64 nearest each cell's decimal (ValueError for a cell float() refuses)."""
+    # NumPy converts each str with Python's float (same values, same ValueErrors), in C.
+    return np.array(cells, dtype=np.float64).reshape(len(cells))
+
+
 def binary_values(
-    cells: Sequence[str],
+    d: np.ndarray[Any, Any],
+    cell: Callable[[int], str],
     kind: np.dtype[Any],
     allow_nonfinite: bool,
     locate: Callable[[int], str],
     special: Callable[[str], bool],
 ) -> np.ndarray[Any, Any]:
-    """The cells (decimal or nan / inf text, grammar already checked) as a 1-D array of
-    `kind` (float64 or float32), each the value nearest its decimal.
+    """The cells as a 1-D array of `kind` (float64 or float32), each the value nearest its
+    decimal, from `d`, their correctly rounded binary64 values; `cell(i)` is the text of
+    cell i (grammar already checked), read only where `d` says it must be.
 
     A finite decimal beyond the format's range, or (unless `allow_nonfinite`) a nan or
-    inf cell, raises DataFormatError at `locate(index)`; `special(cell)` says whether a
+    inf cell, raises DataFormatError at `locate(index)`; `special(text)` says whether a
     cell is written as nan or inf (rather than overflowing)."""
-    # NumPy converts each str with Python's float (same values, same ValueErrors), in C.
-    d = np.array(cells, dtype=np.float64).reshape(len(cells))
     bad = np.flatnonzero(~np.isfinite(d))
     for i in bad.tolist():
-        _check_nonfinite(cells[i], kind, allow_nonfinite, locate(i), special)
+        _check_nonfinite(cell(i), kind, allow_nonfinite, locate(i), special)
     if kind == np.float64:
         return d
     with np.errstate(over="ignore", invalid="ignore"):
@@ -54,7 +60,7 @@ def binary_values(
         midpoint = (back + other) / 2  # exact: both are binary32, one ulp apart
         redo = np.flatnonzero(((d == midpoint) & (d != back)) | (np.isinf(f) & np.isfinite(d)))
     for i in redo.tolist():
-        text = cells[i].strip(ASCII_SPACE)
+        text = cell(i).strip(ASCII_SPACE)
         v = fraction_to_float32(Fraction(text))
         if not np.isfinite(v):
             raise DataFormatError(locate(i), f"{text[:40]} overflows float32")

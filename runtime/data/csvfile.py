@@ -28,7 +28,7 @@ import numpy as np
 from ...spec.errors import DataFormatError
 from ...spec.fields import Field, get_field
 from ...spec.tensor import Tensor
-from ._binary_cells import ASCII_SPACE, binary_values
+from ._binary_cells import ASCII_SPACE, binary_values, parse_cells
 from ._convert import (
     DType,
     Number,
@@ -39,7 +39,7 @@ from ._convert import (
     numbers_to_tensor,
     read_bytes,
 )
-from ._csv_fast import split_plain
+from ._csv_fast import read_plain
 from .dataset import TensorDataset
 
 __all__ = ["load_csv", "load_csv_matrix", "read_csv", "CsvTable", "parse_number"]
@@ -181,6 +181,15 @@ def _read_host(
         fast = _fast_host(path, name, header, delimiter, kind, allow_nonfinite)
         if fast is not None:
             return fast
+    return _exact_host(path, name, header, delimiter, kind, allow_nonfinite)
+
+
+def _exact_host(
+    path: PathLike, name: str, header: Header, delimiter: str, kind: np.dtype[Any],
+    allow_nonfinite: bool,
+) -> tuple[tuple[str, ...] | None, np.ndarray[Any, Any]]:
+    """`_read_host` for the float fields by the exact path: the `csv` module, every cell
+    checked against the grammar."""
     columns, records = _checked_records(path, header, delimiter, allow_nonfinite)
     width = len(records[0][1])
     cells = [cell for _, row in records for cell in row]
@@ -188,7 +197,8 @@ def _read_host(
     def where(i: int) -> str:
         return _cell_where(name, records[i // width][0], i % width, columns)
 
-    host = binary_values(cells, kind, allow_nonfinite, where, _is_special)
+    host = binary_values(parse_cells(cells), cells.__getitem__, kind, allow_nonfinite, where,
+                         _is_special)
     return columns, host.reshape(len(records), width)
 
 
@@ -197,27 +207,27 @@ def _fast_host(
     allow_nonfinite: bool,
 ) -> tuple[tuple[str, ...] | None, np.ndarray[Any, Any]] | None:
     """`_read_host` for a plain file (see `_csv_fast`), or None to take the exact path."""
-    split = split_plain(decode_utf8(read_bytes(path), name), delimiter)
-    if split is None:
+
+    def is_header(line: str) -> bool:
+        if header != "auto":
+            return header is True
+        try:  # on a plain line float() takes exactly the cells the grammar takes
+            parse_cells(line.split(delimiter))
+        except ValueError:
+            return True
+        return False
+
+    plain = read_plain(decode_utf8(read_bytes(path), name), delimiter, is_header)
+    if plain is None:
         return None
-    cells, width, lines = split
-    columns: tuple[str, ...] | None = None
-    if header is True or (header == "auto" and any(_grammar(c) is None for c in cells[:width])):
-        columns = tuple(c.strip() for c in cells[:width])
-        cells, lines = cells[width:], lines[1:]
-        if not cells:
-            return None
+    rows, width = plain.values.shape
 
     def where(i: int) -> str:
-        return _cell_where(name, int(lines[i // width]), i % width, columns)
+        return _cell_where(name, int(plain.lines[i // width]), i % width, plain.header)
 
-    try:
-        host = binary_values(cells, kind, allow_nonfinite, where, _is_special)
-    except DataFormatError:
-        raise
-    except ValueError:  # a cell float() refuses: the exact path names it
-        return None
-    return columns, host.reshape(len(lines), width)
+    host = binary_values(plain.values.reshape(-1), plain.cell, kind, allow_nonfinite, where,
+                         _is_special)
+    return plain.header, host.reshape(rows, width)
 
 
 def load_csv(

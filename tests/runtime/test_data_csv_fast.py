@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from torchlean.runtime import data
-from torchlean.runtime.data._csv_fast import split_plain
+from torchlean.runtime.data import csvfile
+from torchlean.runtime.data._csv_fast import read_plain
 from torchlean.spec import DataFormatError
 from torchlean.spec.fields.ieee32 import fraction_to_float32
 
@@ -52,7 +54,8 @@ def test_fast_and_exact_paths_agree_and_round_once(
     tmp = tmp_path_factory.mktemp("csv")
     plain = "".join(",".join(r) + "\n" for r in rows)
     quoted = "".join(",".join(f'"{c}"' for c in r) + "\r\n" for r in rows)
-    assert split_plain(plain, ",") is not None or any("e" in c.lower() for r in rows for c in r)
+    assert read_plain(plain, ",", lambda _: False) is not None or any(
+        "e" in c.lower() for r in rows for c in r)
     try:
         fast = data.load_csv_matrix(write(tmp, "p.csv", plain), header=False, dtype=dtype)
     except DataFormatError as e:
@@ -109,3 +112,31 @@ def test_line_endings_and_blank_lines(tmp_path: Path, text: str) -> None:
     ds = data.load_csv(write(tmp_path, "t.csv", text), delimiter=delimiter)
     assert ds.inputs.numpy().tolist() == [[1.0], [3.0]]
     assert ds.targets.numpy().tolist() == [[2.0], [4.0]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="0123456789.eE+-naifty ,;\n\t\r_\x0b\x1d\"", max_size=30),
+       header=st.sampled_from(["auto", True, False]),
+       dtype=st.sampled_from(["float", "float32"]), allow=st.booleans())
+def test_the_fast_path_takes_a_file_only_as_the_exact_path_does(
+    tmp_path_factory: pytest.TempPathFactory, text: str, header: Any, dtype: str, allow: bool
+) -> None:
+    """Whenever the fast path reads a file, the exact path reads the same header and
+    values (or raises the same error)."""
+    path = write(tmp_path_factory.mktemp("csv"), "t.csv", text)
+    kind = np.dtype(np.float32 if dtype == "float32" else np.float64)
+    args = (path, str(path), header, ",", kind, allow)
+    try:
+        fast = csvfile._fast_host(*args)
+    except DataFormatError as e:
+        with pytest.raises(DataFormatError) as info:
+            csvfile._exact_host(*args)
+        assert str(info.value) == str(e)
+        return
+    if fast is None:
+        return
+    columns, values = csvfile._exact_host(*args)
+    assert fast[0] == columns and fast[1].dtype == values.dtype
+    assert np.array_equal(fast[1], values, equal_nan=True)
+    assert np.array_equal(np.signbit(fast[1]) | np.isnan(fast[1]),
+                          np.signbit(values) | np.isnan(values))
