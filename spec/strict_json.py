@@ -72,7 +72,7 @@ def _scan(text: str, where: str, max_depth: int, allow_nonfinite: bool) -> None:
                 raise DataFormatError(f"{where}: {_position(text, m.start())}",
                                       f"nesting deeper than {max_depth} levels")
         elif kind == "close":
-            depth -= 1
+            depth = max(depth - 1, 0)  # a stray closer cannot hide the depth that follows
         elif kind == "constant" and not allow_nonfinite:
             raise DataFormatError(f"{where}: {_position(text, m.start())}",
                                   f"bare {m.group()} is not allowed: numbers must be finite")
