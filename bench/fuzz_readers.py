@@ -33,7 +33,7 @@ import numpy as np
 
 import torchlean as tl
 from torchlean.runtime import checkpoint
-from torchlean.runtime.data import load_csv, read_npy
+from torchlean.runtime.data import load_csv, load_text, read_npy
 from torchlean.runtime.graph import Graph
 from torchlean.spec import TorchLeanError, nn, strict_json
 from torchlean.verify import certificate, model_file
@@ -190,6 +190,8 @@ def targets(folder: Path) -> list[Target]:
                lambda d: nn.read_safetensors(at("t.safetensors", d)), False),
         Target("csv", (b"x1,x2,y\n1,2,3\n4,5.5,-6\n", b"1.5,0\n-2e-3,1\n7,1\n",
                        b'a,b\n"1",2\r\n3,4\n'), csv_read, False),
+        Target("text", ("héllo, wörld\n".encode(), b"\xef\xbb\xbfab\n"),
+               lambda d: load_text(at("t.txt", d)), False),
         Target("strict JSON", (json_seed,), lambda d: strict_json.loads(d, "t.json"), True),
         Target("graph JSON", (graph_text,), Graph.from_json, True),
         Target("model file", (model_path.read_bytes(),),

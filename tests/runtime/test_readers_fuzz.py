@@ -31,8 +31,8 @@ def _load_fuzz_module() -> ModuleType:
 
 
 FUZZ = _load_fuzz_module()
-NAMES = ["npy", "npz + load_state_dict", "safetensors", "csv", "strict JSON", "graph JSON",
-         "model file", "checkpoint", "certificate"]
+NAMES = ["npy", "npz + load_state_dict", "safetensors", "csv", "text", "strict JSON",
+         "graph JSON", "model file", "checkpoint", "certificate"]
 
 
 @pytest.fixture(scope="module")
