@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..spec import strict_json
 from ..spec.errors import DataFormatError
 from ..spec.fields import Field, get_field
 from ..spec.tensor import Tensor
@@ -127,13 +128,7 @@ def read(path: str | os.PathLike[str]) -> RunnerState:
     """The state saved at `path` (host tensors of the saved field); a file that is not a
     well-formed checkpoint of this version raises DataFormatError naming what is wrong."""
     where = os.fspath(path)
-    try:
-        with open(where, encoding="utf-8") as f:
-            doc = json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataFormatError(f"{where}: line {e.lineno} column {e.colno}", e.msg) from None
-    except UnicodeDecodeError as e:
-        raise DataFormatError(f"{where}: byte {e.start}", "not UTF-8 text") from None
+    doc = strict_json.read_json_file(where)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise DataFormatError(where, f"not a TorchLean checkpoint (format must be {FORMAT!r})")
     version = _require(doc, "version", int, where)

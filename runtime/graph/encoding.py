@@ -41,6 +41,7 @@ _INT = re.compile(r"-?[0-9]+\Z")
 _FRACTION = re.compile(r"(-?[0-9]+)(?:/([0-9]+))?\Z")
 _DYADIC = re.compile(r"(-?[0-9]+)p(-?[0-9]+)\Z")
 _NAN_BITS = re.compile(r"nan:0x([0-9a-f]+)\Z")
+_FLOAT_HEX = re.compile(r"-?0x[0-9a-f]+(\.[0-9a-f]*)?p[+-][0-9]+")
 _MAX_DIGITS = 4000  # below Python's int-parsing limit, so a long number is our error
 
 
@@ -126,9 +127,12 @@ def _fraction_text(q: Fraction) -> str:
 def _parse_float_hex(text: str, where: str) -> float:
     if text in ("inf", "-inf", "nan"):
         return float(text)
-    if not re.fullmatch(r"-?0x[0-9a-f]+(\.[0-9a-f]*)?p[+-][0-9]+", text):
-        raise DataFormatError(where, f"expected a float in float.hex notation, got {text!r}")
-    return float.fromhex(text)
+    if len(text) > _MAX_DIGITS or not _FLOAT_HEX.fullmatch(text):
+        raise DataFormatError(where, f"expected a float in float.hex notation, got {text[:40]!r}")
+    try:
+        return float.fromhex(text)
+    except OverflowError:  # 0x1p+99999: beyond binary64, where no finite float is the value
+        raise DataFormatError(where, f"{text[:40]} overflows a binary64 float") from None
 
 
 def _parse_fraction(text: str, where: str) -> Fraction:
@@ -177,6 +181,9 @@ def encode_literal(field: Field, array: Array) -> Literal:
 def decode_literal(field: Field, lit: Literal, shape: Shape, where: str) -> Array:
     """The field array a literal encodes (NumPy-backed); a malformed item raises
     DataFormatError naming `where` and the item index."""
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise DataFormatError(where, f"shape {str(shape)[:60]} is not a list of non-negative "
+                                     "integers")
     if len(lit.items) != size_of(shape):
         raise DataFormatError(where, f"literal has {len(lit.items)} items, shape {shape} "
                                      f"needs {size_of(shape)}")
@@ -202,6 +209,10 @@ def decode_literal(field: Field, lit: Literal, shape: Shape, where: str) -> Arra
 def _binary_item(text: str, dtype: np.dtype[Any], where: str) -> Any:
     m = _NAN_BITS.match(text)
     if m:
+        width = 8 * dtype.itemsize
+        if len(m.group(1)) > width // 4 or int(m.group(1), 16) >> width:
+            raise DataFormatError(where, f"{text[:40]!r} has more than the {width} bits of a "
+                                         f"{dtype} NaN")
         bits = np.array(int(m.group(1), 16)).astype(f"u{dtype.itemsize}")
         value = bits.view(dtype)
         if not np.isnan(value):

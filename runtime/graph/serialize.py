@@ -17,9 +17,9 @@ content raises DataFormatError, one whose shapes lie raises ShapeError naming th
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from ...spec import strict_json
 from ...spec.errors import DataFormatError
 from ...spec.fields import get_field
 from ...spec.ops import OPS
@@ -33,8 +33,6 @@ __all__ = ["FORMAT", "VERSION", "to_json", "from_json"]
 _WHERE = "graph JSON"
 
 
-def _reject_constant(name: str) -> Any:
-    raise DataFormatError(_WHERE, f"bare {name} is not allowed (floats are written as hex)")
 
 
 def _expect(cond: bool, where: str, message: str) -> None:
@@ -94,11 +92,9 @@ def _parse_node(i: int, obj: Any, field_name: str) -> Node:
 
 
 def from_json(text: str | bytes) -> Graph:
-    """Parse JSON written by `to_json` (see the module docstring for what is rejected)."""
-    try:
-        doc = json.loads(text, parse_constant=_reject_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataFormatError(_WHERE, f"not valid JSON: {e}") from None
+    """Parse JSON written by `to_json` (see the module docstring for what is rejected;
+    the JSON itself is read by `spec.strict_json`, so bad JSON names its line and column)."""
+    doc = strict_json.loads(text, _WHERE)
     _expect(isinstance(doc, dict), _WHERE, "expected a JSON object at the top level")
     _expect(doc.get("format") == FORMAT, f"{_WHERE}: format",
             f"expected {FORMAT!r}, got {doc.get('format')!r}")

@@ -19,11 +19,14 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import DataFormatError, ShapeError
+from ..npy_format import first_nonfinite
+from ..npz_format import parse_npz
 from ..tensor import Tensor
 from .build import Built
 from .safetensors import read_safetensors
 
-__all__ = ["load_state_dict", "read_npz", "IGNORED_KEYS"]
+__all__ = ["load_state_dict", "read_npz", "IGNORED_KEYS", "StateDictKeyError",
+           "StateDictTypeError"]
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -33,39 +36,58 @@ Out = TypeVar("Out")
 IGNORED_KEYS = ("num_batches_tracked",)
 
 
-def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:
-    """The named arrays of the `.npz` archive at `path`; an archive that needs pickle (object
-    arrays) or is not an archive raises DataFormatError naming the file."""
+class StateDictKeyError(DataFormatError, KeyError):
+    """A state_dict whose names do not match the model's: missing or unused entries. A
+    DataFormatError naming the file, and a KeyError as before."""
+
+    def __str__(self) -> str:  # the plain message, not KeyError's quoted repr
+        return Exception.__str__(self)
+
+
+class StateDictTypeError(DataFormatError, TypeError):
+    """A state_dict entry that is not an array of real floating-point numbers."""
+
+
+def read_npz(
+    path: str | os.PathLike[str], *, allow_nonfinite: bool = False
+) -> dict[str, np.ndarray[Any, Any]]:
+    """The named arrays of the `.npz` archive at `path`, read by our own ZIP-of-NPY parser
+    (never `np.load`, never pickle). An archive that is corrupt, needs pickle (object
+    arrays), claims sizes its bytes cannot back, or holds a NaN or infinity (unless
+    `allow_nonfinite`) raises DataFormatError naming the file, the member and the place."""
     name = os.fspath(path)
-    try:
-        loaded = np.load(name, allow_pickle=False)
-    except ValueError as e:  # a pickle file, or not a numpy file at all
-        raise DataFormatError(name, f"not a numpy archive readable without pickle: {e}") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise DataFormatError(name, "not an .npz archive (a single .npy array?)")
-    with loaded as archive:
-        try:
-            return {key: archive[key] for key in archive.files}
-        except ValueError as e:  # object arrays need pickle
-            raise DataFormatError(name, f"an entry needs pickle, which is refused: {e}") from None
+    with open(name, "rb") as f:
+        raw = f.read()
+    return parse_npz(raw, name, allow_nonfinite=allow_nonfinite)
 
 
 # The file suffixes load_state_dict reads, each with its reader.
 _READERS: dict[str, Callable[[str], dict[str, np.ndarray[Any, Any]]]] = {
-    ".npz": read_npz,
+    ".npz": lambda name: read_npz(name, allow_nonfinite=True),
     ".safetensors": read_safetensors,
 }
 
 
-def _read_state_dict_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:
+def _read_state_dict_file(
+    path: str | os.PathLike[str], allow_nonfinite: bool
+) -> dict[str, np.ndarray[Any, Any]]:
     """The named arrays of the state_dict file at `path`, read by the reader of its suffix
-    (`.npz` or `.safetensors`); another suffix raises DataFormatError naming the file."""
+    (`.npz` or `.safetensors`); another suffix, or a NaN or infinity unless
+    `allow_nonfinite`, raises DataFormatError naming the file (and the entry)."""
     name = os.fspath(path)
     suffix = os.path.splitext(name)[1].lower()
     if suffix not in _READERS:
         raise DataFormatError(name, f"unsupported state_dict file suffix {suffix!r} "
                                     f"(supported: {', '.join(_READERS)})")
-    return _READERS[suffix](name)
+    arrays = _READERS[suffix](name)
+    if not allow_nonfinite:
+        for key, arr in arrays.items():
+            at = first_nonfinite(arr)
+            if at is not None:
+                raise DataFormatError(f"{name}: {key!r} element {at}",
+                                      f"non-finite value {arr[at]!r}; pass "
+                                      "allow_nonfinite=True to load it")
+    return arrays
 
 
 def _ignored(key: str) -> bool:
@@ -76,18 +98,24 @@ def load_state_dict(
     built: Built[In, Out],
     source: str | os.PathLike[str] | Mapping[str, np.ndarray[Any, Any]],
     name_map: Mapping[str, str] | None = None,
+    *,
+    allow_nonfinite: bool = False,
 ) -> Built[In, Out]:
     """`built` with every parameter and buffer taken from a PyTorch state_dict: the `.npz`
     or `.safetensors` file at `source` (another suffix raises DataFormatError) or a mapping
     of names to numpy arrays, converted to built's field.
 
     `name_map` maps our names to the state_dict's (names not in it are the same in both).
-    Every one of our names must be present (else KeyError listing the missing ones), every
-    key of the state_dict must be used (else KeyError listing the unused ones; PyTorch's
-    "num_batches_tracked" counters are skipped), shapes must agree (else ShapeError listing
-    each name with both shapes) and every array must hold real floating-point numbers
-    (else TypeError naming it and its dtype)."""
-    arrays = dict(source) if isinstance(source, Mapping) else _read_state_dict_file(source)
+    Every one of our names must be present (else StateDictKeyError, a KeyError, listing the
+    missing ones), every key of the state_dict must be used (else StateDictKeyError listing
+    the unused ones; PyTorch's "num_batches_tracked" counters are skipped), shapes must
+    agree (else ShapeError listing each name with both shapes) and every array must hold
+    real floating-point numbers (else StateDictTypeError, a TypeError, naming it and its
+    dtype); both are DataFormatErrors naming the file. A file holding a NaN or infinity raises
+    DataFormatError naming the entry and element, unless `allow_nonfinite`."""
+    arrays = (dict(source) if isinstance(source, Mapping)
+              else _read_state_dict_file(source, allow_nonfinite))
+    where = "state_dict" if isinstance(source, Mapping) else os.fspath(source)
     names = name_map or {}
     unknown = sorted(set(names) - set(built.params) - set(built.buffers))
     if unknown:
@@ -98,12 +126,13 @@ def load_state_dict(
     missing = [f"{n!r} (as {theirs[n]!r})" if theirs[n] != n else repr(n)
                for n in ours if theirs[n] not in arrays]
     if missing:
-        raise KeyError(f"load_state_dict: the state_dict lacks {', '.join(missing)}")
+        raise StateDictKeyError(where, f"load_state_dict: the state_dict lacks "
+                                       f"{', '.join(missing)}")
     used = set(theirs.values())
     unused = sorted(k for k in arrays if k not in used and not _ignored(k))
     if unused:
-        raise KeyError(f"load_state_dict: the state_dict has entries the model does not use: "
-                       f"{unused} (map them with name_map)")
+        raise StateDictKeyError(where, f"load_state_dict: the state_dict has entries the "
+                                       f"model does not use: {unused} (map them with name_map)")
     current = {**built.params, **built.buffers}
     bad_shapes = [
         f"{n!r}: model {current[n].shape}, state_dict {tuple(np.shape(arrays[theirs[n]]))}"
@@ -114,8 +143,8 @@ def load_state_dict(
     bad_types = [f"{theirs[n]!r} ({np.asarray(arrays[theirs[n]]).dtype})" for n in ours
                  if np.asarray(arrays[theirs[n]]).dtype.kind != "f"]
     if bad_types:
-        raise TypeError("load_state_dict: entries are not real floating-point arrays: "
-                        + ", ".join(bad_types))
+        raise StateDictTypeError(where, "load_state_dict: entries are not real floating-point "
+                                        "arrays: " + ", ".join(bad_types))
     field = built.field
 
     def convert(n: str) -> Tensor:

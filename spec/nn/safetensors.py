@@ -15,14 +15,15 @@ or field at fault.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Any
 
 import numpy as np
 
+from .. import strict_json
 from ..errors import DataFormatError
+from ..npy_format import check_shape
 
 __all__ = ["read_safetensors", "DTYPES", "MAX_HEADER_BYTES"]
 
@@ -89,21 +90,6 @@ def read_safetensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, 
 _Entry = tuple[str, tuple[int, ...], int, int]
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
 def _parse_header(name: str, raw: bytes) -> dict[str, _Entry]:
     try:
         text = raw.decode("utf-8")
@@ -111,16 +97,12 @@ def _parse_header(name: str, raw: bytes) -> dict[str, _Entry]:
         raise DataFormatError(name, f"header is not valid UTF-8: {e}") from None
     if not text.startswith("{"):
         raise DataFormatError(name, "header does not begin with '{' (not a JSON object)")
-    try:
-        header, stop = json.JSONDecoder(object_pairs_hook=_no_duplicates).raw_decode(text)
-    except _DuplicateKey as e:
-        raise DataFormatError(name, f"header has the key {e.key!r} more than once") from None
-    except json.JSONDecodeError as e:
-        raise DataFormatError(name, f"header is not valid JSON: {e}") from None
-    if text[stop:].strip(" "):  # only space padding may follow the object
-        raise DataFormatError(name, f"header has {text[stop:][:20]!r} after its JSON object "
-                                    "(only space padding is allowed)")
-    assert isinstance(header, dict)  # raw_decode of text starting with "{" gives an object
+    # Only space padding may follow the object; the strict reader refuses anything else
+    # after it, duplicate keys, deep nesting, huge integers and non-finite numbers.
+    header = strict_json.loads(text.rstrip(" "), f"{name}: header",
+                               max_bytes=MAX_HEADER_BYTES)
+    if not isinstance(header, dict):
+        raise DataFormatError(name, "header is not a JSON object")
     entries: dict[str, _Entry] = {}
     for key, info in header.items():
         if key == "__metadata__":
@@ -160,8 +142,9 @@ def _parse_entry(name: str, key: str, info: Any) -> _Entry:
                                     f"(supported: {', '.join(DTYPES)})")
     shape = info["shape"]
     if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-        raise DataFormatError(name, f"{where}: shape {shape!r} is not a list of "
+        raise DataFormatError(name, f"{where}: shape {str(shape)[:80]} is not a list of "
                                     "non-negative integers")
+    check_shape(tuple(shape), DTYPES[dtype].itemsize, f"{name}: {where}.shape")
     offsets = info["data_offsets"]
     if (not isinstance(offsets, list) or len(offsets) != 2
             or not all(_is_int(o) and o >= 0 for o in offsets)):

@@ -272,10 +272,10 @@ BAD: list[tuple[str, Callable[[], bytes], str]] = [
     ("header absurd", raw_edit(lambda d: struct.pack("<Q", 2**63 + 5) + d[8:]),
      r"header length 9223372036854775813 exceeds the limit"),
     ("not utf-8", header_text(b'{"w\xff": 1}'), r"header is not valid UTF-8"),
-    ("not json", header_text(b'{"weight": {"dtype": "F32",'), r"header is not valid JSON"),
+    ("not json", header_text(b'{"weight": {"dtype": "F32",'), r"column 28: not valid JSON"),
     ("not an object", header_text(b'[1, 2, 3]'), r"header does not begin with '\{'"),
-    ("trailing text", header_text(b'{} x'), r"' x' after its JSON object"),
-    ("duplicate key", duplicate, r"header has the key 'bias' more than once"),
+    ("trailing text", header_text(b'{} x'), r"header: line 1 column 4: not valid JSON: Extra data"),
+    ("duplicate key", duplicate, r"header: line 1 column \d+: the key 'bias' appears twice"),
     ("entry not object", edit(lambda h: h.update(bias=[1, 2])),
      r"tensor 'bias': entry is list, not an object"),
     ("entry extra field", edit(set_field("bias", "order", "C")),
@@ -329,7 +329,7 @@ def test_broken_files_name_the_file_and_field(tmp_path: Path, make: Callable[[],
     path.write_bytes(make())
     with pytest.raises(DataFormatError, match=message) as info:
         nn.read_safetensors(path)
-    assert info.value.where == str(path)
+    assert info.value.where.startswith(str(path))
     assert str(info.value).startswith(f"{path}: ")
 
 

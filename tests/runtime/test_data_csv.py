@@ -140,12 +140,15 @@ def test_binary32_fields_round_once(tmp_path: Path, dtype: str) -> None:
 
 def test_non_finite_cells(tmp_path: Path) -> None:
     path = write(tmp_path, "a,b\n1,nan\n-Inf,infinity\n")
-    got = data.load_csv_matrix(path).numpy()
+    got = data.load_csv_matrix(path, allow_nonfinite=True).numpy()
     assert np.isnan(got[0, 1]) and got[1].tolist() == [-np.inf, np.inf]
-    with pytest.raises(DataFormatError) as info:
-        data.load_csv_matrix(path, dtype="exact")
-    assert info.value.where == f"{path}: line 2, column 2 ('b')"
-    assert "non-finite" in str(info.value)
+    for dtype in ("float", "float32", "exact"):
+        with pytest.raises(DataFormatError) as info:
+            data.load_csv_matrix(path, dtype=dtype)
+        assert info.value.where == f"{path}: line 2, column 2 ('b')"
+        assert "non-finite" in str(info.value)
+    with pytest.raises(DataFormatError, match="real numbers only"):
+        data.load_csv_matrix(path, dtype="exact", allow_nonfinite=True)
 
 
 @settings(deadline=None, max_examples=30)

@@ -150,8 +150,34 @@ def test_load_npy_ints_and_bools(tmp_path: Path) -> None:
 def test_nan_into_exact_names_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "nan.npy", saved(np.array([1.0, np.nan])))
     with pytest.raises(DataFormatError) as info:
-        data.load_npy(path, dtype="exact")
+        data.load_npy(path, dtype="exact", allow_nonfinite=True)
     assert info.value.where == str(path) and "exact" in str(info.value)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_nonfinite_elements_are_refused_unless_allowed(tmp_path: Path, value: float) -> None:
+    arr = np.zeros((2, 3), dtype=np.float32)
+    arr[1, 2] = value
+    path = write(tmp_path, "bad.npy", saved(arr))
+    for read in (data.read_npy, data.load_npy):
+        with pytest.raises(DataFormatError) as info:
+            read(path)
+        assert info.value.where == f"{path}: element (1, 2)"
+    got = data.read_npy(path, allow_nonfinite=True)
+    assert got[1, 2] == value or (np.isnan(value) and np.isnan(got[1, 2]))
+
+
+@pytest.mark.parametrize("shape, words", [
+    ("(" + "1," * 65 + ")", "65 dimensions"),
+    ("(10**30, 0)".replace("10**30", "1" + "0" * 30), "too big"),
+    ("(" + "9" * 5000 + ",)", "5000 digits"),
+    ("(4611686018427387904, 4611686018427387904, 0)", "too big"),
+])
+def test_impossible_shapes_are_format_errors(shape: str, words: str) -> None:
+    raw = handmade(f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}}}")
+    with pytest.raises(DataFormatError, match=words) as info:
+        parse_npy(raw, "x.npy")
+    assert info.value.where.startswith("x.npy: byte ")
 
 
 # -- malformed files -----------------------------------------------------------------------

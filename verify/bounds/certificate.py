@@ -50,6 +50,7 @@ import numpy as np
 
 from ...runtime.atomic_write import write_atomically
 from ...runtime.graph import Graph
+from ...spec import strict_json
 from ...spec.errors import DataFormatError, TorchLeanError, UnsupportedOperation
 from . import propagate as _bounds
 from .certificate_format import FORMAT, METHODS, VERSION, rational, rational_text, read_fields
@@ -60,7 +61,6 @@ __all__ = ["Certificate", "CheckResult", "certify_robustness", "check_certificat
 
 MAX_BYTES = 64 * 2**20          # a certificate file larger than this is refused unread
 MAX_DEPTH = 32                  # nesting of JSON arrays / objects (the format needs 4)
-MAX_INT_DIGITS = 30             # JSON integers (ids, dims, label, version)
 
 
 @dataclass(frozen=True)
@@ -95,70 +95,11 @@ class CheckResult:
 
 
 # -- reading ------------------------------------------------------------------------
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise DataFormatError("certificate", f"duplicate key {k!r} in one object")
-        out[k] = v
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise DataFormatError("certificate", f"{name} is not a JSON number")
-
-
-def _limited_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise DataFormatError("certificate", f"an integer of {len(text)} digits (at most "
-                                             f"{MAX_INT_DIGITS})")
-    return int(text)
-
-
-def _limited_float(text: str) -> float:
-    if len(text) > MAX_INT_DIGITS:
-        raise DataFormatError("certificate", f"a number of {len(text)} characters")
-    return float(text)
-
-
 def _parse_document(text: str | bytes, where: str) -> Any:
-    """Parse untrusted JSON: at most MAX_BYTES bytes and MAX_DEPTH levels of nesting
-    (scanned without recursion before parsing), no duplicate keys, no NaN / Infinity,
-    integers of at most MAX_INT_DIGITS digits. DataFormatError naming `where` otherwise."""
-    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if len(raw) > MAX_BYTES:
-        raise DataFormatError(where, f"{len(raw)} bytes, more than the {MAX_BYTES} allowed")
-    try:
-        s = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataFormatError(f"{where}: byte {e.start}", "not UTF-8") from None
-    depth, in_string, escaped = 0, False, False
-    for i, ch in enumerate(s):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise DataFormatError(f"{where}: character {i}", f"nested deeper than "
-                                                                 f"{MAX_DEPTH} levels")
-        elif ch in "]}":
-            depth -= 1
-    try:
-        return json.loads(s, object_pairs_hook=_reject_duplicates,
-                          parse_constant=_reject_constant, parse_int=_limited_int,
-                          parse_float=_limited_float)
-    except DataFormatError as e:
-        raise DataFormatError(where, str(e)) from None
-    except json.JSONDecodeError as e:
-        raise DataFormatError(f"{where}: line {e.lineno} column {e.colno}",
-                              f"not valid JSON ({e.msg})") from None
+    """Parse untrusted JSON with the library's strict reader: at most MAX_BYTES bytes and
+    MAX_DEPTH levels, no duplicate keys, no NaN / Infinity, no runaway digit strings;
+    DataFormatError naming `where` (and the line and column) otherwise."""
+    return strict_json.loads(text, where, max_bytes=MAX_BYTES, max_depth=MAX_DEPTH)
 
 
 # -- exact numbers ------------------------------------------------------------------

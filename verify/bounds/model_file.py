@@ -21,6 +21,7 @@ from typing import Any
 
 from ...runtime.atomic_write import write_atomically
 from ...runtime.graph import Graph, Literal, Node, from_json
+from ...spec import strict_json
 from ...spec.errors import DataFormatError, ShapeError
 from . import propagate as _bounds
 
@@ -61,6 +62,10 @@ def load_model(path: str | os.PathLike[str]) -> Graph:
     name = os.fspath(path)
     try:
         with open(name, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > strict_json.MAX_BYTES:  # refused before it is read into memory
+                raise DataFormatError(name, f"{size} bytes exceed the limit of "
+                                            f"{strict_json.MAX_BYTES} for a model file")
             text = f.read()
     except OSError as e:
         raise DataFormatError(name, f"cannot read the model file: {e.strerror}") from None
