@@ -8,7 +8,8 @@
 eval-mode graph JSON with the parameters as exact literals); `--inputs` a `.npy` array of
 shape (N, *input shape) and `--labels` a `.npy` array of N integer class labels.
 `--demo bands` instead trains a 16-8-2 ReLU MLP for 60 steps on the six band images.
-`--out DIR` also writes one certificate per input and eps, each re-checked exactly.
+`--out DIR` also writes one certificate per input and eps, each re-checked exactly (DIR is
+created if missing, and checked before any work starts).
 A bad file prints the reason (file and place) and exits with status 2.
 """
 
@@ -84,6 +85,17 @@ def _load(model: str, inputs: str, labels: str) -> tuple[Graph, Any, Any]:
     return g, xs, ys
 
 
+def _output_folder_problem(folder: str) -> str | None:
+    """Why certificates cannot be written into `folder` (created if missing), or None."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        return f"cannot create the folder ({e.strerror})"
+    if not os.access(folder, os.W_OK):
+        return "the folder is not writable"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 on success, 2 on bad usage or files)."""
     args = _parser().parse_args(argv)
@@ -100,6 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(e < 0 for e in radii):
         print(f"torchlean verify: --eps must be >= 0, got {args.eps!r}")
         return 2
+    if args.out:
+        problem = _output_folder_problem(args.out)
+        if problem:
+            print(f"torchlean verify: --out {args.out}: {problem}")
+            return 2
     model: Any
     params: dict[str, Any]
     if args.demo:
