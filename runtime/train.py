@@ -375,6 +375,8 @@ def _evaluate(
         (_down(lo_sum / count), _up(hi_sum / count), _up(width_sum / count)) if exact_sums
         else (-math.inf, math.inf, math.inf)
     )
+    if _is_interval(runner):  # the midpoint of the mean's enclosure, so it lies inside it
+        out["loss"] = _midpoint(bounds[:2]) if exact_sums else math.nan
     return out, bounds
 
 
