@@ -8,6 +8,7 @@ live in `torchlean.spec`, `torchlean.runtime` and `torchlean.verify`.
 
 from __future__ import annotations
 
+import logging as _logging
 from pathlib import Path as _Path
 
 from . import _checkout
@@ -27,6 +28,10 @@ from .spec.errors import (  # noqa: E402
     UnsupportedOperation,
 )
 from .spec.tensor import Tensor, tensor  # noqa: E402
+
+# The library logs (fit progress at INFO) and never prints; an application that wants the
+# messages configures logging (e.g. logging.basicConfig(level=logging.INFO)).
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __version__ = "0.1.0"
 
