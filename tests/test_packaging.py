@@ -90,9 +90,13 @@ def requirement_names(reqs: list[str]) -> set[str]:
 def test_dependencies_are_the_declared_few() -> None:
     project = PYPROJECT["project"]
     assert project["name"] == "torchlean"
-    assert requirement_names(project["dependencies"]) == {"numpy", "mpmath", "hypothesis"}
+    # tqdm: the fit loops' progress bar (README says why it earns its place).
+    assert requirement_names(project["dependencies"]) == {
+        "numpy", "mpmath", "hypothesis", "tqdm"}
     extras = project["optional-dependencies"]
-    assert {"pytest", "mypy", "ruff"} <= requirement_names(extras["dev"])
+    # matplotlib in dev: report.plot works after the README's dev install.
+    assert {"pytest", "mypy", "ruff", "matplotlib"} <= requirement_names(extras["dev"])
+    assert requirement_names(extras["plot"]) == {"matplotlib"}
     assert any(name.startswith("cupy") for name in requirement_names(extras["cuda"]))
 
 

@@ -22,6 +22,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from .runtime import data
 from .runtime.graph import Graph
@@ -130,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         params = {}
     print(f"{'input':>5} {'label':>5} {'eps':>8} {'certified':>9} {'margin lower bound':>20}")
+    # On a terminal, a bar under the table (rate, time left); rows go above it.
+    bar = tqdm(total=len(radii) * len(labels), unit="input", disable=None, leave=False)
     for eps in radii:
         ok = 0
         for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
@@ -138,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 c = certify_robustness(model, params, img, eps, int(lab), args.method, path)
             except UnsupportedOperation as e:
+                bar.close()
                 print(f"torchlean verify: {e}")
                 return 2
             status = "yes" if c.certified else "no"
@@ -145,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 status = "REJECTED"
             ok += status == "yes"
             margin = float(min(c.margin_lower))
-            print(f"{i:>5} {int(lab):>5} {str(eps):>8} {status:>9} {margin:>20.6g}")
-        print(f"certified accuracy at eps={eps}: {ok}/{len(labels)}")
+            tqdm.write(f"{i:>5} {int(lab):>5} {str(eps):>8} {status:>9} {margin:>20.6g}")
+            bar.update(1)
+        tqdm.write(f"certified accuracy at eps={eps}: {ok}/{len(labels)}")
+    bar.close()
     return 0
