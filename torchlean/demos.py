@@ -48,7 +48,7 @@ def mlp(argv: Sequence[str]) -> train.FitReport:
         if runner.field.name == "exact":
             print(f"exact: training with SGD(lr={cfg.lr:g}), not Adam, whose square root has "
                   "no exact value")
-            optimizer = optim.sgd(cfg.lr)
+            optimizer: optim.Optimizer = optim.sgd(cfg.lr)
         else:
             optimizer = optim.adam(cfg.lr)
         config = train.steps(cfg.steps, optimizer, log_every=0)

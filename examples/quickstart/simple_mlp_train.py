@@ -65,7 +65,7 @@ def fit(runner: tl.train.Runner, cfg: tl.train.RunConfig, rest: list[str]) -> tl
     if runner.field.name == "exact":
         print(f"exact: training with SGD(lr={cfg.lr:g}), not Adam, whose square root has "
               "no exact value")
-        optimizer = tl.optim.sgd(cfg.lr)
+        optimizer: tl.optim.Optimizer = tl.optim.sgd(cfg.lr)
     else:
         optimizer = tl.optim.adam(cfg.lr)
     config = tl.train.steps(cfg.steps, optimizer)
