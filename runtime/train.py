@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from mpmath import libmp
@@ -82,41 +82,52 @@ def stepper(task: Task, runner: Runner, optimizer: Optimizer) -> Stepper:
 def step(loop: Stepper, sample: Batch) -> float:
     """One training step on `sample` = (inputs, targets) in train mode; returns the loss
     as a host float (on a GPU, the step's one device-to-host transfer)."""
-    return _midpoint(_step_enclosure(loop, sample)[:2])
+    return _step_reading(loop, sample).value
 
 
-def _step_enclosure(loop: Stepper, sample: Batch) -> tuple[float, float, float]:
+def _step_reading(loop: Stepper, sample: Batch) -> _Reading:
     x, y = sample
     # The step stays on the runner's device; reading the loss is its one host transfer.
-    return _enclosure_and_width(loop.runner.train_step(x, y))
+    return _read(loop.runner.train_step(x, y))
+
+
+class _Reading(NamedTuple):
+    """A scalar read to the host: floats lo <= it <= hi, a bound on its width at its own
+    precision (an interval's; 0 for a point), and the float to report."""
+
+    lo: float
+    hi: float
+    width: float
+    value: float
+
+
+def _read(value: Any) -> _Reading:
+    v = value.item() if isinstance(value, Tensor) else value
+    raw = getattr(v, "_mpi_", None)
+    if raw is not None:  # an mpmath interval: outward rounding; the width at its precision,
+        # since rounding the endpoints alone would widen a 1e-30 enclosure to a float's ulp
+        width = libmp.mpf_sub(raw[1], raw[0], 53, libmp.round_ceiling)
+        lo = libmp.to_float(raw[0], rnd=libmp.round_floor)
+        hi = libmp.to_float(raw[1], rnd=libmp.round_ceiling)
+        return _Reading(lo, hi, libmp.to_float(width, rnd=libmp.round_ceiling),
+                        _midpoint((lo, hi)))
+    if isinstance(v, Fraction):
+        return _Reading(_down(v), _up(v), 0.0, float(v))
+    x = float(v)
+    return _Reading(x, x, 0.0, x)
 
 
 def enclosure(value: Any) -> tuple[float, float]:
-    """Host floats (lo, hi) with lo <= value <= hi: an interval's endpoints rounded
-    outward, or (x, x) for any other scalar x (a one-element tensor is read first)."""
-    lo, hi, _ = _enclosure_and_width(value)
-    return lo, hi
-
-
-def _enclosure_and_width(value: Any) -> tuple[float, float, float]:
-    """`enclosure(value)` and an upper bound on the width of an interval (0 for a point),
-    computed at the interval's own precision: outward rounding to floats alone would
-    widen a 1e-30 enclosure to a float's spacing."""
-    v = value.item() if isinstance(value, Tensor) else value
-    raw = getattr(v, "_mpi_", None)
-    if raw is not None:  # an mpmath interval
-        width = libmp.mpf_sub(raw[1], raw[0], 53, libmp.round_ceiling)
-        return (libmp.to_float(raw[0], rnd=libmp.round_floor),
-                libmp.to_float(raw[1], rnd=libmp.round_ceiling),
-                libmp.to_float(width, rnd=libmp.round_ceiling))
-    x = float(v)
-    return (x, x, 0.0)
+    """Host floats (lo, hi) with lo <= value <= hi: an interval's endpoints or a rational
+    rounded outward, or (x, x) for a float x (a one-element tensor is read first)."""
+    reading = _read(value)
+    return reading.lo, reading.hi
 
 
 def to_float(value: Any) -> float:
     """A host float of a field's scalar (or one-element tensor): the value itself, the
     nearest float to a rational, or an interval's midpoint."""
-    return _midpoint(enclosure(value))
+    return _read(value).value
 
 
 def to_floats(values: Any) -> np.ndarray[Any, Any]:
@@ -353,8 +364,8 @@ def _evaluate(
     for x, y in batches:
         pred = runner.predict(x)
         n = pred.shape[0] if pred.ndim else 1
-        lo, hi, width = _enclosure_and_width(runner.task_loss(pred, runner.as_input(y)))
-        total += _midpoint((lo, hi)) * n
+        lo, hi, width, value = _read(runner.task_loss(pred, runner.as_input(y)))
+        total += value * n
         if math.isfinite(lo) and math.isfinite(hi) and math.isfinite(width):
             lo_sum, hi_sum = lo_sum + Fraction(lo) * n, hi_sum + Fraction(hi) * n
             width_sum += Fraction(width) * n
@@ -385,14 +396,12 @@ def _log(cfg_log_every: int, k: int, loss: float) -> None:
         logger.info("step %d: loss=%.10g", k, loss)
 
 
-def _record(report: FitReport, runner: Runner, bounds: tuple[float, float, float]) -> float:
+def _record(report: FitReport, runner: Runner, loss: _Reading) -> float:
     """Append a step's loss (and its enclosure's width over `interval`) to the report."""
-    lo, hi, width = bounds
-    loss = _midpoint((lo, hi))
-    report.losses.append(loss)
+    report.losses.append(loss.value)
     if _is_interval(runner):
-        report.loss_widths.append(width)
-    return loss
+        report.loss_widths.append(loss.width)
+    return loss.value
 
 
 def _finish(report: FitReport, task: Task, runner: Runner,
@@ -430,7 +439,7 @@ def fit_dataset(
     for k in range(cfg.steps):
         lo = ((first + k) * size) % n
         idx = [int(i) for i in np.take(order, range(lo, lo + size), mode="wrap")]
-        loss = _record(report, runner, _step_enclosure(loop, dataset.batch(idx)))
+        loss = _record(report, runner, _step_reading(loop, dataset.batch(idx)))
         report.steps = k + 1
         _log(cfg.log_every, k, loss)
         bar.update(loss)
@@ -461,7 +470,7 @@ def fit_loader(
     for e in range(cfg.epochs):
         epoch_losses = []
         for batch in loader.epoch(e):
-            loss = _record(report, runner, _step_enclosure(loop, batch))
+            loss = _record(report, runner, _step_reading(loop, batch))
             epoch_losses.append(loss)
             _log(cfg.log_every, k, loss)
             k += 1

@@ -135,7 +135,8 @@ def test_enclosure_contains_the_interval(a: Fraction, b: Fraction) -> None:
     exact = a / 3 + b
     assert Fraction(lo) <= exact <= Fraction(hi)
     assert lo <= tl.train.to_float(x) <= hi
-    assert tl.train.enclosure(Fraction(1, 3)) == (1 / 3, 1 / 3)
+    lo, hi = tl.train.enclosure(exact)  # a rational: its neighbouring floats
+    assert Fraction(lo) <= exact <= Fraction(hi) and tl.train.to_float(exact) == float(exact)
 
 
 def test_to_floats_reads_every_field() -> None:
