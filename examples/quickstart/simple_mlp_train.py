@@ -27,7 +27,7 @@ EXACT_STEPS, EXACT_LEARNING_RATE, INTERVAL_STEPS = 5, 0.0625, 100
 EXACT_WHY = ("exact rationals grow with every step: 5 steps take about a second, 6 about "
              "8 s, 7 about 50 s; Adam needs square roots, which have no exact value, so exact "
              "runs use SGD.")
-INTERVAL_WHY = ("interval enclosures widen with every step (about 1.4x a step with Adam): "
+INTERVAL_WHY = ("interval enclosures widen with every step (about 1.5x a step with Adam): "
                 "after 100 steps the loss is known to ~1e-15, after 170 not at all.")
 FLAGS = tl.train.Flags(
     steps=STEPS, lr=LEARNING_RATE, log=True,
