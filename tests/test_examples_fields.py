@@ -109,3 +109,15 @@ def test_help_states_the_cost_of_exact(capsys: pytest.CaptureFixture[str]) -> No
     out = " ".join(capsys.readouterr().out.split())
     assert "(default: 200; 5 with --dtype exact; 100 with --dtype interval)" in out
     assert "5 steps take about a second, 6 about 8 s, 7 about 50 s" in out
+
+
+def test_interval_default_as_the_help_says(capsys: pytest.CaptureFixture[str]) -> None:
+    """`torchlean mlp --dtype interval`: 100 steps by default, after which the loss is
+    known to ~1e-15 (the width the help text quotes; 2.7e-33 after one step)."""
+    from torchlean.demos import mlp
+
+    report = mlp(["--dtype", "interval"])
+    assert report.steps == 100 and "--steps 100 (not 200)" in capsys.readouterr().err
+    assert report.loss_after_bounds is not None
+    assert 1e-17 < report.loss_after_bounds[2] < 1e-14
+    assert report.loss_widths[0] < 1e-30
