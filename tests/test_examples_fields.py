@@ -36,10 +36,12 @@ def test_every_example_trains_in_interval(
     assert "loss after" in out
     if report.loss_after_bounds is not None:  # the fit helpers' reports (not the PINN's)
         lo, hi, width = report.loss_after_bounds
-        assert lo <= report.loss_after <= hi and 0 < width < 1e-20
+        # Widths start near 2^-113 and grow with depth and steps: 1e-33 for the MLPs'
+        # first step, 1e-16 after one step of the GRU over 12 characters.
+        assert lo <= report.loss_after <= hi and 0 < width < 1e-10
         assert "enclosed in [" in out
         assert len(report.loss_widths) == report.steps
-        assert all(0 < w < 1e-20 for w in report.loss_widths)
+        assert all(0 < w < 1e-10 for w in report.loss_widths)
 
 
 @pytest.mark.slow
