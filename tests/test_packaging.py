@@ -8,6 +8,7 @@ listed by name in `[tool.setuptools] packages`, or an install silently leaves it
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -89,9 +90,13 @@ def requirement_names(reqs: list[str]) -> set[str]:
 def test_dependencies_are_the_declared_few() -> None:
     project = PYPROJECT["project"]
     assert project["name"] == "torchlean"
-    assert requirement_names(project["dependencies"]) == {"numpy", "mpmath", "hypothesis"}
+    # tqdm: the fit loops' progress bar (README says why it earns its place).
+    assert requirement_names(project["dependencies"]) == {
+        "numpy", "mpmath", "hypothesis", "tqdm"}
     extras = project["optional-dependencies"]
-    assert {"pytest", "mypy", "ruff"} <= requirement_names(extras["dev"])
+    # matplotlib in dev: report.plot works after the README's dev install.
+    assert {"pytest", "mypy", "ruff", "matplotlib"} <= requirement_names(extras["dev"])
+    assert requirement_names(extras["plot"]) == {"matplotlib"}
     assert any(name.startswith("cupy") for name in requirement_names(extras["cuda"]))
 
 
@@ -137,3 +142,75 @@ def test_front_door_imports_outside_the_repository(tmp_path: Path) -> None:
     assert result["version"] == PYPROJECT["project"]["version"]
     assert result["failed"] == {}, "listed packages that do not import"
     assert result["bare_spec"] is None, "spec/ must not be importable as a top-level `spec`"
+
+
+# -- importing from the repository root -------------------------------------------------
+AT_ROOT = """
+import json, torchlean, torchlean.runtime, torchlean.verify
+print(json.dumps({"spec": torchlean.spec.__file__, "runtime": torchlean.runtime.__file__,
+                  "tensor": torchlean.Tensor is torchlean.spec.Tensor}))
+"""
+
+
+def check_imports_at_root(python: str) -> None:
+    """`import torchlean` from the root works three ways: `python -c`, a script saved
+    there, and `python -m pytest` (whose torchlean plugin imports torchlean.verify)."""
+    for argv in ([python, "-c", AT_ROOT], None):
+        script = ROOT / f"_import_check_{os.getpid()}.py"
+        if argv is None:
+            script.write_text(AT_ROOT)
+            argv = [python, str(script)]
+        try:
+            done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
+                                  check=False, timeout=120)
+        finally:
+            script.unlink(missing_ok=True)
+        assert done.returncode == 0, done.stderr
+        got = json.loads(done.stdout.strip().splitlines()[-1])
+        # From the root the checkout's own files are imported, as for any source tree.
+        assert Path(got["spec"]).resolve() == ROOT / "spec" / "__init__.py"
+        assert Path(got["runtime"]).resolve() == ROOT / "runtime" / "__init__.py"
+        assert got["tensor"] is True
+    done = subprocess.run(
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
+         "tests/test_packaging.py"],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tests/test_packaging.py: " in done.stdout, done.stdout  # its tests were collected
+
+
+def test_import_from_the_repository_root() -> None:
+    check_imports_at_root(sys.executable)
+
+
+def test_only_a_checkout_gets_its_layers_mapped(tmp_path: Path) -> None:
+    from torchlean._checkout import checkout_layers
+
+    assert checkout_layers(ROOT / "torchlean") == {
+        layer: ROOT / layer for layer in ("spec", "runtime", "verify")}
+    installed = tmp_path / "torchlean"  # an installed package: the layers inside it
+    for layer in ("spec", "runtime", "verify"):
+        (installed / layer).mkdir(parents=True)
+    (tmp_path / "pyproject.toml").write_text("")
+    assert checkout_layers(installed) is None
+    bare = tmp_path / "elsewhere" / "torchlean"  # no pyproject.toml beside it
+    bare.mkdir(parents=True)
+    assert checkout_layers(bare) is None
+
+
+@pytest.mark.slow
+def test_plain_install_imports_from_anywhere(tmp_path: Path) -> None:
+    """`pip install .` (not editable) into a fresh venv: imports from an empty folder
+    find the installed copy; from the root, the checkout."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", str(ROOT), "pytest"],
+                   check=True, timeout=600, cwd=tmp_path)
+    away = subprocess.run([python, "-c", AT_ROOT], cwd=tmp_path, capture_output=True,
+                          text=True, check=True, timeout=120)
+    spec_file = Path(json.loads(away.stdout.strip().splitlines()[-1])["spec"])
+    assert spec_file.parts[-3:] == ("torchlean", "spec", "__init__.py")
+    assert str(spec_file).startswith(str(venv))
+    check_imports_at_root(python)

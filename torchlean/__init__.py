@@ -8,10 +8,18 @@ live in `torchlean.spec`, `torchlean.runtime` and `torchlean.verify`.
 
 from __future__ import annotations
 
-from . import spec, train
-from .runtime import autograd, data, optim
-from .spec import functional, nn
-from .spec.errors import (
+import logging as _logging
+from pathlib import Path as _Path
+
+from . import _checkout
+
+# From a source checkout's root, map spec/, runtime/, verify/ as an install would.
+_checkout.map_layers(__name__, _Path(__file__).parent)
+
+from . import spec, train  # noqa: E402
+from .runtime import autograd, data, optim  # noqa: E402
+from .spec import functional, nn  # noqa: E402
+from .spec.errors import (  # noqa: E402
     DataFormatError,
     DomainError,
     FieldMismatchError,
@@ -19,7 +27,11 @@ from .spec.errors import (
     TorchLeanError,
     UnsupportedOperation,
 )
-from .spec.tensor import Tensor, tensor
+from .spec.tensor import Tensor, tensor  # noqa: E402
+
+# The library logs (fit progress at INFO) and never prints; an application that wants the
+# messages configures logging (e.g. logging.basicConfig(level=logging.INFO)).
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __version__ = "0.1.0"
 

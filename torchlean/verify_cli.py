@@ -12,7 +12,8 @@
 eval-mode graph JSON with the parameters as exact literals); `--inputs` a `.npy` array of
 shape (N, *input shape) and `--labels` a `.npy` array of N integer class labels.
 `--demo bands` instead trains a 16-8-2 ReLU MLP for 60 steps on the six band images.
-`--out DIR` also writes one certificate per input and eps, each re-checked exactly.
+`--out DIR` also writes one certificate per input and eps, each re-checked exactly (DIR is
+created if missing, and checked before any work starts).
 A bad file prints the reason (file and place) and exits with status 2.
 
 `vnnlib` checks one property: the last line of standard output is exactly one of `holds`,
@@ -37,6 +38,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from .runtime import data
 from .runtime.graph import Graph
@@ -203,6 +205,17 @@ def _load(model: str, inputs: str, labels: str) -> tuple[Graph, Any, Any]:
     return g, xs, ys
 
 
+def _output_folder_problem(folder: str) -> str | None:
+    """Why certificates cannot be written into `folder` (created if missing), or None."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        return f"cannot create the folder ({e.strerror})"
+    if not os.access(folder, os.W_OK):
+        return "the folder is not writable"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 on success, 2 on bad usage or files)."""
     args = _parser().parse_args(argv)
@@ -223,6 +236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(e < 0 for e in radii):
         print(f"torchlean verify: --eps must be >= 0, got {args.eps!r}")
         return 2
+    if args.out:
+        problem = _output_folder_problem(args.out)
+        if problem:
+            print(f"torchlean verify: --out {args.out}: {problem}")
+            return 2
     model: Any
     params: dict[str, Any]
     if args.demo:
@@ -236,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         params = {}
     print(f"{'input':>5} {'label':>5} {'eps':>8} {'certified':>9} {'margin lower bound':>20}")
+    # On a terminal, a bar under the table (rate, time left); rows go above it.
+    bar = tqdm(total=len(radii) * len(labels), unit="input", disable=None, leave=False)
     for eps in radii:
         ok = 0
         for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
@@ -244,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 c = certify_robustness(model, params, img, eps, int(lab), args.method, path)
             except UnsupportedOperation as e:
+                bar.close()
                 print(f"torchlean verify: {e}")
                 return 2
             status = "yes" if c.certified else "no"
@@ -252,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 status = "REJECTED"
             ok += status == "yes"
             margin = float(min(c.margin_lower))
-            print(f"{i:>5} {int(lab):>5} {str(eps):>8} {status:>9} {margin:>20.6g}")
-        print(f"certified accuracy at eps={eps}: {ok}/{len(labels)}")
+            tqdm.write(f"{i:>5} {int(lab):>5} {str(eps):>8} {status:>9} {margin:>20.6g}")
+            bar.update(1)
+        tqdm.write(f"certified accuracy at eps={eps}: {ok}/{len(labels)}")
+    bar.close()
     return 0

@@ -33,6 +33,7 @@ VOCAB = len(set(CORPUS))  # load_text's vocabulary: the distinct characters
 SEQ, STRIDE = 12, 3
 EMBED, HIDDEN = 12, 32
 STEPS, LEARNING_RATE = 300, 0.03
+BATCH_SIZE = 128  # more than the corpus's windows: by default each step sees them all
 PROMPT, SAMPLE_LENGTH = "the d", 40
 
 
@@ -62,7 +63,7 @@ def greedy_sample(runner: tl.train.Runner, vocab: tl.data.CharVocab, prompt: str
     ids = vocab.encode(prompt)
     for _ in range(length):
         window = np.array([ids[-SEQ:]], dtype=np.int64)
-        logits = runner.predict(window).numpy().astype(float)
+        logits = tl.train.to_floats(runner.predict(window))
         ids.append(int(logits[0, -1].argmax()))
     return vocab.decode(ids)
 
@@ -77,13 +78,12 @@ def fit(runner: tl.train.Runner, cfg: tl.train.RunConfig, rest: list[str]) -> tl
     """Fit on the corpus windows, print the report and a greedy sample."""
     vocab, ids = load_corpus()
     dataset = tl.data.char_sequences(ids, SEQ, stride=STRIDE, dtype=runner.field)
-    config = tl.train.steps(cfg.steps or STEPS, tl.optim.adam(cfg.lr or LEARNING_RATE),
-                            batch_size=cfg.batch_size)
+    config = tl.train.steps(cfg.steps, tl.optim.adam(cfg.lr), batch_size=cfg.batch_size)
     report = tl.train.fit_dataset(runner.task, runner, config, dataset)
     runner.eval()
     inputs, targets = dataset.batch(range(len(dataset)))
-    guess = runner.predict(inputs).numpy().astype(float).argmax(-1)
-    accuracy = float(np.mean(guess == targets.numpy().astype(float)))
+    guess = tl.train.to_floats(runner.predict(inputs)).argmax(-1)
+    accuracy = float(np.mean(guess == tl.train.to_floats(targets)))
     report.metrics = {"loss": report.loss_after, "char_accuracy": accuracy}
     print(report.summary())
     sample = greedy_sample(runner, vocab, PROMPT, SAMPLE_LENGTH)
@@ -95,7 +95,8 @@ def fit(runner: tl.train.Runner, cfg: tl.train.RunConfig, rest: list[str]) -> tl
 
 def main(argv: Sequence[str] | None = None) -> tl.train.FitReport:
     """Parse the common flags and run the fit."""
-    return tl.train.run(task, argv, fit, description=__doc__)
+    flags = tl.train.Flags(steps=STEPS, lr=LEARNING_RATE, batch_size=BATCH_SIZE, log=True)
+    return tl.train.run(task, argv, fit, flags=flags, description=__doc__)
 
 
 if __name__ == "__main__":

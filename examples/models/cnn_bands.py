@@ -86,13 +86,13 @@ def fit(runner: tl.train.Runner, cfg: tl.train.RunConfig, rest: list[str]) -> tl
         raise SystemExit(f"cnn_bands: unrecognized arguments: {' '.join(rest)} "
                          "(the extra flag is --certify DIR)")
     dataset = samples.bands(dtype=runner.field)
-    config = tl.train.steps(cfg.steps or STEPS, tl.optim.adam(cfg.lr or LEARNING_RATE))
+    config = tl.train.steps(cfg.steps, tl.optim.adam(cfg.lr))
     report = tl.train.fit_dataset(runner.task, runner, config, dataset)
     print(report.summary())
     runner.eval()
     for name, image, label in samples.band_probes(runner.field):
         logits = runner.predict(tl.spec.functional.reshape(image, (1, 1, 4, 4))).numpy()
-        guess = int(logits.reshape(-1).astype(float).argmax())
+        guess = int(tl.train.to_floats(logits).reshape(-1).argmax())
         print(f"probe {name:<13} -> class {guess} ({samples.BAND_CLASSES[guess]}), label {label}")
     if cfg.log:
         report.write(cfg.log)
@@ -103,7 +103,8 @@ def fit(runner: tl.train.Runner, cfg: tl.train.RunConfig, rest: list[str]) -> tl
 
 def main(argv: Sequence[str] | None = None) -> tl.train.FitReport:
     """Parse the common flags (and --certify DIR) and run the fit."""
-    return tl.train.run(task, argv, fit, allow_extra=True, description=__doc__)
+    flags = tl.train.Flags(steps=STEPS, lr=LEARNING_RATE, log=True)
+    return tl.train.run(task, argv, fit, flags=flags, allow_extra=True, description=__doc__)
 
 
 if __name__ == "__main__":

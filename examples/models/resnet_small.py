@@ -55,7 +55,7 @@ def fit(runner: tl.train.Runner, cfg: tl.train.RunConfig, rest: list[str]) -> tl
     offsets = range(SIZE - THICKNESS + 1)
     dataset = samples.bands(offsets, height=SIZE, width=SIZE, thickness=THICKNESS,
                             dtype=runner.field)
-    config = tl.train.steps(cfg.steps or STEPS, tl.optim.adam(cfg.lr or LEARNING_RATE))
+    config = tl.train.steps(cfg.steps, tl.optim.adam(cfg.lr))
     report = tl.train.fit_dataset(runner.task, runner, config, dataset)
     print(report.summary())
     runner.eval()
@@ -63,7 +63,7 @@ def fit(runner: tl.train.Runner, cfg: tl.train.RunConfig, rest: list[str]) -> tl
         image = samples.band_image(axis, offset, height=SIZE, width=SIZE,
                                    thickness=THICKNESS + 1, dtype=runner.field)
         logits = runner.predict(tl.spec.functional.reshape(image, (1, 1, SIZE, SIZE))).numpy()
-        guess = int(logits.reshape(-1).astype(float).argmax())
+        guess = int(tl.train.to_floats(logits).reshape(-1).argmax())
         truth = samples.BAND_CLASSES.index(axis)
         print(f"probe {axis}-{offset}-thick -> class {guess} "
               f"({samples.BAND_CLASSES[guess]}), label {truth}")
@@ -74,7 +74,8 @@ def fit(runner: tl.train.Runner, cfg: tl.train.RunConfig, rest: list[str]) -> tl
 
 def main(argv: Sequence[str] | None = None) -> tl.train.FitReport:
     """Parse the common flags and run the fit."""
-    return tl.train.run(task, argv, fit, description=__doc__)
+    flags = tl.train.Flags(steps=STEPS, lr=LEARNING_RATE, log=True)
+    return tl.train.run(task, argv, fit, flags=flags, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def inputs_and_targets(seqs: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any]
 
 def copy_accuracy(logits: np.ndarray[Any, Any], targets: np.ndarray[Any, Any]) -> float:
     """The share of the copied tokens (positions LENGTH-1 .. SEQ-2) predicted right."""
-    guess = logits.astype(float).argmax(-1)
+    guess = tl.train.to_floats(logits).argmax(-1)
     span = slice(LENGTH - 1, SEQ - 1)
     return float(np.mean(guess[:, span] == targets[:, span]))
 
@@ -78,7 +78,7 @@ def fit(runner: tl.train.Runner, cfg: tl.train.RunConfig, rest: list[str]) -> tl
     """Fit on all sequences, print the report, the copy accuracy and the probes."""
     ids, targets = inputs_and_targets(sequences())
     dataset = tl.data.TensorDataset(runner.as_input(ids), runner.as_input(targets))
-    config = tl.train.steps(cfg.steps or STEPS, tl.optim.adam(cfg.lr or LEARNING_RATE))
+    config = tl.train.steps(cfg.steps, tl.optim.adam(cfg.lr))
     report = tl.train.fit_dataset(runner.task, runner, config, dataset)
     runner.eval()
     accuracy = copy_accuracy(runner.predict(ids).numpy(), targets)
@@ -86,7 +86,7 @@ def fit(runner: tl.train.Runner, cfg: tl.train.RunConfig, rest: list[str]) -> tl
     print(report.summary())
     for probe in PROBES:
         pid, _ = inputs_and_targets(np.array([list(probe) * 2]))
-        guess = runner.predict(pid).numpy().astype(float).argmax(-1)[0]
+        guess = tl.train.to_floats(runner.predict(pid)).argmax(-1)[0]
         copied = tuple(int(g) for g in guess[LENGTH - 1:SEQ - 1])
         print(f"probe {probe} -> copies {copied}")
     if cfg.log:
@@ -96,7 +96,8 @@ def fit(runner: tl.train.Runner, cfg: tl.train.RunConfig, rest: list[str]) -> tl
 
 def main(argv: Sequence[str] | None = None) -> tl.train.FitReport:
     """Parse the common flags and run the fit."""
-    return tl.train.run(task, argv, fit, description=__doc__)
+    flags = tl.train.Flags(steps=STEPS, lr=LEARNING_RATE, log=True)
+    return tl.train.run(task, argv, fit, flags=flags, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -29,22 +29,25 @@ def fit(runner: tl.train.Runner, cfg: tl.train.RunConfig, rest: list[str]) -> tl
     points = samples.grid2_square(9, dtype=runner.field)
     targets = samples.regression_2to1(points, samples.affine2(0.5, -1.0, 0.25))
     dataset = tl.data.TensorDataset(points, targets)
-    loader = tl.data.batch_loader(dataset, cfg.batch_size or BATCH_SIZE, seed=cfg.seed or 0)
-    config = tl.train.epochs(cfg.epochs or EPOCHS, tl.optim.adam(cfg.lr or LEARNING_RATE))
+    loader = tl.data.batch_loader(dataset, cfg.batch_size, seed=cfg.seed)
+    config = tl.train.epochs(cfg.epochs, tl.optim.adam(cfg.lr))
     report = tl.train.fit_loader(
         runner.task, runner, config, loader, eval_batches=[dataset.batch(range(len(dataset)))]
     )
     print(report.summary())
     print(f"{len(loader)} batches per epoch, {len(report.epoch_losses)} epochs")
     runner.eval()
-    y = runner.predict([[0.5, 0.5]]).item()
-    print(f"probe f(+0.50, +0.50) = {float(y):+.4f}   (target {0.5 * 0.5 - 0.5 + 0.25:+.4f})")
+    y = tl.train.to_float(runner.predict([[0.5, 0.5]]))
+    print(f"probe f(+0.50, +0.50) = {y:+.4f}   (target {0.5 * 0.5 - 0.5 + 0.25:+.4f})")
+    if cfg.log:
+        report.write(cfg.log)
     return report
 
 
 def main(argv: Sequence[str] | None = None) -> tl.train.FitReport:
     """Parse the common flags and run the fit."""
-    return tl.train.run(task, argv, fit, description=__doc__)
+    flags = tl.train.Flags(epochs=EPOCHS, batch_size=BATCH_SIZE, lr=LEARNING_RATE, log=True)
+    return tl.train.run(task, argv, fit, flags=flags, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def pinn_loss(model: nn.Built[Any, Any], params: Mapping[str, Value], xs: Value,
 def max_error(runner: tl.train.Runner) -> float:
     """max |u_θ(x) - sin(πx)| over GRID evenly spaced points of [0, 1]."""
     grid = np.linspace(0.0, 1.0, GRID).reshape(-1, 1)
-    u = runner.predict(grid).numpy().astype(float)
+    u = tl.train.to_floats(runner.predict(grid))
     return float(np.max(np.abs(u - np.sin(math.pi * grid))))
 
 
@@ -86,27 +86,27 @@ def fit(runner: tl.train.Runner, cfg: tl.train.RunConfig, rest: list[str]) -> tl
     ends = runner.as_input([[0.0], [1.0]])
     model = runner.model
     value_and_grad = tl.autograd.value_and_grad(lambda p: pinn_loss(model, p, xs, ends))
-    runner.set_optimizer(tl.optim.adam(cfg.lr or LEARNING_RATE))
+    runner.set_optimizer(tl.optim.adam(cfg.lr))
     error_before = max_error(runner)
     report = tl.train.FitReport(0.0, 0.0)
     start = time.perf_counter()
-    for _ in range(cfg.steps or STEPS):
+    for _ in range(cfg.steps):
         loss, grads = value_and_grad(dict(runner.params))
         runner.update(grads)
-        report.losses.append(float(loss.item()))
+        report.losses.append(tl.train.to_float(loss))
     report.wall_time = time.perf_counter() - start
     report.steps = len(report.losses)
     report.loss_before = report.losses[0]
     final = pinn_loss(model, runner.params, xs, ends)
     assert isinstance(final, Tensor)  # concrete parameters give a concrete loss
-    report.loss_after = float(final.item())
+    report.loss_after = tl.train.to_float(final)
     report.metrics = {"max_error_before": error_before, "max_error": max_error(runner)}
     print(report.summary())
     if report.steps >= STEPS:
         held = report.metrics["max_error"] < ERROR_BOUND
         print(f"max error {'below' if held else 'NOT below'} the claimed {ERROR_BOUND:g}")
     for x in (0.25, 0.5, 0.75):
-        y = float(runner.predict([[x]]).item())
+        y = tl.train.to_float(runner.predict([[x]]))
         print(f"probe u({x:.2f}) = {y:+.4f}   (exact {math.sin(math.pi * x):+.4f})")
     if cfg.log:
         report.write(cfg.log)
@@ -115,7 +115,8 @@ def fit(runner: tl.train.Runner, cfg: tl.train.RunConfig, rest: list[str]) -> tl
 
 def main(argv: Sequence[str] | None = None) -> tl.train.FitReport:
     """Parse the common flags and run the fit."""
-    return tl.train.run(task, argv, fit, description=__doc__)
+    flags = tl.train.Flags(steps=STEPS, lr=LEARNING_RATE, log=True)
+    return tl.train.run(task, argv, fit, flags=flags, description=__doc__)
 
 
 if __name__ == "__main__":

@@ -205,7 +205,8 @@ def test_flags_parse_and_leave_the_rest() -> None:
             "0.1",
             "--x",
             "1",
-        ]
+        ],
+        flags=tl.train.Flags(steps=10, lr=0.5),
     )
     assert (cfg.steps, cfg.dtype, cfg.backend, cfg.device, cfg.lr) == (
         200,
@@ -230,7 +231,7 @@ def test_flags_parse_and_leave_the_rest() -> None:
 )
 def test_bad_flags_are_named(argv: list[str], message: str) -> None:
     with pytest.raises(tl.train.UsageError, match=message):
-        tl.train.parse_flags(argv)
+        tl.train.parse_flags(argv, flags=tl.train.Flags(steps=10, lr=0.5))
 
 
 def test_run_builds_the_runner_and_rejects_unknown_flags(
