@@ -1,0 +1,331 @@
+"""Linear relaxations of the nonlinear elementwise ops: for an input interval [l, h],
+lines a_l z + b_l <= f(z) <= a_u z + b_u valid for every REAL z in [l, h], for the float
+slopes and intercepts as computed. A table named "relaxation" holds one rule per op.
+
+How the lines stay valid in floating point: a slope is any float (chosen for tightness;
+its rounding does not matter); the intercept is then a directed-rounding bound of
+max (resp. min) over [l, h] of f(z) - a z for that float a, from rigorous value and
+derivative enclosures (`functions.py`):
+
+- on a piece where f is convex, the max of f - a z sits at an end of the piece; its min
+  is >= (f - a z)(t) + min over the piece of (f'(t) - a)(z - t), for any t (the tangent
+  at t lies below a convex function), with f'(t) - a taken over its enclosure;
+- on a concave piece, the same with min and max exchanged;
+- S-shaped functions (tanh, sigmoid, erf) are convex for z <= 0 and concave for z >= 0:
+  an interval crossing 0 is split there and the pieces' bounds combined.
+
+The slopes follow auto_LiRPA's BoundTanh / BoundSigmoid (Xu et al. 2020): for an interval
+on the convex side, the secant above and the tangent at the midpoint below (the reverse
+on the concave side); for an interval crossing 0, above: the line through (l, f(l))
+tangent at a point d >= 0 found by bisection, or the secant when d > h; below: the
+mirror image (through (h, f(h)), tangent at d <= 0, or the secant when d < l). Convex
+exp / softplus / expm1 / square: secant above, tangent at the midpoint below; concave
+log / log1p / sqrt: the reverse. Where any line comes out non-finite (overflow), it is
+replaced by the constant line at f's interval bound (slope 0), still valid.
+
+relu / leaky_relu keep CROWN's adaptive lines (Zhang et al. 2018), with exact or
+directed intercepts; abs: the secant above and slope sign(h + l) below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ...spec.ops.rules import RuleTable
+from ..outward import dn, mul_dn, mul_up, up
+from .functions import RECIPROCAL, SMOOTH, Smooth, enclose
+from .problem import Array
+
+__all__ = ["RELAXATION", "Lines", "smooth_lines"]
+
+Lines = tuple[Array, Array, Array, Array]
+Relax = Callable[[Array, Array, dict[str, Any]], Lines]
+RELAXATION: RuleTable[Relax] = RuleTable("relaxation")
+
+
+# -- intercepts -----------------------------------------------------------------------
+def _h_lo(f: Smooth, z: Array, a: Array) -> Array:
+    """A lower bound of f(z) - a z."""
+    return dn(enclose(f, z)[0] - mul_up(a, z))
+
+
+def _h_hi(f: Smooth, z: Array, a: Array) -> Array:
+    """An upper bound of f(z) - a z."""
+    return up(enclose(f, z)[1] - mul_dn(a, z))
+
+
+def _corners(sl: Array, sh: Array, zl: Array, zh: Array, upper: bool) -> Array:
+    mul = mul_up if upper else mul_dn
+    cs = [mul(s, d) for s in (sl, sh) for d in (zl, zh)]
+    with np.errstate(invalid="ignore"):
+        out = np.maximum.reduce(cs) if upper else np.minimum.reduce(cs)
+    return np.asarray(out)
+
+
+def _tangent_max(f: Smooth, t: Array, a: Array, p: Array, q: Array) -> Array:
+    """An upper bound of max over [p, q] of f(z) - a z where f is CONCAVE on [p, q]."""
+    dl, dh = f.deriv(t, *enclose(f, t))
+    c = _corners(dn(dl - a), up(dh - a), dn(p - t), up(q - t), True)
+    return up(_h_hi(f, t, a) + c)
+
+
+def _tangent_min(f: Smooth, t: Array, a: Array, p: Array, q: Array) -> Array:
+    """A lower bound of min over [p, q] of f(z) - a z where f is CONVEX on [p, q]."""
+    dl, dh = f.deriv(t, *enclose(f, t))
+    c = _corners(dn(dl - a), up(dh - a), dn(p - t), up(q - t), False)
+    return dn(_h_lo(f, t, a) + c)
+
+
+def _ends_max(f: Smooth, a: Array, p: Array, q: Array) -> Array:
+    return np.maximum(_h_hi(f, p, a), _h_hi(f, q, a))
+
+
+def _ends_min(f: Smooth, a: Array, p: Array, q: Array) -> Array:
+    return np.minimum(_h_lo(f, p, a), _h_lo(f, q, a))
+
+
+def _guess(f: Smooth, a: Array, sign: float) -> Array:
+    """Where f' = a on the concave (sign +1) or convex (sign -1) side of an S shape."""
+    assert f.tangent_point is not None
+    return sign * f.tangent_point(a)
+
+
+def _intercepts(f: Smooth, lo: Array, hi: Array, a_l: Array, a_u: Array,
+                t_l: Array | None = None, t_u: Array | None = None) -> tuple[Array, Array]:
+    """b_l <= min and b_u >= max of f(z) - a z over [lo, hi] (see the module docstring);
+    t_l / t_u: where to take tangents on a convex / concave piece (clipped into it)."""
+    if f.curvature == "convex":
+        tl = (lo + hi) * 0.5 if t_l is None else t_l
+        return (_tangent_min(f, np.clip(tl, lo, hi), a_l, lo, hi), _ends_max(f, a_u, lo, hi))
+    if f.curvature == "concave":
+        tu = (lo + hi) * 0.5 if t_u is None else t_u
+        return (_ends_min(f, a_l, lo, hi), _tangent_max(f, np.clip(tu, lo, hi), a_u, lo, hi))
+    # S shape: convex piece [lo, min(hi, 0)], concave piece [max(lo, 0), hi]
+    c_hi, k_lo = np.minimum(hi, 0.0), np.maximum(lo, 0.0)
+    has_convex, has_concave = lo < 0, hi > 0
+    tl = _guess(f, a_l, -1.0) if t_l is None else t_l
+    tu = _guess(f, a_u, 1.0) if t_u is None else t_u
+    min_convex = _tangent_min(f, np.clip(tl, lo, c_hi), a_l, lo, c_hi)
+    min_concave = _ends_min(f, a_l, k_lo, hi)
+    max_convex = _ends_max(f, a_u, lo, c_hi)
+    max_concave = _tangent_max(f, np.clip(tu, k_lo, hi), a_u, k_lo, hi)
+    inf = np.inf
+    b_l = np.minimum(np.where(has_convex, min_convex, inf),
+                     np.where(has_concave | ~has_convex, min_concave, inf))
+    b_u = np.maximum(np.where(has_convex | ~has_concave, max_convex, -inf),
+                     np.where(has_concave, max_concave, -inf))
+    return b_l, b_u
+
+
+# -- slopes -------------------------------------------------------------------------
+def _mid_deriv(f: Smooth, z: Array) -> Array:
+    dl, dh = f.deriv(z, *enclose(f, z))
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.asarray(0.5 * dl + 0.5 * dh)
+
+
+def _secant(f: Smooth, lo: Array, hi: Array, fallback: Array) -> Array:
+    width = hi - lo
+    safe = np.where(width > 0, width, 1.0)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        sec = (f.value(hi) - f.value(lo)) / safe
+    return np.where(width > 0, sec, fallback)
+
+
+def _approx(f: Smooth, z: Array) -> Array:
+    return f.value(z)
+
+
+def _deriv_approx(f: Smooth, z: Array) -> Array:
+    return _mid_deriv(f, z)
+
+
+def _tangent_through(f: Smooth, x0: Array, y0: Array, lo: Array, hi: Array) -> Array:
+    """A point d in [lo, hi] where the tangent of f at d passes through (x0, y0) (by
+    bisection on the sign of f(d) + f'(d)(x0 - d) - y0; approximate: guides only)."""
+    a, b = lo.copy(), hi.copy()
+    for _ in range(40):
+        m = 0.5 * (a + b)
+        with np.errstate(invalid="ignore", over="ignore"):
+            F = _approx(f, m) + _deriv_approx(f, m) * (x0 - m) - y0
+        go_right = F < 0  # F increases in d on either side (f'' has the sign needed)
+        a, b = np.where(go_right, m, a), np.where(go_right, b, m)
+    return 0.5 * (a + b)
+
+
+_BRACKET = {"tanh": 20.0, "sigmoid": 40.0, "erf": 7.0}
+
+
+def smooth_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
+    """Lines for the smooth function f over [lo, hi] (see the module docstring)."""
+    mid = (lo + hi) * 0.5
+    m_slope = _mid_deriv(f, mid)
+    if f.curvature == "convex":
+        a_u = _secant(f, lo, hi, m_slope)
+        a_l = m_slope
+        b_l, b_u = _intercepts(f, lo, hi, a_l, a_u, t_l=mid)
+    elif f.curvature == "concave":
+        a_l = _secant(f, lo, hi, m_slope)
+        a_u = m_slope
+        b_l, b_u = _intercepts(f, lo, hi, a_l, a_u, t_u=mid)
+    else:
+        sec = _secant(f, lo, hi, m_slope)
+        big = np.full_like(lo, _BRACKET[f.name])
+        cross = (lo < 0) & (hi > 0)
+        # above: tangent at d >= 0 through (lo, f(lo)); the secant when d > hi
+        d_u = _tangent_through(f, lo, _approx(f, lo), np.zeros_like(lo), big)
+        a_cross_u = np.where(d_u <= hi, _deriv_approx(f, d_u), sec)
+        # below: tangent at d <= 0 through (hi, f(hi)); the secant when d < lo
+        d_l = _tangent_through(f, hi, _approx(f, hi), -big, np.zeros_like(lo))
+        a_cross_l = np.where(d_l >= lo, _deriv_approx(f, d_l), sec)
+        a_u = np.where(hi <= 0, sec, np.where(lo >= 0, m_slope, a_cross_u))
+        a_l = np.where(lo >= 0, sec, np.where(hi <= 0, m_slope, a_cross_l))
+        t_l = np.where(cross, np.where(d_l >= lo, d_l, lo), mid)
+        t_u = np.where(cross, np.where(d_u <= hi, d_u, hi), mid)
+        b_l, b_u = _intercepts(f, lo, hi, a_l, a_u, t_l=np.minimum(t_l, 0.0),
+                               t_u=np.maximum(t_u, 0.0))
+        # a tangent point guessed from the slope can be tighter than the geometric one
+        g_l, g_u = _intercepts(f, lo, hi, a_l, a_u)
+        b_l, b_u = np.maximum(b_l, g_l), np.minimum(b_u, g_u)
+        # per neuron, keep the line enclosing less area (its value at the midpoint): the
+        # lines above, or those with slope min(f'(lo), f'(hi)), monotone-difference lines
+        o_al, o_bl, o_au, o_bu = _min_slope_lines(f, lo, hi)
+        take_l = o_al * mid + o_bl > a_l * mid + b_l
+        take_u = o_au * mid + o_bu < a_u * mid + b_u
+        a_l, b_l = np.where(take_l, o_al, a_l), np.where(take_l, o_bl, b_l)
+        a_u, b_u = np.where(take_u, o_au, a_u), np.where(take_u, o_bu, b_u)
+    return _finite(f, lo, hi, a_l, b_l, a_u, b_u)
+
+
+def _min_slope_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
+    """S shapes: the secant on the side where it is valid, else slope m = min(f'(lo),
+    f'(hi)) <= f' on [lo, hi] (f' is unimodal at 0), so f(z) - m z is nondecreasing there:
+    its min is at lo and its max at hi, whatever the signs."""
+    def g_lo(z: Array, a: Array) -> Array:
+        return dn(enclose(f, z)[0] - mul_up(a, z))
+
+    def g_hi(z: Array, a: Array) -> Array:
+        return up(enclose(f, z)[1] - mul_dn(a, z))
+
+    width = hi - lo
+    safe = np.where(width > 0, width, 1.0)
+    m = np.minimum(_slope_dn(f, lo), _slope_dn(f, hi))
+    sec = np.where(width > 0, (enclose(f, hi)[1] - enclose(f, lo)[0]) / safe, m)
+    a_l = np.where(lo >= 0, sec, m)
+    b_l = np.where(lo >= 0, np.minimum(g_lo(lo, a_l), g_lo(hi, a_l)), g_lo(lo, a_l))
+    a_u = np.where(hi <= 0, sec, m)
+    b_u = np.where(hi <= 0, np.maximum(g_hi(lo, a_u), g_hi(hi, a_u)), g_hi(hi, a_u))
+    return a_l, b_l, a_u, b_u
+
+
+def _slope_dn(f: Smooth, z: Array) -> Array:
+    """A lower bound (>= 0) of f' at z."""
+    return np.maximum(f.deriv(z, *enclose(f, z))[0], 0.0)
+
+
+def _finite(f: Smooth, lo: Array, hi: Array, a_l: Array, b_l: Array, a_u: Array,
+            b_u: Array) -> Lines:
+    """Replace non-finite lines by constant lines at f's interval bounds."""
+    ok_l = np.isfinite(a_l) & np.isfinite(b_l)
+    ok_u = np.isfinite(a_u) & np.isfinite(b_u)
+    if np.all(ok_l) and np.all(ok_u):
+        return a_l, b_l, a_u, b_u
+    flo, fhi = interval_of(f, lo, hi)
+    return (np.where(ok_l, a_l, 0.0), np.where(ok_l, b_l, flo),
+            np.where(ok_u, a_u, 0.0), np.where(ok_u, b_u, fhi))
+
+
+def interval_of(f: Smooth, lo: Array, hi: Array) -> tuple[Array, Array]:
+    """[min, max] of f over [lo, hi] (monotone f, or square: by the sign of the ends)."""
+    if f.increasing:
+        return enclose(f, lo)[0], enclose(f, hi)[1]
+    if f.name == "reciprocal":
+        return enclose(f, hi)[0], enclose(f, lo)[1]
+    a_lo, a_hi = enclose(f, lo)
+    b_lo, b_hi = enclose(f, hi)
+    low = np.where((lo <= 0) & (hi >= 0), 0.0, np.minimum(a_lo, b_lo))
+    return low, np.maximum(a_hi, b_hi)
+
+
+def reciprocal_lines(lo: Array, hi: Array) -> Lines:
+    """Lines for 1/z over [lo, hi] with lo > 0 (convex, decreasing)."""
+    return smooth_lines(RECIPROCAL, lo, hi)
+
+
+# -- the table ------------------------------------------------------------------------
+def _smooth_rule(tag: str) -> Relax:
+    f = SMOOTH[tag]
+
+    def rule(lo: Array, hi: Array, at: dict[str, Any]) -> Lines:
+        return smooth_lines(f, lo, hi)
+    return rule
+
+
+for _tag in SMOOTH:
+    RELAXATION.add(_tag, _smooth_rule(_tag))
+
+
+def _relu_act(op: str, at: dict[str, Any], z: Array, upper: bool) -> Array:
+    if op == "relu":
+        return np.maximum(z, 0.0)
+    s = float(at["negative_slope"])
+    return np.where(z >= 0, z, mul_up(s, z) if upper else mul_dn(s, z))
+
+
+@RELAXATION.rule("relu", "leaky_relu")
+def _relu_lines(lo: Array, hi: Array, at: dict[str, Any]) -> Lines:
+    op = "leaky_relu" if "negative_slope" in at else "relu"
+
+    def g_lo(z: Array, a: Array) -> Array:
+        return dn(_relu_act(op, at, z, False) - mul_up(a, z))
+
+    def g_hi(z: Array, a: Array) -> Array:
+        return up(_relu_act(op, at, z, True) - mul_dn(a, z))
+
+    width = hi - lo
+    safe = np.where(width > 0, width, 1.0)
+    s = 0.0 if op == "relu" else float(at["negative_slope"])
+    # convex: secant above (max of convex g at the ends); below, the adaptive slope
+    # (1 if u >= -l else s), exact intercept 0 since act(z) >= a z for a in {s, 1}
+    sec = np.where(width > 0, (_relu_act(op, at, hi, True) - _relu_act(op, at, lo, False))
+                   / safe, 1.0)
+    sec = np.where(lo >= 0, 1.0, np.where(hi <= 0, s, sec))
+    a_u = sec
+    b_u = np.maximum(g_hi(lo, a_u), g_hi(hi, a_u))
+    a_l = np.where(lo >= 0, 1.0, np.where(hi <= 0, s, np.where(hi >= -lo, 1.0, s)))
+    if 0.0 <= s <= 1.0:
+        b_l = np.zeros_like(lo)
+    else:
+        b_l = np.minimum(np.minimum(g_lo(lo, a_l), g_lo(hi, a_l)), 0.0)
+    return a_l, b_l, a_u, b_u
+
+
+@RELAXATION.rule("abs")
+def _abs_lines(lo: Array, hi: Array, at: dict[str, Any]) -> Lines:
+    # |z| >= a z for |a| <= 1 (intercept 0 exactly); above: the secant, whose intercept is
+    # the max of |z| - a z at the ends (convex)
+    width = hi - lo
+    safe = np.where(width > 0, width, 1.0)
+    sec = np.where(width > 0, (np.abs(hi) - np.abs(lo)) / safe, np.sign(hi))
+    sec = np.clip(sec, -1.0, 1.0)
+    b_u = np.maximum(up(np.abs(lo) - mul_dn(sec, lo)), up(np.abs(hi) - mul_dn(sec, hi)))
+    a_l = np.where(hi + lo >= 0, 1.0, -1.0)
+    return a_l, np.zeros_like(lo), sec, b_u
+
+
+RELAXATION.refuse("linear or structural: CROWN carries it exactly, no relaxation needed",
+                  "add", "sub", "neg", "matmul", "transpose", "reshape", "broadcast_to",
+                  "concat", "slice", "unslice", "sum", "mean", "where")
+RELAXATION.refuse("a product or quotient of two operands: the crown table relaxes it "
+                  "(McCormick planes; 1/z lines for a divisor)", "mul", "div")
+RELAXATION.refuse("a max / min of two operands: the crown table relaxes it through relu "
+                  "of their difference", "maximum", "minimum")
+RELAXATION.refuse("piecewise constant: CROWN bounds it by its IBP interval",
+                  "step", "greater", "argmax_mask", "one_hot")
+RELAXATION.refuse("not relaxed yet (periodic, or several inflection points): CROWN bounds "
+                  "it by its IBP interval", "sin", "cos", "gelu", "silu")
+RELAXATION.refuse("a reduction over several values: CROWN bounds it by its IBP interval",
+                  "max", "softmax", "log_softmax")
