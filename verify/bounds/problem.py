@@ -13,6 +13,7 @@ import numpy as np
 from ...runtime.graph import Graph, trace
 from ...runtime.graph.encoding import Literal
 from ...spec.errors import ShapeError, UnsupportedOperation
+from ...spec.tensor import tensor
 from ..outward import dn, up
 
 __all__ = ["Array", "Bounds", "COVERS", "LEAVES", "as_graph", "host", "leaf_value",
@@ -56,6 +57,8 @@ def as_graph(graph_or_model: Any, params: Mapping[str, Any], shape: tuple[int, .
     if forward is None:
         raise TypeError(f"expected a Graph or an nn.Built model, got {type(graph_or_model)}")
     buffers = getattr(graph_or_model, "buffers", None)
+    if buffers is not None:  # traced in binary64: buffers of a float32 model, read exactly
+        buffers = {k: tensor(host(v)) for k, v in buffers.items()}
 
     def fn(p: Any, x: Any) -> Any:
         y, _ = forward(p, x, buffers=buffers, mode="eval")
