@@ -260,7 +260,8 @@ def _smooth_rule(tag: str) -> Relax:
     f = SMOOTH[tag]
 
     def rule(lo: Array, hi: Array, at: dict[str, Any]) -> Lines:
-        return smooth_lines(f, lo, hi)
+        with np.errstate(all="ignore"):  # overflow / inf * 0 give non-finite lines,
+            return smooth_lines(f, lo, hi)  # replaced by constant ones (see _finite)
     return rule
 
 
