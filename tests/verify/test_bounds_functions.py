@@ -110,14 +110,13 @@ def test_relaxation_lines_valid_over_the_reals(name: str, c: float, logw: float,
 
 
 def test_s_shaped_lines_are_the_tight_ones() -> None:
-    # across 0 the upper line of tanh passes (within rounding) through (lo, tanh(lo)) and
-    # touches tanh at its tangent point d in [0, hi]: nearly no gap at lo
-    lo, hi = np.array([-2.0]), np.array([1.0])
-    a_l, b_l, a_u, b_u = RELAXATION.rules["tanh"](lo, hi, {})
-    assert abs(a_u[0] * -2.0 + b_u[0] - np.tanh(-2.0)) < 1e-12
-    assert abs(a_l[0] * 1.0 + b_l[0] - np.tanh(1.0)) < 1e-12
-    # on the convex side: the secant above is exact at both ends
-    lo, hi = np.array([-3.0]), np.array([-1.0])
-    a_l, b_l, a_u, b_u = RELAXATION.rules["tanh"](lo, hi, {})
-    for z in (-3.0, -1.0):
-        assert abs(a_u[0] * z + b_u[0] - np.tanh(z)) < 1e-12
+    # auto_LiRPA's lines touch the function: each line (secant, tangent at the midpoint,
+    # or tangent through an end) meets tanh / sigmoid in [lo, hi] up to rounding
+    for name, f in (("tanh", np.tanh), ("sigmoid", lambda z: 1 / (1 + np.exp(-z)))):
+        for lo, hi in ((-2.0, 1.0), (-1.0, 2.0), (-3.0, -1.0), (0.5, 4.0), (-6.0, 0.3)):
+            a_l, b_l, a_u, b_u = (float(v[0]) for v in RELAXATION.rules[name](
+                np.array([lo]), np.array([hi]), {}))
+            z = np.linspace(lo, hi, 200_001)
+            v = f(z)
+            assert 0 <= np.min(v - (a_l * z + b_l)) < 1e-9, (name, lo, hi)
+            assert 0 <= np.min((a_u * z + b_u) - v) < 1e-9, (name, lo, hi)

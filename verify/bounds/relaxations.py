@@ -181,49 +181,21 @@ def smooth_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
         # below: tangent at d <= 0 through (hi, f(hi)); the secant when d < lo
         d_l = _tangent_through(f, hi, _approx(f, hi), -big, np.zeros_like(lo))
         a_cross_l = np.where(d_l >= lo, _deriv_approx(f, d_l), sec)
+        # auto_LiRPA's smoothing: across 0, the tangent at the midpoint when it is valid
+        # and the default tangent point lies beyond it (d_l >= mid, resp. d_u < mid)
+        mid_l, mid_u = (d_l >= lo) & (d_l >= mid), (d_u <= hi) & (d_u < mid)
+        a_cross_l = np.where(mid_l, m_slope, a_cross_l)
+        a_cross_u = np.where(mid_u, m_slope, a_cross_u)
         a_u = np.where(hi <= 0, sec, np.where(lo >= 0, m_slope, a_cross_u))
         a_l = np.where(lo >= 0, sec, np.where(hi <= 0, m_slope, a_cross_l))
-        t_l = np.where(cross, np.where(d_l >= lo, d_l, lo), mid)
-        t_u = np.where(cross, np.where(d_u <= hi, d_u, hi), mid)
+        t_l = np.where(cross, np.where(mid_l, mid, np.where(d_l >= lo, d_l, lo)), mid)
+        t_u = np.where(cross, np.where(mid_u, mid, np.where(d_u <= hi, d_u, hi)), mid)
         b_l, b_u = _intercepts(f, lo, hi, a_l, a_u, t_l=np.minimum(t_l, 0.0),
                                t_u=np.maximum(t_u, 0.0))
         # a tangent point guessed from the slope can be tighter than the geometric one
         g_l, g_u = _intercepts(f, lo, hi, a_l, a_u)
         b_l, b_u = np.maximum(b_l, g_l), np.minimum(b_u, g_u)
-        # per neuron, keep the line enclosing less area (its value at the midpoint): the
-        # lines above, or those with slope min(f'(lo), f'(hi)), monotone-difference lines
-        o_al, o_bl, o_au, o_bu = _min_slope_lines(f, lo, hi)
-        take_l = o_al * mid + o_bl > a_l * mid + b_l
-        take_u = o_au * mid + o_bu < a_u * mid + b_u
-        a_l, b_l = np.where(take_l, o_al, a_l), np.where(take_l, o_bl, b_l)
-        a_u, b_u = np.where(take_u, o_au, a_u), np.where(take_u, o_bu, b_u)
     return _finite(f, lo, hi, a_l, b_l, a_u, b_u)
-
-
-def _min_slope_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
-    """S shapes: the secant on the side where it is valid, else slope m = min(f'(lo),
-    f'(hi)) <= f' on [lo, hi] (f' is unimodal at 0), so f(z) - m z is nondecreasing there:
-    its min is at lo and its max at hi, whatever the signs."""
-    def g_lo(z: Array, a: Array) -> Array:
-        return dn(enclose(f, z)[0] - mul_up(a, z))
-
-    def g_hi(z: Array, a: Array) -> Array:
-        return up(enclose(f, z)[1] - mul_dn(a, z))
-
-    width = hi - lo
-    safe = np.where(width > 0, width, 1.0)
-    m = np.minimum(_slope_dn(f, lo), _slope_dn(f, hi))
-    sec = np.where(width > 0, (enclose(f, hi)[1] - enclose(f, lo)[0]) / safe, m)
-    a_l = np.where(lo >= 0, sec, m)
-    b_l = np.where(lo >= 0, np.minimum(g_lo(lo, a_l), g_lo(hi, a_l)), g_lo(lo, a_l))
-    a_u = np.where(hi <= 0, sec, m)
-    b_u = np.where(hi <= 0, np.maximum(g_hi(lo, a_u), g_hi(hi, a_u)), g_hi(hi, a_u))
-    return a_l, b_l, a_u, b_u
-
-
-def _slope_dn(f: Smooth, z: Array) -> Array:
-    """A lower bound (>= 0) of f' at z."""
-    return np.maximum(f.deriv(z, *enclose(f, z))[0], 0.0)
 
 
 def _finite(f: Smooth, lo: Array, hi: Array, a_l: Array, b_l: Array, a_u: Array,
