@@ -179,7 +179,8 @@ class Backward:
     def bounds_of(self, node: int) -> tuple[Array, Array]:
         """The tightest interval known for `node` (CROWN's where computed, else IBP)."""
         got = self.pre.get(node)
-        return got if got is not None else self.ib[node]
+        lo, hi = got if got is not None else self.ib[node]
+        return np.asarray(lo), np.asarray(hi)
 
 
 def _point_value(bw: Backward, node: int) -> Array | None:

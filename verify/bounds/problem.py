@@ -3,7 +3,7 @@ the values of leaves and constants, and which nodes depend on the input (per bat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -18,7 +18,7 @@ from ..outward import dn, up
 
 __all__ = ["Array", "Bounds", "COVERS", "LEAVES", "as_graph", "host", "leaf_value",
            "depends_on_input", "batched_nodes", "prepare", "spec_matrix", "intersect",
-           "margin_matrix", "describe"]
+           "margin_matrix", "describe", "rule_nodes"]
 
 Array = np.ndarray[Any, Any]
 COVERS = ("real", "float32")
@@ -42,6 +42,11 @@ class Bounds:
     def width(self) -> Array:
         """upper - lower, elementwise."""
         return np.asarray(self.upper - self.lower)
+
+
+def rule_nodes(g: Graph) -> Iterable[Any]:
+    """The graph's nodes as `RuleTable.check_ops` reads them (id and op)."""
+    return iter(g.nodes)
 
 
 def describe(n: Any) -> str:
