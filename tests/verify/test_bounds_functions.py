@@ -45,6 +45,8 @@ REAL_D: dict[str, Callable[[mp.mpf], mp.mpf]] = {
     "log1p": lambda z: 1 / (1 + z),
     "sqrt": lambda z: 1 / (2 * mp.sqrt(z)),
     "square": lambda z: 2 * z,
+    "gelu": lambda z: mp.erfc(-z / mp.sqrt(2)) / 2 + z * mp.exp(-z * z / 2) / mp.sqrt(2 * mp.pi),
+    "silu": lambda z: (1 + z * (1 - 1 / (1 + mp.exp(-z)))) / (1 + mp.exp(-z)),
 }
 
 

@@ -11,7 +11,7 @@ end, so `spec . v >= sum A . v + const - slack` holds over the reals for the flo
 A rule returns False when it cannot carry the coefficient through its op; the pass then
 bounds the node's contribution by its interval (from IBP, tightened by CROWN where the
 node feeds a relaxation): sound, looser. Ops with no linear relaxation (softmax, max over
-axes, sin, cos, gelu, silu, comparisons) always take that route; so does a node that mixes
+axes, sin, cos, comparisons) always take that route; so does a node that mixes
 batch rows (see `problem.batched_nodes`), a `where` whose condition depends on the input,
 and a matmul of two input-dependent operands.
 """
@@ -465,5 +465,5 @@ def _interval_only(bw: Backward, n: Any, a: Array) -> bool:
 
 
 for _tag in ("softmax", "log_softmax", "max", "argmax_mask", "step", "greater", "one_hot",
-             "sin", "cos", "gelu", "silu"):
+             "sin", "cos"):
     CROWN.add(_tag, _interval_only)

@@ -74,10 +74,18 @@ class Smooth:
     deriv: Callable[[Array, Array, Array], tuple[Array, Array]]
     tangent_point: Callable[[Array], Array] | None = None
     increasing: bool = True
+    # 'valley' functions (gelu, silu): convex on [-c, c], concave outside, with
+    # c_in <= c <= c_out floats; |f'| <= lipschitz; their own value enclosure
+    inflection: tuple[float, float] = (0.0, 0.0)
+    lipschitz: float = 0.0
+    enclosure: Callable[[Array], tuple[Array, Array]] | None = None
+    floor: float = -np.inf  # a lower bound of the global minimum (valley functions)
 
 
 def enclose(f: Smooth, z: Array) -> tuple[Array, Array]:
     """Rigorous [lo, hi] of f(z) elementwise (z exact floats)."""
+    if f.enclosure is not None:
+        return f.enclosure(np.asarray(z, dtype=np.float64))
     v = f.value(z)
     lo, hi = widen(v, f.ulps) if f.ulps else (dn(v), up(v))
     lo_c, hi_c = f.clip
@@ -204,3 +212,48 @@ def silu_enclosure(z: Array) -> tuple[Array, Array]:
     with np.errstate(over="ignore"):
         v = z * _sigmoid_value(z)
     return widen(v, ULPS + 2.0)
+
+
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _phi_cdf_enclosure(z: Array) -> tuple[Array, Array]:
+    """Phi(z) = erfc(-z / sqrt 2) / 2, with gelu's argument budget (see gelu_enclosure)."""
+    v = np.asarray(np.frompyfunc(lambda t: 0.5 * math.erfc(-t * _INV_SQRT2), 1, 1)(z),
+                   dtype=np.float64)
+    y = np.maximum(-z * _INV_SQRT2, 0.0)
+    return widen(v, ULPS + 4.0 * y * y + 4.0 * y + 4.0)
+
+
+def _gelu_deriv(z: Array, lo: Array, hi: Array) -> tuple[Array, Array]:
+    """gelu'(z) = Phi(z) + z phi(z), phi(z) = exp(-z^2 / 2) / sqrt(2 pi)."""
+    c_lo, c_hi = _phi_cdf_enclosure(z)
+    e_lo, _ = enclose(EXP, -0.5 * mul_up(z, z))
+    _, e_hi = enclose(EXP, -0.5 * mul_dn(z, z))
+    p_lo, p_hi = mul_dn(e_lo, dn(_INV_SQRT_2PI)), mul_up(e_hi, up(_INV_SQRT_2PI))
+    zp_lo = np.where(z >= 0, mul_dn(z, p_lo), mul_dn(z, p_hi))
+    zp_hi = np.where(z >= 0, mul_up(z, p_hi), mul_up(z, p_lo))
+    return dn(c_lo + zp_lo), up(c_hi + zp_hi)
+
+
+def _silu_deriv(z: Array, lo: Array, hi: Array) -> tuple[Array, Array]:
+    """silu'(z) = s (1 + z (1 - s)), s = sigmoid(z), over s's enclosure."""
+    s_lo, s_hi = enclose(SIGMOID, z)
+    r_lo, r_hi = dn(1.0 - s_hi), up(1.0 - s_lo)
+    zr_lo = np.where(z >= 0, mul_dn(z, r_lo), mul_dn(z, r_hi))
+    zr_hi = np.where(z >= 0, mul_up(z, r_hi), mul_up(z, r_lo))
+    q_lo, q_hi = dn(1.0 + zr_lo), up(1.0 + zr_hi)
+    cands_lo = [mul_dn(a, b) for a in (s_lo, s_hi) for b in (q_lo, q_hi)]
+    cands_hi = [mul_up(a, b) for a in (s_lo, s_hi) for b in (q_lo, q_hi)]
+    return np.minimum.reduce(cands_lo), np.maximum.reduce(cands_hi)
+
+
+# gelu'' = phi (2 - z^2): convex on [-sqrt 2, sqrt 2]; silu'' = 0 at |z| = 2.39935728...
+# (mpmath); the pairs bracket each c by adjacent floats. |gelu'| <= 1.13, |silu'| <= 1.1.
+SMOOTH["gelu"] = Smooth("gelu", _gelu_value, 0.0, (-np.inf, np.inf), "valley", _gelu_deriv,
+                        increasing=False, inflection=(1.414213562373095, 1.4142135623730951),
+                        lipschitz=1.2, enclosure=gelu_enclosure, floor=-0.16997121)
+SMOOTH["silu"] = Smooth("silu", _np(lambda z: z * _sigmoid_value(z)), 0.0, (-np.inf, np.inf),
+                        "valley", _silu_deriv, increasing=False,
+                        inflection=(2.399357280515467, 2.399357280515468), lipschitz=1.2,
+                        enclosure=silu_enclosure, floor=-0.27846455)

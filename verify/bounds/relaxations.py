@@ -198,6 +198,80 @@ def smooth_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
     return _finite(f, lo, hi, a_l, b_l, a_u, b_u)
 
 
+def _solve_slope(f: Smooth, a: Array, p: Array, q: Array) -> Array:
+    """A point of [p, q] where f' is near a, f' monotone there (bisection, approximate:
+    it only places tangents)."""
+    p, q = np.clip(p, -40.0, 40.0), np.clip(q, -40.0, 40.0)
+    rising = _deriv_approx(f, q) >= _deriv_approx(f, p)
+    x, y = p.copy(), q.copy()
+    for _ in range(40):
+        m = 0.5 * (x + y)
+        below = _deriv_approx(f, m) < a
+        right = below == rising  # the root lies right of m
+        x, y = np.where(right, m, x), np.where(right, y, m)
+    return np.asarray(0.5 * (x + y))
+
+
+def _valley_pieces(f: Smooth) -> list[tuple[float, float, str]]:
+    c_in, c_out = f.inflection
+    inf = np.inf
+    return [(-inf, -c_out, "concave"), (-c_out, -c_in, "sliver"), (-c_in, c_in, "convex"),
+            (c_in, c_out, "sliver"), (c_out, inf, "concave")]
+
+
+def _valley_intercepts(f: Smooth, lo: Array, hi: Array, a_l: Array, a_u: Array
+                       ) -> tuple[Array, Array]:
+    """b_l <= min and b_u >= max over [lo, hi] of f(z) - a z, piece by piece (see the
+    module docstring); on a sliver of unknown curvature (a few ulps around an inflection
+    point) the ends' values plus (|a| + max|f'|) times its width."""
+    b_l, b_u = np.full_like(lo, np.inf), np.full_like(lo, -np.inf)
+    for start, stop, kind in _valley_pieces(f):
+        p, q = np.maximum(lo, start), np.minimum(hi, stop)
+        present = p <= q
+        if not np.any(present):
+            continue
+        p, q = np.where(present, p, lo), np.where(present, q, lo)
+        if kind == "convex":
+            low = _tangent_min(f, _solve_slope(f, a_l, p, q), a_l, p, q)
+            high = _ends_max(f, a_u, p, q)
+        elif kind == "concave":
+            low = _ends_min(f, a_l, p, q)
+            high = _tangent_max(f, _solve_slope(f, a_u, p, q), a_u, p, q)
+        else:
+            width = up(q - p)
+            low = dn(_ends_min(f, a_l, p, q) - mul_up(up(np.abs(a_l) + f.lipschitz), width))
+            high = up(_ends_max(f, a_u, p, q) + mul_up(up(np.abs(a_u) + f.lipschitz), width))
+        b_l = np.where(present, np.minimum(b_l, low), b_l)
+        b_u = np.where(present, np.maximum(b_u, high), b_u)
+    return b_l, b_u
+
+
+def valley_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
+    """Lines for gelu / silu over [lo, hi]: candidate slopes (the secant, f' at the
+    midpoint, f' at the midpoint clipped into the convex part), each with rigorous
+    intercepts; per neuron the line closest to f at the midpoint is kept."""
+    mid = (lo + hi) * 0.5
+    c_in = f.inflection[0]
+    m_slope = _mid_deriv(f, mid)
+    sec = _secant(f, lo, hi, m_slope)
+    inner = _mid_deriv(f, np.clip(mid, -c_in, c_in))
+    best_l = best_u = None
+    for a in (sec, m_slope, inner):
+        b_l, b_u = _valley_intercepts(f, lo, hi, a, a)
+        at_l, at_u = a * mid + b_l, a * mid + b_u
+        if best_l is None or best_u is None:
+            best_l, best_u = (a, b_l, at_l), (a, b_u, at_u)
+            continue
+        take_l = at_l > best_l[2]
+        take_u = at_u < best_u[2]
+        best_l = tuple(np.where(take_l, n, o) for n, o in zip((a, b_l, at_l), best_l,
+                                                               strict=True))  # type: ignore[assignment]
+        best_u = tuple(np.where(take_u, n, o) for n, o in zip((a, b_u, at_u), best_u,
+                                                               strict=True))  # type: ignore[assignment]
+    assert best_l is not None and best_u is not None
+    return _finite(f, lo, hi, best_l[0], best_l[1], best_u[0], best_u[1])
+
+
 def _finite(f: Smooth, lo: Array, hi: Array, a_l: Array, b_l: Array, a_u: Array,
             b_u: Array) -> Lines:
     """Replace non-finite lines by constant lines at f's interval bounds."""
@@ -214,6 +288,9 @@ def interval_of(f: Smooth, lo: Array, hi: Array) -> tuple[Array, Array]:
     """[min, max] of f over [lo, hi] (monotone f, or square: by the sign of the ends)."""
     if f.increasing:
         return enclose(f, lo)[0], enclose(f, hi)[1]
+    if f.curvature == "valley":  # the ends, and the global minimum's lower bound
+        (a_lo, a_hi), (b_lo, b_hi) = enclose(f, lo), enclose(f, hi)
+        return np.minimum(np.minimum(a_lo, b_lo), f.floor), np.maximum(a_hi, b_hi)
     if f.name == "reciprocal":
         return enclose(f, hi)[0], enclose(f, lo)[1]
     a_lo, a_hi = enclose(f, lo)
@@ -231,9 +308,11 @@ def reciprocal_lines(lo: Array, hi: Array) -> Lines:
 def _smooth_rule(tag: str) -> Relax:
     f = SMOOTH[tag]
 
+    lines = valley_lines if f.curvature == "valley" else smooth_lines
+
     def rule(lo: Array, hi: Array, at: dict[str, Any]) -> Lines:
         with np.errstate(all="ignore"):  # overflow / inf * 0 give non-finite lines,
-            return smooth_lines(f, lo, hi)  # replaced by constant ones (see _finite)
+            return lines(f, lo, hi)  # replaced by constant ones (see _finite)
     return rule
 
 
@@ -298,7 +377,7 @@ RELAXATION.refuse("a max / min of two operands: the crown table relaxes it throu
                   "of their difference", "maximum", "minimum")
 RELAXATION.refuse("piecewise constant: CROWN bounds it by its IBP interval",
                   "step", "greater", "argmax_mask", "one_hot")
-RELAXATION.refuse("not relaxed yet (periodic, or several inflection points): CROWN bounds "
-                  "it by its IBP interval", "sin", "cos", "gelu", "silu")
+RELAXATION.refuse("periodic, not relaxed yet: CROWN bounds it by its IBP interval",
+                  "sin", "cos")
 RELAXATION.refuse("a reduction over several values: CROWN bounds it by its IBP interval",
                   "max", "softmax", "log_softmax")
