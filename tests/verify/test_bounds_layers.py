@@ -22,6 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import torchlean as tl
+from torchlean.runtime.graph import interpret, trace
+from torchlean.spec import functional as F
 from torchlean.spec import nn
 from torchlean.spec.errors import UnsupportedOperation
 from torchlean.verify import bounds
@@ -211,3 +213,82 @@ def test_smooth_interval_points(kind: str) -> None:
             for i in range(shape[0]):
                 for j, v in enumerate(np.asarray(y[i]).reshape(-1)):
                     assert b.lower[i, j] <= float(v.a) and float(v.b) <= b.upper[i, j]
+
+
+# -- layers built by spec.functional (traced graphs): conv1d, conv_transpose2d, pad,
+# adaptive average pooling, embedding with fixed tokens, products, max and quotients of
+# input-dependent values, residual broadcasting, softplus / exp / log / sqrt
+def _conv1d(p: Any, x: Any) -> Any:
+    y = F.conv1d(x, p["w"], p["b"], stride=2, padding=1, dilation=2)
+    return F.reshape(F.softplus(y), (y.shape[0], -1))
+
+
+def _conv_transpose(p: Any, x: Any) -> Any:
+    y = F.conv_transpose2d(x, p["w"], p["b"], stride=2, padding=1, output_padding=1)
+    y = F.adaptive_avg_pool2d(F.relu(y), 2)
+    return F.reshape(y, (y.shape[0], -1))
+
+
+def _pad_exp_log(p: Any, x: Any) -> Any:
+    y = F.pad(x, [(1, 2)])
+    z = F.exp(F.matmul(y, p["w"]))
+    return F.log(F.add(z, 1.0)) - F.sqrt(F.add(F.square(F.matmul(y, p["w"])), 0.5))
+
+
+def _products(p: Any, x: Any) -> Any:
+    h, k = F.matmul(x, p["w"]), F.matmul(x, p["v"])
+    return (F.mul(F.tanh(h), F.sigmoid(k)) + F.maximum(h, k) - F.minimum(h, F.gelu(k))
+            + F.div(h, F.add(F.exp(k), 1.0)))
+
+
+def _broadcast_residual(p: Any, x: Any) -> Any:
+    h = F.matmul(x, p["w"])
+    return F.relu(h + F.sum(h, 1, keepdims=True)) - F.mean(h, 1, keepdims=True) * 2.0
+
+
+def _embedding(p: Any, x: Any) -> Any:
+    tokens = F.reshape(p["ids"], (1, 3)) + 0.0  # fixed tokens (a constant sum stays exact)
+    e = F.embedding(F.broadcast_to(tokens, (x.shape[0], 3)), p["table"])
+    return F.matmul(F.reshape(e, (x.shape[0], 6)) + F.matmul(x, p["w"]), p["u"])
+
+
+GRAPHS = {
+    "conv1d": (_conv1d, {"w": (3, 2, 3), "b": (3,)}, (2, 7)),
+    "conv_transpose": (_conv_transpose, {"w": (2, 3, 3, 3), "b": (3,)}, (2, 3, 3)),
+    "pad_exp_log": (_pad_exp_log, {"w": (7, 3)}, (4,)),
+    "products": (_products, {"w": (3, 4), "v": (3, 4)}, (3,)),
+    "broadcast_residual": (_broadcast_residual, {"w": (3, 4)}, (3,)),
+    "embedding": (_embedding, {"ids": (3,), "table": (5, 2), "w": (3, 6), "u": (6, 2)}, (3,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_functional_layers_sound(name: str) -> None:
+    fn, pshapes, row = GRAPHS[name]
+    rng = np.random.default_rng(5)
+    params = {k: rng.normal(size=s) * 0.7 for k, s in pshapes.items()}
+    if "ids" in params:
+        params["ids"] = np.array([4.0, 0.0, 2.0])
+    g = trace(fn, {"x": (2, *row)}, pshapes, "float")
+    lo, hi = _box(5, (2, *row), 0.1)
+    bs = [bounds.ibp(g, params, lo, hi), bounds.crown(g, params, lo, hi)]
+    big = trace(fn, {"x": (SAMPLES, *row)}, pshapes, "float")
+    xs = _samples(lo, hi, 5)
+    for i in range(2):
+        y = next(iter(interpret(big, {**params, "x": xs[i]}).values())).numpy()
+        y = y.reshape(SAMPLES, -1)
+        for b in bs:
+            assert np.all(y >= b.lower[i] - MARGIN) and np.all(y <= b.upper[i] + MARGIN), b.method
+    assert np.mean(bs[1].width) <= 1.05 * np.mean(bs[0].width)
+
+
+def test_nn_embedding_fixed_tokens() -> None:
+    net = nn.build(nn.embedding(5, 3) >> nn.flatten() >> nn.linear(6, 2) >> nn.tanh(), seed=2)
+    ids = np.array([[4.0, 1.0], [0.0, 3.0]])
+    y = net.apply(net.params, tl.tensor(ids)).numpy()
+    for method in (bounds.ibp, bounds.crown):
+        b = method(net, net.params, ids, ids)
+        assert np.all(b.lower <= y) and np.all(y <= b.upper)
+        assert np.all(b.width < 1e-12)  # a point box: only rounding is left
+    with pytest.raises(UnsupportedOperation, match="fixed tokens"):
+        bounds.ibp(net, net.params, ids, ids + 1.0)

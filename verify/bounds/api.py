@@ -123,7 +123,8 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
     CROWN.check_ops(rule_nodes(g), skip=LEAVES, describe=describe)
     IBP.check_ops(rule_nodes(g), skip=LEAVES, describe=describe)
     ib = ibp_nodes(g, params, lo, hi)
-    dep = depends_on_input(g)
+    dep = depends_on_input(g, constant=lambda k: ib[k][0] is ib[k][1] or bool(
+        np.array_equal(ib[k][0], ib[k][1])))
     batch = lo.shape[0]
     bat = batched_nodes(g, dep, batch)
     pre: dict[int, Any] = {}

@@ -98,7 +98,7 @@ class Backward:
             if n.op == "input":
                 result = self._concretize(n.id, a)
                 continue
-            if not CROWN.rules[n.op](self, n, a):
+            if not self.bat[n.id] or not CROWN.rules[n.op](self, n, a):
                 self.box(n.id, a)
         lower = dn(self.const - up(self.slack))
         if result is not None:

@@ -95,6 +95,13 @@ def _add_sub(n: Any, xs: list[Interval]) -> Interval:
     (al, ah), (bl, bh) = xs
     if n.op == "sub":
         bl, bh = -bh, -bl
+    if _point(xs[0]) and _point(xs[1]):
+        # two constants: keep an exact sum a point (Knuth's TwoSum: zero error term)
+        s = al + bl
+        t = s - al
+        exact = (al - (s - t)) + (bl - t) == 0
+        if np.all(exact & np.isfinite(s)):
+            return s, s
     return dn(al + bl), up(ah + bh)
 
 

@@ -3,7 +3,7 @@ the values of leaves and constants, and which nodes depend on the input (per bat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -107,11 +107,13 @@ def leaf_value(node: Any, params: Mapping[str, Any]) -> tuple[Array, Array]:
     raise UnsupportedOperation(node.op, "float", f"node %{node.id}: constant {value!r}")
 
 
-def depends_on_input(g: Graph) -> list[bool]:
-    """For each node, whether its value depends on the graph's input."""
+def depends_on_input(g: Graph, constant: Callable[[int], bool] | None = None) -> list[bool]:
+    """For each node, whether its value depends on the graph's input; a node for which
+    `constant(id)` holds (its interval is a point: one value over the whole box) does not."""
     dep = [False] * len(g.nodes)
     for n in g.nodes:
-        dep[n.id] = n.op == "input" or any(dep[a] for a in n.args)
+        dep[n.id] = n.op == "input" or (any(dep[a] for a in n.args) and not (
+            constant is not None and constant(n.id)))
     return dep
 
 
