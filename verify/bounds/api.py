@@ -156,6 +156,10 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
         new = IBP.rules[n.op](n, [ib[a] for a in n.args])
         ib[n.id] = new if n.op in RELAXATION.rules else (
             np.maximum(new[0], ib[n.id][0]), np.minimum(new[1], ib[n.id][1]))
+    for n in g.nodes:  # operands CROWN did not need to tighten (constants, point boxes)
+        if n.op in RELAXATION.rules or n.op in _BINARY:
+            for z in n.args[:1] if n.op in RELAXATION.rules else n.args:
+                pre.setdefault(z, ib[z])
     out = g.outputs[0][1]
     spec = spec_matrix(C, g, batch)
     both = np.concatenate([spec, -spec], axis=1)
