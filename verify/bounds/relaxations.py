@@ -20,8 +20,13 @@ on the concave side); for an interval crossing 0, above: the line through (l, f(
 tangent at a point d >= 0 found by bisection, or the secant when d > h; below: the
 mirror image (through (h, f(h)), tangent at d <= 0, or the secant when d < l). Convex
 exp / softplus / expm1 / square: secant above, tangent at the midpoint below; concave
-log / log1p / sqrt: the reverse. Where any line comes out non-finite (overflow), it is
-replaced by the constant line at f's interval bound (slope 0), still valid.
+log / log1p / sqrt: the reverse. gelu / silu are convex between their inflection points
++-c and concave outside; a sliver of a few ulps around each float bracket of c is bounded
+by its ends' values plus (|a| + max|f'|) times its width; three candidate slopes (the
+secant, f' at the midpoint, f' at the midpoint clipped into [-c, c]) each get rigorous
+intercepts and the line nearest f at the midpoint is kept. Where any line comes out
+non-finite (overflow), it is replaced by the constant line at f's interval bound (slope
+0), still valid.
 
 relu / leaky_relu keep CROWN's adaptive lines (Zhang et al. 2018), with exact or
 directed intercepts; abs: the secant above and slope sign(h + l) below.
