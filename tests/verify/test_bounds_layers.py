@@ -292,3 +292,18 @@ def test_nn_embedding_fixed_tokens() -> None:
         assert np.all(b.width < 1e-12)  # a point box: only rounding is left
     with pytest.raises(UnsupportedOperation, match="fixed tokens"):
         bounds.ibp(net, net.params, ids, ids + 1.0)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_sound(causal: bool) -> None:
+    # q k^T multiplies two input-dependent values: CROWN bounds that node by its interval
+    net = nn.build(nn.multi_head_attention(4, 2, causal=causal) >> nn.flatten()
+                   >> nn.linear(12, 2), seed=0)
+    lo, hi = _box(0, (2, 3, 4), 0.05)
+    bs = [bounds.ibp(net, net.params, lo, hi), bounds.crown(net, net.params, lo, hi)]
+    xs = _samples(lo, hi, 0)
+    for i in range(2):
+        y = _run(net, xs[i], "float").reshape(SAMPLES, -1)
+        for b in bs:
+            assert np.all(y >= b.lower[i] - MARGIN) and np.all(y <= b.upper[i] + MARGIN), b.method
+    assert np.mean(bs[1].width) < np.mean(bs[0].width)

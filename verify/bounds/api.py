@@ -183,7 +183,7 @@ def _difference(bw: Backward, n: Any, batch: int) -> tuple[Array, Array]:
     if all(bw.bat[a] and g.nodes[a].shape == n.shape for a in (x, y)) and x != y:
         spec = _identity_spec(n.shape, batch)
         w = spec.shape[1] // 2
-        low = bw.run({x: spec, y: -spec}) if x > y else bw.run({y: -spec, x: spec})
+        low = bw.run({x: spec, y: -spec})
         dl = np.maximum(dl, low[:, :w].reshape(n.shape))
         dh = np.minimum(dh, (-low[:, w:]).reshape(n.shape))
     return np.ascontiguousarray(dl), np.ascontiguousarray(dh)
