@@ -1,6 +1,7 @@
 """Bench: CROWN tightness of verify.bounds against auto_LiRPA's CROWN (method "backward")
 on the same weights: tanh, sigmoid and gelu MLPs and small ReLU / tanh CNNs, output widths compared
-elementwise (ours / auto_LiRPA; below 1 is tighter). Also times both.
+elementwise (ours / auto_LiRPA; below 1 is tighter). Also times both, one run each (the row
+"bench_mlp_relu" is bench_bounds.py's 784-100-100-10 MLP, batch 100).
 
     python bench/bench_tightness.py [--peer-python PATH] [--peer-path DIR]
 
@@ -93,6 +94,11 @@ def cases() -> list[tuple[str, Any, list[Any], tuple[int, ...], float]]:
                 layers += [(act, None), ("linear", [dims[i], dims[i + 1]])]
             out.append((f"{act}_{depth}x32_eps{eps}", nn.build(model, seed=depth), layers,
                         (4, 20), eps))
+    mlp = (nn.linear(784, 100) >> nn.relu() >> nn.linear(100, 100) >> nn.relu()
+           >> nn.linear(100, 10))
+    out.append(("bench_mlp_relu_eps0.01", nn.build(mlp, seed=0),
+                [("linear", [784, 100]), ("relu", None), ("linear", [100, 100]),
+                 ("relu", None), ("linear", [100, 10])], (100, 784), 0.01))
     cnn = (nn.conv2d(1, 4, 3, stride=2, padding=1) >> nn.relu()
            >> nn.conv2d(4, 8, 3, stride=2, padding=1) >> nn.relu() >> nn.flatten()
            >> nn.linear(8 * 4 * 4, 10))
@@ -128,7 +134,7 @@ def main() -> None:
     spec = []
     ours: dict[str, tuple[bounds.Bounds, float]] = {}
     for name, net, layers, shape, eps in cases():
-        x = rng.uniform(-1, 1, size=shape)
+        x = rng.uniform(0 if name.startswith("bench") else -1, 1, size=shape)
         lo, hi = x - eps, x + eps
         g = bounds.as_graph(net, net.params, shape)
         t = time.perf_counter()
