@@ -252,12 +252,20 @@ def _embedding(p: Any, x: Any) -> Any:
     return F.matmul(F.reshape(e, (x.shape[0], 6)) + F.matmul(x, p["w"]), p["u"])
 
 
+def _transpose_broadcast(p: Any, x: Any) -> Any:
+    h = F.reshape(F.matmul(x, p["w"]), (x.shape[0], 2, 3))
+    t = F.transpose(h, (0, 2, 1))                       # (B, 3, 2)
+    wide = F.broadcast_to(F.reshape(t, (x.shape[0], 3, 2, 1)), (x.shape[0], 3, 2, 2))
+    return F.reshape(F.tanh(wide) * F.reshape(p["s"], (2, 2)), (x.shape[0], 12))
+
+
 GRAPHS = {
     "conv1d": (_conv1d, {"w": (3, 2, 3), "b": (3,)}, (2, 7)),
     "conv_transpose": (_conv_transpose, {"w": (2, 3, 3, 3), "b": (3,)}, (2, 3, 3)),
     "pad_exp_log": (_pad_exp_log, {"w": (7, 3)}, (4,)),
     "products": (_products, {"w": (3, 4), "v": (3, 4)}, (3,)),
     "broadcast_residual": (_broadcast_residual, {"w": (3, 4)}, (3,)),
+    "transpose_broadcast": (_transpose_broadcast, {"w": (3, 6), "s": (4,)}, (3,)),
     "embedding": (_embedding, {"ids": (3,), "table": (5, 2), "w": (3, 6), "u": (6, 2)}, (3,)),
 }
 
@@ -307,3 +315,39 @@ def test_attention_sound(causal: bool) -> None:
         for b in bs:
             assert np.all(y >= b.lower[i] - MARGIN) and np.all(y <= b.upper[i] + MARGIN), b.method
     assert np.mean(bs[1].width) < np.mean(bs[0].width)
+
+
+def _linear_mix(p: Any, x: Any) -> Any:
+    """Only linear ops (conv with padding and stride, transpose, broadcast, slices,
+    concat, sums, means, a constant-condition where): CROWN must be exact on it."""
+    b = x.shape[0]
+    img = F.reshape(x, (b, 1, 4, 4))
+    y = F.conv2d(img, p["k"], None, stride=2, padding=1)          # (b, 2, 2, 2)
+    t = F.transpose(y, (0, 3, 1, 2))
+    s = F.sum(t, 3, keepdims=True) + F.mean(t, (1, 2))[:, :, None, None]
+    w = F.broadcast_to(s, (b, 2, 2, 3))
+    flat = F.reshape(w, (b, 12))
+    mask = F.reshape(p["m"], (12,))
+    sel = F.where(F.greater(mask, 0.0), flat, -flat)
+    cat = F.concat([sel[:, :5], F.pad(sel[:, 5:], [(1, 0)])], axis=1)
+    return F.matmul(cat, p["out"])
+
+
+def test_crown_exact_on_linear_graphs() -> None:
+    pshapes = {"k": (2, 1, 3, 3), "m": (12,), "out": (13, 3)}
+    rng = np.random.default_rng(9)
+    params = {k: rng.normal(size=s) for k, s in pshapes.items()}
+    g = trace(_linear_mix, {"x": (1, 16)}, pshapes, "float")
+    lo, hi = _box(9, (1, 16), 0.3)
+    crown = bounds.crown(g, params, lo, hi)
+    # the exact range of y = J x + c from J (float64, error ~1e-15)
+    basis = trace(_linear_mix, {"x": (17, 16)}, pshapes, "float")
+    pts = np.vstack([np.zeros((1, 16)), np.eye(16)])
+    ys = next(iter(interpret(basis, {**params, "x": pts}).values())).numpy()
+    c, J = ys[0], ys[1:] - ys[0]
+    mid, rad = (lo[0] + hi[0]) / 2, (hi[0] - lo[0]) / 2
+    centre, spread = c + mid @ J, rad @ np.abs(J)
+    assert np.all(crown.lower[0] <= centre - spread + 1e-9)
+    assert np.all(crown.upper[0] >= centre + spread - 1e-9)
+    assert np.allclose(crown.lower[0], centre - spread, atol=1e-9)
+    assert np.allclose(crown.upper[0], centre + spread, atol=1e-9)
