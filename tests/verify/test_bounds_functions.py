@@ -122,3 +122,44 @@ def test_s_shaped_lines_are_the_tight_ones() -> None:
             v = f(z)
             assert 0 <= np.min(v - (a_l * z + b_l)) < 1e-9, (name, lo, hi)
             assert 0 <= np.min((a_u * z + b_u) - v) < 1e-9, (name, lo, hi)
+
+
+UNARY_IBP = {"sin": mp.sin, "cos": mp.cos, **{k: v for k, v in REAL.items() if k != "relu"}}
+
+
+@settings(deadline=None, max_examples=60)
+@given(name=st.sampled_from(sorted(UNARY_IBP)), c=st.floats(-30.0, 30.0),
+       logw=st.floats(-8.0, 1.5))
+def test_ibp_unary_rules_contain_the_real_range(name: str, c: float, logw: float) -> None:
+    from torchlean.runtime.graph import trace
+    from torchlean.spec import functional as F
+    from torchlean.verify import bounds
+
+    lo, hi = _interval(name, c, 10.0**logw)
+    if name in ("log",) and lo <= 0:
+        return
+    g = trace(lambda p, x: getattr(F, name)(x), {"x": (1, 1)}, {}, "float")
+    b = bounds.ibp(g, {}, np.array([[lo]]), np.array([[hi]]))
+    f = UNARY_IBP[name]
+    for z in np.linspace(lo, hi, 101):
+        v = f(mp.mpf(float(z)))
+        assert mp.mpf(float(b.lower[0, 0])) <= v <= mp.mpf(float(b.upper[0, 0])), (name, z)
+
+
+def test_ibp_softmax_family_contains_values() -> None:
+    from torchlean.runtime.graph import trace
+    from torchlean.spec import functional as F
+    from torchlean.verify import bounds
+
+    rng = np.random.default_rng(3)
+    for name in ("softmax", "log_softmax"):
+        g = trace(lambda p, x: getattr(F, name)(x, -1), {"x": (1, 4)}, {}, "float")
+        lo = rng.normal(size=(1, 4)) * 3
+        hi = lo + rng.uniform(0, 2, size=(1, 4))
+        b = bounds.ibp(g, {}, lo, hi)
+        for x in rng.uniform(lo, hi, size=(200, 1, 4)):
+            xs = [mp.mpf(float(v)) for v in x[0]]
+            total = sum(mp.exp(v) for v in xs)
+            for i, v in enumerate(xs):
+                y = mp.exp(v) / total if name == "softmax" else v - mp.log(total)
+                assert mp.mpf(float(b.lower[0, i])) <= y <= mp.mpf(float(b.upper[0, i]))
