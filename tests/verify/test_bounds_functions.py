@@ -153,7 +153,7 @@ def test_ibp_softmax_family_contains_values() -> None:
 
     rng = np.random.default_rng(3)
     for name in ("softmax", "log_softmax"):
-        g = trace(lambda p, x: getattr(F, name)(x, -1), {"x": (1, 4)}, {}, "float")
+        g = trace(lambda p, x, op=name: getattr(F, op)(x, -1), {"x": (1, 4)}, {}, "float")
         lo = rng.normal(size=(1, 4)) * 3
         hi = lo + rng.uniform(0, 2, size=(1, 4))
         b = bounds.ibp(g, {}, lo, hi)
