@@ -403,7 +403,10 @@ def _matmul(bw: Backward, n: Any, a: Array) -> bool:
         if wt is None:
             return False
         if len(n.shape) == 2 and wt.ndim == 2:
-            new = a @ wt.T
+            if a.strides[0] == 0:  # one spec shared by the batch: one product, broadcast
+                new = np.broadcast_to(a[0] @ wt.T, a.shape[:2] + (wt.shape[0],))
+            else:
+                new = a @ wt.T
             k = wt.shape[1]
             # |fl(a @ W^T) - a @ W^T| <= gamma_k ||a_row||_1 max_k |W_jk|, times mag(x)
             rowl1 = sum_up(np.abs(a), 2)
