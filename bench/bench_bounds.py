@@ -4,7 +4,8 @@ rounding (written here: the price of soundness) and a plain IBP.
 
     python bench/bench_bounds.py [--repeat 5]
 
-auto_LiRPA is not compared: it pins an old torch and nothing can be installed here.
+auto_LiRPA is compared (widths and times, in its own environment) by
+bench/bench_tightness.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Outward-rounded binary64 arithmetic shared by the rounding-error analyses: a step
-outward after each correctly rounded NumPy operation turns its result into a bound."""
+"""Outward-rounded binary64 arithmetic shared by the sound analyses (rounding-error
+bounds, IBP/CROWN, zonotopes): a step outward after each correctly rounded NumPy
+operation turns its result into a bound, and Higham's gamma_n bounds a float64 sum."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["U64", "TINY64", "up", "dn", "gamma_up"]
+from ..spec.errors import UnsupportedOperation
+
+__all__ = ["U64", "TINY64", "TINY_NORMAL", "up", "dn", "gamma_up", "gamma64", "sum_up",
+           "mul_up", "mul_dn", "magnitude"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 U64 = 2.0**-53  # binary64's unit roundoff
 TINY64 = 2.0**-1074  # binary64's subnormal spacing: the error of an underflowing result
+TINY_NORMAL = 2.0**-1021  # a generous per-term allowance for subnormal results of a sum
 
 
 def up(x: Any) -> Arr:
@@ -30,3 +35,35 @@ def gamma_up(m: Any, u: float) -> Arr:
     m u < 1)."""
     mu = np.asarray(m, dtype=np.float64) * u  # exact: u is a power of two, m < 2^53
     return up(mu / dn(1.0 - mu))
+
+
+def gamma64(n: int) -> float:
+    """Higham's gamma_n for binary64 (n u / (1 - n u), u = 2^-53), times 1.01: the extra
+    percent also covers the few roundings of the cheap magnitude bound it multiplies.
+    Sums longer than 0.01 / u terms are refused."""
+    nu = n * U64
+    if nu >= 0.01:
+        raise UnsupportedOperation("matmul", "float", f"dot products of length {n} are too long")
+    return 1.01 * nu / (1.0 - nu)
+
+
+def sum_up(x: Arr, axis: Any) -> Arr:
+    """An upper bound of the exact sum of the NONNEGATIVE `x` over `axis`."""
+    n = int(np.prod([x.shape[a] for a in np.atleast_1d(axis)])) if x.ndim else 1
+    s = np.sum(x, axis=axis)
+    return up(s * (1.0 + gamma64(max(n, 1))) + n * TINY_NORMAL)
+
+
+def mul_dn(a: Any, b: Any) -> Arr:
+    """A lower bound of the exact product a * b (elementwise)."""
+    return dn(np.multiply(a, b))
+
+
+def mul_up(a: Any, b: Any) -> Arr:
+    """An upper bound of the exact product a * b (elementwise)."""
+    return up(np.multiply(a, b))
+
+
+def magnitude(lo: Arr, hi: Arr) -> Arr:
+    """max |x| over the interval [lo, hi] (elementwise, exact)."""
+    return np.maximum(np.abs(lo), np.abs(hi))

@@ -1,0 +1,189 @@
+"""The entry points: `ibp`, `crown`, `crown_with_layers`, each sound over the reals
+(covers="real") or for the binary32 execution (covers="float32")."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ...runtime.graph import Graph
+from ...spec.errors import UnsupportedOperation
+from ..outward import dn, sum_up, up
+from .backward import CROWN, Backward, dot_lower
+from .ibp import IBP, ibp_nodes
+from .problem import (
+    LEAVES,
+    Array,
+    Bounds,
+    batched_nodes,
+    depends_on_input,
+    describe,
+    host,
+    prepare,
+    rule_nodes,
+    spec_matrix,
+)
+from .relaxations import RELAXATION
+
+__all__ = ["ibp", "crown", "crown_with_layers"]
+
+
+def _float32_extension(b: Bounds, g: Graph, params: Mapping[str, Any], lo: Array,
+                       hi: Array, spec: Array) -> Bounds:
+    """Widen `b` by the rounding error of the binary32 execution (ieee32exec) of the graph,
+    from `torchlean.verify.rounding.error_bound`, mapped through |C|."""
+    try:
+        rounding = importlib.import_module("torchlean.verify.rounding")
+    except ImportError:
+        raise UnsupportedOperation(
+            "bounds", "float32", "covers='float32' needs torchlean.verify.rounding."
+            "error_bound, which is not available; use covers='real'"
+        ) from None
+    for name, v in params.items():
+        h = host(v)
+        if np.any(h.astype(np.float32).astype(np.float64) != h):
+            raise UnsupportedOperation("bounds", "float32", f"covers='float32': parameter "
+                                       f"{name!r} is not a binary32 value (build in float32)")
+    report = rounding.error_bound(g, params, (lo, hi), "ieee32exec",
+                                  inputs_are_float32=False, attribute=False)
+    err = np.asarray(next(iter(report.bounds.values())), dtype=np.float64)
+    err = err.reshape(err.shape[0], 1, -1)
+    s = np.abs(spec.reshape(spec.shape[0], spec.shape[1], -1))
+    widen = sum_up(s * err, 2)
+    return Bounds(dn(b.lower - widen), up(b.upper + widen), b.method + "+float32")
+
+
+def ibp(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, *,
+        C: Any = None, covers: str = "real") -> Bounds:
+    """Interval bound propagation: sound bounds of C y over the box [lower, upper].
+
+    `lower`/`upper` have the input's shape, batch first; `C` is (rows, outputs) or
+    (batch, rows, outputs), identity by default. Returns `Bounds` (batch, rows). An op
+    without an IBP rule raises `UnsupportedOperation` before any work.
+    """
+    g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
+    nodes = ibp_nodes(g, params, lo, hi)
+    yl, yh = nodes[g.outputs[0][1]]
+    batch = lo.shape[0]
+    spec = spec_matrix(C, g, batch)
+    if C is None:  # the identity spec: the output bounds themselves, nothing to round
+        b = Bounds(yl.reshape(batch, -1), yh.reshape(batch, -1), "ibp")
+        return _float32_extension(b, g, params, lo, hi, spec) if covers == "float32" else b
+    rows = spec.shape[1]
+    yl, yh = yl.reshape(batch, 1, -1), yh.reshape(batch, 1, -1)
+    s = spec.reshape(batch, rows, -1)
+    pos, neg = np.maximum(s, 0.0), np.minimum(s, 0.0)
+    low = dot_lower(pos, yl[:, 0]) + dot_lower(neg, yh[:, 0])
+    high = -(dot_lower(-pos, yh[:, 0]) + dot_lower(-neg, yl[:, 0]))
+    b = Bounds(dn(low), up(high), "ibp")
+    return _float32_extension(b, g, params, lo, hi, spec) if covers == "float32" else b
+
+
+def crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, *,
+          C: Any = None, covers: str = "real", ibp_intermediate: bool = True) -> Bounds:
+    """CROWN (backward linear relaxation, Zhang et al. 2018): sound bounds of C y.
+
+    The input intervals of every relaxed node are computed by CROWN too, intersected with
+    IBP (`ibp_intermediate`). Same arguments as `ibp`.
+    """
+    b, _ = crown_with_layers(graph_or_model, params, lower, upper, C=C, covers=covers,
+                             ibp_intermediate=ibp_intermediate)
+    return b
+
+
+_BINARY = ("mul", "div", "maximum", "minimum")
+
+
+def _relaxed_operands(n: Any, dep: list[bool]) -> tuple[int, ...]:
+    """The operands whose intervals the relaxation of node `n` uses."""
+    if n.op in RELAXATION.rules:
+        return (n.args[0],)
+    if n.op in _BINARY and (n.op != "div" or dep[n.args[1]]) and (
+            n.op == "div" or all(dep[a] for a in n.args) or n.op in ("maximum", "minimum")):
+        return tuple(a for a in n.args if dep[a])
+    return ()
+
+
+def _identity_spec(shape: tuple[int, ...], batch: int) -> Array:
+    w = int(np.prod(shape[1:]))
+    eye = np.eye(w).reshape((w,) + shape[1:])
+    return np.broadcast_to(np.concatenate([eye, -eye]), (batch, 2 * w) + shape[1:])
+
+
+def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any,
+                      *, C: Any = None, covers: str = "real", ibp_intermediate: bool = True
+                      ) -> tuple[Bounds, dict[int, tuple[Array, Array]]]:
+    """`crown`, also returning by node id the interval of every input of a relaxed node
+    (the operand of relu, tanh, ...; both operands of a product, quotient, max or min of
+    input-dependent values), as used by the relaxations (for certificates)."""
+    g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
+    CROWN.check_ops(rule_nodes(g), skip=LEAVES, describe=describe)
+    IBP.check_ops(rule_nodes(g), skip=LEAVES, describe=describe)
+    ib = ibp_nodes(g, params, lo, hi)
+    dep = depends_on_input(g, constant=lambda k: ib[k][0] is ib[k][1] or bool(
+        np.array_equal(ib[k][0], ib[k][1])))
+    batch = lo.shape[0]
+    bat = batched_nodes(g, dep, batch)
+    pre: dict[int, Any] = {}
+    diff: dict[int, Any] = {}
+    bw = Backward(g, dep, bat, ib, pre, diff)
+
+    def tighten(z: int) -> None:
+        if z in pre or not bat[z]:
+            return
+        shape = g.nodes[z].shape
+        w = int(np.prod(shape[1:]))
+        low = bw.run({z: _identity_spec(shape, batch)})
+        zl, zh = low[:, :w].reshape(shape), (-low[:, w:]).reshape(shape)
+        if ibp_intermediate:
+            zl, zh = np.maximum(zl, ib[z][0]), np.minimum(zh, ib[z][1])
+        pre[z] = (zl, zh)
+        ib[z] = (zl, zh)  # the tighter intervals also tighten the magnitudes used later
+
+    for n in g.nodes:
+        if not dep[n.id] or not bat[n.id]:
+            continue
+        operands = _relaxed_operands(n, dep)
+        if not operands:
+            continue
+        for z in operands:
+            tighten(z)
+        if n.op in ("maximum", "minimum"):
+            diff[n.id] = _difference(bw, n, batch)
+        new = IBP.rules[n.op](n, [ib[a] for a in n.args])
+        ib[n.id] = new if n.op in RELAXATION.rules else (
+            np.maximum(new[0], ib[n.id][0]), np.minimum(new[1], ib[n.id][1]))
+    for n in g.nodes:  # operands CROWN did not need to tighten (constants, point boxes)
+        if n.op in RELAXATION.rules or n.op in _BINARY:
+            for z in n.args[:1] if n.op in RELAXATION.rules else n.args:
+                pre.setdefault(z, ib[z])
+    out = g.outputs[0][1]
+    spec = spec_matrix(C, g, batch)
+    both = np.concatenate([spec, -spec], axis=1)
+    low = bw.run({out: both})
+    rows = spec.shape[1]
+    res = Bounds(low[:, :rows], -low[:, rows:], "crown")
+    if covers == "float32":
+        res = _float32_extension(res, g, params, lo, hi, spec)
+    return res, {k: v for k, v in pre.items()}
+
+
+def _difference(bw: Backward, n: Any, batch: int) -> tuple[Array, Array]:
+    """An interval of x - y over the box for n = maximum/minimum(x, y), in n's shape:
+    IBP's, intersected with CROWN's where both are per-row nodes of n's shape."""
+    x, y = n.args
+    xl, xh = bw.bounds_of(x)
+    yl, yh = bw.bounds_of(y)
+    dl = np.broadcast_to(dn(xl - yh), n.shape)
+    dh = np.broadcast_to(up(xh - yl), n.shape)
+    g = bw.g
+    if all(bw.bat[a] and g.nodes[a].shape == n.shape for a in (x, y)) and x != y:
+        spec = _identity_spec(n.shape, batch)
+        w = spec.shape[1] // 2
+        low = bw.run({x: spec, y: -spec})
+        dl = np.maximum(dl, low[:, :w].reshape(n.shape))
+        dh = np.minimum(dh, (-low[:, w:]).reshape(n.shape))
+    return np.ascontiguousarray(dl), np.ascontiguousarray(dh)

@@ -1,0 +1,409 @@
+"""Interval bound propagation: one rule per op (the table named "ibp") mapping enclosures
+of the operands to an enclosure of the result, over the reals, with outward rounding
+(every rounded result stepped outward, or widened by a stated error bound)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ...runtime.graph import Graph
+from ...spec.errors import ShapeError, UnsupportedOperation
+from ...spec.fields import float64
+from ...spec.ops.registry import get_op
+from ...spec.ops.rules import RuleTable
+from ..outward import TINY_NORMAL, U64, dn, gamma64, magnitude, mul_dn, mul_up, up
+from .functions import SMOOTH, ULPS, enclose, gelu_enclosure, silu_enclosure, widen
+from .problem import LEAVES, Array, describe, leaf_value, rule_nodes
+
+__all__ = ["IBP", "ibp_nodes", "Interval"]
+
+Interval = tuple[Array, Array]
+IbpRule = Callable[[Any, list[Interval]], Interval]
+IBP: RuleTable[IbpRule] = RuleTable("ibp")
+
+
+def ibp_nodes(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array) -> list[Any]:
+    """Interval bounds (lo, hi) for every node of `g` over the input box [lo, hi]."""
+    IBP.check_ops(rule_nodes(g), skip=LEAVES, describe=describe)
+    out: list[Any] = [None] * len(g.nodes)
+    for n in g.nodes:
+        if n.op == "input":
+            if lo.shape != n.shape or hi.shape != n.shape:
+                raise ShapeError(f"input box has shape {lo.shape}/{hi.shape}, graph input "
+                                 f"{n.name!r} has {n.shape}")
+            out[n.id] = (lo, hi)
+        elif n.is_leaf or n.is_constant:
+            out[n.id] = leaf_value(n, params)
+        else:
+            out[n.id] = IBP.rules[n.op](n, [out[a] for a in n.args])
+    return out
+
+
+def _point(x: Interval) -> bool:
+    return x[0] is x[1] or bool(np.array_equal(x[0], x[1]))
+
+
+def _exact_forward(n: Any, xs: list[Interval]) -> Array:
+    """The op applied to point operands in binary64, for ops whose result is exact
+    (selections, comparisons, one_hot)."""
+    op = get_op(n.op)
+    return np.asarray(op.forward(float64, tuple(x[0] for x in xs), n.attr_dict),
+                      dtype=np.float64)
+
+
+# -- structural ---------------------------------------------------------------------
+@IBP.rule("reshape", "transpose", "broadcast_to", "slice", "unslice")
+def _structural(n: Any, xs: list[Interval]) -> Interval:
+    op, at = n.op, n.attr_dict
+    (al, ah) = xs[0]
+
+    def f(a: Array) -> Array:
+        if op == "reshape":
+            return np.reshape(a, at["shape"])
+        if op == "transpose":
+            return np.transpose(a, at["axes"])
+        if op == "broadcast_to":
+            return np.broadcast_to(a, at["shape"])
+        sl = tuple(slice(s, e, k) for s, e, k in at["spec"])
+        if op == "slice":
+            return a[sl]
+        z = np.zeros(tuple(at["shape"]))
+        z[sl] = a
+        return z
+    return f(al), f(ah)
+
+
+@IBP.rule("concat")
+def _concat(n: Any, xs: list[Interval]) -> Interval:
+    ax = int(n.attr("axis"))
+    return (np.concatenate([x[0] for x in xs], axis=ax),
+            np.concatenate([x[1] for x in xs], axis=ax))
+
+
+# -- arithmetic ---------------------------------------------------------------------
+@IBP.rule("neg")
+def _neg(n: Any, xs: list[Interval]) -> Interval:
+    return -xs[0][1], -xs[0][0]
+
+
+@IBP.rule("add", "sub")
+def _add_sub(n: Any, xs: list[Interval]) -> Interval:
+    (al, ah), (bl, bh) = xs
+    if n.op == "sub":
+        bl, bh = -bh, -bl
+    if _point(xs[0]) and _point(xs[1]):
+        # two constants: keep an exact sum a point (Knuth's TwoSum: zero error term)
+        s = al + bl
+        t = s - al
+        exact = (al - (s - t)) + (bl - t) == 0
+        if np.all(exact & np.isfinite(s)):
+            return s, s
+    return dn(al + bl), up(ah + bh)
+
+
+def _products(al: Array, ah: Array, bl: Array, bh: Array) -> Interval:
+    cands_lo = [mul_dn(p, q) for p in (al, ah) for q in (bl, bh)]
+    cands_hi = [mul_up(p, q) for p in (al, ah) for q in (bl, bh)]
+    return np.minimum.reduce(cands_lo), np.maximum.reduce(cands_hi)
+
+
+@IBP.rule("mul", "div")
+def _mul_div(n: Any, xs: list[Interval]) -> Interval:
+    (al, ah), (bl, bh) = xs
+    if n.op == "div":
+        if np.any((bl <= 0) & (bh >= 0)):
+            raise UnsupportedOperation("div", "float", f"{describe(n)}: divisor may be 0",
+                                       analysis="ibp")
+        bl, bh = dn(1.0 / bh), up(1.0 / bl)
+    return _products(al, ah, bl, bh)
+
+
+@IBP.rule("square")
+def _square(n: Any, xs: list[Interval]) -> Interval:
+    lo, hi = xs[0]
+    a_lo, a_hi = _abs_interval(lo, hi)
+    return mul_dn(a_lo, a_lo), mul_up(a_hi, a_hi)
+
+
+def _abs_interval(lo: Array, hi: Array) -> Interval:
+    low = np.where(lo >= 0, lo, np.where(hi <= 0, -hi, 0.0))
+    return low, magnitude(lo, hi)
+
+
+@IBP.rule("abs")
+def _abs(n: Any, xs: list[Interval]) -> Interval:
+    return _abs_interval(*xs[0])
+
+
+def _matmul_const_right(x: Interval, wt: Array) -> Interval:
+    (xl, xh) = x
+    # No elementwise outward rounding of the (often large) input: its rounding is folded
+    # into the scalar factors below and only the output is widened. With mid = fl((l+h)/2)
+    # and rad = fl((h-l)/2): the exact max(h - mid, mid - l) <= rad(1+2u) + 2u|mid| + 2T
+    # (T = 2^-1074 per halving). So over the box, x@W lies in mid@W +- E with
+    #   E <= (rad@|W|)(1+2u) + 2u |mid|@|W| + 2T colsum|W|,
+    # fl(mid@W) is off by <= g ||mid||_1 max_k|W_k.| (+ k tiny), exact rad@|W| <=
+    # fl(rad@|W|)(1+g) (+ k tiny), g = gamma_k (Higham eq. 3.5). The spread is formed from
+    # nonnegative terms in <= 4 roundings: 8u more on each factor covers them.
+    mid = 0.5 * (xl + xh)
+    rad = 0.5 * (xh - xl)
+    k = wt.shape[0]
+    aw = np.abs(wt)
+    yc = mid @ wt
+    r = rad @ aw
+    g = gamma64(k)
+    f_rad = (1.0 + g) * (1.0 + 2 * U64) + 8 * U64
+    f_mid = g + 2 * U64 + 8 * U64
+    wmax = aw.max(axis=0)
+    tiny = (k + 1) * 2 * TINY_NORMAL * (1.0 + wmax)   # colsum|W| <= k max|W|
+    err = (f_mid * np.abs(mid).sum(axis=-1, keepdims=True)) * wmax
+    spread = r * f_rad + err + tiny
+    # The final yc -+ spread rounds by <= u(|yc| + spread) (+ 2^-1075): widening spread by
+    # 4u(|yc| + spread) + 2^-1021 covers that and its own roundings, ten times cheaper
+    # than np.nextafter. An overflow gives inf - inf = nan, read as unbounded.
+    spread = spread + (np.abs(yc) + spread) * (4 * U64) + TINY_NORMAL
+    low, high = yc - spread, yc + spread
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        low, high = np.where(np.isnan(low), -np.inf, low), np.where(np.isnan(high), np.inf, high)
+    return low, high
+
+
+def _matmul_general(a: Interval, b: Interval) -> Interval:
+    """[a] @ [b] for any operand shapes (either may be a point), by midpoint and radius:
+    a b lies in ma mb +- (|ma| rb + ra |mb| + ra rb) with ma, ra enclosing the centre and
+    radius exactly after widening; fl(ma @ mb) is off by <= gamma_k |ma| @ |mb| (Higham
+    eq. 3.5, plus k * 2^-1021 for subnormals), and the nonnegative radius product is
+    rounded up by the factor (1 + gamma_k) the same way."""
+    (al, ah), (bl, bh) = a, b
+    ma, mb = 0.5 * (al + ah), 0.5 * (bl + bh)
+    # exact radii around the rounded centres, rounded up
+    ra = np.maximum(up(ah - ma), up(ma - al))
+    rb = np.maximum(up(bh - mb), up(mb - bl))
+    k = al.shape[-1]
+    g = gamma64(k)
+    c = ma @ mb
+    absa, absb = np.abs(ma), np.abs(mb)
+    spread = absa @ rb + ra @ (absb + rb) + absa @ absb * g
+    spread = up(spread * (1.0 + g) + (k + 1) * 2 * TINY_NORMAL)
+    with np.errstate(invalid="ignore"):
+        low, high = dn(c - spread), up(c + spread)
+    return np.where(np.isnan(low), -np.inf, low), np.where(np.isnan(high), np.inf, high)
+
+
+@IBP.rule("matmul")
+def _matmul(n: Any, xs: list[Interval]) -> Interval:
+    x, w = xs
+    if _point(w) and w[0].ndim == 2 and x[0].ndim >= 1:
+        return _matmul_const_right(x, w[0])
+    return _matmul_general(x, w)
+
+
+# -- elementwise functions ------------------------------------------------------------
+@IBP.rule("relu")
+def _relu(n: Any, xs: list[Interval]) -> Interval:
+    lo, hi = xs[0]
+    return np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+
+
+@IBP.rule("leaky_relu")
+def _leaky(n: Any, xs: list[Interval]) -> Interval:
+    lo, hi = xs[0]
+    s = float(n.attr("negative_slope"))
+    if s < 0:
+        raise UnsupportedOperation("leaky_relu", "float", f"{describe(n)}: negative slope "
+                                   f"{s} makes it non-monotone", analysis="ibp")
+    return np.where(lo >= 0, lo, mul_dn(s, lo)), np.where(hi >= 0, hi, mul_up(s, hi))
+
+
+_DOMAIN = {"log": (0.0, False), "log1p": (-1.0, False), "sqrt": (0.0, True)}
+
+
+def _monotone_rule(tag: str) -> IbpRule:
+    f = SMOOTH[tag]
+
+    def rule(n: Any, xs: list[Interval]) -> Interval:
+        lo, hi = xs[0]
+        if tag in _DOMAIN:
+            edge, closed = _DOMAIN[tag]
+            bad = lo < edge if closed else lo <= edge
+            if np.any(bad):
+                raise UnsupportedOperation(tag, "float", f"{describe(n)}: the input interval "
+                                           f"reaches {float(np.min(lo))}, outside the domain",
+                                           analysis="ibp")
+        return enclose(f, lo)[0], enclose(f, hi)[1]
+    return rule
+
+
+for _tag in ("tanh", "sigmoid", "erf", "exp", "softplus", "expm1", "log", "log1p", "sqrt"):
+    IBP.add(_tag, _monotone_rule(_tag))
+
+# one interior minimum (at x*, inside the bracket) with the value bounded below by m:
+# lower-rounded 8-digit values of the mpmath minima, -0.16997120747990366 and
+# -0.27846454276107379 at -0.75179152469356446 and -1.2784645427610738
+_VALLEY = {"gelu": (-0.7518, -0.7517, -0.16997121, gelu_enclosure),
+           "silu": (-1.2785, -1.2784, -0.27846455, silu_enclosure)}
+
+
+def _valley_rule(tag: str) -> IbpRule:
+    x_lo, x_hi, m, enc = _VALLEY[tag]
+
+    def rule(n: Any, xs: list[Interval]) -> Interval:
+        lo, hi = xs[0]
+        l_lo, l_hi = enc(lo)
+        h_lo, h_hi = enc(hi)
+        low = np.minimum(l_lo, h_lo)
+        low = np.where((lo <= x_hi) & (hi >= x_lo), np.minimum(low, m), low)
+        return low, np.maximum(l_hi, h_hi)
+    return rule
+
+
+IBP.add("gelu", _valley_rule("gelu"))
+IBP.add("silu", _valley_rule("silu"))
+
+
+def _periodic_rule(tag: str) -> IbpRule:
+    fn = np.sin if tag == "sin" else np.cos
+    shift = 0.5 if tag == "sin" else 0.0  # the first maximum sits at shift * pi
+
+    def rule(n: Any, xs: list[Interval]) -> Interval:
+        lo, hi = xs[0]
+        with np.errstate(invalid="ignore"):
+            v_lo, v_hi = fn(lo), fn(hi)
+        a_lo, a_hi = widen(v_lo, ULPS)
+        b_lo, b_hi = widen(v_hi, ULPS)
+        low, high = np.minimum(a_lo, b_lo), np.maximum(a_hi, b_hi)
+        # a maximum of sin sits at pi/2 + 2 pi k, of cos at 2 pi k; a minimum half a period
+        # on. The test uses a generous margin (1e-9 in units of the period), so an extremum
+        # near an end counts as inside: looser, never unsound.
+        two_pi = 2.0 * math.pi
+        eps = 1e-9
+        for peak, val in ((shift * math.pi, 1.0), (shift * math.pi + math.pi, -1.0)):
+            k_lo = np.ceil((lo - peak) / two_pi - eps)
+            inside = k_lo * two_pi + peak <= hi + eps * two_pi + 1e-9 * np.abs(hi)
+            inside |= ((hi - lo) >= two_pi) | (magnitude(lo, hi) > 1e6)
+            if val > 0:
+                high = np.where(inside, 1.0, high)
+            else:
+                low = np.where(inside, -1.0, low)
+        return np.clip(low, -1.0, 1.0), np.clip(high, -1.0, 1.0)
+    return rule
+
+
+IBP.add("sin", _periodic_rule("sin"))
+IBP.add("cos", _periodic_rule("cos"))
+
+
+@IBP.rule("maximum", "minimum")
+def _max_min(n: Any, xs: list[Interval]) -> Interval:
+    (al, ah), (bl, bh) = xs
+    f = np.maximum if n.op == "maximum" else np.minimum
+    return f(al, bl), f(ah, bh)
+
+
+# -- piecewise constant -------------------------------------------------------------
+@IBP.rule("step")
+def _step(n: Any, xs: list[Interval]) -> Interval:
+    lo, hi = xs[0]
+    return (lo > 0).astype(np.float64), (hi > 0).astype(np.float64)
+
+
+@IBP.rule("greater")
+def _greater(n: Any, xs: list[Interval]) -> Interval:
+    (al, ah), (bl, bh) = xs
+    return (al > bh).astype(np.float64), (ah > bl).astype(np.float64)
+
+
+@IBP.rule("where")
+def _where(n: Any, xs: list[Interval]) -> Interval:
+    (cl, ch), (al, ah), (bl, bh) = xs
+    yes = (cl > 0) | (ch < 0)          # surely nonzero
+    no = (cl == 0) & (ch == 0)          # surely zero
+    low = np.where(yes, al, np.where(no, bl, np.minimum(al, bl)))
+    high = np.where(yes, ah, np.where(no, bh, np.maximum(ah, bh)))
+    shape = n.shape
+    return np.broadcast_to(low, shape), np.broadcast_to(high, shape)
+
+
+@IBP.rule("argmax_mask")
+def _argmax_mask(n: Any, xs: list[Interval]) -> Interval:
+    if _point(xs[0]):
+        v = _exact_forward(n, xs)
+        return v, v
+    return np.zeros(n.shape), np.ones(n.shape)
+
+
+@IBP.rule("one_hot")
+def _one_hot(n: Any, xs: list[Interval]) -> Interval:
+    if not _point(xs[0]):
+        raise UnsupportedOperation("one_hot", "float", f"{describe(n)}: token ids must not "
+                                   "depend on the input (fixed tokens only)", analysis="ibp")
+    v = _exact_forward(n, xs)
+    return v, v
+
+
+# -- reductions -------------------------------------------------------------------
+@IBP.rule("sum", "mean")
+def _sum_mean(n: Any, xs: list[Interval]) -> Interval:
+    al, ah = xs[0]
+    at = n.attr_dict
+    axes = at.get("axes")
+    keep = bool(at.get("keepdims", False))
+    axis = tuple(axes) if axes is not None else None
+    cnt = al.size // max(np.sum(al, axis=axis, keepdims=keep).size, 1)
+    err = gamma64(max(cnt, 1)) * np.sum(magnitude(al, ah), axis=axis, keepdims=keep) + (
+        cnt * TINY_NORMAL)
+    sl, sh = dn(np.sum(al, axis=axis, keepdims=keep) - err), up(
+        np.sum(ah, axis=axis, keepdims=keep) + err)
+    return (sl, sh) if n.op == "sum" else (dn(sl / cnt), up(sh / cnt))
+
+
+@IBP.rule("max")
+def _max(n: Any, xs: list[Interval]) -> Interval:
+    al, ah = xs[0]
+    at = n.attr_dict
+    axis = tuple(at["axes"])
+    keep = bool(at["keepdims"])
+    return np.max(al, axis=axis, keepdims=keep), np.max(ah, axis=axis, keepdims=keep)
+
+
+def _exp_lo(z: Array) -> Array:
+    return enclose(SMOOTH["exp"], z)[0]
+
+
+def _exp_hi(z: Array) -> Array:
+    return enclose(SMOOTH["exp"], z)[1]
+
+
+@IBP.rule("softmax")
+def _softmax(n: Any, xs: list[Interval]) -> Interval:
+    axis = int(n.attr("axis"))
+    lo, hi = xs[0]
+    # softmax_i = 1 / (1 + sum_{j != i} exp(z_j - z_i)): decreasing in z_j, increasing in z_i
+    shift = np.max(hi, axis=axis, keepdims=True)
+    el, eh = _exp_lo(dn(lo - shift)), _exp_hi(up(hi - shift))
+    tot_h = up(np.sum(eh, axis=axis, keepdims=True) * (1 + gamma64(lo.shape[axis])))
+    tot_l = dn(np.sum(el, axis=axis, keepdims=True) * (1 - gamma64(lo.shape[axis])))
+    low = dn(el / up(tot_h - eh + el))
+    high = up(eh / dn(np.maximum(tot_l - el + eh, eh)))
+    return np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
+
+
+@IBP.rule("log_softmax")
+def _log_softmax(n: Any, xs: list[Interval]) -> Interval:
+    axis = int(n.attr("axis"))
+    lo, hi = xs[0]
+    cnt = lo.shape[axis]
+    log = SMOOTH["log"]
+    # log_softmax_i = z_i - log sum_j exp(z_j): the sum over j includes i, so
+    # low_i = lo_i - M - log sum_j exp(hi_j - M) (M = max hi) and likewise high_i.
+    m_hi = np.max(hi, axis=axis, keepdims=True)
+    s_hi = up(np.sum(_exp_hi(up(hi - m_hi)), axis=axis, keepdims=True) * (1 + gamma64(cnt)))
+    low = dn(dn(lo - m_hi) - enclose(log, s_hi)[1])
+    m_lo = np.max(lo, axis=axis, keepdims=True)
+    s_lo = dn(np.sum(_exp_lo(dn(lo - m_lo)), axis=axis, keepdims=True) * (1 - gamma64(cnt)))
+    high = up(up(hi - m_lo) - enclose(log, s_lo)[0])
+    return low, np.minimum(high, 0.0)
