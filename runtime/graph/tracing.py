@@ -266,10 +266,12 @@ def trace(
 
 
 def trace_model(model: Any, input_shape: Sequence[int], field: str | Field = "float",
-                param_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
-    """The graph of a built nn model's eval-mode forward (its own buffers as constants):
-    the parameters as graph params named as in the model, with `param_shapes` or the
-    model's own shapes, and one input "x" of `input_shape`; the output is "out"."""
+                param_shapes: Mapping[str, Sequence[int]] | None = None,
+                buffers: Mapping[str, Any] | None = None) -> Graph:
+    """The graph of a built nn model's eval-mode forward (its own buffers, or `buffers`,
+    as constants): the parameters as graph params named as in the model, with
+    `param_shapes` or the model's own shapes, and one input "x" of `input_shape`; the
+    output is "out"."""
     forward = getattr(model, "forward", None)
     params = getattr(model, "params", None)
     if forward is None or (param_shapes is None and params is None):
@@ -278,6 +280,8 @@ def trace_model(model: Any, input_shape: Sequence[int], field: str | Field = "fl
         k: v.shape for k, v in (params or {}).items()}
 
     def run(p: Any, x: Any) -> Any:
+        if buffers is not None:
+            return forward(p, x, buffers=buffers, mode="eval")[0]
         return forward(p, x, mode="eval")[0]
 
     return trace(run, {"x": tuple(input_shape)}, shapes, field=field)
@@ -285,7 +289,8 @@ def trace_model(model: Any, input_shape: Sequence[int], field: str | Field = "fl
 
 def as_graph(model_or_graph: Any, input_shape: Sequence[int] | None,
              field: str | Field = "float",
-             param_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
+             param_shapes: Mapping[str, Sequence[int]] | None = None,
+             buffers: Mapping[str, Any] | None = None) -> Graph:
     """A `Graph` itself, or a built nn model's graph (`trace_model`, which needs
     `input_shape`)."""
     if isinstance(model_or_graph, Graph):
@@ -294,7 +299,7 @@ def as_graph(model_or_graph: Any, input_shape: Sequence[int] | None,
         raise TypeError(f"expected a Graph or a built nn model, got {type(model_or_graph)}")
     if input_shape is None:
         raise ValueError("tracing a model needs the input shape")
-    return trace_model(model_or_graph, input_shape, field, param_shapes)
+    return trace_model(model_or_graph, input_shape, field, param_shapes, buffers)
 
 
 def graph_from_tape(

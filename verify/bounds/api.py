@@ -23,7 +23,6 @@ from .problem import (
     describe,
     host,
     prepare,
-    rule_nodes,
     spec_matrix,
 )
 from .relaxations import RELAXATION
@@ -120,8 +119,8 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
     (the operand of relu, tanh, ...; both operands of a product, quotient, max or min of
     input-dependent values), as used by the relaxations (for certificates)."""
     g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
-    CROWN.check_ops(rule_nodes(g), skip=LEAVES, describe=describe)
-    IBP.check_ops(rule_nodes(g), skip=LEAVES, describe=describe)
+    CROWN.check_ops(g.nodes, skip=LEAVES, describe=describe)
+    IBP.check_ops(g.nodes, skip=LEAVES, describe=describe)
     ib = ibp_nodes(g, params, lo, hi)
     dep = depends_on_input(g, constant=lambda k: ib[k][0] is ib[k][1] or bool(
         np.array_equal(ib[k][0], ib[k][1])))

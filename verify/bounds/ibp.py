@@ -17,7 +17,7 @@ from ...spec.ops.registry import get_op
 from ...spec.ops.rules import RuleTable
 from ..outward import TINY_NORMAL, U64, dn, gamma64, magnitude, mul_dn, mul_up, up
 from .functions import SMOOTH, ULPS, enclose, gelu_enclosure, silu_enclosure, widen
-from .problem import LEAVES, Array, describe, leaf_value, rule_nodes
+from .problem import LEAVES, Array, describe, leaf_value
 
 __all__ = ["IBP", "ibp_nodes", "Interval"]
 
@@ -28,7 +28,7 @@ IBP: RuleTable[IbpRule] = RuleTable("ibp")
 
 def ibp_nodes(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array) -> list[Any]:
     """Interval bounds (lo, hi) for every node of `g` over the input box [lo, hi]."""
-    IBP.check_ops(rule_nodes(g), skip=LEAVES, describe=describe)
+    IBP.check_ops(g.nodes, skip=LEAVES, describe=describe)
     out: list[Any] = [None] * len(g.nodes)
     for n in g.nodes:
         if n.op == "input":

@@ -3,22 +3,23 @@ the values of leaves and constants, and which nodes depend on the input (per bat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from ...runtime.graph import Graph, trace
+from ...runtime.graph import Graph
 from ...runtime.graph.encoding import Literal
+from ...runtime.graph.tracing import as_graph as shared_as_graph
 from ...spec.errors import ShapeError, UnsupportedOperation
 from ...spec.tensor import tensor
 from ..outward import dn, up
 
 __all__ = ["Array", "Bounds", "COVERS", "LEAVES", "as_graph", "host", "leaf_value",
            "depends_on_input", "batched_nodes", "prepare", "spec_matrix", "intersect",
-           "margin_matrix", "describe", "rule_nodes"]
+           "margin_matrix", "describe"]
 
 Array = np.ndarray[Any, Any]
 COVERS = ("real", "float32")
@@ -44,33 +45,21 @@ class Bounds:
         return np.asarray(self.upper - self.lower)
 
 
-def rule_nodes(g: Graph) -> Iterable[Any]:
-    """The graph's nodes as `RuleTable.check_ops` reads them (id and op)."""
-    return iter(g.nodes)
-
-
 def describe(n: Any) -> str:
     """How errors name a node: its id and its shape."""
     return f"node %{n.id} (shape {n.shape})"
 
 
 def as_graph(graph_or_model: Any, params: Mapping[str, Any], shape: tuple[int, ...]) -> Graph:
-    """The graph of `graph_or_model` (a Graph, or an nn.Built traced in eval mode)."""
+    """The graph of `graph_or_model` (a Graph, or an nn.Built traced in eval mode in
+    binary64, its buffers read exactly, with the parameter shapes of `params`)."""
     if isinstance(graph_or_model, Graph):
         return graph_or_model
-    forward = getattr(graph_or_model, "forward", None)
-    if forward is None:
-        raise TypeError(f"expected a Graph or an nn.Built model, got {type(graph_or_model)}")
     buffers = getattr(graph_or_model, "buffers", None)
     if buffers is not None:  # traced in binary64: buffers of a float32 model, read exactly
         buffers = {k: tensor(host(v)) for k, v in buffers.items()}
-
-    def fn(p: Any, x: Any) -> Any:
-        y, _ = forward(p, x, buffers=buffers, mode="eval")
-        return y
-
     shapes = {k: tuple(np.shape(host(v))) for k, v in params.items()}
-    return trace(fn, {"x": shape}, shapes, "float")
+    return shared_as_graph(graph_or_model, shape, "float", shapes, buffers)
 
 
 def host(v: Any) -> Array:
