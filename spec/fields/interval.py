@@ -96,27 +96,36 @@ class IntervalField(ObjectArrayField):
         return elementwise(point, 1)(labels)
 
     def argmax_mask(self, a: Array, axes: tuple[int, ...]) -> Array:
-        # The first maximum is known only when, in each group, some element's lower end
-        # beats the upper ends of all before it strictly and all after it weakly.
+        # An enclosure of the first-maximum mask over every real point of the intervals:
+        # 1 where the element is the first maximum for all of them, 0 where it is for
+        # none, and the hull [0, 1] where that depends on the point (as `select` does for
+        # an undecided condition).
         folded = fold_axes_last(np.asarray(a, dtype=object), axes)
         flat = folded.reshape(-1, folded.shape[-1])
-        mask = np.zeros(flat.shape, dtype=bool)
+        out = np.empty(flat.shape, dtype=object)
+        one, zero = self.scalar(1), self.zero
+        either = im.hull(zero, one)
         for g, row in enumerate(flat):
-            winner = _decided_first_max(row)
-            if winner is None:
-                raise self.unsupported(
-                    "argmax_mask", "overlapping intervals leave the first maximum undecided"
-                )
-            mask[g, winner] = True
-        hot = unfold_axes_last(mask.reshape(folded.shape), a.shape, axes)
-        return np.where(hot, self.scalar(1), self.zero).astype(object)
+            for i, x in enumerate(row):
+                if _first_max_always(row, i):
+                    out[g, i] = one
+                elif _first_max_sometimes(row, i):
+                    out[g, i] = either
+                else:
+                    out[g, i] = zero
+        return unfold_axes_last(out.reshape(folded.shape), a.shape, axes)
 
 
-def _decided_first_max(row: np.ndarray[Any, Any]) -> int | None:
-    for i, x in enumerate(row):
-        if all(y.b < x.a for y in row[:i]) and all(y.b <= x.a for y in row[i + 1 :]):
-            return i
-    return None
+def _first_max_always(row: np.ndarray[Any, Any], i: int) -> bool:
+    """Element i beats the upper ends of all before it strictly and all after it weakly."""
+    x = row[i]
+    return all(y.b < x.a for y in row[:i]) and all(y.b <= x.a for y in row[i + 1:])
+
+
+def _first_max_sometimes(row: np.ndarray[Any, Any], i: int) -> bool:
+    """Some point of the intervals makes element i the first maximum."""
+    x = row[i]
+    return all(y.a < x.b for y in row[:i]) and all(y.a <= x.b for y in row[i + 1:])
 
 
 def mpf_to_fraction(m: Any) -> Fraction:

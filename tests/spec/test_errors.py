@@ -209,12 +209,6 @@ def test_unsupported_operation_is_typed() -> None:
     assert str(e) == "op 'exp' is not supported in field 'exact'"
 
 
-def test_undecidable_argmax_over_intervals_is_unsupported() -> None:
-    x = tensor([Q(1, 3), Q(1, 3)], "interval")  # equal enclosures: the first max is unknown
-    with pytest.raises(UnsupportedOperation, match="argmax_mask.*interval"):
-        F.argmax_mask(x, 0)
-
-
 def test_exact_division_by_zero_and_negative_sqrt_name_the_field() -> None:
     with pytest.raises(ZeroDivisionError, match="div.*exact"):
         tensor([1, 2], "exact") / tensor([1, 0], "exact")
