@@ -27,8 +27,8 @@ import numpy as np
 
 from ...spec.ops.rules import RuleTable
 from ..outward import TINY64, U64, gamma_up
-from ..outward import dn as _dn
-from ..outward import up as _up
+from ..outward import next_down as _dn
+from ..outward import next_up as _up
 
 __all__ = ["Zono", "Symbols", "Step", "RULES", "ZONO_MAX_ENTRIES", "hull", "step",
            "matmul_partial_sums"]
@@ -92,6 +92,8 @@ class Zono:
 
 def hull(z: Zono) -> tuple[Arr, Arr]:
     """An interval [lo, hi] containing every value of z."""
+    if z.g.shape[-1] == 0 and not np.any(z.r):  # an exact point: c itself
+        return z.c, z.c
     rad = z.radius
     return _dn(z.c - rad), _up(z.c + rad)
 
@@ -227,6 +229,12 @@ def _structural(idx: np.ndarray[Any, np.dtype[np.int64]], a: list[Zono],
                 shape: tuple[int, ...], count: int) -> Zono:
     """Ops that move elements: `idx` picks, for each output element, an element of the
     arguments laid end to end (1-based; 0 is a zero the op fills in)."""
+    if len(a) == 1 and idx.size == a[0].c.size and \
+            np.array_equal(idx, np.arange(1, idx.size + 1)):  # a reshape: nothing moves
+        z = a[0]
+        return Zono(z.c.reshape(shape), z.padded(count).reshape(shape + (count,)),
+                    z.r.reshape(shape))
+
     def table(parts: list[Arr], width: tuple[int, ...]) -> Arr:
         return np.concatenate([np.zeros((1,) + width)] + [p.reshape((-1,) + width)
                                                           for p in parts])

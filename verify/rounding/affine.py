@@ -24,8 +24,8 @@ from ...spec.ops import apply
 from ...spec.ops.rules import RuleTable
 from ...spec.tensor import Tensor
 from ..outward import TINY64, U64
-from ..outward import dn as _dn
-from ..outward import up as _up
+from ..outward import next_down as _dn
+from ..outward import next_up as _up
 from .model import Arr, Bound, Ctx, Index, gamma
 from .rules import F64, bound_rule
 from .rules import RULES as ELEMENTWISE_RULES

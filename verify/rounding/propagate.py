@@ -18,7 +18,7 @@ from ...runtime.graph.interpreter import GraphInterpreter, literal_array
 from ...runtime.graph.tracing import as_graph as shared_as_graph
 from ...spec.tensor import Tensor
 from ..bounds import zonotope as zono
-from ..outward import up as _up
+from ..outward import next_up as _up
 from .affine import RULES as AFFINE_RULES
 from .affine import AffineStep, Blocks, Form, fresh, gather_index, lin
 from .model import (
