@@ -156,13 +156,31 @@ def _mul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono:
                    np.broadcast_to(rest, shape).copy(), 2)
 
 
+def _own_rows_times(g: Arr, w: Arr) -> Arr | None:
+    """G^T-style product for X @ W: out[..., n, s] = sum_k g[..., k, s] w[k, n], when every
+    symbol s has at most one nonzero row k (the input box's symbols, say): then each sum
+    has one product and zeros, so out is that product, exactly what a matmul computes
+    (adding zeros is exact); None otherwise."""
+    kdim, sdim = g.shape[-2:]
+    flat = g.reshape(-1, kdim, sdim)
+    nonzero = flat != 0
+    if sdim == 0 or np.any(np.count_nonzero(nonzero, axis=-2) > 1):
+        return None
+    row = np.argmax(nonzero, axis=-2)  # [B, S]: the one nonzero row (0 when none)
+    val = np.take_along_axis(flat, row[:, None, :], axis=-2)[:, 0, :]  # [B, S]
+    out = w[row] * val[..., None]  # [B, S, N]
+    return np.swapaxes(out, -1, -2).reshape(g.shape[:-2] + (w.shape[1], sdim))
+
+
 def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None:
     if (b.c if b.is_point else a.c).ndim != 2:
         return None  # batched weights: not needed by the layers, left to intervals
     if b.is_point:  # X @ W
         w = b.c
         kdim = w.shape[-2]
-        g = np.swapaxes(np.matmul(np.swapaxes(a.padded(count), -1, -2), w), -1, -2)
+        g = _own_rows_times(a.padded(count), w)
+        if g is None:
+            g = np.swapaxes(np.matmul(np.swapaxes(a.padded(count), -1, -2), w), -1, -2)
         r = np.matmul(a.r, np.abs(w))
         c = np.matmul(a.c, w)
         absin = np.matmul(_up(np.abs(a.c) + _sumabs(a.g)), np.abs(w))
@@ -322,11 +340,12 @@ def _shared_partial_sums(gs: Arr, w: Arr) -> Arr:
     rowmag = np.abs(w) * np.sum(np.abs(gs), axis=1)[:, None]  # |w_i| sum_s |g_is|
     out = np.empty((kdim, ndim))
     acc = np.zeros((ndim, gs.shape[1]))
+    buf = np.empty_like(acc)
     before = np.zeros(ndim)  # sum_s |P| at the end of the previous block
     for k0 in range(0, kdim, BLOCK):
         k1 = min(k0 + BLOCK, kdim)
         acc += w[k0:k1].T @ gs[k0:k1]
-        after = np.sum(np.abs(acc), axis=1)  # sum_s |P_(k1 - 1)|
+        after = np.sum(np.abs(acc, out=buf), axis=1)  # sum_s |P_(k1 - 1)|
         rows = rowmag[k0:k1]
         from_start = before + np.cumsum(rows, axis=0)
         # P_k = P_(k1-1) - sum_{k<i<k1} w_i g_i
@@ -350,17 +369,25 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
     for m in range(c2.shape[0]):
         g = g3[m]
         shared = np.count_nonzero(g, axis=0) > 1
-        own = _sumabs(g[:, ~shared])  # [K]
-        cs = np.cumsum(c2[m][:, None] * w, axis=0)  # [K, N]
-        mag = np.abs(cs) + np.cumsum(absw * _up(own + r2[m])[:, None], axis=0)
+        sum_g = _sumabs(g)
+        own = _sumabs(g[:, ~shared]) if shared.any() else sum_g  # [K]
+        # (in place below: large temporaries cost more than the arithmetic)
+        mag = np.multiply(c2[m][:, None], w)
+        np.cumsum(mag, axis=0, out=mag)
+        np.abs(mag, out=mag)  # |c partial sums|, [K, N]
+        part = np.multiply(absw, _up(own + r2[m])[:, None])
+        mag += np.cumsum(part, axis=0, out=part)
         gs = g[:, shared]
         if gs.shape[1]:
             mag += _shared_partial_sums(gs, w)
         # every figure above is a binary64 evaluation of at most K + S + 2 operations per
         # entry on |c| |w|, |G| |w| and r |w| terms: bounded by gamma of that count times
         # their cumulative magnitude (Higham 3.1), plus underflows
-        absin = np.cumsum(absw * _up(np.abs(c2[m]) + _sumabs(g) + r2[m])[:, None], axis=0)
         steps = kdim + g.shape[1] + 2
-        slack = _up(_gamma64(steps) * 4.0 * absin + steps * kdim * TINY64)
-        out[m] = _up(_up(mag * (1.0 + 2.0 * _gamma64(steps))) + slack).T
+        slack = np.multiply(absw, _up(np.abs(c2[m]) + sum_g + r2[m])[:, None], out=part)
+        np.cumsum(slack, axis=0, out=slack)  # absin
+        slack *= _gamma64(steps) * 4.0
+        slack += steps * kdim * TINY64
+        mag *= 1.0 + 2.0 * _gamma64(steps)
+        out[m] = _up(_up(mag) + _up(slack)).T
     return out.reshape(x.c.shape[:-1] + (ndim, kdim))

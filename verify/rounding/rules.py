@@ -391,7 +391,7 @@ def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> 
     px = exact_pow2(Bound(*xk))
     no_error = not np.any(x.e)
     # (amag * 0 = 0 and |w| * 0 = 0, each stepped up: the general rule's figure)
-    five_tiny = float(_up(_up(_up(_up(0.0) + _up(0.0)) + _up(0.0))))
+    five_tiny = float(_up(_up(_up(0.0) + _up(0.0)) + _up(0.0)))
 
     def rows(k0: int, k1: int) -> tuple[Arr, Arr, Arr]:
         wv = wk[k0:k1]
