@@ -168,7 +168,7 @@ def _own_rows_times(g: Arr, w: Arr) -> Arr | None:
         return None
     row = np.argmax(nonzero, axis=-2)  # [B, S]: the one nonzero row (0 when none)
     val = np.take_along_axis(flat, row[:, None, :], axis=-2)[:, 0, :]  # [B, S]
-    out = w[row] * val[..., None]  # [B, S, N]
+    out: Arr = w[row] * val[..., None]  # [B, S, N]
     return np.swapaxes(out, -1, -2).reshape(g.shape[:-2] + (w.shape[1], sdim))
 
 

@@ -187,27 +187,22 @@ def _sqrt(a: Bound, c: Ctx) -> Bound:
     return Bound(lo, hi, _up(ep + r))
 
 
-def _fold_rows_up(x: Arr, keep: bool = True) -> Arr:
-    """The upward-rounded left folds of x over its last axis: entry k (first axis of the
-    result) is up(...up(up(0 + x_0) + x_1)... + x_k), each sum rounded to nearest and then
-    stepped up, so an upper bound of the exact partial sum. `keep=False` returns the last
-    entry only. One vector step per term: the fold runs across all other axes at once."""
-    rest = x.shape[:-1]
-    n = x.shape[-1]
+def _fold_up(x: Arr) -> Arr:
+    """An upper bound of the sum over the last axis of x: the left fold
+    up(...up(up(0 + x_0) + x_1)... + x_n-1), each sum rounded to nearest and then stepped
+    up. One vector step per term: the fold runs across all other axes at once."""
+    rest, n = x.shape[:-1], x.shape[-1]
     xs = np.ascontiguousarray(np.moveaxis(x, -1, 0)).reshape(n, -1)  # rows stay arrays
-    out = np.empty_like(xs) if keep else np.zeros((1, xs.shape[1]))
     acc = np.zeros(xs.shape[1])
     for k in range(n):
-        dst = out[k] if keep else out[0]
-        np.add(acc, xs[k], out=dst)
-        np.nextafter(dst, np.inf, out=dst)
-        acc = dst
-    return out.reshape((n,) + rest) if keep else out[0].reshape(rest)
-
-
-def _fold_up(x: Arr) -> Arr:
-    """An upper bound of the sum over the last axis of x (the upward left fold)."""
-    return _fold_rows_up(x, keep=False)
+        np.add(acc, xs[k], out=acc)
+        _step_up_inplace(acc)
+    if np.isnan(acc).any():  # a -0.0 or an infinity met the bit step: np.nextafter
+        acc[...] = 0.0
+        for k in range(n):
+            np.add(acc, xs[k], out=acc)
+            np.nextafter(acc, np.inf, out=acc)
+    return acc.reshape(rest)
 
 
 def _fold_dn(x: Arr) -> Arr:
