@@ -18,15 +18,22 @@ admissible executions, so bound / their error is the bound's own slack.
 
 from __future__ import annotations
 
-import sys
-import time
-import timeit
+import os
 
-import numpy as np
+# One BLAS thread unless the caller says otherwise: on a shared 2-core machine OpenBLAS's
+# second thread spins waiting for a core, and the bound's time (not the forward's, which
+# calls no BLAS) then measures the machine's load, not the bound. Set before NumPy loads.
+BLAS_THREADS = os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from torchlean.spec import nn, tensor
-from torchlean.verify.rounding import error_bound, error_bound_at
-from torchlean.verify.rounding.worst_order import (
+import sys  # noqa: E402
+import time  # noqa: E402
+import timeit  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from torchlean.spec import nn, tensor  # noqa: E402
+from torchlean.verify.rounding import error_bound, error_bound_at  # noqa: E402
+from torchlean.verify.rounding.worst_order import (  # noqa: E402
     DenseLayer,
     adversarial_forward,
     adversarial_input,
@@ -137,7 +144,8 @@ def main(samples: int) -> None:
     for clock, ts in (("wall", walls), ("cpu", cpus)):
         tb, tf, tn = (min(ts[k]) for k in ("bound", "forward", "numpy"))
         spread = max(ts["bound"]) / tb
-        print(f"[{clock}, best of {ROUNDS}] ieee32exec affine zonotope bound {tb:.3f} s "
+        print(f"[{clock}, best of {ROUNDS}, OPENBLAS_NUM_THREADS={BLAS_THREADS}] "
+              f"ieee32exec affine zonotope bound {tb:.3f} s "
               f"(slowest round {spread:.2f}x the best) = {tb / tf:.1f} ieee32exec forwards of "
               f"one point ({tf * 1e3:.2f} ms) = {tb / tn:.0f} NumPy float32 forwards "
               f"({tn * 1e6:.0f} us)")

@@ -193,6 +193,10 @@ def gather_index(op: str, shapes: Sequence[tuple[int, ...]], attrs: dict[str, An
 def _gather(op: str, args: list[Form], attrs: dict[str, Any], shape: tuple[int, ...]) -> Blocks:
     """A structural op moves coefficients like values: gather the coefficient rows."""
     idx = gather_index(op, [a.lo.shape for a in args], attrs)
+    if len(args) == 1 and idx.size == args[0].lo.size and \
+            np.array_equal(idx, np.arange(1, idx.size + 1)):  # a reshape: nothing moves
+        return {j: np.ascontiguousarray(cf).reshape(shape + cf.shape[-1:])  # as a copy lays it
+                for j, cf in args[0].blocks.items()}
     total = 1 + sum(a.lo.size for a in args)
     out: Blocks = {}
     for j in {j for a in args for j in a.blocks}:
