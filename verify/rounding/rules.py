@@ -223,7 +223,13 @@ def _fold(tlo: Arr, thi: Arr, te: Arr, c: Ctx, products: bool, eta_terms: int,
         return _left_fold(tlo, thi, te, tmag, c, products, smag, exact)
     # the four folds at once (the lower end as -fold_up(-tlo))
     nlo, hi, ep, tsum = _fold_up(np.stack([-tlo, thi, te, tmag]))
-    lo = -nlo
+    return _any_order(-nlo, hi, ep, tsum, n, c, products, eta_terms)
+
+
+def _any_order(lo: Arr, hi: Arr, ep: Arr, tsum: Arr, n: int, c: Ctx, products: bool,
+               eta_terms: int) -> Bound:
+    """The any-order fold of n terms from upper bounds of the sums of the terms' errors
+    (ep) and magnitudes (tsum), with the enclosure [lo, hi] of the sum."""
     # any order, any blocking, FMA or not: every term passes through at most n roundings
     # (n - 1 additions and its product, or n - 1 FMAs), so gamma_n covers it (Higham 3.1).
     total = _up(tsum + ep)
@@ -372,9 +378,9 @@ def _running_errors(terms: Arr, mags: Arr, u: float, prev: Arr | None) -> Arr:
 
 
 def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> Bound:
-    """The ieee32exec matmul x @ w (or w @ x) of 2-D operands, w an exact binary32
-    matrix: `_matmul` computed block by block over the fold's rows, without the full
-    [M, N, K] term arrays (the same figures, bit for bit)."""
+    """The matmul x @ w (or w @ x) of 2-D operands, w an exact binary32 matrix:
+    `_matmul` computed block by block over the fold's rows, without the full [M, N, K]
+    term arrays (the same figures, bit for bit), in either mode."""
     if w_first:  # W [M, K] @ X [K, N]: term k of (m, n) is W[m, k] X[k, n]
         kdim, shape = w.shape[1], (w.shape[0], x.lo.shape[1])
         wk, xk = w.T[:, :, None], (x.lo[:, None, :], x.hi[:, None, :], x.e[:, None, :])
@@ -388,7 +394,7 @@ def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> 
     # (amag * 0 = 0 and |w| * 0 = 0, each stepped up: the general rule's figure)
     five_tiny = float(_up(_up(_up(0.0) + _up(0.0)) + _up(0.0)))
 
-    def rows(k0: int, k1: int) -> tuple[Arr, Arr, Arr]:
+    def rows(k0: int, k1: int) -> tuple[Arr, Arr, Arr, Arr]:
         wv = wk[k0:k1]
         p1, p2 = xk[0][k0:k1] * wv, xk[1][k0:k1] * wv
         tlo, thi = _dn(np.minimum(p1, p2)), _up(np.maximum(p1, p2))
@@ -396,17 +402,34 @@ def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> 
             te = np.full(tlo.shape, five_tiny)
         else:
             te = _up(_up(_up(0.0) + _up(wabs[k0:k1] * xk[2][k0:k1])) + _up(0.0))
-        mk = _up(absmax(tlo, thi) + te)
+        tmag = absmax(tlo, thi)
+        mk = _up(tmag + te)
         if np.any(mk >= OVERFLOW):
             raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
-        if c.rounds:
+        if c.rounds and left_fold:
             te = _own_rounding(tlo, thi, te, mk, c,
                                np.broadcast_to(pw[k0:k1] | px[k0:k1], tlo.shape))
-        return tlo, thi, te
+        return tlo, thi, te, tmag
 
     if not np.all(np.isfinite(x.lo)) or not np.all(np.isfinite(x.hi)):
         raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
-    return _fold_rows(kdim, shape, rows, c, None if smag is None else np.moveaxis(smag, -1, 0))
+    left_fold = c.mode == "ieee32exec" or not c.rounds  # as in `_fold`
+    if left_fold:
+        return _fold_rows(kdim, shape, lambda k0, k1: rows(k0, k1)[:3], c,
+                          None if smag is None else np.moveaxis(smag, -1, 0))
+    # any order: the four upward folds of `_fold`, row by row
+    size = int(np.prod(shape, dtype=np.int64))
+    acc = np.zeros((4, size))
+    block = max(1, _CHUNK // max(size, 1))
+    for k0 in range(0, kdim, block):
+        k1 = min(kdim, k0 + block)
+        quad = np.empty((k1 - k0, 4, size))
+        for i, v in enumerate(rows(k0, k1)):
+            quad[:, i] = (-v if i == 0 else np.broadcast_to(v, quad.shape[:1] + shape)
+                          ).reshape(k1 - k0, size)
+        acc = _running_up(quad, acc)[-1]
+    nlo, hi, ep, tsum = (v.reshape(shape) for v in acc)
+    return _any_order(-nlo, hi, ep, tsum, kdim, c, True, 2)
 
 
 def _is_exact_matrix(a: Bound) -> bool:
@@ -414,7 +437,7 @@ def _is_exact_matrix(a: Bound) -> bool:
 
 
 def _matmul(a: Bound, b: Bound, c: Ctx, smag: Arr | None = None) -> Bound:
-    if c.mode == "ieee32exec" and a.lo.ndim == 2 and b.lo.ndim == 2:
+    if a.lo.ndim == 2 and b.lo.ndim == 2:
         if _is_exact_matrix(b):
             return _exact_matmul(a, b.lo, False, c, smag)
         if _is_exact_matrix(a):
