@@ -329,6 +329,17 @@ def step(op: str, args: list[Zono | None], attrs: dict[str, Any], shape: tuple[i
     return rule(Step(zs, attrs, shape, arg_hulls, syms, count, gather))
 
 
+def _cumsum_rows(a: Arr) -> Arr:
+    """np.cumsum(a, axis=0) in place, bit for bit (each column is the same sequential
+    sum); for wide rows one vector addition per row, which NumPy's strided accumulate
+    along axis 0 is several times slower than."""
+    if a.ndim != 2 or a.shape[1] < 32:
+        return np.cumsum(a, axis=0, out=a)
+    for k in range(1, a.shape[0]):
+        np.add(a[k - 1], a[k], out=a[k])
+    return a
+
+
 BLOCK = 8  # rows per exact partial sum of the shared symbols (between: a triangle bound)
 
 
@@ -372,11 +383,10 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
         sum_g = _sumabs(g)
         own = _sumabs(g[:, ~shared]) if shared.any() else sum_g  # [K]
         # (in place below: large temporaries cost more than the arithmetic)
-        mag = np.multiply(c2[m][:, None], w)
-        np.cumsum(mag, axis=0, out=mag)
+        mag = _cumsum_rows(np.multiply(c2[m][:, None], w))
         np.abs(mag, out=mag)  # |c partial sums|, [K, N]
         part = np.multiply(absw, _up(own + r2[m])[:, None])
-        mag += np.cumsum(part, axis=0, out=part)
+        mag += _cumsum_rows(part)
         gs = g[:, shared]
         if gs.shape[1]:
             mag += _shared_partial_sums(gs, w)
@@ -384,8 +394,8 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
         # entry on |c| |w|, |G| |w| and r |w| terms: bounded by gamma of that count times
         # their cumulative magnitude (Higham 3.1), plus underflows
         steps = kdim + g.shape[1] + 2
-        slack = np.multiply(absw, _up(np.abs(c2[m]) + sum_g + r2[m])[:, None], out=part)
-        np.cumsum(slack, axis=0, out=slack)  # absin
+        slack = _cumsum_rows(np.multiply(absw, _up(np.abs(c2[m]) + sum_g + r2[m])[:, None],
+                                         out=part))  # absin
         slack *= _gamma64(steps) * 4.0
         slack += steps * kdim * TINY64
         mag *= 1.0 + 2.0 * _gamma64(steps)
