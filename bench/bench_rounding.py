@@ -18,20 +18,29 @@ admissible executions, so bound / their error is the bound's own slack.
 
 from __future__ import annotations
 
-import sys
-import time
-import timeit
+import os
 
-import numpy as np
+# One BLAS thread unless the caller says otherwise: on a shared 2-core machine OpenBLAS's
+# second thread spins waiting for a core, and the bound's time (not the forward's, which
+# calls no BLAS) then measures the machine's load, not the bound. Set before NumPy loads.
+BLAS_THREADS = os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from torchlean.spec import nn, tensor
-from torchlean.verify.rounding import error_bound, error_bound_at
-from torchlean.verify.rounding.worst_order import (
+import sys  # noqa: E402
+import time  # noqa: E402
+import timeit  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from torchlean.spec import nn, tensor  # noqa: E402
+from torchlean.verify.rounding import error_bound, error_bound_at  # noqa: E402
+from torchlean.verify.rounding.worst_order import (  # noqa: E402
     DenseLayer,
     adversarial_forward,
     adversarial_input,
     reference_forward,
 )
+
+ROUNDS = 5  # interleaved timing rounds for the cost figure
 
 
 def main(samples: int) -> None:
@@ -50,6 +59,7 @@ def main(samples: int) -> None:
     r = np.float32(0.01)
     lo, hi = x0 - r, x0 + r
     rep, t_bound = {}, {}
+    error_bound(net, params, (lo, hi), attribute=False)  # warm-up: first-call costs
     for enc in ("zonotope", "interval"):
         for method in ("affine", "elementwise"):
             for m in ("ieee32exec", "float32_any_order"):
@@ -113,10 +123,32 @@ def main(samples: int) -> None:
             h = h @ w.T + b
             h = np.maximum(h, 0) if i < 2 else h
 
-    t_native = min(timeit.repeat(native_one, number=100, repeat=5)) / 100
-    tb = t_bound["ieee32exec", "affine", "zonotope"]
-    print(f"one ieee32exec forward {t_fwd:.4f} s; one NumPy float32 forward {t_native:.2e} s "
-          f"(the ieee32exec affine zonotope bound takes {tb / t_native:.0f}x that)")
+    # The cost figure: the default bound (ieee32exec, affine, zonotope) against one
+    # ieee32exec forward of one point and one NumPy float32 forward, timed in interleaved
+    # rounds after a warm-up, best of ROUNDS, in wall-clock and in this process's CPU time
+    # (the CPU time is steadier on a shared machine).
+    walls: dict[str, list[float]] = {"bound": [], "forward": [], "numpy": []}
+    cpus: dict[str, list[float]] = {"bound": [], "forward": [], "numpy": []}
+    runs = {
+        "bound": (lambda: error_bound(net, params, (lo, hi), attribute=False), 1),
+        "forward": (lambda: net.apply(p_exec, one), 1),
+        "numpy": (native_one, 100),
+    }
+    for _ in range(ROUNDS):
+        for name, (fn, times) in runs.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(times):
+                fn()
+            walls[name].append((time.perf_counter() - w0) / times)
+            cpus[name].append((time.process_time() - c0) / times)
+    for clock, ts in (("wall", walls), ("cpu", cpus)):
+        tb, tf, tn = (min(ts[k]) for k in ("bound", "forward", "numpy"))
+        spread = max(ts["bound"]) / tb
+        print(f"[{clock}, best of {ROUNDS}, OPENBLAS_NUM_THREADS={BLAS_THREADS}] "
+              f"ieee32exec affine zonotope bound {tb:.3f} s "
+              f"(slowest round {spread:.2f}x the best) = {tb / tf:.1f} ieee32exec forwards of "
+              f"one point ({tf * 1e3:.2f} ms) = {tb / tn:.0f} NumPy float32 forwards "
+              f"({tn * 1e6:.0f} us)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import numpy as np
 from ..spec.errors import UnsupportedOperation
 
 __all__ = ["U64", "TINY64", "TINY_NORMAL", "up", "dn", "gamma_up", "gamma64", "sum_up",
-           "mul_up", "mul_dn", "magnitude"]
+           "mul_up", "mul_dn", "magnitude", "next_up", "next_down"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 U64 = 2.0**-53  # binary64's unit roundoff
@@ -67,3 +67,39 @@ def mul_up(a: Any, b: Any) -> Arr:
 def magnitude(lo: Arr, hi: Arr) -> Arr:
     """max |x| over the interval [lo, hi] (elementwise, exact)."""
     return np.maximum(np.abs(lo), np.abs(hi))
+
+
+_STEP_MIN = 64  # smaller arrays: np.nextafter's per-call cost is the lower one
+
+
+def _step(x: Any, toward: float) -> Arr:
+    xs = np.asarray(x, dtype=np.float64)
+    if xs.size < _STEP_MIN:
+        return np.asarray(np.nextafter(xs, toward), dtype=np.float64)
+    bits = xs.view(np.int64)
+    # a finite nonzero number's neighbour is the next bit pattern in magnitude: +1 away
+    # from 0, -1 towards it (sign-magnitude layout); (bits >> 63) | 1 is sign(x) as +-1.
+    # In place, one temporary: large temporaries cost page faults
+    out = bits >> 63
+    out |= 1
+    if toward > 0:
+        out += bits
+    else:
+        np.subtract(bits, out, out=out)
+    res = out.view(np.float64)
+    # zeros, infinities and NaN (min or max is then NaN or infinite): np.nextafter itself
+    if not (np.isfinite(xs.min()) and np.isfinite(xs.max()) and np.count_nonzero(xs) == xs.size):
+        special = ~(np.isfinite(xs) & (xs != 0))
+        res[special] = np.nextafter(xs[special], toward)
+    return res.reshape(xs.shape)
+
+
+def next_up(x: Any) -> Arr:
+    """The same as `up` (np.nextafter(x, inf), bit for bit), several times faster on large
+    arrays."""
+    return _step(x, np.inf)
+
+
+def next_down(x: Any) -> Arr:
+    """The same as `dn` (np.nextafter(x, -inf), bit for bit), faster on large arrays."""
+    return _step(x, -np.inf)

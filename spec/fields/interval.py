@@ -106,7 +106,7 @@ class IntervalField(ObjectArrayField):
         one, zero = self.scalar(1), self.zero
         either = im.hull(zero, one)
         for g, row in enumerate(flat):
-            for i, x in enumerate(row):
+            for i in range(len(row)):
                 if _first_max_always(row, i):
                     out[g, i] = one
                 elif _first_max_sometimes(row, i):

@@ -27,8 +27,8 @@ import numpy as np
 
 from ...spec.ops.rules import RuleTable
 from ..outward import TINY64, U64, gamma_up
-from ..outward import dn as _dn
-from ..outward import up as _up
+from ..outward import next_down as _dn
+from ..outward import next_up as _up
 
 __all__ = ["Zono", "Symbols", "Step", "RULES", "ZONO_MAX_ENTRIES", "hull", "step",
            "matmul_partial_sums"]
@@ -92,6 +92,8 @@ class Zono:
 
 def hull(z: Zono) -> tuple[Arr, Arr]:
     """An interval [lo, hi] containing every value of z."""
+    if z.g.shape[-1] == 0 and not np.any(z.r):  # an exact point: c itself
+        return z.c, z.c
     rad = z.radius
     return _dn(z.c - rad), _up(z.c + rad)
 
@@ -154,13 +156,31 @@ def _mul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono:
                    np.broadcast_to(rest, shape).copy(), 2)
 
 
+def _own_rows_times(g: Arr, w: Arr) -> Arr | None:
+    """G^T-style product for X @ W: out[..., n, s] = sum_k g[..., k, s] w[k, n], when every
+    symbol s has at most one nonzero row k (the input box's symbols, say): then each sum
+    has one product and zeros, so out is that product, exactly what a matmul computes
+    (adding zeros is exact); None otherwise."""
+    kdim, sdim = g.shape[-2:]
+    flat = g.reshape(-1, kdim, sdim)
+    nonzero = flat != 0
+    if sdim == 0 or np.any(np.count_nonzero(nonzero, axis=-2) > 1):
+        return None
+    row = np.argmax(nonzero, axis=-2)  # [B, S]: the one nonzero row (0 when none)
+    val = np.take_along_axis(flat, row[:, None, :], axis=-2)[:, 0, :]  # [B, S]
+    out: Arr = w[row] * val[..., None]  # [B, S, N]
+    return np.swapaxes(out, -1, -2).reshape(g.shape[:-2] + (w.shape[1], sdim))
+
+
 def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None:
     if (b.c if b.is_point else a.c).ndim != 2:
         return None  # batched weights: not needed by the layers, left to intervals
     if b.is_point:  # X @ W
         w = b.c
         kdim = w.shape[-2]
-        g = np.swapaxes(np.matmul(np.swapaxes(a.padded(count), -1, -2), w), -1, -2)
+        g = _own_rows_times(a.padded(count), w)
+        if g is None:
+            g = np.swapaxes(np.matmul(np.swapaxes(a.padded(count), -1, -2), w), -1, -2)
         r = np.matmul(a.r, np.abs(w))
         c = np.matmul(a.c, w)
         absin = np.matmul(_up(np.abs(a.c) + _sumabs(a.g)), np.abs(w))
@@ -227,6 +247,12 @@ def _structural(idx: np.ndarray[Any, np.dtype[np.int64]], a: list[Zono],
                 shape: tuple[int, ...], count: int) -> Zono:
     """Ops that move elements: `idx` picks, for each output element, an element of the
     arguments laid end to end (1-based; 0 is a zero the op fills in)."""
+    if len(a) == 1 and idx.size == a[0].c.size and \
+            np.array_equal(idx, np.arange(1, idx.size + 1)):  # a reshape: nothing moves
+        z = a[0]
+        return Zono(z.c.reshape(shape), z.padded(count).reshape(shape + (count,)),
+                    z.r.reshape(shape))
+
     def table(parts: list[Arr], width: tuple[int, ...]) -> Arr:
         return np.concatenate([np.zeros((1,) + width)] + [p.reshape((-1,) + width)
                                                           for p in parts])
@@ -303,6 +329,17 @@ def step(op: str, args: list[Zono | None], attrs: dict[str, Any], shape: tuple[i
     return rule(Step(zs, attrs, shape, arg_hulls, syms, count, gather))
 
 
+def _cumsum_rows(a: Arr) -> Arr:
+    """np.cumsum(a, axis=0) in place, bit for bit (each column is the same sequential
+    sum); for wide rows one vector addition per row, which NumPy's strided accumulate
+    along axis 0 is several times slower than."""
+    if a.ndim != 2 or a.shape[1] < 32:
+        return np.cumsum(a, axis=0, out=a)
+    for k in range(1, a.shape[0]):
+        np.add(a[k - 1], a[k], out=a[k])
+    return a
+
+
 BLOCK = 8  # rows per exact partial sum of the shared symbols (between: a triangle bound)
 
 
@@ -314,11 +351,12 @@ def _shared_partial_sums(gs: Arr, w: Arr) -> Arr:
     rowmag = np.abs(w) * np.sum(np.abs(gs), axis=1)[:, None]  # |w_i| sum_s |g_is|
     out = np.empty((kdim, ndim))
     acc = np.zeros((ndim, gs.shape[1]))
+    buf = np.empty_like(acc)
     before = np.zeros(ndim)  # sum_s |P| at the end of the previous block
     for k0 in range(0, kdim, BLOCK):
         k1 = min(k0 + BLOCK, kdim)
         acc += w[k0:k1].T @ gs[k0:k1]
-        after = np.sum(np.abs(acc), axis=1)  # sum_s |P_(k1 - 1)|
+        after = np.sum(np.abs(acc, out=buf), axis=1)  # sum_s |P_(k1 - 1)|
         rows = rowmag[k0:k1]
         from_start = before + np.cumsum(rows, axis=0)
         # P_k = P_(k1-1) - sum_{k<i<k1} w_i g_i
@@ -342,17 +380,24 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
     for m in range(c2.shape[0]):
         g = g3[m]
         shared = np.count_nonzero(g, axis=0) > 1
-        own = _sumabs(g[:, ~shared])  # [K]
-        cs = np.cumsum(c2[m][:, None] * w, axis=0)  # [K, N]
-        mag = np.abs(cs) + np.cumsum(absw * _up(own + r2[m])[:, None], axis=0)
+        sum_g = _sumabs(g)
+        own = _sumabs(g[:, ~shared]) if shared.any() else sum_g  # [K]
+        # (in place below: large temporaries cost more than the arithmetic)
+        mag = _cumsum_rows(np.multiply(c2[m][:, None], w))
+        np.abs(mag, out=mag)  # |c partial sums|, [K, N]
+        part = np.multiply(absw, _up(own + r2[m])[:, None])
+        mag += _cumsum_rows(part)
         gs = g[:, shared]
         if gs.shape[1]:
             mag += _shared_partial_sums(gs, w)
         # every figure above is a binary64 evaluation of at most K + S + 2 operations per
         # entry on |c| |w|, |G| |w| and r |w| terms: bounded by gamma of that count times
         # their cumulative magnitude (Higham 3.1), plus underflows
-        absin = np.cumsum(absw * _up(np.abs(c2[m]) + _sumabs(g) + r2[m])[:, None], axis=0)
         steps = kdim + g.shape[1] + 2
-        slack = _up(_gamma64(steps) * 4.0 * absin + steps * kdim * TINY64)
-        out[m] = _up(_up(mag * (1.0 + 2.0 * _gamma64(steps))) + slack).T
+        slack = _cumsum_rows(np.multiply(absw, _up(np.abs(c2[m]) + sum_g + r2[m])[:, None],
+                                         out=part))  # absin
+        slack *= _gamma64(steps) * 4.0
+        slack += steps * kdim * TINY64
+        mag *= 1.0 + 2.0 * _gamma64(steps)
+        out[m] = _up(_up(mag) + _up(slack)).T
     return out.reshape(x.c.shape[:-1] + (ndim, kdim))

@@ -24,8 +24,8 @@ from ...spec.ops import apply
 from ...spec.ops.rules import RuleTable
 from ...spec.tensor import Tensor
 from ..outward import TINY64, U64
-from ..outward import dn as _dn
-from ..outward import up as _up
+from ..outward import next_down as _dn
+from ..outward import next_up as _up
 from .model import Arr, Bound, Ctx, Index, gamma
 from .rules import F64, bound_rule
 from .rules import RULES as ELEMENTWISE_RULES
@@ -143,17 +143,22 @@ def _affine_matmul(nid: int, args: list[Form], c: Ctx, shape: tuple[int, ...],
     if a.exact_point:  # W @ X: coefficients [..., K, N, s]
         w, kdim = a.lo, a.lo.shape[-1]
         for j, cf in b.blocks.items():
-            out[j] = np.einsum("...mk,...kns->...mns", w, cf)
+            if w.ndim == 2:  # one BLAS product over (n, s) columns
+                out[j] = np.matmul(w, cf.reshape(cf.shape[:-3] + (kdim, -1))).reshape(
+                    cf.shape[:-3] + (w.shape[0],) + cf.shape[-2:])
+            else:
+                out[j] = np.einsum("...mk,...kns->...mns", w, cf)
         absw, lin_in = np.abs(w), lin(b.blocks, b.lo.shape)
         slop_lin = _up(np.matmul(absw, lin_in) * _up(1.0 + 4.0 * kdim * U64))
     else:  # X @ W
         w, kdim = b.lo, b.lo.shape[-2]
         for j, cf in a.blocks.items():
-            out[j] = np.einsum("...mks,...kn->...mns", cf, w)
+            out[j] = np.swapaxes(np.matmul(np.swapaxes(cf, -1, -2), w), -1, -2)
         absw, lin_in = np.abs(w), lin(a.blocks, a.lo.shape)
         slop_lin = _up(np.matmul(lin_in, absw) * _up(1.0 + 4.0 * kdim * U64))
     out = {j: np.broadcast_to(cf, shape + cf.shape[-1:]) for j, cf in out.items()}
-    # binary64 matmul of coefficients: |d| <= gamma_K |W| |C| (Higham 3.5), summed over s;
+    # binary64 matmul of coefficients, in any order (BLAS): |d| <= gamma_K |W| |C|
+    # (Higham 3.5), summed over s;
     # the second factor bounds the binary64 evaluation of |W| lin itself
     slop = _up(_up(gamma(kdim + 2, U64) * slop_lin) + kdim * _nsym(out) * TINY64)
     return _merge(out, fresh(nid, _up(local + slop)))
@@ -188,6 +193,10 @@ def gather_index(op: str, shapes: Sequence[tuple[int, ...]], attrs: dict[str, An
 def _gather(op: str, args: list[Form], attrs: dict[str, Any], shape: tuple[int, ...]) -> Blocks:
     """A structural op moves coefficients like values: gather the coefficient rows."""
     idx = gather_index(op, [a.lo.shape for a in args], attrs)
+    if len(args) == 1 and idx.size == args[0].lo.size and \
+            np.array_equal(idx, np.arange(1, idx.size + 1)):  # a reshape: nothing moves
+        return {j: np.ascontiguousarray(cf).reshape(shape + cf.shape[-1:])  # as a copy lays it
+                for j, cf in args[0].blocks.items()}
     total = 1 + sum(a.lo.size for a in args)
     out: Blocks = {}
     for j in {j for a in args for j in a.blocks}:
@@ -205,13 +214,17 @@ def _gather(op: str, args: list[Form], attrs: dict[str, Any], shape: tuple[int, 
 def _widened_partial_sums(smag: Arr, a: Form, b: Form) -> Arr:
     """Partial-sum bounds of the computed arguments' product: the real ones plus
     sum_{i<=k} |w_i| e_i, the arguments' errors carried along (2-D a @ b, one a point)."""
+    x = a if b.exact_point else b
+    if not np.any(x.e):  # every term 0: the figure below is up(0) throughout
+        return _up(smag + _up(0.0))
     if b.exact_point:  # X @ W: [M, N, K] += cumsum_k |W[k, n]| e[m, k]
         terms = np.abs(b.lo).T[None, :, :] * a.e[:, None, :]
     else:  # W @ X: [M, N, K] += cumsum_k |W[m, k]| e[k, n]
         terms = np.abs(a.lo)[:, None, :] * b.e.T[None, :, :]
     kdim = terms.shape[-1]
-    extra = _up(np.cumsum(terms, axis=-1) * _up(1.0 + 4.0 * (kdim + 1) * U64))
-    return _up(smag + extra)
+    np.cumsum(terms, axis=-1, out=terms)  # in place: large temporaries cost page faults
+    terms *= _up(1.0 + 4.0 * (kdim + 1) * U64)
+    return _up(smag + _up(terms))
 
 
 

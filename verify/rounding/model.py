@@ -19,9 +19,9 @@ from mpmath import libmp
 from mpmath.ctx_iv import MPIntervalContext
 
 from ...spec.errors import TorchLeanError
-from ..outward import dn as _dn
 from ..outward import gamma_up
-from ..outward import up as _up
+from ..outward import next_down as _dn
+from ..outward import next_up as _up
 
 __all__ = [
     "MODES", "METHODS", "ENCLOSURES", "U32", "ETA", "SUBNORMAL", "OVERFLOW", "ULP_BUDGET",
@@ -70,11 +70,19 @@ def absmin(lo: Arr, hi: Arr) -> Arr:
     return np.where((lo <= 0) & (hi >= 0), 0.0, np.minimum(np.abs(lo), np.abs(hi)))
 
 
+_NORMAL64 = 2.0**-1022  # the smallest normal binary64
+_EXPONENT = np.int64(0x7FF0000000000000)  # a binary64's exponent bits
+
+
 def half_ulp(m: Any, u: float) -> Arr:
     """u * 2^floor(log2 m): the largest rounding error of a round-to-nearest result whose
     exact value has magnitude <= m and is normal (an exponent of m, not m itself: up to 2x
     below u*m). Exact in binary64 (a power of two times u)."""
     mm = np.asarray(m, dtype=np.float64)
+    if mm.size >= 64 and bool(np.all(mm >= _NORMAL64)):
+        # every m normal or +inf: 2^floor(log2 m) is m with its fraction bits cleared
+        # (+inf stays +inf), scaled by u: the same figure as below, bit for bit
+        return np.asarray((mm.view(np.int64) & _EXPONENT).view(np.float64) * u)
     _, ex = np.frexp(mm)  # mm = f 2^ex with f in [1/2, 1): floor(log2 mm) = ex - 1
     out = np.ldexp(np.full_like(mm, u), ex - 1)
     return np.asarray(np.where(np.isfinite(mm), np.where(mm > 0, out, 0.0), np.inf))

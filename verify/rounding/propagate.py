@@ -18,7 +18,7 @@ from ...runtime.graph.interpreter import GraphInterpreter, literal_array
 from ...runtime.graph.tracing import as_graph as shared_as_graph
 from ...spec.tensor import Tensor
 from ..bounds import zonotope as zono
-from ..outward import up as _up
+from ..outward import next_up as _up
 from .affine import RULES as AFFINE_RULES
 from .affine import AffineStep, Blocks, Form, fresh, gather_index, lin
 from .model import (
@@ -196,10 +196,19 @@ class _ElementwisePass(GraphInterpreter[Bound]):
             b = Bound(np.maximum(b.lo, zlo), np.minimum(b.hi, zhi), b.e)
             if np.any(b.lo > b.hi):  # two sound enclosures of one real value cannot miss
                 raise AssertionError(f"{self.graph.describe(n)}: disjoint real enclosures")
-        if np.any(_up(b.mag + b.e) >= OVERFLOW) or np.any(np.isnan(b.e)):
+        if _may_overflow(b):
             raise RoundingBoundError(f"{self.graph.describe(n)}: a value may reach the "
                                      "binary32 overflow threshold 2^128 - 2^103 inside the box")
         return b
+
+
+def _may_overflow(b: Bound) -> bool:
+    """Whether up(|value| + e) may reach OVERFLOW somewhere, or e is NaN."""
+    if b.lo.size and not np.any(b.e):  # e = 0: the largest |value| decides (up is monotone)
+        top = np.max(np.array([-b.lo.min(), b.lo.max(), -b.hi.min(), b.hi.max()]))
+        if not np.isnan(top):  # (a NaN enclosure takes the elementwise test)
+            return bool(_up(top) >= OVERFLOW)
+    return bool(np.any(_up(b.mag + b.e) >= OVERFLOW) or np.any(np.isnan(b.e)))
 
 
 def check_rules(graph: Graph) -> None:

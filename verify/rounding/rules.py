@@ -27,8 +27,8 @@ from ...spec.fields.base import PI
 from ...spec.ops import OPS, apply
 from ...spec.ops.rules import RuleTable
 from ...spec.tensor import Tensor
-from ..outward import dn as _dn
-from ..outward import up as _up
+from ..outward import next_down as _dn
+from ..outward import next_up as _up
 from .model import (
     ETA,
     GELU_SLOPE,
@@ -188,18 +188,26 @@ def _sqrt(a: Bound, c: Ctx) -> Bound:
 
 
 def _fold_up(x: Arr) -> Arr:
-    """An upper bound of the sum over the last axis of nonnegative x."""
-    acc = np.zeros(x.shape[:-1])
-    for k in range(x.shape[-1]):
-        acc = _up(acc + x[..., k])
-    return acc
+    """An upper bound of the sum over the last axis of x: the left fold
+    up(...up(up(0 + x_0) + x_1)... + x_n-1), each sum rounded to nearest and then stepped
+    up. One vector step per term: the fold runs across all other axes at once."""
+    rest, n = x.shape[:-1], x.shape[-1]
+    xs = np.ascontiguousarray(np.moveaxis(x, -1, 0)).reshape(n, -1)  # rows stay arrays
+    acc = np.zeros(xs.shape[1])
+    for k in range(n):
+        np.add(acc, xs[k], out=acc)
+        _step_up_inplace(acc)
+    if np.isnan(acc).any():  # a -0.0 or an infinity met the bit step: np.nextafter
+        acc[...] = 0.0
+        for k in range(n):
+            np.add(acc, xs[k], out=acc)
+            np.nextafter(acc, np.inf, out=acc)
+    return acc.reshape(rest)
 
 
 def _fold_dn(x: Arr) -> Arr:
-    acc = np.zeros(x.shape[:-1])
-    for k in range(x.shape[-1]):
-        acc = _dn(acc + x[..., k])
-    return acc
+    """A lower bound likewise: -fold_up(-x), since dn(a + b) = -up(-a - b) exactly."""
+    return -_fold_up(-x)
 
 
 def _fold(tlo: Arr, thi: Arr, te: Arr, c: Ctx, products: bool, eta_terms: int,
@@ -210,14 +218,21 @@ def _fold(tlo: Arr, thi: Arr, te: Arr, c: Ctx, products: bool, eta_terms: int,
     zonotope pass) more tightly than the sum of the term enclosures; `exact` marks
     products with an exact power-of-two factor (only an underflow rounds them)."""
     n = tlo.shape[-1]
-    lo, hi = _fold_dn(tlo), _fold_up(thi)
     tmag = absmax(tlo, thi)
     if c.mode == "ieee32exec" or not c.rounds:
         return _left_fold(tlo, thi, te, tmag, c, products, smag, exact)
+    # the four folds at once (the lower end as -fold_up(-tlo))
+    nlo, hi, ep, tsum = _fold_up(np.stack([-tlo, thi, te, tmag]))
+    return _any_order(-nlo, hi, ep, tsum, n, c, products, eta_terms)
+
+
+def _any_order(lo: Arr, hi: Arr, ep: Arr, tsum: Arr, n: int, c: Ctx, products: bool,
+               eta_terms: int) -> Bound:
+    """The any-order fold of n terms from upper bounds of the sums of the terms' errors
+    (ep) and magnitudes (tsum), with the enclosure [lo, hi] of the sum."""
     # any order, any blocking, FMA or not: every term passes through at most n roundings
     # (n - 1 additions and its product, or n - 1 FMAs), so gamma_n covers it (Higham 3.1).
-    ep = _fold_up(te)
-    total = _up(_fold_up(tmag) + ep)
+    total = _up(tsum + ep)
     g = gamma(n if products else max(n - 1, 0), c.u)[()]
     local = _up(g * total)
     if eta_terms:  # every product or FMA may be subnormal: n eta each, amplified
@@ -227,6 +242,22 @@ def _fold(tlo: Arr, thi: Arr, te: Arr, c: Ctx, products: bool, eta_terms: int,
     return Bound(lo, hi, _up(ep + local))
 
 
+_NORMAL64 = 2.0**-1022  # smallest normal binary64
+_EXPONENT = np.int64(0x7FF0000000000000)  # a binary64's exponent bits
+_CHUNK = 8192  # elements per block of fold rows: small temporaries stay in cache
+Rows = Callable[[int, int], tuple[Arr, Arr, Arr]]
+
+
+def _own_rounding(tlo: Arr, thi: Arr, te: Arr, mk: Arr, c: Ctx, exact: Mask | None) -> Arr:
+    """Term errors te plus each product's own rounding, for products with enclosures
+    [tlo, thi] and mk = up(|product| + te) (elementwise; `exact`: power-of-two factors)."""
+    may_sub = may_be_subnormal(tlo, thi, te)
+    rho = c.rho(mk, may_sub)
+    if exact is not None:  # times an exact power of two: only an underflow can round
+        rho = np.where(exact, np.where(may_sub, ETA, 0.0), rho)
+    return _up(te + rho)
+
+
 def _left_fold(tlo: Arr, thi: Arr, te: Arr, tmag: Arr, c: Ctx, products: bool,
                smag: Arr | None = None, exact: Mask | None = None) -> Bound:
     """ieee32exec's zero-seeded left fold, bounded step by step with the add rule on
@@ -234,32 +265,183 @@ def _left_fold(tlo: Arr, thi: Arr, te: Arr, tmag: Arr, c: Ctx, products: bool,
     where t_k is term k's error (propagated, plus its product's rounding). 0 + p_1 is
     exact. This is Higham's running-error bound (section 3.1) evaluated on enclosures;
     it is never larger than the position-dependent gamma bound."""
-    n = tlo.shape[-1]
-    slo = np.zeros(tlo.shape[:-1])
-    shi = np.zeros(tlo.shape[:-1])
-    err = np.zeros(tlo.shape[:-1])
-    for k in range(n):
-        tk = te[..., k]
+    def rows(k0: int, k1: int) -> tuple[Arr, Arr, Arr]:
+        lo, hi, e = (np.moveaxis(v[..., k0:k1], -1, 0) for v in (tlo, thi, te))
         if products and c.rounds:
-            mk = _up(tmag[..., k] + tk)
-            may_sub = may_be_subnormal(tlo[..., k], thi[..., k], tk)
-            rho = c.rho(mk, may_sub)
-            if exact is not None:
-                rho = np.where(exact[..., k], np.where(may_sub, ETA, 0.0), rho)
-            tk = _up(tk + rho)
-        slo, shi = _dn(slo + tlo[..., k]), _up(shi + thi[..., k])
-        if k == 0 or not c.rounds:
-            err = _up(err + tk)
+            mk = _up(np.moveaxis(tmag[..., k0:k1], -1, 0) + e)
+            ex = None if exact is None else np.moveaxis(exact[..., k0:k1], -1, 0)
+            e = _own_rounding(lo, hi, e, mk, c, ex)
+        return lo, hi, e
+
+    return _fold_rows(tlo.shape[-1], tlo.shape[:-1], rows, c,
+                      None if smag is None else np.moveaxis(smag, -1, 0))
+
+
+def _fold_rows(n: int, shape: tuple[int, ...], rows: Rows, c: Ctx,
+               smag: Arr | None) -> Bound:
+    """The step-by-step bound of `_left_fold` for n terms of `shape`, taken in blocks of
+    rows: `rows(k0, k1)` gives terms k0..k1-1 as (lower, upper, error with the term's own
+    rounding), each [k1 - k0, *shape]; `smag` [n, *shape] bounds the real partial sums."""
+    size = int(np.prod(shape, dtype=np.int64))
+    if n == 0:
+        return Bound(np.zeros(shape), np.zeros(shape), np.zeros(shape))
+    block = max(1, _CHUNK // max(size, 1))
+    acc = np.zeros((2, size))  # the running sum's enclosure as (-lower, upper)
+    err: Arr | None = None  # the running error bound
+    overflow = False
+    for k0 in range(0, n, block):
+        k1 = min(n, k0 + block)
+        tlo, thi, te = rows(k0, k1)
+        pair = np.empty((k1 - k0, 2, size))
+        pair[:, 0] = -tlo.reshape(k1 - k0, size)
+        pair[:, 1] = thi.reshape(k1 - k0, size)
+        run = _running_up(pair, acc)
+        acc = run[-1]
+        sums = np.maximum(np.abs(run[:, 0]), np.abs(run[:, 1]))  # |S_k| bounds
+        terms = np.ascontiguousarray(np.broadcast_to(te, tlo.shape)).reshape(k1 - k0, size)
+        if not c.rounds:
+            errs = _running_up(terms, np.zeros(size) if err is None else err)
         else:
-            step = _up(err + tk)
-            mag = absmax(slo, shi) if smag is None else np.minimum(absmax(slo, shi), smag[..., k])
-            err = _up(step + half_ulp(_up(mag + step), c.u))
-        if np.any(_up(absmax(slo, shi) + err) >= OVERFLOW):
-            raise RoundingBoundError(f"{c.where}: a partial sum may overflow binary32")
-    return Bound(slo, shi, err)
+            mags = sums if smag is None else np.minimum(sums, smag[k0:k1].reshape(sums.shape))
+            errs = _running_errors(terms, mags, c.u, err)
+        err = errs[-1]
+        # an error bound that is no longer finite means an overflow as well
+        overflow = overflow or bool(np.any(_up(sums + errs) >= OVERFLOW)) or \
+            not bool(np.all(np.isfinite(err)))
+    if overflow:
+        raise RoundingBoundError(f"{c.where}: a partial sum may overflow binary32")
+    assert err is not None
+    return Bound((-acc[0]).reshape(shape), acc[1].reshape(shape), err.reshape(shape))
+
+
+def _running_up(xs: Arr, start: Arr) -> Arr:
+    """up(...up(up(start + x_0) + x_1)... + x_k) for every k (first axis of xs): each sum
+    rounded to nearest, then stepped up to the next binary64 number."""
+    out = np.empty_like(xs)
+    acc = start
+    for k in range(xs.shape[0]):
+        np.add(acc, xs[k], out=out[k])
+        _step_up_inplace(out[k])
+        acc = out[k]
+    bad = np.isnan(out)
+    if bad.any() and not np.isnan(xs).any() and not np.isnan(start).any():
+        # a -0.0 or an infinity met the bit step: redo the block with np.nextafter
+        acc = start
+        for k in range(xs.shape[0]):
+            np.add(acc, xs[k], out=out[k])
+            np.nextafter(out[k], np.inf, out=out[k])
+            acc = out[k]
+    return out
+
+
+def _step_up_inplace(x: Arr) -> None:
+    """x <- np.nextafter(x, inf) for every finite x but -0.0 (which become NaN here, as
+    does +inf): the bit pattern one step up in magnitude for x >= 0, down for x < 0."""
+    bits = x.view(np.int64)
+    away = bits >> 63
+    away |= 1
+    bits += away
+
+
+def _running_errors(terms: Arr, mags: Arr, u: float, prev: Arr | None) -> Arr:
+    """E_k = up(s + half_ulp(up(m_k + s), u)) with s = up(E_(k-1) + t_k), for terms t and
+    partial-sum magnitudes m laid out [rows, size], E_(-1) = `prev`; or, where `prev` is
+    None (the fold's first term), E_0 = up(t_0). All E_k, [rows, size]. Every quantity
+    is positive, so a step up is one more in the bit pattern (an overflow becomes NaN,
+    which the caller treats as one)."""
+    n = terms.shape[0]
+    err = np.empty_like(terms)
+    first = 0
+    if prev is None:
+        np.nextafter(terms[0], np.inf, out=err[0])
+        prev, first = err[0], 1
+    # half_ulp(m) = u 2^floor(log2 m) is u times m's exponent bits for a normal m (and
+    # inf for inf); a subnormal m (never seen in practice) takes the general path
+    fast = bool(np.all(mags[first:] >= _NORMAL64))
+    step = np.empty(terms.shape[1:])
+    m = np.empty(terms.shape[1:])
+    sbits, mbits = step.view(np.int64), m.view(np.int64)
+    for k in range(first, n):
+        np.add(prev, terms[k], out=step)
+        sbits += 1
+        np.add(mags[k], step, out=m)
+        mbits += 1
+        if fast:
+            np.bitwise_and(mbits, _EXPONENT, out=mbits)
+            np.multiply(m, u, out=m)
+        else:
+            m[...] = half_ulp(m, u)
+        np.add(step, m, out=err[k])
+        err[k].view(np.int64)[...] += 1
+        prev = err[k]
+    return err
+
+
+def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> Bound:
+    """The matmul x @ w (or w @ x) of 2-D operands, w an exact binary32 matrix:
+    `_matmul` computed block by block over the fold's rows, without the full [M, N, K]
+    term arrays (the same figures, bit for bit), in either mode."""
+    if w_first:  # W [M, K] @ X [K, N]: term k of (m, n) is W[m, k] X[k, n]
+        kdim, shape = w.shape[1], (w.shape[0], x.lo.shape[1])
+        wk, xk = w.T[:, :, None], (x.lo[:, None, :], x.hi[:, None, :], x.e[:, None, :])
+    else:  # X [M, K] @ W [K, N]
+        kdim, shape = w.shape[0], (x.lo.shape[0], w.shape[1])
+        wk, xk = w[:, None, :], (x.lo.T[:, :, None], x.hi.T[:, :, None], x.e.T[:, :, None])
+    wabs = np.abs(wk)
+    pw = exact_pow2(Bound(wk, wk, np.zeros_like(wk)))
+    px = exact_pow2(Bound(*xk))
+    no_error = not np.any(x.e)
+    # (amag * 0 = 0 and |w| * 0 = 0, each stepped up: the general rule's figure)
+    five_tiny = float(_up(_up(_up(0.0) + _up(0.0)) + _up(0.0)))
+
+    def rows(k0: int, k1: int) -> tuple[Arr, Arr, Arr, Arr]:
+        wv = wk[k0:k1]
+        p1, p2 = xk[0][k0:k1] * wv, xk[1][k0:k1] * wv
+        tlo, thi = _dn(np.minimum(p1, p2)), _up(np.maximum(p1, p2))
+        if no_error:
+            te = np.full(tlo.shape, five_tiny)
+        else:
+            te = _up(_up(_up(0.0) + _up(wabs[k0:k1] * xk[2][k0:k1])) + _up(0.0))
+        tmag = absmax(tlo, thi)
+        mk = _up(tmag + te)
+        if np.any(mk >= OVERFLOW):
+            raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
+        if c.rounds and left_fold:
+            te = _own_rounding(tlo, thi, te, mk, c,
+                               np.broadcast_to(pw[k0:k1] | px[k0:k1], tlo.shape))
+        return tlo, thi, te, tmag
+
+    if not np.all(np.isfinite(x.lo)) or not np.all(np.isfinite(x.hi)):
+        raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
+    left_fold = c.mode == "ieee32exec" or not c.rounds  # as in `_fold`
+    if left_fold:
+        return _fold_rows(kdim, shape, lambda k0, k1: rows(k0, k1)[:3], c,
+                          None if smag is None else np.moveaxis(smag, -1, 0))
+    # any order: the four upward folds of `_fold`, row by row
+    size = int(np.prod(shape, dtype=np.int64))
+    acc = np.zeros((4, size))
+    block = max(1, _CHUNK // max(size, 1))
+    for k0 in range(0, kdim, block):
+        k1 = min(kdim, k0 + block)
+        quad = np.empty((k1 - k0, 4, size))
+        for i, v in enumerate(rows(k0, k1)):
+            quad[:, i] = (-v if i == 0 else np.broadcast_to(v, quad.shape[:1] + shape)
+                          ).reshape(k1 - k0, size)
+        acc = _running_up(quad, acc)[-1]
+    nlo, hi, ep, tsum = (v.reshape(shape) for v in acc)
+    return _any_order(-nlo, hi, ep, tsum, kdim, c, True, 2)
+
+
+def _is_exact_matrix(a: Bound) -> bool:
+    return a.lo.ndim == 2 and not np.any(a.e) and bool(np.all(a.lo == a.hi))
 
 
 def _matmul(a: Bound, b: Bound, c: Ctx, smag: Arr | None = None) -> Bound:
+    if a.lo.ndim == 2 and b.lo.ndim == 2:
+        if _is_exact_matrix(b):
+            return _exact_matmul(a, b.lo, False, c, smag)
+        if _is_exact_matrix(a):
+            return _exact_matmul(b, a.lo, True, c, smag)
     # terms [..., M, N, K] = a[..., M, 1, K] * b[..., 1, N, K]
     def terms(x: np.ndarray[Any, T], y: np.ndarray[Any, T]) -> tuple[np.ndarray[Any, T],
                                                                      np.ndarray[Any, T]]:

@@ -1,0 +1,126 @@
+"""The fast paths of verify.rounding compute the same figures, bit for bit, as the
+general code they stand in for: the bit-step next_up/next_down against np.nextafter,
+half_ulp's exponent-mask path against frexp/ldexp, the blocked exact-weight matmul fold
+against the full-term-array fold, the zonotope's one-row product against a matmul.
+Equality is exact (the bits), so there is no tolerance to justify."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from torchlean.verify.bounds import zonotope as zono
+from torchlean.verify.outward import dn, next_down, next_up, up
+from torchlean.verify.rounding import rules
+from torchlean.verify.rounding.model import U32, Bound, Ctx, half_ulp
+
+SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 2.0**-1074, -(2.0**-1074),
+                    2.0**-1022, -(2.0**-1022), np.finfo(np.float64).max,
+                    -np.finfo(np.float64).max, 1.0, -1.0, 3 * 2.0**-1074])
+
+
+def _same_bits(a: Any, b: Any) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    nan = np.isnan(b)
+    return a.shape == b.shape and bool(np.array_equal(np.isnan(a), nan)) and \
+        bool(np.array_equal(a[~nan].view(np.int64), b[~nan].view(np.int64)))
+
+
+@settings(deadline=None, max_examples=60)
+@given(hnp.arrays(np.float64, st.integers(0, 300), elements=st.floats(width=64)),
+       st.booleans())
+def test_next_up_down_are_nextafter(x: np.ndarray, specials: bool) -> None:
+    if specials:
+        x = np.concatenate([x, np.tile(SPECIAL, 6)])
+    with np.errstate(all="ignore"):
+        assert _same_bits(next_up(x), up(x))
+        assert _same_bits(next_down(x), dn(x))
+        assert _same_bits(next_up(x[::3]), up(x[::3]))  # strided views too
+
+
+def _half_ulp_reference(m: np.ndarray, u: float) -> np.ndarray:
+    _, ex = np.frexp(m)
+    out = np.ldexp(np.full_like(m, u), ex - 1)
+    return np.where(np.isfinite(m), np.where(m > 0, out, 0.0), np.inf)
+
+
+@settings(deadline=None, max_examples=60)
+@given(hnp.arrays(np.float64, st.integers(64, 200),
+                  elements=st.floats(2.0**-1022, 1e300) | st.just(np.inf)),
+       st.sampled_from([U32, 2.0**-25, 2.0**-53]))
+def test_half_ulp_mask_path_is_frexp_path(m: np.ndarray, u: float) -> None:
+    assert _same_bits(half_ulp(m, u), _half_ulp_reference(m, u))
+    m2 = np.concatenate([m, [0.0, 1e-310, np.nan]])  # the general path
+    assert _same_bits(half_ulp(m2, u), _half_ulp_reference(m2, u))
+
+
+def _general_matmul(a: Bound, b: Bound, c: Ctx, smag: np.ndarray | None) -> Bound:
+    """The rule's full-term-array path (as before the blocked one)."""
+    def terms(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return x[..., :, None, :], np.swapaxes(y, -1, -2)[..., None, :, :]
+
+    alo, blo = terms(a.lo, b.lo)
+    ahi, bhi = terms(a.hi, b.hi)
+    ae, be = terms(a.e, b.e)
+    amag, bmag = terms(a.mag, b.mag)
+    tlo, thi = rules._mul_enclosure(alo, ahi, blo, bhi)
+    te = up(up(up(amag * be) + up(bmag * ae)) + up(ae * be))
+    pa, pb = terms(rules.exact_pow2(a), rules.exact_pow2(b))
+    return rules._fold(tlo, thi, te, c, products=True,
+                       eta_terms=1 if c.mode == "ieee32exec" else 2, smag=smag,
+                       exact=np.broadcast_to(pa | pb, tlo.shape))
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.integers(1, 3), st.integers(1, 70), st.integers(1, 5), st.integers(0, 2**31),
+       st.booleans(), st.booleans(), st.booleans(), st.booleans(),
+       st.sampled_from(["ieee32exec", "float32_any_order"]), st.sampled_from([1, 7, 8192]))
+def test_blocked_exact_matmul_is_the_general_fold(m: int, k: int, n: int, seed: int,
+                                                  w_first: bool, errors: bool,
+                                                  with_smag: bool, rounds: bool,
+                                                  mode: str, chunk: int) -> None:
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(n, k) if w_first else (k, n)).astype(np.float32).astype(np.float64)
+    w[rng.random(w.shape) < 0.2] = 0.5  # exact powers of two
+    w[rng.random(w.shape) < 0.1] = 0.0
+    shape_x = (k, m) if w_first else (m, k)
+    mid = rng.normal(size=shape_x)
+    rad = rng.random(shape_x) * 0.1
+    e = rng.random(shape_x) * 1e-7 if errors else np.zeros(shape_x)
+    x = Bound(mid - rad, mid + rad, e)
+    wb = Bound(w, w.copy(), np.zeros_like(w))
+    a, b = (wb, x) if w_first else (x, wb)
+    c = Ctx(mode, U32, rounds, "node")
+    out_shape = (n, m) if w_first else (m, n)
+    smag = rng.random(out_shape + (k,)) * 3 if with_smag and mode == "ieee32exec" else None
+    saved = rules._CHUNK
+    rules._CHUNK = chunk  # small blocks: the carry between blocks is exercised
+    try:
+        fast = rules._matmul(a, b, c, smag)
+    finally:
+        rules._CHUNK = saved
+    ref = _general_matmul(a, b, c, smag)
+    for f, r in ((fast.lo, ref.lo), (fast.hi, ref.hi), (fast.e, ref.e)):
+        assert _same_bits(f, r)
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.integers(1, 30), st.integers(1, 6), st.integers(0, 2**31), st.booleans())
+def test_one_row_symbols_product_is_the_matmul(k: int, n: int, seed: int,
+                                               shared: bool) -> None:
+    rng = np.random.default_rng(seed)
+    g = np.zeros((2, k, k))
+    g[:, np.arange(k), rng.permutation(k)] = rng.normal(size=(2, k))
+    if shared:
+        g[0, :, 0] = 1.0  # a symbol in every row: no fast path
+    w = rng.normal(size=(k, n))
+    got = zono._own_rows_times(g, w)
+    ref = np.swapaxes(np.matmul(np.swapaxes(g, -1, -2), w), -1, -2)
+    if shared and k > 1:
+        assert got is None
+    else:
+        assert got is not None and np.array_equal(got, ref)
