@@ -62,6 +62,10 @@ def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         return UnitError(type(e).__name__, str(e), traceback.format_exc())
 
 
+def _values(unit: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(a.value if isinstance(a, Shared) else a for a in unit)
+
+
 def _dask() -> Any:
     try:
         return importlib.import_module("distributed")
@@ -84,6 +88,7 @@ class WorkPool:
         self._client = client
         self._own_client = False
         self._cluster: Any = None
+        self._runs = 0  # run() calls so far: part of each unit's key, unique per pool
 
     # -- lifecycle -------------------------------------------------------------------
     @property
@@ -154,19 +159,21 @@ class WorkPool:
     def run(self, fn: Callable[..., Any], units: Iterable[Sequence[Any]],
             *shared: Shared) -> Iterator[tuple[int, Any]]:
         """Run `fn(*unit, *shared values)` for every unit; yield (index, outcome) as each
-        finishes. An outcome is fn's result or a `UnitError`."""
+        finishes. An outcome is fn's result or a `UnitError`. A `Shared` among a unit's
+        own arguments is passed as its value too (e.g. each unit's model of several)."""
         extra = tuple(s.value for s in shared)
         if self.in_process:
             for i, unit in enumerate(units):
-                yield i, _call(fn, (*unit, *extra))
+                yield i, _call(fn, (*_values(unit), *extra))
             return
         if self._client is None:
             raise RuntimeError("use the pool inside a `with` block")
         dd = _dask()
         futures = {}
+        self._runs += 1
         for i, unit in enumerate(units):
-            fut = self._client.submit(_call, fn, (*unit, *extra), pure=False,
-                                      key=f"unit-{os.getpid()}-{id(self)}-{i}")
+            fut = self._client.submit(_call, fn, (*_values(unit), *extra), pure=False,
+                                      key=f"unit-{os.getpid()}-{id(self)}-{self._runs}-{i}")
             futures[fut] = i
         for fut in dd.as_completed(list(futures), loop=self._client.loop):
             i = futures[fut]
