@@ -230,7 +230,7 @@ def _load(model: str, inputs: str, labels: str | None) -> tuple[Graph, dict[str,
     shape = g.inputs[0].shape[1:]
     if inputs.endswith(".csv") and labels is None:
         table = data.load_csv(inputs, -1)
-        flat, ys = table.x.numpy().astype(np.float64), table.y.numpy()
+        flat, ys = table.inputs.numpy().astype(np.float64), table.targets.numpy()
         if flat.shape[1] != int(np.prod(shape)):
             raise DataFormatError(f"{inputs}: columns", f"expected {int(np.prod(shape))} input "
                                   f"columns and the label for the model's input {shape}, got "

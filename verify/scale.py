@@ -406,7 +406,7 @@ def _open_dataset_csv(path: str, keys: Sequence[tuple[str, ...]], resume: bool
     if not (resume and os.path.exists(path)):
         return AtomicCsv(path, DATASET_HEADER), {}
     rows = read_csv_rows(path, DATASET_HEADER, "results CSV")
-    at = match_rows(path, [line for line, _ in rows], [tuple(r[:4]) for r in rows], keys,
+    at = match_rows(path, [line for line, _ in rows], [tuple(r[:4]) for _, r in rows], keys,
                     "this data set and these radii")
     done = {}
     for n, (_, r) in zip(at, rows, strict=True):

@@ -28,6 +28,7 @@ from typing import Any
 __all__ = ["WorkPool", "UnitError", "ClusterError", "Shared"]
 
 CONNECT_TIMEOUT_S = 8.0  # the error must come within 10 s
+_RESUBMIT = 5  # reruns of a unit whose finished result was lost with its worker
 
 
 class ClusterError(RuntimeError):
@@ -89,6 +90,8 @@ class WorkPool:
         self._own_client = False
         self._cluster: Any = None
         self._runs = 0  # run() calls so far: part of each unit's key, unique per pool
+        self._shared: dict[Any, Any] = {}  # scattered key -> its value, to place it again
+        self._renewed: dict[Any, Any] = {}  # lost scattered key -> its replacement future
 
     # -- lifecycle -------------------------------------------------------------------
     @property
@@ -154,7 +157,25 @@ class WorkPool:
         if self._client is None:
             raise RuntimeError("use the pool inside a `with` block")
         [future] = self._client.scatter([value], broadcast=True, hash=False)
+        self._shared[future.key] = value
         return Shared(future)
+
+    def _reshare(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """`args` with every shared value whose data the cluster lost placed again. (Dask
+        may keep a scattered value on one worker only, e.g. its memory manager trims
+        replicas; if that worker dies, units that need it are cancelled.)"""
+        out = []
+        for a in args:
+            key = getattr(a, "key", None)
+            while key in self._renewed:  # already placed again for another unit
+                a = self._renewed[key]
+                key = a.key
+            if key in self._shared and a.status != "finished":
+                [a] = self._client.scatter([self._shared[key]], broadcast=True, hash=False)
+                self._shared[a.key] = self._shared[key]
+                self._renewed[key] = a
+            out.append(a)
+        return tuple(out)
 
     def run(self, fn: Callable[..., Any], units: Iterable[Sequence[Any]],
             *shared: Shared) -> Iterator[tuple[int, Any]]:
@@ -169,16 +190,32 @@ class WorkPool:
         if self._client is None:
             raise RuntimeError("use the pool inside a `with` block")
         dd = _dask()
-        futures = {}
         self._runs += 1
+        run = f"unit-{os.getpid()}-{id(self)}-{self._runs}"
+        futures: dict[Any, int] = {}
+        calls: dict[int, tuple[Any, ...]] = {}
         for i, unit in enumerate(units):
-            fut = self._client.submit(_call, fn, (*_values(unit), *extra), pure=False,
-                                      key=f"unit-{os.getpid()}-{id(self)}-{self._runs}-{i}")
-            futures[fut] = i
-        for fut in dd.as_completed(list(futures), loop=self._client.loop):
-            i = futures[fut]
+            calls[i] = (*_values(unit), *extra)
+            futures[self._client.submit(_call, fn, calls[i], pure=False,
+                                        key=f"{run}-{i}")] = i
+        tries = dict.fromkeys(calls, 0)
+        pending = dd.as_completed(list(futures), loop=self._client.loop)
+        for fut in pending:
+            i = futures.pop(fut)
             try:
                 outcome = fut.result()
             except Exception as e:  # noqa: BLE001  (e.g. KilledWorker after retries)
+                # A finished result held only by a worker that died can come back
+                # cancelled or lost rather than recomputed; the unit is pure, so run it
+                # again (a bounded number of times). Each index is still yielded once.
+                if fut.status != "error" and tries[i] < _RESUBMIT:
+                    tries[i] += 1
+                    calls[i] = self._reshare(calls[i])
+                    again = self._client.submit(_call, fn, calls[i], pure=False,
+                                                key=f"{run}-{i}-again{tries[i]}")
+                    futures[again] = i
+                    pending.add(again)
+                    continue
                 outcome = UnitError(type(e).__name__, str(e), "")
+            del calls[i]
             yield i, outcome
