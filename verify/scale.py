@@ -174,26 +174,36 @@ def _vnncomp_units(pool: WorkPool, insts: Sequence[Instance], todo: Sequence[int
                    finish: Callable[[int, str, float, str], None]
                    ) -> Iterator[tuple[int, Property, float, Shared]]:
     """(index, property, timeout, shared model) per instance to run; each model is read and
-    shared once. An instance whose files cannot be read is finished here as `unknown`."""
+    shared once. An instance whose files cannot be read is finished here as `unknown`.
+    Models are shared in chunks of doubling size: the first units start at once, and a
+    long list costs a few round trips to the cluster, not one per model."""
     models: dict[str, Shared | str] = {}
-    for i in todo:
-        inst = insts[i]
-        t0 = time.monotonic()
-        if inst.onnx_path not in models:
+    start, size = 0, 1
+    while start < len(todo):
+        chunk = todo[start:start + size]
+        start, size = start + size, size * 2
+        loaded: dict[str, Model] = {}
+        for i in chunk:
+            path = insts[i].onnx_path
+            if path not in models and path not in loaded:
+                try:
+                    loaded[path] = load_model(path)
+                except Exception as e:  # noqa: BLE001  (a bad model fails its instances)
+                    models[path] = _cause(e)
+        models.update(zip(loaded, pool.share_many(list(loaded.values())), strict=True))
+        for i in chunk:
+            inst = insts[i]
+            t0 = time.monotonic()
+            model = models[inst.onnx_path]
+            if isinstance(model, str):
+                finish(i, "unknown", 0.0, model)
+                continue
             try:
-                models[inst.onnx_path] = pool.share(load_model(inst.onnx_path))
-            except Exception as e:  # noqa: BLE001  (a bad model fails its instances only)
-                models[inst.onnx_path] = _cause(e)
-        model = models[inst.onnx_path]
-        if isinstance(model, str):
-            finish(i, "unknown", time.monotonic() - t0, model)
-            continue
-        try:
-            prop = read_vnnlib(inst.vnnlib_path)
-        except Exception as e:  # noqa: BLE001  (a bad property fails its instance only)
-            finish(i, "unknown", time.monotonic() - t0, _cause(e))
-            continue
-        yield i, prop, inst.timeout, model
+                prop = read_vnnlib(inst.vnnlib_path)
+            except Exception as e:  # noqa: BLE001  (a bad property fails its instance only)
+                finish(i, "unknown", time.monotonic() - t0, _cause(e))
+                continue
+            yield i, prop, inst.timeout, model
 
 
 def _resumed_errors(out: str, keys: Sequence[tuple[str, str]],
@@ -206,9 +216,9 @@ def _resumed_errors(out: str, keys: Sequence[tuple[str, str]],
     failed = [i for i in sorted(done) if done[i].verdict == "unknown"]
     sub = [keys[i] for i in failed]
     try:
-        at = match_rows(path, [line for line, _ in rows], [(r[0], r[1]) for r in rows],
+        at = match_rows(path, [line for line, _ in rows], [(r[0], r[1]) for _, r in rows],
                         sub, out)
-    except Exception:  # noqa: BLE001  (a stale side file only loses old causes)
+    except DataFormatError:  # a stale side file only loses old causes
         return {}
     return {failed[k]: rows[n][1][2] for n, k in enumerate(at)}
 
@@ -362,10 +372,10 @@ def certify_dataset(model: Any, xs: Any, labels: Any, eps: Sequence[Any], *,
         for i in todo:
             groups.setdefault(tuple(todo_radii[i]), []).append(i)
         units: list[tuple[list[tuple[int, np.ndarray[Any, Any], int]], list[Fraction]]] = []
-        for rs, members in groups.items():
+        for radii_left, members in groups.items():
             for s in range(0, len(members), batch):
                 part = members[s:s + batch]
-                units.append(([(i, images[i], ys[i]) for i in part], list(rs)))
+                units.append(([(i, images[i], ys[i]) for i in part], list(radii_left)))
         work = [(items, rs, method, cert_dir is not None) for items, rs in units]
         for k, outcome in pool.run(_certify_unit, work, shared):
             items, rs = units[k]

@@ -95,6 +95,11 @@ class WorkPool:
 
     # -- lifecycle -------------------------------------------------------------------
     @property
+    def client(self) -> Any:
+        """The `dask.distributed.Client` in use (None in-process or outside `with`)."""
+        return self._client
+
+    @property
     def in_process(self) -> bool:
         """Whether units run in this process (one worker, no cluster)."""
         return self.workers == 1 and self.scheduler is None and self._client is None
@@ -113,10 +118,14 @@ class WorkPool:
                 raise ClusterError(f"cannot reach the Dask scheduler at {self.scheduler} "
                                    f"within {CONNECT_TIMEOUT_S:g} s: {e}") from None
         else:
-            self._cluster = dd.LocalCluster(
-                n_workers=self.workers, threads_per_worker=1, processes=True,
-                dashboard_address=None, host="127.0.0.1",
-                worker_dashboard_address=None)
+            dask = importlib.import_module("dask")
+            # Dask's statistical profiler samples each worker's stack every 10 ms: in
+            # these pure-Python units it costs more than it tells (docs/scale.md)
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                self._cluster = dd.LocalCluster(
+                    n_workers=self.workers, threads_per_worker=1, processes=True,
+                    dashboard_address=None, host="127.0.0.1",
+                    worker_dashboard_address=None)
             self._client = dd.Client(self._cluster, set_as_default=False)
         self._own_client = True
         self._check_versions()
@@ -152,13 +161,19 @@ class WorkPool:
     # -- work --------------------------------------------------------------------------
     def share(self, value: Any) -> Shared:
         """`value`, placed once on every worker (in-process: kept as it is)."""
-        if self.in_process:
-            return Shared(value)
+        [shared] = self.share_many([value])
+        return shared
+
+    def share_many(self, values: Sequence[Any]) -> list[Shared]:
+        """Each of `values` placed once on every worker, in one round trip."""
+        if self.in_process or not values:
+            return [Shared(v) for v in values]
         if self._client is None:
             raise RuntimeError("use the pool inside a `with` block")
-        [future] = self._client.scatter([value], broadcast=True, hash=False)
-        self._shared[future.key] = value
-        return Shared(future)
+        futures = self._client.scatter(list(values), broadcast=True, hash=False)
+        for future, value in zip(futures, values, strict=True):
+            self._shared[future.key] = value
+        return [Shared(f) for f in futures]
 
     def _reshare(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """`args` with every shared value whose data the cluster lost placed again. (Dask
@@ -199,12 +214,15 @@ class WorkPool:
             futures[self._client.submit(_call, fn, calls[i], pure=False,
                                         key=f"{run}-{i}")] = i
         tries = dict.fromkeys(calls, 0)
-        pending = dd.as_completed(list(futures), loop=self._client.loop)
-        for fut in pending:
+        # results come with the completions (gathered on the client's loop, not one
+        # blocking round trip per unit)
+        pending = dd.as_completed(list(futures), loop=self._client.loop, with_results=True,
+                                  raise_errors=False)
+        for fut, result in pending:
             i = futures.pop(fut)
-            try:
-                outcome = fut.result()
-            except Exception as e:  # noqa: BLE001  (e.g. KilledWorker after retries)
+            if fut.status == "finished":
+                outcome = result
+            else:
                 # A finished result held only by a worker that died can come back
                 # cancelled or lost rather than recomputed; the unit is pure, so run it
                 # again (a bounded number of times). Each index is still yielded once.
@@ -216,6 +234,7 @@ class WorkPool:
                     futures[again] = i
                     pending.add(again)
                     continue
+                e = result if isinstance(result, BaseException) else fut.exception()
                 outcome = UnitError(type(e).__name__, str(e), "")
             del calls[i]
             yield i, outcome

@@ -55,17 +55,17 @@ def test_a_stopped_driver_resumes_where_it_stopped(tmp_path: Path) -> None:
     full = run_vnncomp(csv, out=tmp_path / "full.csv")
     out = tmp_path / "R.csv"
 
-    def stop_after_four(inst: Any, row: Any, cause: str) -> None:
-        if len(read_results(out)) >= 4:
+    def stop_after_eight(inst: Any, row: Any, cause: str) -> None:
+        if len(read_results(out)) >= 8:
             raise Stop
 
     with pytest.raises(Stop):
-        run_vnncomp(csv, out=out, on_row=stop_after_four)
-    assert len(read_results(out)) == 4  # the file holds exactly the rows finished
+        run_vnncomp(csv, out=out, on_row=stop_after_eight)
+    assert len(read_results(out)) == 8  # the file holds exactly the rows finished
     again: list[int] = []
     resumed = run_vnncomp(csv, out=out, resume=True,
                           on_row=lambda inst, row, cause: again.append(inst.line))
-    assert resumed.resumed == 4 and again == list(range(5, len(full.rows) + 1))
+    assert resumed.resumed == 8 and again == list(range(9, len(full.rows) + 1))
     assert _verdicts(out) == _verdicts(tmp_path / "full.csv")
     assert resumed.errors == full.errors  # causes of resumed rows come from the side file
     # resuming a finished file runs nothing
