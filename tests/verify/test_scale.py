@@ -72,7 +72,8 @@ def test_a_stopped_driver_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert run_vnncomp(csv, out=out, resume=True).resumed == len(full.rows)
 
 
-def test_resume_refuses_another_instance_list_naming_the_row(tmp_path: Path) -> None:
+def test_resume_refuses_another_instance_list_naming_the_row(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     csv = instance_set(tmp_path, acas_copies=1)
     run_vnncomp(csv, out=tmp_path / "R.csv")
     rows = csv.read_text().splitlines()
@@ -86,7 +87,8 @@ def test_resume_refuses_another_instance_list_naming_the_row(tmp_path: Path) -> 
     assert (tmp_path / "R.csv").read_text() == before  # nothing written
     code = main(["verify", "vnncomp", str(other), "--out", str(tmp_path / "R.csv"),
                  "--resume"])
-    assert code == 2
+    assert code == 2 and "R.csv:4: row toy1.json,holds.vnnlib is not" in \
+        capsys.readouterr().err
 
 
 def test_cli_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

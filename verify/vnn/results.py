@@ -236,8 +236,8 @@ def match_rows(path: str, lines: Sequence[int], row_keys: Sequence[tuple[str, ..
     free: dict[tuple[str, ...], list[int]] = {}
     for i, k in enumerate(keys):
         free.setdefault(k, []).append(i)
-    for slots in free.values():
-        slots.reverse()
+    for indices in free.values():
+        indices.reverse()  # pop() then takes them in input order
     out = []
     for line, key in zip(lines, row_keys, strict=True):
         slots = free.get(key)
