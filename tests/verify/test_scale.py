@@ -4,6 +4,9 @@ refusal of another list; the CLI flags."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -181,3 +184,28 @@ def test_cli_robustness_with_workers_and_csv_inputs(tmp_path: Path,
     code = main(["verify", "robustness", "--model", str(model), "--inputs", str(table),
                  "--eps", "1/20", "--scheduler", "tcp://127.0.0.1:9"])
     assert code == 2 and "tcp://127.0.0.1:9" in capsys.readouterr().out
+
+
+def test_a_killed_driver_process_resumes(tmp_path: Path) -> None:
+    """The command killed (SIGKILL) mid-run leaves a whole results file; --resume finishes
+    it with the verdicts of an uninterrupted run, each instance once."""
+    csv = instance_set(tmp_path, acas_copies=30)
+    full = run_vnncomp(csv, out=tmp_path / "full.csv")
+    out = tmp_path / "R.csv"
+    command = Path(sys.executable).parent / "torchlean"
+    proc = subprocess.Popen([str(command), "verify", "vnncomp", str(csv), "--out", str(out)],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and len(read_results(out)) >= 5:
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=20)
+    done = read_results(out)  # whole at the moment of the kill
+    assert proc.returncode == -signal.SIGKILL and 5 <= len(done) < len(full.rows)
+    resumed = run_vnncomp(csv, out=out, resume=True)
+    assert resumed.resumed == len(done)
+    assert _verdicts(out) == _verdicts(tmp_path / "full.csv")
