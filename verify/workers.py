@@ -27,7 +27,7 @@ from typing import Any
 
 __all__ = ["WorkPool", "UnitError", "ClusterError", "Shared"]
 
-CONNECT_TIMEOUT_S = 8.0  # the error must come within 10 s
+CONNECT_TIMEOUT_S = 6.0  # the error must come within 10 s, imports and CLI start included
 _RESUBMIT = 5  # reruns of a unit whose finished result was lost with its worker
 
 
