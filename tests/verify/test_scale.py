@@ -209,3 +209,16 @@ def test_a_killed_driver_process_resumes(tmp_path: Path) -> None:
     resumed = run_vnncomp(csv, out=out, resume=True)
     assert resumed.resumed == len(done)
     assert _verdicts(out) == _verdicts(tmp_path / "full.csv")
+
+
+def test_each_timeout_is_measured_inside_its_unit(tmp_path: Path) -> None:
+    """129 instances of 2 s each on 2 workers: all are submitted at once and the last ones
+    wait in the queue longer than 2 s, so a clock started at submission would time them
+    out; none times out, and each unit's own seconds stay under its limit."""
+    csv = instance_set(tmp_path, acas_copies=60, timeout=2)
+    stamps: list[float] = []
+    run = run_vnncomp(csv, out=tmp_path / "R.csv", workers=2,
+                      on_row=lambda inst, row, cause: stamps.append(time.monotonic()))
+    assert stamps[-1] - stamps[0] > 2.0  # the queue outlasted one timeout
+    assert not [r for r in run.rows if r.verdict == "timeout"]
+    assert all(r.seconds < 2.0 for r in run.rows)

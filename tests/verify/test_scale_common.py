@@ -40,8 +40,9 @@ ACAS_PROPS = {
 }
 
 
-def instance_set(root: Path, acas_copies: int = 2) -> Path:
-    """Write toy nets, properties and an instances CSV under `root`; returns the CSV."""
+def instance_set(root: Path, acas_copies: int = 2, timeout: float = 60) -> Path:
+    """Write toy nets, properties and an instances CSV under `root` (each row's timeout
+    `timeout` s); returns the CSV."""
     rows = []
     for k in range(3):
         net: nn.Built[Any, Any] = nn.build(
@@ -59,7 +60,7 @@ def instance_set(root: Path, acas_copies: int = 2) -> Path:
     for _ in range(acas_copies):
         rows += ["acas.onnx,acas_holds.vnnlib,60", "acas.onnx,acas_violated.vnnlib,60"]
     csv = root / "instances.csv"
-    csv.write_text("\n".join(rows) + "\n")
+    csv.write_text("".join(f"{r.rsplit(',', 1)[0]},{timeout:g}\n" for r in rows))
     return csv
 
 
