@@ -38,11 +38,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory
     home = tmp_path_factory.mktemp("cluster")
     sched_file = home / "scheduler.json"
     procs: list[subprocess.Popen[bytes]] = []
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     try:
         procs.append(subprocess.Popen(
             [str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port", "0",
-             "--no-dashboard", "--scheduler-file", str(sched_file)], cwd=home, **quiet))
+             "--no-dashboard", "--scheduler-file", str(sched_file)],
+            cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + START_S
         while not sched_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -51,7 +51,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory
             procs.append(subprocess.Popen(
                 [str(dask_cli), "worker", address, "--nthreads", "1", "--no-nanny",
                  "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{k}"],
-                cwd=home, **quiet))
+                cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         _wait_for_workers(address, 2)
         yield address, procs
     finally:
@@ -67,9 +67,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory
 
 
 def _wait_for_workers(address: str, n: int) -> None:
-    from distributed import Client
-    with Client(address, timeout=START_S, set_as_default=False) as client:
-        client.wait_for_workers(n, timeout=START_S)
+    from torchlean.verify.workers import WorkPool
+    with WorkPool(scheduler=address) as pool:
+        pool.client.wait_for_workers(n, timeout=START_S)
 
 
 def test_the_cluster_gives_the_serial_verdicts_and_certified_set(
