@@ -1,19 +1,24 @@
 """`torchlean verify`: certify robustness, or check VNN-LIB properties of ONNX models.
 
-    torchlean verify robustness --model M.json --inputs X.npy --labels Y.npy
-        --eps 1/100,1/10 [--method ibp|crown] [--out DIR]
+    torchlean verify robustness --model M.json|M.onnx --inputs X.npy|X.csv [--labels Y.npy]
+        --eps 1/100,1/10 [--method ibp|crown] [--out DIR] [--results R.csv [--resume]]
+        [--batch K] [--workers N | --scheduler ADDRESS]
     torchlean verify robustness --demo bands --eps 1/100,1/10
     torchlean verify vnnlib MODEL.onnx PROP.vnnlib [--timeout SECONDS] [--result FILE]
-    torchlean verify vnncomp INSTANCES.csv [--root DIR] [--out RESULTS.csv]
+    torchlean verify vnncomp INSTANCES.csv [--root DIR] [--out RESULTS.csv] [--resume]
+        [--workers N | --scheduler ADDRESS]
 
 `robustness` certifies L-inf robustness of a classifier and prints a table.
 
 `--model` is a model file written by `torchlean.verify.bounds.model_file.export_model` (the
-eval-mode graph JSON with the parameters as exact literals); `--inputs` a `.npy` array of
-shape (N, *input shape) and `--labels` a `.npy` array of N integer class labels.
-`--demo bands` instead trains a 16-8-2 ReLU MLP for 60 steps on the six band images.
-`--out DIR` also writes one certificate per input and eps, each re-checked exactly (DIR is
-created if missing, and checked before any work starts).
+eval-mode graph JSON with the parameters as exact literals) or an ONNX file; `--inputs` a
+`.npy` array of shape (N, *input shape) with `--labels` a `.npy` array of N integer class
+labels, or a numeric `.csv` whose last column is the label (then no `--labels`; each row's
+other cells are the input, row-major). `--demo bands` instead trains a 16-8-2 ReLU MLP for
+60 steps on the six band images. `--out DIR` also writes one certificate per input and eps,
+each re-checked exactly (DIR is created if missing, and checked before any work
+starts). `--results` writes one CSV row per input and eps as they finish
+(`--resume` continues such a file). `--batch K` makes K inputs one work unit.
 A bad file prints the reason (file and place) and exits with status 2.
 
 `vnnlib` checks one property: the last line of standard output is exactly one of `holds`,
@@ -22,8 +27,14 @@ also writes VNN-COMP's result file (unsat / sat + counterexample / unknown / tim
 model or property prints the reason on standard error and exits with status 2.
 `vnncomp` runs every row `onnx,vnnlib,timeout` of an instances CSV (paths relative to
 `--root`, default the CSV's folder), writes RESULTS.csv (`onnx,vnnlib,verdict,seconds`, whole
-after every row) and prints a summary. A row whose files are bad counts as `unknown`, with
-the reason on standard error.
+after every row; in input order at the end) and prints a summary. A row whose files are bad,
+or whose run fails, counts as `unknown`, with the reason on standard error and in
+RESULTS.csv.errors.csv. `--resume` skips the rows already in RESULTS.csv and refuses a file
+from another instance list, naming its first row that is not in this one.
+
+`--workers N` runs the work in N local processes (1, the default, runs in this one);
+`--scheduler ADDRESS` sends it to an existing Dask cluster (docs/scale.md). An unreachable
+scheduler, or a cluster whose versions differ from this client's, exits with status 2.
 """
 
 from __future__ import annotations
@@ -49,10 +60,10 @@ from .runtime.train import fit_dataset, steps
 from .spec import nn
 from .spec.errors import DataFormatError, ShapeError, UnsupportedOperation
 from .spec.tensor import tensor
-from .verify.bounds.certificate import certify_robustness, check_certificate
-from .verify.bounds.model_file import load_model
+from .verify.scale import DatasetRow, certify_dataset, load_model, run_vnncomp
 from .verify.vnn.engine import STATUSES, verify_instance
-from .verify.vnn.results import ResultRow, ResultsCsv, read_instances, write_result_file
+from .verify.vnn.results import Instance, ResultRow, read_instances, write_result_file
+from .verify.workers import ClusterError
 
 __all__ = ["main"]
 
@@ -75,12 +86,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("robustness", help="certify robustness in an L-inf ball")
     r.add_argument("--demo", choices=["bands"], help="the built-in demo model and inputs")
-    r.add_argument("--model", help="a model file (verify.model_file.export_model)")
-    r.add_argument("--inputs", help="a .npy file of inputs, shape (N, *input shape)")
+    r.add_argument("--model", help="a model file (verify.model_file.export_model) or ONNX")
+    r.add_argument("--inputs", help="a .npy file of inputs, shape (N, *input shape), or a "
+                   ".csv whose last column is the label")
     r.add_argument("--labels", help="a .npy file of N integer labels")
     r.add_argument("--eps", required=True, help="radii, comma separated: 0.01 or 1/100")
     r.add_argument("--method", choices=["ibp", "crown"], default="crown")
     r.add_argument("--out", help="directory for the certificates (each re-checked)")
+    r.add_argument("--results", metavar="CSV", help="a CSV of one row per input and eps")
+    r.add_argument("--batch", type=_count("--batch"), default=1, metavar="K",
+                   help="inputs per work unit (default 1)")
+    _scale_flags(r, "--results")
     v = sub.add_parser("vnnlib", help="check one VNN-LIB property of an ONNX model")
     v.add_argument("model", metavar="MODEL.onnx")
     v.add_argument("property", metavar="PROP.vnnlib")
@@ -90,7 +106,31 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("instances", metavar="INSTANCES.csv")
     c.add_argument("--root", metavar="DIR", help="where the CSV's paths start (its folder)")
     c.add_argument("--out", metavar="RESULTS.csv", default="RESULTS.csv")
+    _scale_flags(c, "--out")
     return p
+
+
+def _scale_flags(p: argparse.ArgumentParser, results: str) -> None:
+    p.add_argument("--resume", action="store_true",
+                   help=f"skip the work already in {results}'s file (same list only)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_count("--workers"), default=1, metavar="N",
+                       help="local worker processes (default 1: in this process)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="a Dask scheduler to run on, e.g. tcp://10.0.0.5:8786")
+
+
+def _count(flag: str) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be a positive whole number, got "
+                                             f"{text!r}")
+        return value
+    return parse
 
 
 def _seconds(text: str) -> float:
@@ -149,60 +189,78 @@ class _Progress:
 
 
 def _vnncomp(args: argparse.Namespace) -> int:
+    progress: _Progress | None = None
+
+    def on_row(inst: Instance, row: ResultRow, cause: str) -> None:
+        nonlocal progress
+        if cause:
+            print(f"torchlean verify vnncomp: {args.instances}:{inst.line}: {cause}",
+                  file=sys.stderr)
+        if progress is None:
+            progress = _Progress(total)
+        progress.update(row)
+
+    start = time.monotonic()
     try:
-        instances = read_instances(args.instances, args.root)
-        out = ResultsCsv.create(args.out)
-    except _BAD_INPUT as e:
+        total = len(read_instances(args.instances, args.root))
+        run = run_vnncomp(args.instances, args.root, args.out, workers=args.workers,
+                          scheduler=args.scheduler, resume=args.resume, on_row=on_row)
+    except (*_BAD_INPUT, ClusterError) as e:
         print(f"torchlean verify vnncomp: {e}", file=sys.stderr)
         return 2
-    progress = _Progress(len(instances))
-    errors = 0
-    start = time.monotonic()
-    for inst in instances:
-        t0 = time.monotonic()
-        try:
-            v = verify_instance(inst.onnx_path, inst.vnnlib_path, inst.timeout)
-            row = ResultRow(inst.onnx, inst.vnnlib, v.status, v.seconds)
-        except Exception as e:  # one instance's failure must not end the run: unknown
-            errors += 1
-            kind = "" if isinstance(e, _BAD_INPUT) else f"internal error {type(e).__name__}: "
-            print(f"torchlean verify vnncomp: {args.instances}:{inst.line}: {kind}{e}",
-                  file=sys.stderr)
-            row = ResultRow(inst.onnx, inst.vnnlib, "unknown", time.monotonic() - t0)
-        out.append(row)
-        progress.update(row)
-    progress.close()
-    count = {s: sum(r.verdict == s for r in out.rows) for s in STATUSES}
+    finally:
+        if progress is not None:
+            progress.close()
+    count = {s: sum(r.verdict == s for r in run.rows) for s in STATUSES}
     solved = count["holds"] + count["violated"]
-    print(f"{'solved':<10} {solved:>6} / {len(instances)}")
+    print(f"{'solved':<10} {solved:>6} / {len(run.rows)}")
     for label, status in (("holds", "holds"), ("violated", "violated"),
                           ("unknown", "unknown"), ("timeouts", "timeout")):
         print(f"{label:<10} {count[status]:>6}")
-    if errors:
-        print(f"{'(errors)':<10} {errors:>6}   counted as unknown; reasons on standard error")
+    if run.errors:
+        print(f"{'(errors)':<10} {len(run.errors):>6}   counted as unknown; reasons on "
+              "standard error and in the .errors.csv file")
+    if run.resumed:
+        print(f"{'(resumed)':<10} {run.resumed:>6}   rows taken from {args.out}")
     print(f"{'time':<10} {time.monotonic() - start:>9.2f} s")
     print(f"results in {args.out}")
     return 0
 
 
-def _load(model: str, inputs: str, labels: str) -> tuple[Graph, Any, Any]:
-    """The model graph, inputs (N, *shape) and labels (N,) from files, all checked."""
-    g = load_model(model)
+def _load(model: str, inputs: str, labels: str | None) -> tuple[Graph, dict[str, Any], Any, Any]:
+    """The model (graph, params), inputs (N, *shape) and labels (N,) from files, checked."""
+    g, params = load_model(model)
     shape = g.inputs[0].shape[1:]
-    xs = data.load_npy(inputs, "float").numpy().astype(np.float64)
+    if inputs.endswith(".csv") and labels is None:
+        table = data.load_csv(inputs, -1)
+        flat, ys = table.inputs.numpy().astype(np.float64), table.targets.numpy()
+        if flat.shape[1] != int(np.prod(shape)):
+            raise DataFormatError(f"{inputs}: columns", f"expected {int(np.prod(shape))} input "
+                                  f"columns and the label for the model's input {shape}, got "
+                                  f"{flat.shape[1]} and the label")
+        xs = flat.reshape((flat.shape[0], *shape))
+        if not np.array_equal(ys, np.round(ys)):
+            raise DataFormatError(f"{inputs}: last column", "labels must be whole numbers")
+        ys = ys.astype(np.int64)
+    elif labels is None:
+        raise DataFormatError(inputs, "--labels is needed unless --inputs is a .csv whose "
+                              "last column is the label")
+    else:
+        xs = data.load_npy(inputs, "float").numpy().astype(np.float64)
+        ys = data.read_npy(labels)
     if xs.ndim != len(shape) + 1 or tuple(xs.shape[1:]) != shape:
         raise DataFormatError(f"{inputs}: shape", f"expected (N, {', '.join(map(str, shape))})"
                               f" for the model's input, got {tuple(xs.shape)}")
-    ys = data.read_npy(labels)
+    where = labels or inputs
     classes = int(np.prod(g.nodes[g.outputs[0][1]].shape[1:]))
     if ys.dtype.kind not in "iu" or ys.shape != (xs.shape[0],):
-        raise DataFormatError(f"{labels}: header", f"expected {xs.shape[0]} integer labels, "
+        raise DataFormatError(f"{where}: header", f"expected {xs.shape[0]} integer labels, "
                               f"got shape {ys.shape} of {ys.dtype}")
     bad = np.flatnonzero((ys < 0) | (ys >= classes))
     if bad.size:
-        raise DataFormatError(f"{labels}: item {int(bad[0])}", f"label {int(ys[bad[0]])} is "
+        raise DataFormatError(f"{where}: item {int(bad[0])}", f"label {int(ys[bad[0]])} is "
                               f"not a class of the model's {classes} outputs")
-    return g, xs, ys
+    return g, params, xs, ys
 
 
 def _output_folder_problem(folder: str) -> str | None:
@@ -223,13 +281,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _vnnlib(args)
     if args.command == "vnncomp":
         return _vnncomp(args)
-    files = (args.model, args.inputs, args.labels)
-    if args.demo and any(files) or not args.demo and not all(files):
+    return _robustness(args)
+
+
+def _robustness(args: argparse.Namespace) -> int:
+    files = (args.model, args.inputs)
+    if args.demo and (any(files) or args.labels) or not args.demo and not all(files):
         print("torchlean verify: give either --demo bands, or all of --model, --inputs and "
               "--labels")
         return 2
     try:
-        radii = [Fraction(e.strip()) for e in args.eps.split(",")]
+        radii = list(dict.fromkeys(Fraction(e.strip()) for e in args.eps.split(",")))
     except ValueError:
         print(f"torchlean verify: --eps must be numbers like 0.01 or 1/100, got {args.eps!r}")
         return 2
@@ -248,33 +310,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, params = net, dict(net.params)
     else:
         try:
-            model, images, labels = _load(args.model, args.inputs, args.labels)
-        except DataFormatError as e:
+            model, params, images, labels = _load(args.model, args.inputs, args.labels)
+        except (DataFormatError, UnsupportedOperation, OSError) as e:
             print(f"torchlean verify: {e}")
             return 2
-        params = {}
-    print(f"{'input':>5} {'label':>5} {'eps':>8} {'certified':>9} {'margin lower bound':>20}")
-    # On a terminal, a bar under the table (rate, time left); rows go above it.
+    # On a terminal, a bar while the inputs are certified (rate, time left).
     bar = tqdm(total=len(radii) * len(labels), unit="input", disable=None, leave=False)
+    try:
+        run = certify_dataset(model, images, labels, radii, params=params, method=args.method,
+                              batch=args.batch, workers=args.workers, scheduler=args.scheduler,
+                              out=args.results, certificates=args.out, resume=args.resume,
+                              on_row=lambda _row: bar.update(1))
+    except (*_BAD_INPUT, ClusterError) as e:
+        print(f"torchlean verify: {e}")
+        return 2
+    finally:
+        bar.close()
+    failed = [r for r in run.rows if r.error]
+    for r in failed:
+        print(f"torchlean verify: input {r.index} at eps={r.eps}: {r.error}")
+    if failed and len(failed) == len(run.rows):
+        return 2  # nothing could be certified: the model or the files are at fault
+    print(f"{'input':>5} {'label':>5} {'eps':>8} {'certified':>9} {'margin lower bound':>20}")
     for eps in radii:
-        ok = 0
-        for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
-            path = os.path.join(args.out, f"cert-{i}-{eps.numerator}_{eps.denominator}.json") \
-                if args.out else None
-            try:
-                c = certify_robustness(model, params, img, eps, int(lab), args.method, path)
-            except UnsupportedOperation as e:
-                bar.close()
-                print(f"torchlean verify: {e}")
-                return 2
-            status = "yes" if c.certified else "no"
-            if path is not None and not check_certificate(path, model, params, x=img, eps=eps,
-                                                          label=int(lab)).accepted:
-                status = "REJECTED"
-            ok += status == "yes"
-            margin = float(min(c.margin_lower))
-            tqdm.write(f"{i:>5} {int(lab):>5} {str(eps):>8} {status:>9} {margin:>20.6g}")
-            bar.update(1)
-        tqdm.write(f"certified accuracy at eps={eps}: {ok}/{len(labels)}")
-    bar.close()
+        for r in (r for r in run.rows if r.eps == eps):
+            print(_table_row(r, args.out is not None))
+        ok, errors, total = run.summary()[eps]
+        print(f"certified accuracy at eps={eps}: {ok}/{total}"
+              + (f" ({errors} failed, reasons above)" if errors else ""))
+    if run.resumed:
+        print(f"({run.resumed} rows taken from {args.results})")
     return 0
+
+
+def _table_row(r: DatasetRow, checked: bool) -> str:
+    """One line of the table; a certificate the exact checker refused shows REJECTED."""
+    if r.error:
+        status, margin = "error", "nan"
+    else:
+        status = "yes" if r.certified else "no"
+        margin = f"{float(Fraction(r.margin_lower)):.6g}"
+        if checked and not r.certified and Fraction(r.margin_lower) > 0:
+            status = "REJECTED"
+    return f"{r.index:>5} {r.label:>5} {str(r.eps):>8} {status:>9} {margin:>20}"

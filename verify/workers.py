@@ -27,7 +27,8 @@ from typing import Any
 
 __all__ = ["WorkPool", "UnitError", "ClusterError", "Shared"]
 
-CONNECT_TIMEOUT_S = 8.0  # the error must come within 10 s
+CONNECT_TIMEOUT_S = 6.0  # the error must come within 10 s, imports and CLI start included
+_RESUBMIT = 5  # reruns of a unit whose finished result was lost with its worker
 
 
 class ClusterError(RuntimeError):
@@ -62,6 +63,10 @@ def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         return UnitError(type(e).__name__, str(e), traceback.format_exc())
 
 
+def _values(unit: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(a.value if isinstance(a, Shared) else a for a in unit)
+
+
 def _dask() -> Any:
     try:
         return importlib.import_module("distributed")
@@ -84,8 +89,16 @@ class WorkPool:
         self._client = client
         self._own_client = False
         self._cluster: Any = None
+        self._runs = 0  # run() calls so far: part of each unit's key, unique per pool
+        self._shared: dict[Any, Any] = {}  # scattered key -> its value, to place it again
+        self._renewed: dict[Any, Any] = {}  # lost scattered key -> its replacement future
 
     # -- lifecycle -------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        """The `dask.distributed.Client` in use (None in-process or outside `with`)."""
+        return self._client
+
     @property
     def in_process(self) -> bool:
         """Whether units run in this process (one worker, no cluster)."""
@@ -105,10 +118,14 @@ class WorkPool:
                 raise ClusterError(f"cannot reach the Dask scheduler at {self.scheduler} "
                                    f"within {CONNECT_TIMEOUT_S:g} s: {e}") from None
         else:
-            self._cluster = dd.LocalCluster(
-                n_workers=self.workers, threads_per_worker=1, processes=True,
-                dashboard_address=None, host="127.0.0.1",
-                worker_dashboard_address=None)
+            dask = importlib.import_module("dask")
+            # Dask's statistical profiler samples each worker's stack every 10 ms: in
+            # these pure-Python units it costs more than it tells (docs/scale.md)
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                self._cluster = dd.LocalCluster(
+                    n_workers=self.workers, threads_per_worker=1, processes=True,
+                    dashboard_address=None, host="127.0.0.1",
+                    worker_dashboard_address=None)
             self._client = dd.Client(self._cluster, set_as_default=False)
         self._own_client = True
         self._check_versions()
@@ -144,34 +161,80 @@ class WorkPool:
     # -- work --------------------------------------------------------------------------
     def share(self, value: Any) -> Shared:
         """`value`, placed once on every worker (in-process: kept as it is)."""
-        if self.in_process:
-            return Shared(value)
+        [shared] = self.share_many([value])
+        return shared
+
+    def share_many(self, values: Sequence[Any]) -> list[Shared]:
+        """Each of `values` placed once on every worker, in one round trip."""
+        if self.in_process or not values:
+            return [Shared(v) for v in values]
         if self._client is None:
             raise RuntimeError("use the pool inside a `with` block")
-        [future] = self._client.scatter([value], broadcast=True, hash=False)
-        return Shared(future)
+        futures = self._client.scatter(list(values), broadcast=True, hash=False)
+        for future, value in zip(futures, values, strict=True):
+            self._shared[future.key] = value
+        return [Shared(f) for f in futures]
+
+    def _reshare(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """`args` with every shared value whose data the cluster lost placed again. (Dask
+        may keep a scattered value on one worker only, e.g. its memory manager trims
+        replicas; if that worker dies, units that need it are cancelled.)"""
+        out = []
+        for a in args:
+            key = getattr(a, "key", None)
+            while key in self._renewed:  # already placed again for another unit
+                a = self._renewed[key]
+                key = a.key
+            if key in self._shared and a.status != "finished":
+                [a] = self._client.scatter([self._shared[key]], broadcast=True, hash=False)
+                self._shared[a.key] = self._shared[key]
+                self._renewed[key] = a
+            out.append(a)
+        return tuple(out)
 
     def run(self, fn: Callable[..., Any], units: Iterable[Sequence[Any]],
             *shared: Shared) -> Iterator[tuple[int, Any]]:
         """Run `fn(*unit, *shared values)` for every unit; yield (index, outcome) as each
-        finishes. An outcome is fn's result or a `UnitError`."""
+        finishes. An outcome is fn's result or a `UnitError`. A `Shared` among a unit's
+        own arguments is passed as its value too (e.g. each unit's model of several)."""
         extra = tuple(s.value for s in shared)
         if self.in_process:
             for i, unit in enumerate(units):
-                yield i, _call(fn, (*unit, *extra))
+                yield i, _call(fn, (*_values(unit), *extra))
             return
         if self._client is None:
             raise RuntimeError("use the pool inside a `with` block")
         dd = _dask()
-        futures = {}
+        self._runs += 1
+        run = f"unit-{os.getpid()}-{id(self)}-{self._runs}"
+        futures: dict[Any, int] = {}
+        calls: dict[int, tuple[Any, ...]] = {}
         for i, unit in enumerate(units):
-            fut = self._client.submit(_call, fn, (*unit, *extra), pure=False,
-                                      key=f"unit-{os.getpid()}-{id(self)}-{i}")
-            futures[fut] = i
-        for fut in dd.as_completed(list(futures), loop=self._client.loop):
-            i = futures[fut]
-            try:
-                outcome = fut.result()
-            except Exception as e:  # noqa: BLE001  (e.g. KilledWorker after retries)
+            calls[i] = (*_values(unit), *extra)
+            futures[self._client.submit(_call, fn, calls[i], pure=False,
+                                        key=f"{run}-{i}")] = i
+        tries = dict.fromkeys(calls, 0)
+        # results come with the completions (gathered on the client's loop, not one
+        # blocking round trip per unit)
+        pending = dd.as_completed(list(futures), loop=self._client.loop, with_results=True,
+                                  raise_errors=False)
+        for fut, result in pending:
+            i = futures.pop(fut)
+            if fut.status == "finished":
+                outcome = result
+            else:
+                # A finished result held only by a worker that died can come back
+                # cancelled or lost rather than recomputed; the unit is pure, so run it
+                # again (a bounded number of times). Each index is still yielded once.
+                if fut.status != "error" and tries[i] < _RESUBMIT:
+                    tries[i] += 1
+                    calls[i] = self._reshare(calls[i])
+                    again = self._client.submit(_call, fn, calls[i], pure=False,
+                                                key=f"{run}-{i}-again{tries[i]}")
+                    futures[again] = i
+                    pending.add(again)
+                    continue
+                e = result if isinstance(result, BaseException) else fut.exception()
                 outcome = UnitError(type(e).__name__, str(e), "")
+            del calls[i]
             yield i, outcome

@@ -15,7 +15,8 @@ binary64 (what VNN-COMP's checkers read).
 
 Every file is written whole or not at all (a temporary file, then a rename); RESULTS.csv is
 rewritten that way after each row, so a run stopped at any moment leaves a valid CSV of the
-rows finished, which `read_results` reads back for a resume.
+rows finished, which `read_results` reads back and `ResultsCsv.resume` continues (refusing
+a file whose rows are not instances of the list being run, naming the first such row).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import csv
 import io
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -31,8 +33,8 @@ from ...runtime.atomic_write import write_atomically
 from ...spec.errors import DataFormatError
 from .engine import STATUSES, Verdict
 
-__all__ = ["RESULT_WORDS", "Instance", "ResultRow", "ResultsCsv", "format_result",
-           "write_result_file", "read_instances", "read_results", "HEADER"]
+__all__ = ["RESULT_WORDS", "Instance", "ResultRow", "ResultsCsv", "AtomicCsv", "format_result",
+           "write_result_file", "read_instances", "read_results", "match_rows", "HEADER"]
 
 RESULT_WORDS = {"holds": "unsat", "violated": "sat", "unknown": "unknown", "timeout": "timeout"}
 HEADER = ("onnx", "vnnlib", "verdict", "seconds")
@@ -176,6 +178,68 @@ def _csv_text(rows: list[list[str]]) -> str:
     return buf.getvalue()
 
 
+class AtomicCsv:
+    """A CSV file being written row by row: every change rewrites it whole, atomically."""
+
+    def __init__(self, path: str | os.PathLike[str], header: Sequence[str],
+                 rows: list[list[str]] | None = None) -> None:
+        self.path = os.fspath(path)
+        self.header = list(header)
+        self.rows: list[list[str]] = list(rows or [])
+        self._write()
+
+    def append(self, row: Sequence[str]) -> None:
+        """Add one row; the file on disk is always whole."""
+        self.rows.append(list(row))
+        self._write()
+
+    def replace(self, rows: Sequence[Sequence[str]]) -> None:
+        """Rewrite the file with exactly `rows` (e.g. sorted into input order)."""
+        self.rows = [list(r) for r in rows]
+        self._write()
+
+    def _write(self) -> None:
+        _write_atomic(self.path, _csv_text([self.header, *self.rows]))
+
+
+def read_csv_rows(path: str | os.PathLike[str], header: Sequence[str],
+                  what: str) -> list[tuple[int, list[str]]]:
+    """The (line, fields) rows of a CSV written by `AtomicCsv` with `header`; a wrong header
+    or field count raises DataFormatError with the line."""
+    name = os.fspath(path)
+    rows = _rows(name, _read_text(name, what))
+    if not rows or tuple(rows[0][1]) != tuple(header):
+        raise DataFormatError(f"{name}:1", f"expected the header {','.join(header)}")
+    for line, row in rows[1:]:
+        if len(row) != len(header):
+            raise DataFormatError(f"{name}:{line}", f"expected {len(header)} fields, got "
+                                  f"{len(row)}: {row!r}")
+    return rows[1:]
+
+
+def match_rows(path: str, lines: Sequence[int], row_keys: Sequence[tuple[str, ...]],
+               keys: Sequence[tuple[str, ...]], source: str) -> list[int]:
+    """For each finished row (read from `path`, at `lines`, identified by `row_keys`), the
+    index in `keys` (the run's units, in input order) it belongs to. Rows may come in any
+    order (they are written as they finish); a row that is not an unused key is refused with
+    DataFormatError naming it: the file comes from a different list (`source`)."""
+    free: dict[tuple[str, ...], list[int]] = {}
+    for i, k in enumerate(keys):
+        free.setdefault(k, []).append(i)
+    for indices in free.values():
+        indices.reverse()  # pop() then takes them in input order
+    out = []
+    for line, key in zip(lines, row_keys, strict=True):
+        slots = free.get(key)
+        if not slots:
+            again = " again" if key in free else ""
+            raise DataFormatError(f"{path}:{line}", f"row {','.join(key)} is not{again} a unit "
+                                  f"of {source}: the results come from a different list; "
+                                  "refusing to resume (start a new results file)")
+        out.append(slots.pop())
+    return out
+
+
 class ResultsCsv:
     """RESULTS.csv being written: each `append` rewrites the file atomically."""
 
@@ -190,9 +254,30 @@ class ResultsCsv:
         out._write()
         return out
 
+    @classmethod
+    def resume(cls, path: str | os.PathLike[str], instances: Sequence[Instance],
+               source: str = "the instance list") -> tuple[ResultsCsv, list[int]]:
+        """Continue the file at `path` (created when missing): the file, and for each row
+        already in it the index of its instance. A row that is not an instance of
+        `instances` (by onnx, vnnlib) raises DataFormatError naming the row's line."""
+        name = os.fspath(path)
+        if not os.path.exists(name):
+            return cls.create(name), []
+        lines, rows = _read_result_rows(name)
+        done = match_rows(name, lines, [(r.onnx, r.vnnlib) for r in rows],
+                          [(i.onnx, i.vnnlib) for i in instances], source)
+        out = cls(name, rows)
+        out._write()
+        return out, done
+
     def append(self, row: ResultRow) -> None:
         """Add one finished row; the file on disk is always whole."""
         self.rows.append(row)
+        self._write()
+
+    def replace(self, rows: Sequence[ResultRow]) -> None:
+        """Rewrite the file with exactly `rows` (e.g. sorted into input order)."""
+        self.rows = list(rows)
         self._write()
 
     def _write(self) -> None:
@@ -200,23 +285,22 @@ class ResultsCsv:
         _write_atomic(self.path, _csv_text([list(HEADER), *body]))
 
 
-def read_results(path: str | os.PathLike[str]) -> list[ResultRow]:
-    """The rows of a RESULTS.csv written by `ResultsCsv` (for resuming a run); a bad
-    header or row raises DataFormatError with its line."""
-    name = os.fspath(path)
-    rows = _rows(name, _read_text(name, "results CSV"))
-    if not rows or tuple(rows[0][1]) != HEADER:
-        raise DataFormatError(f"{name}:1", f"expected the header {','.join(HEADER)}")
-    out = []
-    for line, row in rows[1:]:
+def _read_result_rows(name: str) -> tuple[list[int], list[ResultRow]]:
+    lines, out = [], []
+    for line, row in read_csv_rows(name, HEADER, "results CSV"):
         where = f"{name}:{line}"
-        if len(row) != 4:
-            raise DataFormatError(where, f"expected 4 fields, got {len(row)}: {row!r}")
         try:
             seconds = float(row[3])
         except ValueError:
             raise DataFormatError(where, f"seconds must be a number, got {row[3]!r}") from None
         if row[2] not in STATUSES:
             raise DataFormatError(where, f"verdict must be one of {STATUSES}, got {row[2]!r}")
+        lines.append(line)
         out.append(ResultRow(row[0], row[1], row[2], seconds))
-    return out
+    return lines, out
+
+
+def read_results(path: str | os.PathLike[str]) -> list[ResultRow]:
+    """The rows of a RESULTS.csv written by `ResultsCsv` (for resuming a run); a bad
+    header or row raises DataFormatError with its line."""
+    return _read_result_rows(os.fspath(path))[1]

@@ -1,0 +1,206 @@
+"""Scale-out figures: the shipped ACAS Xu instances on 2 local workers against 1, the
+overhead of one work unit, a simulation of 8 and 32 workers, and the memory of one unit.
+
+    python bench/bench_scale.py [--limit 180] [--cap 10] [--units 400] [--skip-memory]
+
+1. Wall time of `run_vnncomp` over the ACAS Xu instances (`shared/benchmarks/vnncomp2021/
+   acasxu/instances.csv`, found above the repository; the first `--limit` rows, each
+   timeout capped at `--cap` s) in this process, and on 2 local worker processes of an
+   already started `LocalCluster` (its start is reported apart). The verdicts must agree.
+2. Overhead per unit: `--units` trivial units (return their argument) through the pool,
+   (wall time x workers) / units, in ms.
+3. Simulation of N = 1, 2, 8, 32 workers from the measured per-instance seconds (as each
+   unit measured itself) plus the measured overhead: units go in input order to the first
+   free worker (what Dask's scheduler does for independent tasks of equal priority); the
+   makespan is the finish time of the last worker. An instance is one unit, so the slowest
+   instance bounds every N; splitting it (branch-and-bound subdomains on the pool) needs
+   the engine's `verify_instance(..., pool=)`: when present it is measured on 1 and 2
+   workers and extrapolated with Amdahl's law T(N) = T1 (f + (1 - f) / N), f fitted from
+   the two runs; when absent the bench says so.
+4. Memory of one unit, in a fresh process after the model is loaded: the peak of the
+   Python and NumPy allocations (tracemalloc) while it runs, and the growth of the
+   resident set; for one ACAS Xu instance unit and one MNIST (256x2) robustness unit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path("benchmarks") / "vnncomp2021"
+
+
+def _shared_benchmarks() -> Path | None:
+    for up in [ROOT, *ROOT.parents]:
+        if (up / "shared" / BENCH / "acasxu" / "instances.csv").exists():
+            return up / "shared" / BENCH
+    return None
+
+
+def _subset(src: Path, limit: int, cap: float, folder: str) -> Path:
+    rows = [r for r in src.read_text().splitlines() if r.strip()][:limit]
+    out = []
+    for r in rows:
+        onnx, prop, limit_s = r.split(",")
+        out.append(f"{onnx},{prop},{min(float(limit_s), cap):g}")
+    path = Path(folder) / "instances.csv"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def _makespan(times: list[float], workers: int, overhead: float) -> float:
+    free = [0.0] * workers
+    for t in times:
+        k = min(range(workers), key=free.__getitem__)
+        free[k] += t + overhead
+    return max(free)
+
+
+def _trivial(i: int) -> int:
+    return i
+
+
+def _memory(kind: str, bench: Path) -> tuple[float, float]:
+    """(peak traced allocation, resident-set growth) in MiB of one unit in a fresh process
+    (module docstring)."""
+    code = f"""
+import tracemalloc, numpy as np, psutil
+from fractions import Fraction
+from torchlean.verify.scale import load_model, _verify_unit, _certify_unit
+from torchlean.verify.vnn.vnnlib import read_vnnlib
+kind, bench = {kind!r}, {str(bench)!r}
+me = psutil.Process()
+if kind == "acasxu":
+    model = load_model(bench + "/acasxu/ACASXU_run2a_1_1_batch_2000.onnx")
+    prop = read_vnnlib(bench + "/acasxu/prop_1.vnnlib")
+    run = lambda: _verify_unit(prop, 30.0, model)
+else:
+    model = load_model(bench + "/mnistfc/mnist-net_256x2.onnx")
+    x = np.random.default_rng(0).uniform(0, 1, size=model[0].inputs[0].shape[1:])
+    run = lambda: _certify_unit([(0, x, 0)], [Fraction(1, 100)], "crown", False, model)
+before = me.memory_info().rss
+tracemalloc.start()
+run()
+peak = tracemalloc.get_traced_memory()[1]
+tracemalloc.stop()
+print(peak / 2**20, (me.memory_info().rss - before) / 2**20)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tempfile.gettempdir(), timeout=300, check=True)
+    peak, rss = out.stdout.strip().splitlines()[-1].split()
+    return float(peak), float(rss)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the figures of the module docstring."""
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--limit", type=int, default=180, help="instances (first rows)")
+    p.add_argument("--cap", type=float, default=10.0, help="per-instance timeout cap, s")
+    p.add_argument("--units", type=int, default=400, help="trivial units for the overhead")
+    p.add_argument("--skip-memory", action="store_true")
+    args = p.parse_args(argv)
+
+    from torchlean.verify.scale import load_model, run_vnncomp
+    from torchlean.verify.vnn import engine
+    from torchlean.verify.workers import WorkPool
+
+    bench = _shared_benchmarks()
+    if bench is None:
+        print("the ACAS Xu benchmark (shared/benchmarks/vnncomp2021/acasxu) is not here")
+        return 1
+    print(f"machine: {os.cpu_count()} cores; instances: {bench / 'acasxu'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = _subset(bench / "acasxu" / "instances.csv", args.limit, args.cap, tmp)
+        root = bench / "acasxu"
+        load_model(root / "ACASXU_run2a_1_1_batch_2000.onnx")  # imports onnx: not timed
+        t0 = time.perf_counter()
+        serial = run_vnncomp(csv, root, Path(tmp) / "R1.csv")
+        t1 = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with WorkPool(workers=2) as local:  # the library's own local cluster
+            client = local.client
+            client.wait_for_workers(2)
+            start = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            two = run_vnncomp(csv, root, Path(tmp) / "R2.csv", client=client)
+            t2 = time.perf_counter() - t0
+            same = [r.verdict for r in two.rows] == [r.verdict for r in serial.rows]
+            with WorkPool(client=client) as pool:
+                t0 = time.perf_counter()
+                done = sum(1 for _ in pool.run(_trivial, [(i,) for i in range(args.units)]))
+                trivial = time.perf_counter() - t0
+            overhead_ms = trivial * 2 / done * 1000
+            slow = max(range(len(serial.rows)), key=lambda i: serial.rows[i].seconds)
+            hook = "pool" in inspect.signature(engine.verify_instance).parameters
+            sub = _subdomains(engine, serial.rows[slow], root, client) if hook else None
+    n = len(serial.rows)
+    print(f"\n1. {n} ACAS Xu instances (timeouts capped at {args.cap:g} s)")
+    print(f"   1 worker (in process): {t1:8.2f} s")
+    print(f"   2 workers            : {t2:8.2f} s   speedup {t1 / t2:.2f}x   "
+          f"(+ {start:.2f} s to start the local cluster, not counted)")
+    busy1, busy2 = sum(r.seconds for r in serial.rows), sum(r.seconds for r in two.rows)
+    print(f"   unit seconds summed  : {busy1:8.2f} s (1 worker), {busy2:8.2f} s (2 workers): "
+          f"a ratio near 2 means the two workers did not get two free cores")
+    print(f"   load average now     : {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    counts = ", ".join(f"{s} {sum(r.verdict == s for r in serial.rows)}"
+                       for s in engine.STATUSES)
+    print(f"   verdicts identical: {same}   ({counts})")
+    print(f"\n2. overhead per unit: {overhead_ms:.2f} ms  ({done} trivial units on 2 workers, "
+          f"wall x workers / units)")
+    times = [r.seconds for r in serial.rows]
+    print(f"\n3. simulated makespan of the {n} instances (per-unit overhead {overhead_ms:.2f} ms)")
+    base = _makespan(times, 1, overhead_ms / 1000)
+    for w in (1, 2, 8, 32):
+        m = _makespan(times, w, overhead_ms / 1000)
+        print(f"   {w:>3} workers: {m:8.2f} s   speedup {base / m:6.2f}x")
+    print(f"   slowest instance: {serial.rows[slow].onnx} {serial.rows[slow].vnnlib} "
+          f"{times[slow]:.2f} s ({serial.rows[slow].verdict}): one unit, so it takes "
+          f"{times[slow]:.2f} s at any N")
+    if sub is None:
+        print("   subdomain distribution of the slowest instance: awaits the engine merge "
+              "(verify_instance has no pool= yet)")
+    else:
+        s1, s2 = sub
+        f = min(max(2 * s2 / s1 - 1, 0.0), 1.0)
+        print(f"   subdomains of the slowest instance: 1 worker {s1:.2f} s, 2 workers "
+              f"{s2:.2f} s, speedup {s1 / s2:.2f}x; Amdahl f = {f:.3f}: "
+              f"8 workers {s1 * (f + (1 - f) / 8):.2f} s, 32 workers "
+              f"{s1 * (f + (1 - f) / 32):.2f} s")
+    if not args.skip_memory:
+        print("\n4. memory of one unit in a fresh process, model loaded: peak of the traced "
+              "allocations (tracemalloc) / growth of the resident set")
+        kinds = [("ACAS Xu instance (prop_1, 1_1)", "acasxu")]
+        if (bench / "mnistfc" / "mnist-net_256x2.onnx").exists():
+            kinds.append(("MNIST 256x2 robustness, crown", "mnist"))
+        for label, kind in kinds:
+            peak, rss = _memory(kind, bench)
+            print(f"   {label:<32}: {peak:7.2f} MiB / {rss:7.2f} MiB")
+    return 0
+
+
+def _subdomains(engine: Any, row: Any, root: Path, client: Any) -> tuple[float, float]:
+    """Seconds of the slowest instance with its subdomains on 1 and on 2 workers."""
+    from torchlean.verify.scale import load_model
+    from torchlean.verify.workers import WorkPool
+    model = load_model(root / row.onnx)
+    prop = str(root / row.vnnlib)
+    out = []
+    for pool in (WorkPool(), WorkPool(client=client)):
+        with pool:
+            t0 = time.perf_counter()
+            engine.verify_instance(model, prop, None, pool=pool)
+            out.append(time.perf_counter() - t0)
+    return out[0], out[1]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
