@@ -164,6 +164,8 @@ class ExactChain:
         ec = 0
         for j in range(k, -1, -1):
             (w, ew), (b, eb) = self.weights[j], self.biases[j]
+            live = np.flatnonzero(np.any(A != 0, axis=0))  # skip dead neurons' columns
+            A, w, b = A[:, live], w[live], b[live]
             e_new = max(ec, eA + eb)
             const = _shift(const, ec, e_new) + _shift(A.dot(b), eA + eb, e_new)
             ec = e_new
