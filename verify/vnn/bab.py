@@ -199,18 +199,24 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
                              time.monotonic() - t0)
     stack: list[tuple[int, Arr, Arr]] = [(0, problem.lower.copy(), problem.upper.copy())]
     next_id, bounded = 1, 0
+    per_box = 0.0  # the slowest seconds per box seen so far
     while stack:
         if time.monotonic() > deadline:
             return BabResult("timeout", tree, None, bounded, time.monotonic() - t0)
         if bounded >= max_boxes:
             return BabResult("unknown", tree, None, bounded, time.monotonic() - t0)
         next_id = _fill(stack, tree, next_id, batch, problem, evaluate)
-        take = stack[-batch:]
-        del stack[-batch:]
+        # near the deadline, bound only as many boxes as the time left allows
+        left = deadline - time.monotonic()
+        size = batch if per_box <= 0 else int(max(1, min(batch, left / per_box)))
+        take = stack[-size:]
+        del stack[-size:]
+        t_batch = time.monotonic()
         ids = [t[0] for t in take]
         lo = np.stack([t[1] for t in take])
         hi = np.stack([t[2] for t in take])
         lower = np.asarray(bound(lo, hi), dtype=np.float64)
+        per_box = max(per_box, (time.monotonic() - t_batch) / len(take))
         bounded += len(take)
         verdicts = refuted_rows(lower, problem)
         open_idx = [i for i, v in enumerate(verdicts) if v is None]

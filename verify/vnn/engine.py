@@ -292,7 +292,11 @@ def verify_instance(model: str | os.PathLike[str] | tuple[Graph, Mapping[str, An
         return Verdict(status, cex, clock.seconds, detail, cert, phases.items())
 
     if not parsed.cases:
-        return done("holds", "the asserts cannot all hold: no cases")
+        cert = None
+        if certificate is not None:  # an empty tree list: the checker re-reads no cases
+            write_tree_certificate(certificate, parsed, [])
+            cert = os.fspath(certificate)
+        return done("holds", "the asserts cannot all hold: no cases", cert=cert)
     if not _in_float_range(parsed):
         return done("unknown", "the property holds numbers beyond 2^1000, out of the "
                     "search's and the bounds' binary64 range")

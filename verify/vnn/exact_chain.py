@@ -235,7 +235,8 @@ def exact_chain(graph: Graph, params: Mapping[str, Any]) -> ExactChain:
                                        "checker needs affine maps and ReLUs")
     starts = [g.inputs[0].id] + relus
     ends = [g.nodes[r].args[0] for r in relus] + [g.outputs[0][1]]
-    ps = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    ps = {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float64)
+          for k, v in params.items()}
     weights, biases = [], []
     for s, e in zip(starts, ends, strict=True):
         seg = _segment(g, s, e)

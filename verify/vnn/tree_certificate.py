@@ -200,7 +200,7 @@ def check_tree_certificate(path: str | os.PathLike[str],
         trees = _parse(doc, n)
         if len(trees) != len(parsed.cases):
             raise _Bad(f"{len(trees)} trees for {len(parsed.cases)} cases")
-        if leaf_bound is None:
+        if leaf_bound is None and trees:
             try:
                 leaf_bound = _default_leaf_bound(graph, params)
             except UnsupportedOperation as e:
@@ -222,6 +222,7 @@ def check_tree_certificate(path: str | os.PathLike[str],
                                "conjunction")
                 lo, hi = leaves[leaf]
                 ks = [rows[r] for r in refuting]
+                assert leaf_bound is not None
                 lows = leaf_bound(lo, hi, [k.coefficients for k in ks])
                 for k, low in zip(ks, lows, strict=True):
                     if not (low >= k.bound if k.strict else low > k.bound):
