@@ -208,7 +208,7 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
         next_id = _fill(stack, tree, next_id, batch, problem, evaluate)
         # near the deadline, bound only as many boxes as the time left allows
         left = deadline - time.monotonic()
-        size = batch if per_box <= 0 else int(max(1, min(batch, left / per_box)))
+        size = min(batch, 16) if per_box <= 0 else int(max(1, min(batch, left / per_box)))
         take = stack[-size:]
         del stack[-size:]
         t_batch = time.monotonic()
