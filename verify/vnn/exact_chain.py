@@ -33,6 +33,7 @@ from .confirm import exact_graph
 __all__ = ["ExactChain", "exact_chain"]
 
 Obj = np.ndarray[Any, np.dtype[np.object_]]
+Relax = tuple[Obj, Obj, Obj, Obj, int]  # a, s, -s*l, l, exponent of l
 GRID = 48  # bits after the binary point kept in pre-activation bounds and upper slopes
 _AFFINE = frozenset({"matmul", "add", "sub", "neg", "mul", "div", "reshape", "transpose",
                      "broadcast_to", "slice", "unslice", "concat", "sum", "mean"})
@@ -83,7 +84,7 @@ class ExactChain:
         xu, eu = _dyadic(upper, +1)
         e_x = max(el, eu)
         box = (_shift(xl, el, e_x), _shift(xu, eu, e_x), e_x)
-        relax: list[tuple[Obj, Obj, Obj, Obj, int]] = []  # a (0/1), s ints, l ints, e_s, e_l
+        relax: list[Relax] = []
         hl, hu, eh = box
         for k in range(len(self.weights) - 1):
             zl, zu, ez = self._ibp(k, hl, hu, eh)
@@ -135,7 +136,7 @@ class ExactChain:
                 _shift(hi, ew + eh, e) + _shift(b, eb, e), e)
 
     @staticmethod
-    def _relax(zl: Obj, zu: Obj, e: int) -> tuple[Obj, Obj, Obj, Obj, int]:
+    def _relax(zl: Obj, zu: Obj, e: int) -> Relax:
         """Per neuron: lower slope a (0/1), upper slope s (ints, exponent GRID), the upper
         line's intercept -s*l (ints, exponent GRID + e), and l."""
         n = len(zl)
@@ -155,7 +156,7 @@ class ExactChain:
                 c[j] = -s[j] * lo
         return a, s, c, zl, e
 
-    def _back(self, k: int, spec: Obj, e_spec: int, relax: Sequence[tuple[Obj, ...]],
+    def _back(self, k: int, spec: Obj, e_spec: int, relax: Sequence[Relax],
               box: tuple[Obj, Obj, int]) -> tuple[Obj, int]:
         """Lower bounds of spec . z_{k+1} (rows of spec over layer k's output) by
         back-substitution to the input box: integers and their exponent."""
