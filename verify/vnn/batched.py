@@ -88,13 +88,22 @@ class BatchedModel:
         return out
 
     # -- float evaluation and gradients (untrusted) -----------------------------------
+    def _search_graph(self, size: int) -> Graph:
+        """The graph over `size` rows in binary64 when it holds no literals (closer to the
+        real-number function the verdicts are about, and faster than emulated float32);
+        else in its own field."""
+        g = self.graph_for(size)
+        if g.field == "float" or any(n.op == "literal" for n in g.nodes):
+            return g
+        return Graph("float", g.nodes, g.outputs)
+
     def evaluate(self, x: Arr) -> Arr:
-        """The outputs (N, m) at points x (N, n), run in the graph's field."""
+        """The outputs (N, m) at points x (N, n), in binary64 (see `_search_graph`)."""
         x = np.asarray(x, np.float64).reshape(-1, self.n)
         out = np.empty((x.shape[0], self.m))
         for s, t, size in self._chunks(x.shape[0]):
             if size not in self._run:
-                self._run[size] = compile_graph(self.graph_for(size))
+                self._run[size] = compile_graph(self._search_graph(size))
             rows = _pad(x[s:t], size).reshape((size, *self.shape[1:]))
             res = self._run[size]({self.input: rows, **self.params})
             out[s:t] = _host(next(iter(res.values()))).reshape(size, -1)[: t - s]
@@ -103,7 +112,7 @@ class BatchedModel:
     def _grad_fn(self, size: int) -> Any:
         """The compiled graph of d/dx sum(W * y) for weights W (size, m)."""
         if size not in self._grad:
-            g = self.graph_for(size)
+            g = self._search_graph(size)
             b = GraphBuilder(g.field_def)
             vs: list[Var] = []
             for node in g.nodes:

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from onnx_testing import helper, make_model  # noqa: E402
 
 from torchlean.verify.vnn.confirm import Confirmer  # noqa: E402
@@ -122,3 +121,15 @@ def test_a_float32_counterexample_the_reals_refute_is_not_confirmed(cancelling: 
     y32 = conf.float32_outputs(np.array([0.3], np.float32))
     assert y32 is not None and y32[0] == 0.0  # onnxruntime: unsafe in float32
     assert conf.confirm(p.cases[0], np.array([0.3])) is None  # not over the reals
+
+
+def test_the_engine_reports_a_float32_disagreement(cancelling: Path) -> None:
+    """The search runs in binary64, near the real-number function: it finds the point, the
+    exact check confirms it, onnxruntime's float32 does not, and the verdict says so."""
+    p = prop("(declare-const X_0 Real)(declare-const Y_0 Real)"
+             "(assert (>= X_0 0.2))(assert (<= X_0 0.4))(assert (>= Y_0 0.25))")
+    v = verify_instance(cancelling, p, timeout=30)
+    assert v.status == "violated" and v.counterexample is not None
+    x, y = v.counterexample
+    assert y == x and p.is_counterexample(x, y)
+    assert "DISAGREES" in v.detail
