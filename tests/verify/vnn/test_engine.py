@@ -250,3 +250,19 @@ def test_an_in_process_pool_gives_the_serial_answer(tmp_path: Path) -> None:
         pooled = verify_instance((g, params), p, certificate=b, pool=pool)
     assert serial.status == pooled.status == "holds"
     assert a.read_text() == b.read_text()
+
+
+@pytest.mark.slow
+def test_a_process_pool_gives_the_serial_verdict(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    net = mlp(7)
+    g = as_graph(net, net.params, (1, 2))
+    xs, ys = grid_values(net, 21)
+    p = prop(header(2, 2) + f"(assert (<= Y_0 {float(min(y[0] for y in ys)) - 0.05}))")
+    serial = verify_instance((g, net.params), p, timeout=120)
+    cert = tmp_path / "c.json"
+    with WorkPool(2) as pool:
+        pooled = verify_instance((g, net.params), p, timeout=120, pool=pool, certificate=cert)
+    assert serial.status == pooled.status
+    if pooled.status == "holds":
+        assert check_tree_certificate(cert, (g, net.params), p).ok
