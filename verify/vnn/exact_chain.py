@@ -17,6 +17,7 @@ stays sound over the reals; nothing is computed in floating point.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -112,18 +113,19 @@ class ExactChain:
             hl = np.array([max(v, 0) for v in zl], dtype=object)
             hu = np.array([max(v, 0) for v in zu], dtype=object)
             eh = e
-        spec_rows = [_dyadic(list(r), -1) for r in rows]
-        e_c = max(e for _, e in spec_rows)
-        spec = np.array([list(_shift(a, e, e_c)) for a, e in spec_rows], dtype=object)
-        if any(any(c.denominator & (c.denominator - 1) for c in r) for r in rows):
-            raise ValueError("spec coefficients must be dyadic rationals (binary fractions)")
+        # each row scaled by the lcm D of its denominators: integers, bounded exactly,
+        # then divided by D > 0
+        scale = [math.lcm(*(c.denominator for c in r)) for r in rows]
+        spec = np.array([[int(c * d) for c in r] for r, d in zip(rows, scale, strict=True)],
+                        dtype=object)
+        e_c = 0
         low, e_low = self._back(len(self.weights) - 1, spec, e_c, relax, box)
         # interval arithmetic on the output too: sometimes tighter than back-substitution
         yl, yu, ey = self._ibp(len(self.weights) - 1, hl, hu, eh)
         sp = np.where(spec > 0, spec, 0)
         by_interval = sp.dot(yl) + (spec - sp).dot(yu)
-        return [max(Fraction(int(v), 1 << e_low), Fraction(int(w), 1 << (e_c + ey)))
-                for v, w in zip(low, by_interval, strict=True)]
+        return [max(Fraction(int(v), 1 << e_low), Fraction(int(w), 1 << (e_c + ey))) / d
+                for v, w, d in zip(low, by_interval, scale, strict=True)]
 
     def _ibp(self, k: int, hl: Obj, hu: Obj, eh: int) -> tuple[Obj, Obj, int]:
         (w, ew), (b, eb) = self.weights[k], self.biases[k]
@@ -197,6 +199,9 @@ def _segment(g: Graph, start: int, end: int) -> Graph:
     for n in reversed(g.nodes[: end + 1]):
         if n.id in need and n.id != start:
             need.update(n.args)
+    if start not in need:
+        raise UnsupportedOperation(g.nodes[end].op, "exact", f"node %{end} does not depend "
+                                   f"on node %{start}: not a chain of ReLU layers")
     dep: dict[int, bool] = {}
     keep: list[Node] = []
     for n in g.nodes[: end + 1]:

@@ -230,7 +230,7 @@ def test_the_exact_leaf_bound_is_below_every_exact_output(seed: int, a: float, b
     g = as_graph(net, net.params, (1, 2))
     chain = exact_chain(g, net.params)
     lo, hi = (F(a), F(b)), (F(a) + F(w), F(b) + F(w))
-    rows = [[F(1), F(0)], [F(1), F(-3)]]
+    rows = [[F(1), F(0)], [F(1), F(-3)], [F(1, 3), F(-2, 7)]]  # the last: not dyadic
     bound = chain.lower_bound(lo, hi, rows)
     for i in range(6):
         for j in range(6):
