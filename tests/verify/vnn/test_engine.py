@@ -266,3 +266,21 @@ def test_a_process_pool_gives_the_serial_verdict(tmp_path: Path) -> None:
     assert serial.status == pooled.status
     if pooled.status == "holds":
         assert check_tree_certificate(cert, (g, net.params), p).ok
+
+
+# -- smooth activations: rigorous intervals ------------------------------------------
+def test_tanh_counterexamples_are_confirmed_by_intervals() -> None:
+    """tanh is not rational: the output enclosure (mpmath intervals) must lie wholly in
+    the unsafe region. tanh(x) >= 0.7 is reached on [0, 1] (tanh 1 = 0.7616); >= 0.77 is
+    not, and no point may be reported for it."""
+    net = nn.build(nn.linear(1, 1) >> nn.tanh(), seed=0)
+    net = net.with_state(params={"0.weight": tensor([[1.0]]), "0.bias": tensor([0.0])})
+    g = as_graph(net, net.params, (1, 1))
+    reach = prop(header(1, 1, "0", "1") + "(assert (>= Y_0 0.7))")
+    v = verify_instance((g, net.params), reach, timeout=30)
+    assert v.status == "violated" and v.counterexample is not None
+    assert "interval" in v.detail
+    x = float(v.counterexample[0][0])
+    assert np.tanh(x) >= 0.7 + 1e-12  # binary64 tanh is within 1e-15 here
+    beyond = prop(header(1, 1, "0", "1") + "(assert (>= Y_0 0.77))")
+    assert verify_instance((g, net.params), beyond, timeout=30).status == "holds"
