@@ -151,6 +151,7 @@ class Confirmer:
         self._session: Any = None
         self._ort_shape = tuple(onnx_input_shape or self.shape)
         self.float32_note = ""
+        self.unusable = ""  # why no point can be confirmed, once that is known
         if onnx_path is not None:
             try:
                 ort = importlib.import_module("onnxruntime")
@@ -209,8 +210,14 @@ class Confirmer:
         q = _exact_in_box(case, x)
         if q is not None and (not cands or cands[0][0] != q):
             cands.append((q, None))
+        if self.unusable:
+            return None
         for xq, pt32 in cands:
-            ok, method, ys = self._unsafe(case, xq)
+            try:
+                ok, method, ys = self._unsafe(case, xq)
+            except UnsupportedOperation as e:  # neither exact nor interval can run it
+                self.unusable = f"points cannot be checked exactly or by intervals: {e}"
+                return None
             if not ok:
                 continue
             yq = [y if isinstance(y, Fraction) else sum(_iv_ends(y), Fraction(0)) / 2

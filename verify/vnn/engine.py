@@ -360,6 +360,8 @@ def verify_instance(model: str | os.PathLike[str] | tuple[Graph, Mapping[str, An
             trees.append(tree)
             notes.append(note)
         if unknown:
+            if confirmer.unusable:
+                unknown += f"; {confirmer.unusable}"
             return done("unknown", unknown)
         cert = None
         if certificate is not None:
