@@ -155,6 +155,33 @@ def _split_axes(lo: Arr, hi: Arr, lower: Arr, problem: Problem,
     return np.asarray(np.where(flat, widest, best))
 
 
+def _fill(stack: list[tuple[int, Arr, Arr]], tree: Tree, next_id: int, batch: int,
+          problem: Problem, evaluate: EvalFn) -> int:
+    """Split the boxes on the stack, unbounded, until a batch is about half full: bounding
+    a full batch costs little more than a few boxes, and a box whose parent was not refuted
+    is seldom refuted itself. Returns the next free box id."""
+    while stack and 2 * len(stack) <= batch:
+        lo = np.stack([t[1] for t in stack])
+        hi = np.stack([t[2] for t in stack])
+        open_rows = np.full((len(stack), problem.d_up.shape[0]), -np.inf)
+        axes = _split_axes(lo, hi, open_rows, problem, evaluate)
+        grown: list[tuple[int, Arr, Arr]] = []
+        for k, (box, _, _) in enumerate(stack):
+            a = int(axes[k])
+            point = 0.5 * float(lo[k, a]) + 0.5 * float(hi[k, a])
+            if not lo[k, a] < point < hi[k, a]:
+                return next_id  # a box no float can split further: leave it to the bound
+            left_hi, right_lo = hi[k].copy(), lo[k].copy()
+            left_hi[a] = point
+            right_lo[a] = point
+            tree.splits.append(Split(box, a, point, next_id, next_id + 1))
+            grown.append((next_id + 1, right_lo, hi[k].copy()))
+            grown.append((next_id, lo[k].copy(), left_hi))
+            next_id += 2
+        stack[:] = grown
+    return next_id
+
+
 def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm: ConfirmFn,
                      *, deadline: float, batch: int = 256, max_boxes: int = 10**7,
                      starts: Sequence[Arr] = ()) -> BabResult:
@@ -172,17 +199,24 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
                              time.monotonic() - t0)
     stack: list[tuple[int, Arr, Arr]] = [(0, problem.lower.copy(), problem.upper.copy())]
     next_id, bounded = 1, 0
+    per_box = 0.0  # the slowest seconds per box seen so far
     while stack:
         if time.monotonic() > deadline:
             return BabResult("timeout", tree, None, bounded, time.monotonic() - t0)
         if bounded >= max_boxes:
             return BabResult("unknown", tree, None, bounded, time.monotonic() - t0)
-        take = stack[-batch:]
-        del stack[-batch:]
+        next_id = _fill(stack, tree, next_id, batch, problem, evaluate)
+        # near the deadline, bound only as many boxes as the time left allows
+        left = deadline - time.monotonic()
+        size = min(batch, 16) if per_box <= 0 else int(max(1, min(batch, left / per_box)))
+        take = stack[-size:]
+        del stack[-size:]
+        t_batch = time.monotonic()
         ids = [t[0] for t in take]
         lo = np.stack([t[1] for t in take])
         hi = np.stack([t[2] for t in take])
         lower = np.asarray(bound(lo, hi), dtype=np.float64)
+        per_box = max(per_box, (time.monotonic() - t_batch) / len(take))
         bounded += len(take)
         verdicts = refuted_rows(lower, problem)
         open_idx = [i for i, v in enumerate(verdicts) if v is None]

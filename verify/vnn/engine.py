@@ -1,29 +1,36 @@
 """The verdict engine: is a VNN-LIB property `holds`, `violated`, `unknown` or `timeout`?
 
-    v = verify_instance("net.onnx", "prop.vnnlib", timeout=60)
+    v = verify_instance("net.onnx", "prop.vnnlib", timeout=60, certificate="cert.json")
     v = verify_instance((graph, params), prop)        # a graph of the library, a Property
-    v.status, v.counterexample, v.seconds
+    v.status, v.counterexample, v.seconds, v.phases
 
-What it does today, small on purpose (a later engine replaces steps 1 and 2 with PGD,
-alpha-CROWN and branch and bound behind the same `verify_instance`):
+Per case of the property (an input box and a disjunction of conjunctions of output rows
+`c . Y <= d`), within one wall-clock deadline passed down to every step:
 
-1. Search (untrusted): the corners (all of them up to 8 inputs), centre and seeded random
-   points of each case's box run through the graph in binary64. A point that the float
-   outputs place in the unsafe region is re-checked exactly (trusted): its inputs as
-   Fractions inside the exact box, the graph evaluated over `exact` (the weights read as
-   the exact numbers they hold, so this is the real-number network; it needs rational ops,
-   as piecewise-linear nets have), and `Property.is_counterexample` with strict comparisons
-   kept strict. Only a point that passes is reported as `violated`.
-2. Bounds: per case, `verify.bounds.crown` (IBP where CROWN lacks an op) over a binary64 box
-   that contains the exact box gives sound lower bounds of every constraint row `c . Y`.
-   A conjunction is empty when one of its rows has lower bound > d (>= d for a strict row);
-   the rows are rounded to binary64 for CROWN and the rounding is charged exactly (|c - c64|
-   times the output magnitudes). `holds` when every conjunction of every case is empty.
-3. Otherwise `unknown`; `timeout` when the wall-clock limit passes between steps (a single
-   bounds call or exact evaluation is not interrupted).
+1. Attack (untrusted search, `attack.py`): the centre, the corners (up to 12 inputs) and
+   seeded random points, then signed-gradient descent on the margin of the unsafe
+   condition (input gradients from `runtime.graph.autodiff.grad_graph` on the re-batched
+   graph, compiled). Every proposal goes through `confirm.Confirmer`: in the exact box,
+   unsafe in exact arithmetic (rigorous intervals for tanh / sigmoid) and, for ONNX files
+   with onnxruntime installed, unsafe in float32 there too (a disagreement is reported in
+   the detail; the exact check decides). Only a confirmed point makes `violated`.
+2. Bounds: CROWN (IBP where CROWN lacks an op) over a binary64 box containing the exact
+   box, outward rounded (`verify.bounds`). A conjunction is refuted when one of its rows
+   has a lower bound above `d` (rows that are not binary64 numbers are charged their
+   rounding times the output magnitudes).
+3. Branch and bound (`bab.py`) over input splits when the input has at most
+   `max_split_inputs` entries: boxes bounded in batches through the re-batched graph
+   (optionally spread over a `verify.workers.WorkPool`). Every leaf is refuted, or a
+   confirmed counterexample is found, or the deadline passes.
 
-Verdicts are about the real-number function the graph denotes (weights read exactly, the
-semantics `verify.bounds` and the `exact` field share), not a float32 execution of it.
+`holds` when every case's tree is refuted; the trees are written as a certificate when
+asked (`tree_certificate.py`: re-checked exactly by `check_tree_certificate`). High-
+dimensional inputs get steps 1-2 only (ReLU splitting is not implemented): `unknown` when
+CROWN alone cannot prove them. `timeout` when the deadline passes first (checked between
+batches: one bounds call is not interrupted).
+
+Verdicts are about the real-number function the graph denotes (weights read exactly),
+the semantics `verify.bounds` and the `exact` field share.
 
 Models come from `torchlean.verify.vnn.onnx_import.load_onnx`, imported only when an ONNX
 path is given, from the library's own model files (`verify.model_file`, `.json`), or as a
@@ -36,28 +43,32 @@ from __future__ import annotations
 import importlib
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from itertools import product
 from typing import Any
 
 import numpy as np
 
-from ...runtime.graph import Graph, Literal, Node, compile_graph, interpret
-from ...runtime.graph.encoding import decode_literal
+from ...runtime.graph import Graph
+from ...runtime.graph.autodiff import NotDifferentiableError
 from ...spec.errors import DataFormatError, ShapeError, UnsupportedOperation
-from .. import bounds as _bounds
 from ..bounds import model_file as _model_file
+from ..workers import Shared, UnitError, WorkPool
+from .attack import attack
+from .bab import Problem, Tree, branch_and_bound, refuted_rows
+from .batched import BatchedModel
+from .confirm import Confirmation, Confirmer
+from .tree_certificate import CaseTree, case_rows, write_tree_certificate
 from .vnnlib import Case, LinearConstraint, Property, read_vnnlib
 
-__all__ = ["Verdict", "STATUSES", "verify_instance", "load_model", "model_sizes"]
+__all__ = ["Verdict", "STATUSES", "verify_instance", "load_model", "model_sizes",
+           "fit_property"]
 
 STATUSES = ("holds", "violated", "unknown", "timeout")
 Array = np.ndarray[Any, Any]
 Counterexample = tuple[tuple[Fraction, ...], tuple[Fraction, ...]]
-_CORNER_INPUTS = 8  # all 2^n corners up to this many inputs
-_CONFIRM = 4  # exact re-checks per case: the float points deepest in the unsafe region
+MAX_SPLIT_INPUTS = 16  # input splitting pays for low-dimensional inputs only
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,8 @@ class Verdict:
 
     `status` is one of `STATUSES`; `counterexample` is the exact (inputs, outputs) of a
     `violated` verdict (None otherwise); `seconds` the wall-clock time; `detail` a short
-    human-readable reason; `certificate` the path of a certificate file when one is written.
+    human-readable reason; `certificate` the path of a certificate file when one is written;
+    `phases` the seconds spent per phase ("attack", "bounds", "branching").
     """
 
     status: str
@@ -74,6 +86,7 @@ class Verdict:
     seconds: float
     detail: str = ""
     certificate: str | None = None
+    phases: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -116,8 +129,8 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Graph, dict[str, Any]]:
         missing = e.name or "torchlean.verify.vnn.onnx_import"
         raise UnsupportedOperation("onnx", "float", f"ONNX import is unavailable: module "
                                    f"{missing!r} is not installed") from None
-    graph, params = onnx_import.load_onnx(name)
-    return graph, dict(params)
+    loaded = onnx_import.load_onnx(name)
+    return loaded.graph, dict(loaded.params)
 
 
 def model_sizes(graph: Graph) -> tuple[int, int]:
@@ -132,13 +145,9 @@ def model_sizes(graph: Graph) -> tuple[int, int]:
     return int(np.prod(shape)), int(np.prod(out))
 
 
-def _host(v: Any) -> Array:
-    data = v.numpy() if hasattr(v, "numpy") else v
-    return np.asarray(data, dtype=np.float64)
-
-
-def _fit(prop: Property, n: int, m: int) -> Property:
-    """`prop` checked against a model with n inputs and m outputs, rows padded to m."""
+def fit_property(prop: Property, n: int, m: int) -> Property:
+    """`prop` checked against a model with n inputs and m outputs, rows padded to m
+    (DataFormatError naming the line when it names inputs or outputs the model lacks)."""
     if prop.num_inputs != n or prop.num_outputs > m:
         if os.path.isfile(prop.path):  # re-read for the error with its line
             read_vnnlib(prop.path, num_inputs=n, num_outputs=m)
@@ -153,183 +162,6 @@ def _fit(prop: Property, n: int, m: int) -> Property:
     return Property(prop.path, n, m, cases)
 
 
-def _exact_graph(g: Graph) -> Graph:
-    """The same graph over `exact`: float literals become the rationals they hold."""
-    if g.field == "exact":
-        return g
-    nodes: list[Node] = []
-    for n in g.nodes:
-        if n.op == "literal":
-            lit = n.attr("data")
-            assert isinstance(lit, Literal)
-            values = decode_literal(g.field_def, lit, n.shape, f"literal %{n.id}")
-            flat = np.asarray(values, dtype=np.float64).reshape(-1)
-            if not np.all(np.isfinite(flat)):
-                raise UnsupportedOperation("literal", "exact", f"node %{n.id} holds inf or NaN")
-            qs = (Fraction(float(v)) for v in flat)
-            n = Node(n.id, "literal", (), (("data", Literal(tuple(
-                f"{q.numerator}/{q.denominator}" for q in qs))),), n.shape)
-        nodes.append(n)
-    return Graph("exact", tuple(nodes), g.outputs)
-
-
-class _Model:
-    """A graph with its parameters, run in binary64 (search) and over Fractions (checks)."""
-
-    def __init__(self, graph: Graph, params: Mapping[str, Any]) -> None:
-        self.graph = graph
-        self.params = {k: _host(v) for k, v in params.items()}
-        self.n, self.m = model_sizes(graph)
-        self.shape = graph.inputs[0].shape
-        self.input = graph.inputs[0].name
-        self._fast = compile_graph(graph)
-        self._exact: Graph | None = None
-
-    def run_float(self, x: Array) -> Array:
-        out = self._fast({self.input: x.reshape(self.shape), **self.params})
-        return np.array(next(iter(out.values())).numpy(), dtype=np.float64).reshape(-1)
-
-    def run_exact(self, x: Sequence[Fraction]) -> tuple[Fraction, ...]:
-        if self._exact is None:
-            self._exact = _exact_graph(self.graph)
-        xs = np.empty(len(x), dtype=object)
-        xs[:] = list(x)
-        out = interpret(self._exact, {self.input: xs.reshape(self.shape), **self.params})
-        y = np.asarray(next(iter(out.values())).data, dtype=object).reshape(-1)
-        return tuple(Fraction(v) for v in y)
-
-
-# -- 1. search ----------------------------------------------------------------------------
-def _float_box(case: Case) -> tuple[Array, Array]:
-    """The binary64 box inside the exact closed box nearest to it (lo rounded up, hi down;
-    where no float lies inside, the nearest float)."""
-    lo = np.array([float(q) for q in case.box.lower])
-    hi = np.array([float(q) for q in case.box.upper])
-    exact_lo = [Fraction(v) < q for v, q in zip(lo, case.box.lower, strict=True)]
-    exact_hi = [Fraction(v) > q for v, q in zip(hi, case.box.upper, strict=True)]
-    lo = np.where(exact_lo, np.nextafter(lo, np.inf), lo)
-    hi = np.where(exact_hi, np.nextafter(hi, -np.inf), hi)
-    return np.minimum(lo, hi), np.maximum(lo, hi)
-
-
-def _points(case: Case, samples: int, rng: np.random.Generator) -> Array:
-    lo, hi = _float_box(case)
-    n = lo.size
-    pts = [(lo + hi) / 2, lo, hi]
-    if 0 < n <= _CORNER_INPUTS:
-        pts += [np.where(np.array(bits, dtype=bool), hi, lo)
-                for bits in product((0, 1), repeat=n)]
-    pts += list(lo + rng.random((samples, n)) * (hi - lo))
-    return np.clip(np.array(pts, dtype=np.float64).reshape(len(pts), n), lo, hi)
-
-
-def _depth(case: Case, rows: Array, bounds: Array, y: Array) -> float:
-    """How deep float outputs y lie in the unsafe region (>= 0: inside, by the floats)."""
-    slack = bounds - rows @ y
-    best = -np.inf
-    start = 0
-    for conj in case.unsafe:
-        k = len(conj)
-        best = max(best, float(np.min(slack[start:start + k])) if k else np.inf)
-        start += k
-    return best
-
-
-def _exact_point(case: Case, x: Array) -> tuple[Fraction, ...] | None:
-    """The float point as Fractions, clamped into the exact box; None if only the closure
-    holds it (a strict bound met)."""
-    out = []
-    for v, lo, hi in zip(x, case.box.lower, case.box.upper, strict=True):
-        out.append(min(max(Fraction(float(v)), lo), hi))
-    return tuple(out) if case.box.contains(out) else None
-
-
-def _search(model: _Model, prop: Property, clock: _Clock, samples: int,
-            seed: int) -> tuple[Counterexample | None, str]:
-    rng = np.random.default_rng(seed)
-    per_case = max(16, samples // max(1, len(prop.cases)))
-    notes = ""
-    for case in prop.cases:
-        rows = np.array([[float(c) for c in k.coefficients] for conj in case.unsafe
-                         for k in conj], dtype=np.float64).reshape(-1, model.m)
-        bnds = np.array([float(k.bound) for conj in case.unsafe for k in conj])
-        scored = []
-        for x in _points(case, per_case, rng):
-            clock.check()
-            y = model.run_float(x)
-            if np.all(np.isfinite(y)):
-                scored.append((_depth(case, rows, bnds, y), x))
-        scored.sort(key=lambda t: -t[0])
-        for depth, x in scored[:_CONFIRM]:
-            if depth < 0:
-                break
-            clock.check()
-            xq = _exact_point(case, x)
-            if xq is None:
-                continue
-            try:
-                yq = model.run_exact(xq)
-            except UnsupportedOperation as e:
-                return None, f"a float point looks unsafe but cannot be checked exactly ({e})"
-            if case.is_unsafe(yq):
-                return (xq, yq), "counterexample confirmed exactly"
-            notes = "float points looked unsafe; the exact check rejected them"
-    return None, notes
-
-
-# -- 2. bounds ----------------------------------------------------------------------------
-def _outward_box(case: Case, shape: tuple[int, ...]) -> tuple[Array, Array]:
-    """A binary64 box containing the exact closed box."""
-    lo = np.array([float(q) for q in case.box.lower])
-    hi = np.array([float(q) for q in case.box.upper])
-    lo = np.where([Fraction(v) > q for v, q in zip(lo, case.box.lower, strict=True)],
-                  np.nextafter(lo, -np.inf), lo)
-    hi = np.where([Fraction(v) < q for v, q in zip(hi, case.box.upper, strict=True)],
-                  np.nextafter(hi, np.inf), hi)
-    return lo.reshape(shape), hi.reshape(shape)
-
-
-def _case_proven(model: _Model, case: Case) -> tuple[bool, str]:
-    """Whether bounds show every conjunction of the case's unsafe region empty."""
-    rows = sorted({k.coefficients for conj in case.unsafe for k in conj})
-    if not rows or any(not conj for conj in case.unsafe):
-        return False, "an unsafe disjunct has no output constraint"
-    floats = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
-    C = np.vstack([floats, np.eye(model.m)])  # the identity rows bound |Y_j|
-    lo, hi = _outward_box(case, model.shape)
-    b, method, reasons = None, "", []
-    for method, run in (("crown", _bounds.crown), ("ibp", _bounds.ibp)):
-        try:
-            b = run(model.graph, model.params, lo, hi, C=C)
-            break
-        except (UnsupportedOperation, ShapeError) as e:  # an op the method cannot bound
-            reasons.append(f"{method}: {e}")
-    if b is None:
-        return False, f"no bounds for this model ({'; '.join(reasons)})"
-    low = b.lower.reshape(-1)
-    ylo, yhi = low[len(rows):], b.upper.reshape(-1)[len(rows):]
-    finite = bool(np.all(np.isfinite(ylo)) and np.all(np.isfinite(yhi)))
-    mag = [Fraction(float(max(abs(a), abs(z)))) for a, z in zip(ylo, yhi, strict=True)] \
-        if finite else []
-    lower: dict[tuple[Fraction, ...], Fraction] = {}
-    for i, r in enumerate(rows):
-        if not np.isfinite(low[i]):
-            continue
-        # c . y = c64 . y + (c - c64) . y >= lower(c64 . y) - sum |c - c64| max|y|
-        residual = [abs(c - Fraction(float(f))) for c, f in zip(r, floats[i], strict=True)]
-        if any(residual) and not finite:
-            continue
-        err = sum((d * mj for d, mj in zip(residual, mag, strict=False) if d), Fraction(0))
-        lower[r] = Fraction(float(low[i])) - err
-    for conj in case.unsafe:
-        if not any(k.coefficients in lower and (lower[k.coefficients] >= k.bound if k.strict
-                                                else lower[k.coefficients] > k.bound)
-                   for k in conj):
-            return False, f"{method} bounds leave an unsafe disjunct open"
-    return True, f"{method} bounds"
-
-
-# -- the engine ---------------------------------------------------------------------------
 _FLOAT_RANGE = Fraction(2) ** 1000  # well inside binary64, so nothing rounds to inf
 
 
@@ -343,44 +175,298 @@ def _in_float_range(prop: Property) -> bool:
     return True
 
 
+# -- per-case problems ---------------------------------------------------------------------
+def _up(q: Fraction) -> float:
+    """The least binary64 >= q."""
+    f = float(q)
+    return float(np.nextafter(f, np.inf)) if Fraction(f) < q else f
+
+
+def _outward_box(case: Case) -> tuple[Array, Array]:
+    """A binary64 box containing the exact closed box."""
+    lo = np.array([float(q) for q in case.box.lower])
+    hi = np.array([float(q) for q in case.box.upper])
+    lo = np.where([Fraction(v) > q for v, q in zip(lo, case.box.lower, strict=True)],
+                  np.nextafter(lo, -np.inf), lo)
+    hi = np.where([Fraction(v) < q for v, q in zip(hi, case.box.upper, strict=True)],
+                  np.nextafter(hi, np.inf), hi)
+    return lo, hi
+
+
+class _Phases:
+    def __init__(self) -> None:
+        self.seconds = {"attack": 0.0, "bounds": 0.0, "branching": 0.0}
+
+    def add(self, name: str, t0: float) -> None:
+        self.seconds[name] += time.monotonic() - t0
+
+    def items(self) -> tuple[tuple[str, float], ...]:
+        return tuple(self.seconds.items())
+
+
+def _bound_chunk(lo: Array, hi: Array, C: Array, model: BatchedModel) -> Array:
+    """Lower bounds of C . y over each box (a unit of work for a WorkPool)."""
+    return model.bound(lo, hi, C)[0]
+
+
+class _Case:
+    """One case as a branch-and-bound problem over float rows, with its exact rows."""
+
+    def __init__(self, case: Case, model: BatchedModel, bound: Callable[[Array, Array, Array],
+                                                                       Array]) -> None:
+        self.case = case
+        self.rows, groups = case_rows(case)
+        self.empty_group = any(not g for g in groups)
+        self.C = np.array([[float(c) for c in k.coefficients] for k in self.rows],
+                          dtype=np.float64).reshape(-1, model.m)
+        self.lo, self.hi = _outward_box(case)
+        self.problem: Problem | None = None
+        if self.empty_group:
+            return
+        exact_rows = all(Fraction(f) == c for k, r in zip(self.rows, self.C, strict=True)
+                         for c, f in zip(k.coefficients, r, strict=True))
+        err = [Fraction(0)] * len(self.rows)
+        if not exact_rows:
+            # c . y >= c64 . y - sum |c - c64| max|y| over the root box, which holds every
+            # box branch and bound will bound
+            both = np.vstack([np.eye(model.m), -np.eye(model.m)])
+            low = bound(self.lo[None], self.hi[None], both)[0]
+            mag = np.maximum(np.abs(low[: model.m]), np.abs(low[model.m:]))
+            finite = bool(np.all(np.isfinite(mag)))
+            for i, (k, r) in enumerate(zip(self.rows, self.C, strict=True)):
+                res = [abs(c - Fraction(float(f))) for c, f in zip(k.coefficients, r,
+                                                                   strict=True)]
+                if any(res):
+                    err[i] = (sum((d * Fraction(float(mj)) for d, mj in
+                                   zip(res, mag, strict=True) if d), Fraction(0))
+                              if finite else Fraction(2) ** 1100)
+        d_up = np.array([_up(k.bound + e) if e < Fraction(2) ** 1000 else np.inf
+                         for k, e in zip(self.rows, err, strict=True)])
+        self.problem = Problem(self.lo, self.hi, tuple(tuple(g) for g in groups), d_up)
+
+
+# -- the engine ---------------------------------------------------------------------------
+def _pool_bound(pool: WorkPool, shared: Shared, C: Array) -> Callable[[Array, Array], Array]:
+    """A `bound` over boxes that spreads each batch over the pool's workers."""
+    def bound(lo: Array, hi: Array) -> Array:
+        parts = np.array_split(np.arange(lo.shape[0]), max(1, min(pool.workers, lo.shape[0])))
+        out = np.empty((lo.shape[0], C.shape[0]))
+        for i, res in pool.run(_bound_chunk, [(lo[p], hi[p], C) for p in parts], shared):
+            if isinstance(res, UnitError):
+                raise RuntimeError(f"a bounds unit failed on a worker: {res}")
+            out[parts[i]] = res
+        return out
+    return bound
+
+
 def verify_instance(model: str | os.PathLike[str] | tuple[Graph, Mapping[str, Any]],
                     prop: str | os.PathLike[str] | Property, timeout: float | None = None,
-                    *, samples: int = 256, seed: int = 0) -> Verdict:
-    """The verdict for `model` (an ONNX path, or a (graph, params) pair) against `prop` (a
-    VNN-LIB path or a parsed Property), within `timeout` wall-clock seconds (None: none).
+                    *, samples: int = 256, seed: int = 0,
+                    certificate: str | os.PathLike[str] | None = None,
+                    pool: WorkPool | None = None, batch: int = 256,
+                    max_split_inputs: int = MAX_SPLIT_INPUTS) -> Verdict:
+    """The verdict for `model` (an ONNX path, a `.json` model file or a (graph, params)
+    pair) against `prop` (a VNN-LIB path or a parsed Property), within `timeout`
+    wall-clock seconds (None: none).
 
-    `holds`: the unsafe region is empty (proven by sound bounds); `violated`: a counterexample
-    checked exactly; `unknown`: neither; `timeout`: the limit passed first. Bad files raise
-    DataFormatError; an unavailable ONNX importer or an unusable graph UnsupportedOperation or
-    ShapeError (module docstring)."""
+    `holds`: the unsafe region is empty (sound outward-rounded bounds over a tree of input
+    boxes; the tree is written to `certificate` when given); `violated`: a counterexample
+    confirmed exactly (module docstring); `unknown`: neither; `timeout`: the limit passed
+    first. `pool` spreads each batch of `batch` boxes over its workers (same verdicts as
+    serial). Bad files raise DataFormatError; an unavailable ONNX importer or an unusable
+    graph UnsupportedOperation or ShapeError."""
     clock = _Clock(timeout)
+    phases = _Phases()
     parsed = prop if isinstance(prop, Property) else read_vnnlib(prop)
+    onnx_path: str | None = None
     if isinstance(model, tuple):
         graph, params = model
     else:
         graph, params = load_model(model)
-    m = _Model(graph, params)
-    parsed = _fit(parsed, m.n, m.m)
+        onnx_path = None if os.fspath(model).endswith(".json") else os.fspath(model)
+    m = BatchedModel(graph, params, max_batch=batch)
+    parsed = fit_property(parsed, m.n, m.m)
+
+    def done(status: str, detail: str, cex: Counterexample | None = None,
+             cert: str | None = None) -> Verdict:
+        return Verdict(status, cex, clock.seconds, detail, cert, phases.items())
+
     if not parsed.cases:
-        return Verdict("holds", None, clock.seconds, "the asserts cannot all hold: no cases")
+        cert = None
+        if certificate is not None:  # an empty tree list: the checker re-reads no cases
+            write_tree_certificate(certificate, parsed, [])
+            cert = os.fspath(certificate)
+        return done("holds", "the asserts cannot all hold: no cases", cert=cert)
     if not _in_float_range(parsed):
-        return Verdict("unknown", None, clock.seconds, "the property holds numbers beyond "
-                       "2^1000, out of the search's and the bounds' binary64 range")
+        return done("unknown", "the property holds numbers beyond 2^1000, out of the "
+                    "search's and the bounds' binary64 range")
+    confirmer = Confirmer(graph, m.params, onnx_path)
+    shared = pool.share(BatchedModel(graph, params, max_batch=batch)) if pool else None
+
+    def bound3(lo: Array, hi: Array, C: Array) -> Array:
+        t0 = time.monotonic()
+        try:
+            if pool is not None and shared is not None and lo.shape[0] > 1:
+                return _pool_bound(pool, shared, C)(lo, hi)
+            return m.bound(lo, hi, C)[0]
+        finally:
+            phases.add("bounds", t0)
+
+    def filtered(problem: Problem, C: Array) -> Callable[[Array, Array], Array]:
+        """Bounds for branch and bound: IBP (cheap) first, CROWN on the boxes IBP leaves
+        open; both are sound, so their maximum is."""
+        def bound(lo: Array, hi: Array) -> Array:
+            t0 = time.monotonic()
+            try:
+                low = m.ibp(lo, hi, C)
+            except (UnsupportedOperation, ShapeError):
+                return bound3(lo, hi, C)
+            finally:
+                phases.add("bounds", t0)
+            open_ = [i for i, r in enumerate(refuted_rows(low, problem)) if r is None]
+            if open_:
+                low[open_] = np.maximum(low[open_], bound3(lo[open_], hi[open_], C))
+            return low
+        return bound
+
     try:
-        cex, note = _search(m, parsed, clock, samples, seed)
-        if cex is not None:
-            return Verdict("violated", cex, clock.seconds, note)
-        reasons = []
-        for i, case in enumerate(parsed.cases):
+        cases = [_Case(c, m, bound3) for c in parsed.cases]
+        # 1. attack every case first: counterexamples are cheap to find when they exist
+        for i, pc in enumerate(cases):
             clock.check()
-            ok, why = _case_proven(m, case)
-            if not ok:
-                detail = f"case {i + 1} of {len(parsed.cases)}: {why}"
-                return Verdict("unknown", None, clock.seconds,
-                               f"{detail}; {note}" if note else detail)
-            reasons.append(why)
-        return Verdict("holds", None, clock.seconds,
-                       f"every unsafe disjunct of {len(parsed.cases)} case(s) is empty by "
-                       f"{', '.join(sorted(set(reasons)))}")
+            found = _attack_case(pc, m, confirmer, clock, phases, samples, seed + i)
+            if found is not None:
+                return done("violated", _cex_detail(found, i, len(cases)),
+                            (found.x, found.y))
+        # 2-3. bounds, then branch and bound, per case
+        trees: list[CaseTree] = []
+        notes: list[str] = []
+        unknown = ""
+        for i, pc in enumerate(cases):
+            clock.check()
+            status, tree, found, note = _prove_case(pc, m, confirmer, clock, phases,
+                                                    bound3, filtered, batch,
+                                                    max_split_inputs)
+            where = f"case {i + 1} of {len(cases)}"
+            if status == "violated":
+                assert found is not None
+                return done("violated", _cex_detail(found, i, len(cases)), (found.x, found.y))
+            if status == "timeout":
+                raise _Timeout
+            if status == "unknown":
+                unknown = unknown or f"{where}: {note}"
+                continue
+            assert tree is not None
+            trees.append(tree)
+            notes.append(note)
+        if unknown:
+            if confirmer.unusable:
+                unknown += f"; {confirmer.unusable}"
+            return done("unknown", unknown)
+        cert = None
+        if certificate is not None:
+            write_tree_certificate(certificate, parsed, trees)
+            cert = os.fspath(certificate)
+        leaves = sum(len(t.leaves) for t in trees)
+        return done("holds", f"every unsafe disjunct of {len(cases)} case(s) is refuted "
+                    f"on {leaves} box(es) by {', '.join(sorted(set(notes)))}", cert=cert)
     except _Timeout:
-        return Verdict("timeout", None, clock.seconds, f"no verdict within {timeout} s")
+        return done("timeout", f"no verdict within {timeout} s")
+
+
+def _cex_detail(c: Confirmation, case: int, cases: int) -> str:
+    text = f"counterexample in case {case + 1} of {cases}, confirmed in {c.method} arithmetic"
+    if c.float32 is True:
+        text += " and in float32 under onnxruntime"
+    return f"{text}; {c.note}" if c.note else text
+
+
+def _confirm_fn(pc: _Case, confirmer: Confirmer,
+                found: list[Confirmation]) -> Callable[[Array], bool]:
+    def confirm(x: Array) -> bool:
+        c = confirmer.confirm(pc.case, np.asarray(x, np.float64))
+        if c is not None:
+            found.append(c)
+        return c is not None
+    return confirm
+
+
+def _attack_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
+                 phases: _Phases, samples: int, seed: int) -> Confirmation | None:
+    t0 = time.monotonic()
+    found: list[Confirmation] = []
+    confirm = _confirm_fn(pc, confirmer, found)
+    try:
+        if pc.problem is None:  # an empty conjunction: every point of the box is unsafe
+            for x in (0.5 * (pc.lo + pc.hi), pc.lo, pc.hi):
+                if confirm(x):
+                    return found[-1]
+            return None
+        C = pc.C
+
+        def evaluate(x: Array) -> Array:
+            return np.asarray(m.evaluate(x) @ C.T, np.float64)
+
+        def gradient(x: Array, w: Array) -> Array:
+            return m.gradient(x, w @ C)
+
+        grad: Any = gradient
+        try:
+            m.gradient(pc.lo[None], np.zeros((1, C.shape[0])) @ C)
+        except (NotDifferentiableError, UnsupportedOperation, ShapeError):
+            grad = None
+        hit = attack(pc.problem, evaluate, grad, confirm, seed=seed, samples=samples,
+                     deadline=clock.deadline)
+        return found[-1] if hit is not None and found else None
+    finally:
+        phases.add("attack", t0)
+
+
+def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
+                phases: _Phases, bound3: Callable[[Array, Array, Array], Array],
+                filtered: Callable[[Problem, Array], Callable[[Array, Array], Array]],
+                batch: int, max_split: int
+                ) -> tuple[str, CaseTree | None, Confirmation | None, str]:
+    """(status, tree, counterexample, note) for one case after the attack."""
+    if pc.problem is None:
+        return "unknown", None, None, "an unsafe disjunct has no output constraint"
+    problem, C = pc.problem, pc.C
+    try:
+        low = bound3(pc.lo[None], pc.hi[None], C)
+    except (UnsupportedOperation, ShapeError) as e:
+        return "unknown", None, None, f"no bounds for this model ({e})"
+    method = "crown" if m.batching_error is None else "bounds"
+    root = refuted_rows(low, problem)[0]
+    if root is not None:
+        return "holds", _case_tree(pc, Tree(leaves={0: root})), None, f"{method} bounds"
+    if m.n > max_split:
+        return "unknown", None, None, (f"bounds leave an unsafe disjunct open; {m.n} inputs "
+                                       f"are too many to split (at most {max_split})")
+    found: list[Confirmation] = []
+
+    def evaluate(x: Array) -> Array:
+        return np.asarray(m.evaluate(x) @ C.T, np.float64)
+
+    t0 = time.monotonic()
+    before = phases.seconds["bounds"]
+    res = branch_and_bound(problem, filtered(problem, C), evaluate,
+                           _confirm_fn(pc, confirmer, found),
+                           deadline=clock.deadline if clock.deadline is not None else np.inf,
+                           batch=batch)
+    phases.seconds["branching"] += (time.monotonic() - t0) - (phases.seconds["bounds"] - before)
+    if res.status == "violated":
+        return "violated", None, found[-1], ""
+    if res.status == "holds":
+        return "holds", _case_tree(pc, res.tree), None, "input splitting with crown bounds"
+    if res.status == "timeout":
+        return "timeout", None, None, ""
+    return "unknown", None, None, (f"branch and bound stopped after {res.boxes_bounded} boxes "
+                                   "(a box no binary64 point can split further)")
+
+
+def _case_tree(pc: _Case, tree: Tree) -> CaseTree:
+    return CaseTree(tuple(Fraction(float(v)) for v in pc.lo),
+                    tuple(Fraction(float(v)) for v in pc.hi),
+                    tuple((s.box, s.axis, Fraction(s.point), s.left, s.right)
+                          for s in tree.splits),
+                    tuple(sorted(tree.leaves.items())))

@@ -105,3 +105,25 @@ def test_bad_problems_are_refused() -> None:
         Problem(np.array([1.0]), np.array([0.0]), ((0,),), np.array([0.0]))
     with pytest.raises(ValueError, match="groups name rows"):
         Problem(np.array([0.0]), np.array([1.0]), ((0, 1),), np.array([0.0]))
+
+
+def test_batches_start_small_fill_up_and_shrink_near_the_deadline() -> None:
+    """A bound that costs 10 ms per box and never refutes: the first batch has at most 16
+    boxes (to measure the cost), later ones are filled by unbounded splits, and the search
+    stops within about one box's cost of the deadline."""
+    sizes: list[int] = []
+
+    def slow(lo: Arr, hi: Arr) -> Arr:
+        sizes.append(lo.shape[0])
+        time.sleep(0.01 * lo.shape[0])
+        return np.full((lo.shape[0], 1), -1.0)
+
+    start = time.monotonic()
+    res = branch_and_bound(_problem(0.0), slow, lambda x: np.ones((x.shape[0], 1)),
+                           lambda x: False, deadline=start + 1.0, batch=64)
+    took = time.monotonic() - start
+    assert res.status == "timeout"
+    assert sizes[0] <= 16 and max(sizes) > 16
+    assert took < 1.0 + 0.3  # last batch sized to the time left (10 ms a box, slack for load)
+    boxes = res.tree.boxes(np.array([-1.0, -1.0]), np.array([1.0, 1.0]))
+    assert len(boxes) == 1 + 2 * len(res.tree.splits)

@@ -170,9 +170,14 @@ def test_every_case_must_be_proven() -> None:
     assert verify_instance((g, net.params), prop(decl + first + "(assert (>= Y_0 5))")
                            ).status == "holds"
     # a conjunction that is empty only as a whole (Y_0 >= 0.75 and Y_0 <= 0.25) is beyond
-    # bounds on single rows: unknown, never holds by mistake nor violated
+    # bounds on single rows over the whole box; input splitting refutes one row per box
     v = verify_instance((g, net.params), prop(decl + first.replace("2", "0.5") +
                                               "(assert (>= Y_0 0.75)) (assert (<= Y_0 0.25))"))
+    assert v.status == "holds"
+    # without splitting, bounds on single rows cannot: unknown, never holds by mistake
+    v = verify_instance((g, net.params), prop(decl + first.replace("2", "0.5") +
+                                              "(assert (>= Y_0 0.75)) (assert (<= Y_0 0.25))"),
+                        max_split_inputs=0)
     assert v.status == "unknown"
 
 

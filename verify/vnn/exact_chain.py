@@ -1,0 +1,268 @@
+"""An exact, independent lower bound of `c . f(x)` over a box, for graphs that are chains
+of affine maps and ReLUs: the trusted core of the tree-certificate checker.
+
+The affine maps are read off the graph exactly: each segment between two ReLUs is run over
+`exact` (Fractions) on the zero vector and the unit vectors, so `W` and `b` are the exact
+rationals the graph's weights hold; the op list of each segment is checked affine first.
+
+Bounds are CROWN's (Zhang et al. 2018) done in exact rational arithmetic: every
+pre-activation bound is interval arithmetic intersected with a back-substitution through
+the earlier layers; each ReLU is relaxed by `a z <= relu(z) <= s (z - l)` on [l, u] with
+the adaptive `a` (1 when u >= -l, else 0) and `s >= u / (u - l)`. To keep the numbers
+small every value is dyadic, held as integers times 2^-e: pre-activation bounds are
+rounded outward to a multiple of 2^-GRID and `s` rounded up to a multiple of 2^-GRID. Both
+keep the relaxation valid (a larger box, a steeper upper line through (l, 0)), so the bound
+stays sound over the reals; nothing is computed in floating point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ...runtime.graph import Graph, Node, interpret
+from ...runtime.graph.batching import rebatch
+from ...runtime.graph.ir import freeze_attrs
+from ...spec.errors import UnsupportedOperation
+from .confirm import exact_graph
+
+__all__ = ["ExactChain", "exact_chain"]
+
+Obj = np.ndarray[Any, np.dtype[np.object_]]
+Relax = tuple[Obj, Obj, Obj, Obj, int]  # a, s, -s*l, l, exponent of l
+GRID = 48  # bits after the binary point kept in pre-activation bounds and upper slopes
+_AFFINE = frozenset({"matmul", "add", "sub", "neg", "mul", "div", "reshape", "transpose",
+                     "broadcast_to", "slice", "unslice", "concat", "sum", "mean"})
+_ONE_VARIABLE = frozenset({"matmul", "mul", "div"})
+
+
+def _dyadic(values: Sequence[Fraction], direction: int) -> tuple[Obj, int]:
+    """Fractions as integers times 2^-e: exact where the denominators are powers of two,
+    else rounded down (direction -1) or up (+1) to a multiple of 2^-GRID."""
+    e = 0
+    for q in values:
+        d = q.denominator
+        e = max(e, d.bit_length() - 1 if d & (d - 1) == 0 else GRID)
+    out = np.empty(len(values), dtype=object)
+    for i, q in enumerate(values):
+        num = q.numerator << e
+        out[i] = num // q.denominator if direction < 0 else -((-num) // q.denominator)
+    return out, e
+
+
+def _shift(a: Obj, e: int, to: int) -> Obj:
+    """a * 2^-e written with exponent `to` >= e."""
+    return a * (1 << (to - e)) if to > e else a
+
+
+def _round(a: Obj, e: int, direction: int) -> tuple[Obj, int]:
+    """a * 2^-e rounded down / up to a multiple of 2^-GRID (exact when e <= GRID)."""
+    if e <= GRID:
+        return a, e
+    k = e - GRID
+    if direction < 0:
+        return np.array([v >> k for v in a], dtype=object), GRID
+    return np.array([-((-v) >> k) for v in a], dtype=object), GRID
+
+
+@dataclass(frozen=True)
+class ExactChain:
+    """z_1 = W_1 x + b_1, z_k = W_k relu(z_{k-1}) + b_k, output y = z_L; every W, b as
+    integers with one exponent per layer (value = ints * 2^-e)."""
+
+    weights: tuple[tuple[Obj, int], ...]  # (out, in) ints, exponent
+    biases: tuple[tuple[Obj, int], ...]
+
+    def lower_bound(self, lower: Sequence[Fraction], upper: Sequence[Fraction],
+                    rows: Sequence[Sequence[Fraction]]) -> list[Fraction]:
+        """Exact sound lower bounds of `c . y` over the box, for each row c."""
+        xl, el = _dyadic(lower, -1)
+        xu, eu = _dyadic(upper, +1)
+        e_x = max(el, eu)
+        box = (_shift(xl, el, e_x), _shift(xu, eu, e_x), e_x)
+        relax: list[Relax] = []
+        hl, hu, eh = box
+        for k in range(len(self.weights) - 1):
+            zl, zu, ez = self._ibp(k, hl, hu, eh)
+            zl, ez_l = _round(zl, ez, -1)
+            zu, ez_u = _round(zu, ez, +1)
+            e = max(ez_l, ez_u)
+            zl, zu = _shift(zl, ez_l, e), _shift(zu, ez_u, e)
+            unstable = [j for j in range(len(zl)) if zl[j] < 0 < zu[j]]
+            if unstable:
+                width = len(zl)
+                spec = np.zeros((2 * len(unstable), width), dtype=object)
+                for i, j in enumerate(unstable):
+                    spec[i, j], spec[len(unstable) + i, j] = 1, -1
+                low, e_low = self._back(k, spec, 0, relax, box)
+                low_l, el2 = _round(low[: len(unstable)], e_low, -1)
+                neg_u, eu2 = _round(low[len(unstable):], e_low, -1)
+                e2 = max(e, el2, eu2)
+                zl, zu = _shift(zl, e, e2), _shift(zu, e, e2)
+                low_l, neg_u = _shift(low_l, el2, e2), _shift(neg_u, eu2, e2)
+                e = e2
+                for i, j in enumerate(unstable):
+                    zl[j] = max(zl[j], low_l[i])
+                    zu[j] = min(zu[j], -neg_u[i])
+            relax.append(self._relax(zl, zu, e))
+            hl = np.array([max(v, 0) for v in zl], dtype=object)
+            hu = np.array([max(v, 0) for v in zu], dtype=object)
+            eh = e
+        # each row scaled by the lcm D of its denominators: integers, bounded exactly,
+        # then divided by D > 0
+        scale = [math.lcm(*(c.denominator for c in r)) for r in rows]
+        spec = np.array([[int(c * d) for c in r] for r, d in zip(rows, scale, strict=True)],
+                        dtype=object)
+        e_c = 0
+        low, e_low = self._back(len(self.weights) - 1, spec, e_c, relax, box)
+        # interval arithmetic on the output too: sometimes tighter than back-substitution
+        yl, yu, ey = self._ibp(len(self.weights) - 1, hl, hu, eh)
+        sp = np.where(spec > 0, spec, 0)
+        by_interval = sp.dot(yl) + (spec - sp).dot(yu)
+        return [max(Fraction(int(v), 1 << e_low), Fraction(int(w), 1 << (e_c + ey))) / d
+                for v, w, d in zip(low, by_interval, scale, strict=True)]
+
+    def _ibp(self, k: int, hl: Obj, hu: Obj, eh: int) -> tuple[Obj, Obj, int]:
+        (w, ew), (b, eb) = self.weights[k], self.biases[k]
+        wp = np.where(w > 0, w, 0)
+        wn = w - wp
+        lo = wp.dot(hl) + wn.dot(hu)
+        hi = wp.dot(hu) + wn.dot(hl)
+        e = max(ew + eh, eb)
+        return (_shift(lo, ew + eh, e) + _shift(b, eb, e),
+                _shift(hi, ew + eh, e) + _shift(b, eb, e), e)
+
+    @staticmethod
+    def _relax(zl: Obj, zu: Obj, e: int) -> Relax:
+        """Per neuron: lower slope a (0/1), upper slope s (ints, exponent GRID), the upper
+        line's intercept -s*l (ints, exponent GRID + e), and l."""
+        n = len(zl)
+        a = np.zeros(n, dtype=object)
+        s = np.zeros(n, dtype=object)
+        c = np.zeros(n, dtype=object)
+        one = 1 << GRID
+        for j in range(n):
+            lo, hi = zl[j], zu[j]
+            if lo >= 0:
+                a[j], s[j] = 1, one
+            elif hi <= 0:
+                a[j], s[j] = 0, 0
+            else:
+                a[j] = 1 if hi >= -lo else 0
+                s[j] = -((-(hi << GRID)) // (hi - lo))  # ceil(u / (u - l) * 2^GRID)
+                c[j] = -s[j] * lo
+        return a, s, c, zl, e
+
+    def _back(self, k: int, spec: Obj, e_spec: int, relax: Sequence[Relax],
+              box: tuple[Obj, Obj, int]) -> tuple[Obj, int]:
+        """Lower bounds of spec . z_{k+1} (rows of spec over layer k's output) by
+        back-substitution to the input box: integers and their exponent."""
+        A, eA = spec, e_spec
+        const = np.zeros(spec.shape[0], dtype=object)
+        ec = 0
+        for j in range(k, -1, -1):
+            (w, ew), (b, eb) = self.weights[j], self.biases[j]
+            live = np.flatnonzero(np.any(A != 0, axis=0))  # skip dead neurons' columns
+            A, w, b = A[:, live], w[live], b[live]
+            e_new = max(ec, eA + eb)
+            const = _shift(const, ec, e_new) + _shift(A.dot(b), eA + eb, e_new)
+            ec = e_new
+            A, eA = A.dot(w), eA + ew
+            if j == 0:
+                break
+            a, s, c, _, ez = relax[j - 1]
+            pos = np.where(A > 0, A, 0)
+            neg = A - pos
+            # lower line on positive coefficients, upper line on negative ones
+            e_new = max(ec, eA + GRID + ez)
+            const = _shift(const, ec, e_new) + _shift(neg.dot(c), eA + GRID + ez, e_new)
+            ec = e_new
+            A = pos * (a * (1 << GRID))[None, :] + neg * s[None, :]
+            eA = eA + GRID
+        xl, xu, ex = box
+        pos = np.where(A > 0, A, 0)
+        neg = A - pos
+        val = pos.dot(xl) + neg.dot(xu)
+        e = max(ec, eA + ex)
+        return _shift(val, eA + ex, e) + _shift(const, ec, e), e
+
+
+def _segment(g: Graph, start: int, end: int) -> Graph:
+    """The ancestors of `end` back to `start`, with `start` made the only input; raises
+    unless every op on the way from `start` is affine in it."""
+    need = {end}
+    for n in reversed(g.nodes[: end + 1]):
+        if n.id in need and n.id != start:
+            need.update(n.args)
+    if start not in need:
+        raise UnsupportedOperation(g.nodes[end].op, "exact", f"node %{end} does not depend "
+                                   f"on node %{start}: not a chain of ReLU layers")
+    dep: dict[int, bool] = {}
+    keep: list[Node] = []
+    for n in g.nodes[: end + 1]:
+        if n.id not in need:
+            continue
+        if n.id == start:
+            dep[n.id] = True
+            keep.append(Node(n.id, "input", (), freeze_attrs({"name": "h"}), n.shape))
+            continue
+        if n.op == "input" or n.op == "relu":
+            raise UnsupportedOperation(n.op, "exact", f"node %{n.id} feeds a later layer "
+                                       "past a ReLU: not a chain")
+        dep[n.id] = any(dep[a] for a in n.args)
+        if dep[n.id] and n.op not in _AFFINE:
+            raise UnsupportedOperation(n.op, "exact", f"node %{n.id} between ReLUs is not "
+                                       "affine: the exact chain checker needs affine maps "
+                                       "and ReLUs")
+        if dep[n.id] and n.op in _ONE_VARIABLE and (
+                sum(dep[a] for a in n.args) != 1 or (n.op == "div" and dep[n.args[1]])):
+            raise UnsupportedOperation(n.op, "exact", f"node %{n.id} multiplies two "
+                                       "input-dependent values")
+        keep.append(n)
+    ids = {n.id: i for i, n in enumerate(keep)}
+    nodes = tuple(Node(ids[n.id], n.op, tuple(ids[a] for a in n.args), n.attrs, n.shape)
+                  for n in keep)
+    return Graph(g.field, nodes, (("z", ids[end]),))
+
+
+def exact_chain(graph: Graph, params: Mapping[str, Any]) -> ExactChain:
+    """The graph as an `ExactChain`; raises UnsupportedOperation when it is not a chain of
+    affine maps and ReLUs (one input, batch axis 1, one output)."""
+    g = exact_graph(graph)
+    relus = [n.id for n in g.nodes if n.op == "relu"]
+    for n in g.nodes:
+        if n.op not in _AFFINE | {"relu", "input", "param", "const", "literal"}:
+            raise UnsupportedOperation(n.op, "exact", f"node %{n.id}: the exact chain "
+                                       "checker needs affine maps and ReLUs")
+    starts = [g.inputs[0].id] + relus
+    ends = [g.nodes[r].args[0] for r in relus] + [g.outputs[0][1]]
+    ps = {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float64)
+          for k, v in params.items()}
+    weights, biases = [], []
+    for s, e in zip(starts, ends, strict=True):
+        seg = _segment(g, s, e)
+        width = int(np.prod(g.nodes[s].shape))
+        rb = rebatch(seg, width + 1)
+        basis = np.zeros((width + 1, width), dtype=object)
+        basis[:] = Fraction(0)
+        for i in range(width):
+            basis[i + 1, i] = Fraction(1)
+        names = {n.attr("name") for n in seg.nodes if n.op == "param"}
+        out = interpret(rb, {"h": basis.reshape((width + 1, *g.nodes[s].shape[1:])),
+                             **{k: v for k, v in ps.items() if k in names}})
+        z = np.asarray(next(iter(out.values())).data, dtype=object).reshape(width + 1, -1)
+        bias = [Fraction(v) for v in z[0]]
+        cols = [[Fraction(v) - b for v, b in zip(z[i + 1], bias, strict=True)]
+                for i in range(width)]
+        w_flat = [cols[i][o] for o in range(len(bias)) for i in range(width)]
+        wi, ew = _dyadic(w_flat, -1)
+        if any(q.denominator & (q.denominator - 1) for q in w_flat + bias):
+            raise UnsupportedOperation("param", "exact", "weights are not binary fractions")
+        weights.append((wi.reshape(len(bias), width), ew))
+        biases.append(_dyadic(bias, -1))
+    return ExactChain(tuple(weights), tuple(biases))

@@ -1,0 +1,236 @@
+"""Tree certificates of `holds` verdicts, and their independent checker.
+
+A certificate lists, for every case of the property, a root box (exact rationals), the
+splits made (box id, axis, point, child ids) and the leaves with, for each unsafe
+conjunction of the case, the index of one constraint row whose lower bound over the leaf
+is above its right-hand side. The rows themselves are not in the file: the checker reads
+them from the property (the case's conjunctions flattened in order), so a certificate
+cannot weaken the property it claims.
+
+`check_tree_certificate` proves, in exact arithmetic:
+
+1. the root of each case contains the case's exact input box;
+2. the leaves cover the root: boxes are re-derived from the splits in Fractions, every
+   box is split at most once, children are fresh, and the boxes never split are exactly
+   the leaves (a split's children `[lo, p]` and `[p, hi]` cover their parent for any p);
+3. every leaf's refuting rows are refuted: `leaf_bound(lo, hi, rows)` gives sound lower
+   bounds of `c . y` over the leaf, re-derived independently (by default
+   `exact_chain.ExactChain.lower_bound`, exact for affine-ReLU chains), which must
+   exceed `d` (or reach it, for a strict row).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ...runtime.atomic_write import write_atomically
+from ...runtime.graph import Graph
+from ...spec.errors import DataFormatError, UnsupportedOperation
+from .vnnlib import Case, LinearConstraint, Property, read_vnnlib
+
+__all__ = ["CaseTree", "TreeCheck", "write_tree_certificate", "check_tree_certificate",
+           "case_rows", "FORMAT"]
+
+FORMAT = "torchlean-vnn-tree/1"
+LeafBound = Callable[[Sequence[Fraction], Sequence[Fraction], Sequence[Sequence[Fraction]]],
+                     Sequence[Fraction]]
+
+
+@dataclass(frozen=True)
+class CaseTree:
+    """One case's tree: root box, splits (box, axis, point, left, right), leaves
+    (box id -> one refuting row index per conjunction)."""
+
+    lower: tuple[Fraction, ...]
+    upper: tuple[Fraction, ...]
+    splits: tuple[tuple[int, int, Fraction, int, int], ...]
+    leaves: tuple[tuple[int, tuple[int, ...]], ...]
+
+
+@dataclass(frozen=True)
+class TreeCheck:
+    """The checker's answer: `ok`, the reason when not, leaves checked, seconds."""
+
+    ok: bool
+    reason: str
+    leaves: int
+    seconds: float
+
+
+def case_rows(case: Case) -> tuple[list[LinearConstraint], list[list[int]]]:
+    """The case's constraint rows in order, and the row indices of each conjunction."""
+    rows: list[LinearConstraint] = []
+    groups: list[list[int]] = []
+    for conj in case.unsafe:
+        groups.append(list(range(len(rows), len(rows) + len(conj))))
+        rows.extend(conj)
+    return rows, groups
+
+
+def _q(v: Fraction) -> str:
+    return f"{v.numerator}/{v.denominator}"
+
+
+def write_tree_certificate(path: str | os.PathLike[str], prop: Property,
+                           trees: Sequence[CaseTree]) -> None:
+    """Write the certificate for `prop` (one tree per case) atomically as JSON."""
+    doc = {"format": FORMAT, "property": prop.path, "cases": [
+        {"root": {"lower": [_q(v) for v in t.lower], "upper": [_q(v) for v in t.upper]},
+         "splits": [[b, a, _q(p), left, right] for b, a, p, left, right in t.splits],
+         "leaves": [[i, list(rows)] for i, rows in t.leaves]} for t in trees]}
+    write_atomically(path, lambda f: json.dump(doc, f, separators=(",", ":")))
+
+
+class _Bad(Exception):
+    pass
+
+
+def _frac(v: Any, where: str) -> Fraction:
+    if not isinstance(v, str) or len(v) > 2000:
+        raise _Bad(f"{where}: expected a rational 'p/q', got {str(v)[:40]!r}")
+    try:
+        return Fraction(v)
+    except (ValueError, ZeroDivisionError):
+        raise _Bad(f"{where}: not a rational: {v[:40]!r}") from None
+
+
+def _int(v: Any, where: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _Bad(f"{where}: expected an integer, got {str(v)[:40]!r}")
+    return v
+
+
+def _list(v: Any, where: str, n: int | None = None) -> list[Any]:
+    if not isinstance(v, list) or (n is not None and len(v) != n):
+        raise _Bad(f"{where}: expected a list{'' if n is None else f' of {n}'}")
+    return v
+
+
+def _parse(doc: Any, n: int) -> list[CaseTree]:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise _Bad(f"not a {FORMAT} certificate")
+    out = []
+    for ci, c in enumerate(_list(doc.get("cases"), "cases")):
+        if not isinstance(c, dict) or not isinstance(c.get("root"), dict):
+            raise _Bad(f"case {ci}: expected an object with a root")
+        w = f"case {ci}"
+        lower = tuple(_frac(v, f"{w} root") for v in _list(c["root"].get("lower"), w, n))
+        upper = tuple(_frac(v, f"{w} root") for v in _list(c["root"].get("upper"), w, n))
+        splits = []
+        for s in _list(c.get("splits"), f"{w} splits"):
+            s = _list(s, f"{w} split", 5)
+            splits.append((_int(s[0], w), _int(s[1], w), _frac(s[2], w), _int(s[3], w),
+                           _int(s[4], w)))
+        leaves = []
+        for lf in _list(c.get("leaves"), f"{w} leaves"):
+            lf = _list(lf, f"{w} leaf", 2)
+            leaves.append((_int(lf[0], w), tuple(_int(r, w) for r in _list(lf[1], w))))
+        out.append(CaseTree(lower, upper, tuple(splits), tuple(leaves)))
+    return out
+
+
+def _leaf_boxes(t: CaseTree, w: str) -> dict[int, tuple[list[Fraction], list[Fraction]]]:
+    """Every unsplit box of the tree, re-derived exactly; raises unless they are exactly
+    the leaves."""
+    n = len(t.lower)
+    if any(a > b for a, b in zip(t.lower, t.upper, strict=True)):
+        raise _Bad(f"{w}: the root has lower > upper")
+    open_boxes: dict[int, tuple[list[Fraction], list[Fraction]]] = {
+        0: (list(t.lower), list(t.upper))}
+    seen = {0}
+    for box, axis, p, left, right in t.splits:
+        if box not in open_boxes:
+            raise _Bad(f"{w}: split of box {box}, which is not an unsplit box")
+        if not 0 <= axis < n:
+            raise _Bad(f"{w}: split axis {axis} out of range")
+        lo, hi = open_boxes.pop(box)
+        if not lo[axis] <= p <= hi[axis]:
+            raise _Bad(f"{w}: split point {p} of box {box} outside [{lo[axis]}, {hi[axis]}]")
+        if left == right or left in seen or right in seen:
+            raise _Bad(f"{w}: split of box {box} reuses a box id")
+        seen.update((left, right))
+        left_hi, right_lo = list(hi), list(lo)
+        left_hi[axis] = p
+        right_lo[axis] = p
+        open_boxes[left] = (lo, left_hi)
+        open_boxes[right] = (right_lo, hi)
+    ids = [i for i, _ in t.leaves]
+    if len(set(ids)) != len(ids) or set(ids) != set(open_boxes):
+        raise _Bad(f"{w}: the leaves ({len(ids)}) are not exactly the unsplit boxes "
+                   f"({len(open_boxes)})")
+    return open_boxes
+
+
+def _default_leaf_bound(graph: Graph, params: Mapping[str, Any]) -> LeafBound:
+    from .exact_chain import exact_chain
+
+    return exact_chain(graph, params).lower_bound
+
+
+def check_tree_certificate(path: str | os.PathLike[str],
+                           model: str | os.PathLike[str] | tuple[Graph, Mapping[str, Any]],
+                           prop: str | os.PathLike[str] | Property,
+                           leaf_bound: LeafBound | None = None) -> TreeCheck:
+    """Whether the certificate at `path` proves that `prop` holds for `model` (module
+    docstring). `leaf_bound` replaces the exact affine-ReLU chain bound (e.g. with a
+    general exact checker). Never raises for a bad certificate: it answers not ok."""
+    t0 = time.monotonic()
+    from .engine import fit_property, load_model
+
+    graph, params = model if isinstance(model, tuple) else load_model(model)
+    parsed = prop if isinstance(prop, Property) else read_vnnlib(prop)
+    n = int(np.prod(graph.inputs[0].shape))
+    m = int(np.prod(graph.nodes[graph.outputs[0][1]].shape))
+    parsed = fit_property(parsed, n, m)
+    checked = 0
+    try:
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as e:
+            raise _Bad(f"cannot read the certificate: {e}") from None
+        trees = _parse(doc, n)
+        if len(trees) != len(parsed.cases):
+            raise _Bad(f"{len(trees)} trees for {len(parsed.cases)} cases")
+        if leaf_bound is None and trees:
+            try:
+                leaf_bound = _default_leaf_bound(graph, params)
+            except UnsupportedOperation as e:
+                raise _Bad(f"no exact leaf checker for this model: {e}") from None
+        for ci, (case, t) in enumerate(zip(parsed.cases, trees, strict=True)):
+            w = f"case {ci}"
+            box = case.box
+            if any(r > b for r, b in zip(t.lower, box.lower, strict=True)) or any(
+                    r < b for r, b in zip(t.upper, box.upper, strict=True)):
+                raise _Bad(f"{w}: the root box does not contain the property's box")
+            rows, groups = case_rows(case)
+            if any(not g for g in groups):
+                raise _Bad(f"{w}: an unsafe conjunction is empty; no bound refutes it")
+            leaves = _leaf_boxes(t, w)
+            for leaf, refuting in t.leaves:
+                if len(refuting) != len(groups) or any(
+                        r not in g for r, g in zip(refuting, groups, strict=True)):
+                    raise _Bad(f"{w}: leaf {leaf} does not name one row of each "
+                               "conjunction")
+                lo, hi = leaves[leaf]
+                ks = [rows[r] for r in refuting]
+                assert leaf_bound is not None
+                lows = leaf_bound(lo, hi, [k.coefficients for k in ks])
+                for k, low in zip(ks, lows, strict=True):
+                    if not (low >= k.bound if k.strict else low > k.bound):
+                        raise _Bad(f"{w}: leaf {leaf}: the re-derived lower bound "
+                                   f"{float(low):.6g} does not exceed {float(k.bound):.6g}")
+                checked += 1
+    except _Bad as e:
+        return TreeCheck(False, str(e), checked, time.monotonic() - t0)
+    except DataFormatError as e:
+        return TreeCheck(False, str(e), checked, time.monotonic() - t0)
+    return TreeCheck(True, "", checked, time.monotonic() - t0)
