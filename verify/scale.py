@@ -26,7 +26,6 @@ instance whose run time is close to its timeout, which is inherent in any wall-c
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import tempfile
 import time
@@ -39,10 +38,9 @@ import numpy as np
 
 from ..runtime.graph import Graph
 from ..spec.errors import DataFormatError, ShapeError, UnsupportedOperation
-from .bounds import model_file as _model_file
 from .bounds.certificate import Certificate, certify_robustness, check_certificate
 from .bounds.propagate import as_graph
-from .vnn.engine import verify_instance
+from .vnn.engine import load_model, verify_instance
 from .vnn.results import (
     AtomicCsv,
     Instance,
@@ -62,17 +60,6 @@ Model = tuple[Graph, dict[str, Any]]
 ERRORS_HEADER = ("onnx", "vnnlib", "error")
 DATASET_HEADER = ("index", "label", "eps", "input_sha256", "certified", "margin_lower",
                   "seconds", "error")
-
-
-def load_model(path: str | os.PathLike[str]) -> Model:
-    """(graph, params) of a model file: the library's own (`.json`, parameters are
-    literals) or ONNX (any other name; needs the `[onnx]` extra)."""
-    name = os.fspath(path)
-    if name.endswith(".json"):
-        return _model_file.load_model(name), {}
-    onnx_import = importlib.import_module("torchlean.verify.vnn.onnx_import")
-    m = onnx_import.load_onnx(name)
-    return m.graph, dict(m.params)
 
 
 def _pool(workers: int, scheduler: str | None, client: Any) -> WorkPool:
