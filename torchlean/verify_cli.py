@@ -65,10 +65,11 @@ from .verify.vnn.engine import STATUSES, verify_instance
 from .verify.vnn.results import Instance, ResultRow, read_instances, write_result_file
 from .verify.workers import ClusterError
 
-__all__ = ["main"]
+__all__ = ["main", "demo_bands"]
 
 
-def _demo_bands() -> tuple[nn.Built[Any, Any], Any, Any]:
+def demo_bands() -> tuple[nn.Built[Any, Any], Any, Any]:
+    """The `--demo` model (a small MLP trained on the bands data set), its images and labels."""
     model = nn.flatten() >> nn.linear(16, 8) >> nn.relu() >> nn.linear(8, 2)
     task = classification(nn.build(model, seed=0))
     run = make_runner(task)
@@ -306,7 +307,7 @@ def _robustness(args: argparse.Namespace) -> int:
     model: Any
     params: dict[str, Any]
     if args.demo:
-        net, images, labels = _demo_bands()
+        net, images, labels = demo_bands()
         model, params = net, dict(net.params)
     else:
         try:

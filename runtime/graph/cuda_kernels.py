@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ...spec.fields import NativeFloatField
-from ...spec.fields.base import _Pi
+from ...spec.fields.base import SymbolicPi
 from ...spec.ops.rules import RuleTable
 from .fusion import FusionGroup, is_elementwise
 from .ir import Graph, Node
@@ -174,7 +174,7 @@ C_FORM_TABLE.refuse("not elementwise: fusion groups hold elementwise ops only",
 
 def _as_float(value: Any) -> float:
     """A constant as `NativeFloatField.constant` reads it (before rounding to the dtype)."""
-    return math.pi if isinstance(value, _Pi) else float(value)
+    return math.pi if isinstance(value, SymbolicPi) else float(value)
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from ...spec.fields.base import _Pi
+from ...spec.fields.base import SymbolicPi
 from .encoding import Literal
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def _show(value: Any) -> str:
         return repr(value)
     if isinstance(value, Fraction):
         return str(value)
-    if isinstance(value, _Pi):
+    if isinstance(value, SymbolicPi):
         return "pi"
     if isinstance(value, tuple):
         return "(" + ",".join(_show(v) for v in value) + ")"

@@ -24,7 +24,7 @@ import numpy as np
 
 from ...spec.errors import DataFormatError, UnsupportedOperation
 from ...spec.fields import ExactField, Ieee32ExecField, IntervalField, NativeFloatField
-from ...spec.fields.base import PI, Array, Field, _Pi
+from ...spec.fields.base import PI, Array, Field, SymbolicPi
 from ...spec.shapes import Shape, size_of
 
 __all__ = [
@@ -59,7 +59,7 @@ class Literal:
 # -- attribute values ----------------------------------------------------------
 def freeze_attr(value: Any, where: str) -> Any:
     """`value` as an immutable attribute value (lists become tuples); bad types raise."""
-    if value is None or isinstance(value, (bool, str, Fraction, _Pi)):
+    if value is None or isinstance(value, (bool, str, Fraction, SymbolicPi)):
         return value
     if isinstance(value, (int, np.integer)):
         return int(value)
@@ -81,7 +81,7 @@ def encode_value(value: Any) -> Any:
         return {"float": value.hex()}
     if isinstance(value, Fraction):
         return {"fraction": _fraction_text(value)}
-    if isinstance(value, _Pi):
+    if isinstance(value, SymbolicPi):
         return {"symbol": "pi"}
     if isinstance(value, tuple):
         return [encode_value(v) for v in value]

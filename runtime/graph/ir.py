@@ -27,7 +27,7 @@ from typing import Any
 
 from ...spec.errors import TorchLeanError
 from ...spec.fields import Field, get_field
-from ...spec.fields.base import _Pi
+from ...spec.fields.base import SymbolicPi
 from ...spec.ops import OPS
 from ...spec.ops.registry import AttrValue
 from ...spec.shapes import Shape
@@ -230,7 +230,7 @@ def _validate_leaf(n: Node, where: str, names: set[str]) -> None:
         if keys != ["value"] or n.shape != ():
             raise GraphError(f"{where}: needs exactly a 'value' attribute and shape ()")
         value: Any = n.attr("value")
-        if isinstance(value, bool) or not isinstance(value, (int, float, Fraction, _Pi)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, Fraction, SymbolicPi)):
             raise GraphError(f"{where}: value {value!r} is not an int, float, Fraction or PI")
     else:
         if keys != ["data"] or not isinstance(n.attr("data"), Literal):

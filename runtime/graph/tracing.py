@@ -19,7 +19,7 @@ from typing import Any, NoReturn, Self
 
 from ...spec.errors import FieldMismatchError, TorchLeanError
 from ...spec.fields import Field, get_field
-from ...spec.fields.base import Constant, _Pi
+from ...spec.fields.base import Constant, SymbolicPi
 from ...spec.nn.layer import running_layer
 from ...spec.ops.registry import Attrs, OpDef
 from ...spec.shapes import Shape, as_shape
@@ -76,9 +76,9 @@ class GraphBuilder:
 
     def const(self, value: Constant) -> Var:
         """A 0-d constant node (lifted into the field when the graph runs)."""
-        if isinstance(value, bool) or not isinstance(value, (int, float, Fraction, _Pi)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, Fraction, SymbolicPi)):
             raise TypeError(f"a constant must be an int, float, Fraction or PI, got {value!r}")
-        frozen = value if isinstance(value, (Fraction, _Pi)) else freeze_attr(value, "const")
+        frozen = value if isinstance(value, (Fraction, SymbolicPi)) else freeze_attr(value, "const")
         return self._append("const", (), (("value", frozen),), ())
 
     def literal(self, array: Any) -> Var:

@@ -21,21 +21,21 @@ import numpy as np
 from ..errors import UnsupportedOperation
 from ..shapes import Shape
 
-__all__ = ["Array", "Constant", "PI", "Field", "ArrayField", "SliceSpec"]
+__all__ = ["Array", "Constant", "PI", "SymbolicPi", "Field", "ArrayField", "SliceSpec"]
 
 # Each field chooses its own representation; the op table never looks inside.
 Array: TypeAlias = Any
 
 
-class _Pi:
-    """The symbolic constant pi: each field materialises it in its own arithmetic."""
+class SymbolicPi:
+    """The type of `PI`, the constant pi: each field materialises it in its own arithmetic."""
 
     def __repr__(self) -> str:
         return "PI"
 
 
-PI = _Pi()
-Constant: TypeAlias = int | float | Fraction | _Pi
+PI = SymbolicPi()
+Constant: TypeAlias = int | float | Fraction | SymbolicPi
 # Basic slicing of every axis: (start, stop, step) with non-negative resolved bounds.
 SliceSpec: TypeAlias = tuple[tuple[int, int, int], ...]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Array, Constant, _Pi
+from .base import Array, Constant, SymbolicPi
 from .objectarray import ObjectArrayField, elementwise
 
 __all__ = ["ExactField", "exact", "to_fraction"]
@@ -60,7 +60,7 @@ class ExactField(ObjectArrayField):
         return to_fraction(value)
 
     def constant(self, value: Constant, like: Array | None = None) -> Array:
-        if isinstance(value, _Pi):
+        if isinstance(value, SymbolicPi):
             raise self.unsupported("pi", "pi is irrational")
         return super().constant(value)
 

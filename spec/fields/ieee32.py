@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import binary32 as b32
-from .base import Array, ArrayField, Constant, _Pi, check_integral_labels, first_max_mask
+from .base import Array, ArrayField, Constant, SymbolicPi, check_integral_labels, first_max_mask
 
 __all__ = ["Ieee32ExecField", "ieee32exec", "fraction_to_float32"]
 
@@ -63,7 +63,7 @@ class Ieee32ExecField(ArrayField):
             return b32.canonical_nan(np.asarray(raw, dtype=F32))
 
     def constant(self, value: Constant, like: Array | None = None) -> Array:
-        if isinstance(value, _Pi):
+        if isinstance(value, SymbolicPi):
             return np.asarray(F32(np.pi))  # binary64 pi rounds to the binary32 nearest pi
         if isinstance(value, float):  # one rounding of the binary64 value; keeps -0, inf, NaN
             with np.errstate(over="ignore"):

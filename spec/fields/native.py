@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Array, ArrayField, Constant, _Pi, check_integral_labels, first_max_mask
+from .base import Array, ArrayField, Constant, SymbolicPi, check_integral_labels, first_max_mask
 
 __all__ = ["NativeFloatField", "float64", "float32"]
 
@@ -44,7 +44,7 @@ class NativeFloatField(ArrayField):
         return xp.asarray(data, dtype=self.dtype(xp))
 
     def constant(self, value: Constant, like: Array | None = None) -> Array:
-        v = math.pi if isinstance(value, _Pi) else float(value)  # rounds Fractions to nearest
+        v = math.pi if isinstance(value, SymbolicPi) else float(value)  # Fractions round to nearest
         if like is None or type(like) is np.ndarray or isinstance(like, np.generic):
             return np.asarray(v, dtype=self.np_dtype)
         xp = self.xp(like)

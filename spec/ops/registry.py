@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, TypeVar
 
 from ..errors import FieldMismatchError
-from ..fields.base import Array, Field, _Pi
+from ..fields.base import Array, Field, SymbolicPi
 from ..operand import Operand
 from ..shapes import Shape
 
@@ -223,7 +223,7 @@ def apply_op(op: OpDef, inputs: tuple[Any, ...], attrs: Attrs) -> Any:
                 vals.append(ref._coerce(x))
             except FieldMismatchError as e:
                 raise FieldMismatchError(f"{op.tag}: {e}") from None
-        elif isinstance(x, (int, float, Fraction, _Pi)) and not isinstance(x, bool):
+        elif isinstance(x, (int, float, Fraction, SymbolicPi)) and not isinstance(x, bool):
             vals.append(ref._lift(x))
         else:
             raise TypeError(f"{op.tag}: cannot use {type(x).__name__} {x!r} as an operand")

@@ -13,12 +13,12 @@ from torchlean.runtime.graph import from_json
 from torchlean.spec.errors import DataFormatError
 from torchlean.verify import bounds
 from torchlean.verify.bounds import model_file as mf
-from torchlean.verify_cli import _demo_bands, main
+from torchlean.verify_cli import demo_bands, main
 
 
 @pytest.fixture(scope="module")
 def bands() -> tuple[Any, Any, Any]:
-    return _demo_bands()
+    return demo_bands()
 
 
 @pytest.fixture()

@@ -28,7 +28,7 @@ from ...runtime.atomic_write import write_bytes_atomically
 from ...runtime.graph import Graph, trace
 from ...runtime.graph.encoding import decode_literal
 from ...runtime.graph.ir import Node
-from ...spec.fields.base import _Pi
+from ...spec.fields.base import SymbolicPi
 from ...spec.tensor import Tensor
 from .onnx_values import OnnxUnsupported
 
@@ -57,7 +57,7 @@ def _host_float32(value: Any) -> np.ndarray[Any, Any]:
 
 
 def _const_float(value: Any) -> float:
-    return math.pi if isinstance(value, _Pi) else float(value)
+    return math.pi if isinstance(value, SymbolicPi) else float(value)
 
 
 class _Writer:
