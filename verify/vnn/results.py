@@ -32,6 +32,7 @@ from fractions import Fraction
 from ...runtime.atomic_write import write_atomically
 from ...spec.errors import DataFormatError
 from .engine import STATUSES, Verdict
+from .vnnlib import exact_decimal
 
 __all__ = ["RESULT_WORDS", "Instance", "ResultRow", "ResultsCsv", "AtomicCsv", "format_result",
            "write_result_file", "read_instances", "read_results", "match_rows", "HEADER"]
@@ -44,19 +45,9 @@ _MAX_CSV_BYTES = 64 * 2**20
 
 def _value(q: Fraction) -> str:
     """`q` as a decimal: exact when short enough, else the nearest binary64's repr."""
-    d, twos, fives = q.denominator, 0, 0
-    while d % 2 == 0:
-        d //= 2
-        twos += 1
-    while d % 5 == 0:
-        d //= 5
-        fives += 1
-    digits = max(twos, fives)
-    if d == 1 and digits <= _DIGITS and len(str(abs(q.numerator))) <= _DIGITS:
-        if digits == 0:
-            return str(q.numerator)
-        text = str(abs(q.numerator) * 10**digits // q.denominator).rjust(digits + 1, "0")
-        return f"{'-' if q < 0 else ''}{text[:-digits]}.{text[-digits:]}"
+    text = exact_decimal(q, _DIGITS)
+    if text is not None:
+        return text
     return repr(float(q))
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "read_vnnlib",
     "parse_vnnlib",
     "format_vnnlib",
+    "exact_decimal",
     "MAX_BYTES",
     "MAX_DEPTH",
     "MAX_TERMS",
@@ -582,8 +583,10 @@ def read_vnnlib(path: str | os.PathLike[str], *, num_inputs: int | None = None,
 
 
 # -- writing -----------------------------------------------------------------------------
-def _number(q: Fraction) -> str:
-    """`q` as a VNN-LIB numeral: an exact decimal when there is one, else (/ p q)."""
+def exact_decimal(q: Fraction, max_digits: int | None = None) -> str | None:
+    """`q` as an exact decimal numeral, or None when it has none (its denominator has a
+    prime factor other than 2 and 5) or, given `max_digits`, when it needs more than that
+    many digits after the point or its numerator has more than that many digits."""
     d = q.denominator
     twos = fives = 0
     while d % 2 == 0:
@@ -592,14 +595,21 @@ def _number(q: Fraction) -> str:
     while d % 5 == 0:
         d //= 5
         fives += 1
-    if d != 1:
-        return f"(/ {q.numerator} {q.denominator})"
     digits = max(twos, fives)
+    if d != 1 or max_digits is not None and (
+            digits > max_digits or len(str(abs(q.numerator))) > max_digits):
+        return None
     if digits == 0:
         return str(q.numerator)
     scaled = abs(q.numerator) * 10**digits // q.denominator
     text = str(scaled).rjust(digits + 1, "0")
     return f"{'-' if q < 0 else ''}{text[:-digits]}.{text[-digits:]}"
+
+
+def _number(q: Fraction) -> str:
+    """`q` as a VNN-LIB numeral: an exact decimal when there is one, else (/ p q)."""
+    text = exact_decimal(q)
+    return f"(/ {q.numerator} {q.denominator})" if text is None else text
 
 
 def _format_constraint(c: LinearConstraint) -> str:

@@ -15,6 +15,7 @@ from torchlean.verify.vnn.vnnlib import (
     InputBox,
     LinearConstraint,
     Property,
+    exact_decimal,
     format_vnnlib,
     parse_vnnlib,
 )
@@ -117,3 +118,29 @@ def test_parenthesis_soup_inside_an_assert(parens: list[str], where: int) -> Non
         _read(text)
     except DataFormatError as e:
         assert re.match(r"p\.vnnlib:\d+:\d+$", e.where)
+
+
+@settings(max_examples=200, deadline=None)
+@given(numbers, st.integers(1, 20))
+def test_exact_decimal_is_exact_or_none(q: Fraction, max_digits: int) -> None:
+    d = q.denominator
+    for p in (2, 5):
+        while d % p == 0:
+            d //= p
+    text = exact_decimal(q)
+    assert (text is None) == (d != 1)
+    if text is not None:
+        assert Fraction(text) == q
+        assert re.fullmatch(r"-?[0-9]+(\.[0-9]*[1-9])?", text), text  # no exponent, no trailing 0
+    short = exact_decimal(q, max_digits)
+    assert short is None or short == text
+    if text is not None and short is None:  # refused only when too long
+        fraction = text.partition(".")[2]
+        assert len(fraction) > max_digits or len(str(abs(q.numerator))) > max_digits
+
+
+def test_exact_decimal_examples() -> None:
+    assert exact_decimal(Fraction(-1, 8)) == "-0.125"
+    assert exact_decimal(Fraction(3)) == "3"
+    assert exact_decimal(Fraction(1, 3)) is None
+    assert exact_decimal(Fraction(1, 2**30), max_digits=20) is None
