@@ -30,6 +30,7 @@ from ...runtime.graph import Graph, interpret
 from ...runtime.graph.tracing import GraphBuilder, Var
 from ...spec.errors import DataFormatError, ShapeError, TorchLeanError
 from ...spec.fields import Field, get_field
+from ...spec.file_limits import check_file_size
 from ...spec.tensor import Tensor
 from ...spec.value import Value
 from .onnx_ops import CONVERTERS, FLOAT_TYPES, INT_TYPES, NodeCtx, Scope
@@ -93,13 +94,7 @@ def _onnx() -> Any:
 
 def _read_model(path: Path, max_bytes: int) -> Any:
     where = str(path)
-    try:
-        size = os.stat(path).st_size
-    except OSError as e:
-        raise DataFormatError(where, f"cannot read the file: {e.strerror}") from None
-    if size > max_bytes:
-        raise DataFormatError(where, f"the file has {size} bytes, over the limit of "
-                              f"{max_bytes} (pass max_bytes= to allow it)")
+    check_file_size(path, max_bytes, "ONNX file", " (pass max_bytes= to allow it)")
     onnx = _onnx()
     model = onnx.ModelProto()
     try:

@@ -31,6 +31,7 @@ from fractions import Fraction
 
 from ...runtime.atomic_write import write_atomically
 from ...spec.errors import DataFormatError
+from ...spec.file_limits import check_file_size
 from .engine import STATUSES, Verdict
 from .vnnlib import exact_decimal
 
@@ -88,13 +89,7 @@ class Instance:
 
 
 def _read_text(path: str, what: str) -> str:
-    try:
-        size = os.stat(path).st_size
-    except OSError as e:
-        raise DataFormatError(path, f"cannot read the {what}: {e.strerror}") from None
-    if size > _MAX_CSV_BYTES:
-        raise DataFormatError(path, f"the {what} has {size} bytes, more than the limit of "
-                              f"{_MAX_CSV_BYTES}")
+    check_file_size(path, _MAX_CSV_BYTES, what)
     with open(path, "rb") as f:
         raw = f.read()
     try:

@@ -43,6 +43,7 @@ from fractions import Fraction
 from typing import BinaryIO, TypeAlias
 
 from ...spec.errors import DataFormatError
+from ...spec.file_limits import check_file_size
 
 __all__ = [
     "LinearConstraint",
@@ -570,11 +571,8 @@ def read_vnnlib(path: str | os.PathLike[str], *, num_inputs: int | None = None,
     it may name no output beyond them (constraint vectors then have `num_outputs` entries).
     Bad files raise `DataFormatError` naming the file, line and column."""
     name = os.fspath(path)
+    check_file_size(name, max_bytes, "property file")  # before reading anything
     try:
-        size = os.stat(name).st_size  # before reading anything
-        if size > max_bytes:
-            raise DataFormatError(name, f"the file has {size} bytes, more than the limit of "
-                                  f"{max_bytes} for a property file")
         with open(name, "rb") as f:
             return parse_vnnlib(_lines(name, f), name, num_inputs=num_inputs,
                                 num_outputs=num_outputs)

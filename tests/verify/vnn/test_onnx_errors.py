@@ -95,7 +95,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
     path = tmp_path / "big.onnx"
     path.write_bytes(b"\xff" * 100)  # not ONNX either: the size check must come first
-    with pytest.raises(DataFormatError, match="over the limit of 10"):
+    with pytest.raises(DataFormatError, match="more than the limit of 10"):
         load_onnx(path, max_bytes=10)
     assert DEFAULT_MAX_BYTES == 256 * 2**20
 
