@@ -183,7 +183,7 @@ def check_tree_certificate(path: str | os.PathLike[str],
     docstring). `leaf_bound` replaces the exact affine-ReLU chain bound (e.g. with a
     general exact checker). Never raises for a bad certificate: it answers not ok."""
     t0 = time.monotonic()
-    from .engine import fit_property, load_model
+    from .instance import fit_property, load_model
 
     graph, params = model if isinstance(model, tuple) else load_model(model)
     parsed = prop if isinstance(prop, Property) else read_vnnlib(prop)
