@@ -13,10 +13,13 @@ overhead of one work unit, a simulation of 8 and 32 workers, and the memory of o
    unit measured itself) plus the measured overhead: units go in input order to the first
    free worker (what Dask's scheduler does for independent tasks of equal priority); the
    makespan is the finish time of the last worker. An instance is one unit, so the slowest
-   instance bounds every N; splitting it (branch-and-bound subdomains on the pool) needs
-   the engine's `verify_instance(..., pool=)`: when present it is measured on 1 and 2
-   workers and extrapolated with Amdahl's law T(N) = T1 (f + (1 - f) / N), f fitted from
-   the two runs; when absent the bench says so.
+   instance bounds every N. Splitting one instance: `--sub-onnx`/`--sub-prop` (default
+   1_1 prop_1, the slowest the engine solves within its CSV timeout here) run with its CSV
+   timeout through `verify_instance(..., pool=)` with no pool, `WorkPool(1)` (in process)
+   and `WorkPool(workers=2)`: wall time, the driver's CPU time, each unit's wall and CPU
+   (its thread) time, whether verdicts and certificate bytes agree, the overhead per unit
+   (a batch's wall time beyond its slowest unit, per unit), and the model of `_model` for
+   1, 2, 8, 32 workers. `--subdomains-only` runs just this part.
 4. Memory of one unit, in a fresh process after the model is loaded: the peak of the
    Python and NumPy allocations (tracemalloc) while it runs, and the growth of the
    resident set; for one ACAS Xu instance unit and one MNIST (256x2) robustness unit.
@@ -248,6 +251,10 @@ class _Run:
         return sum(u[1] for _, us in self.batches for u in us)
 
     @property
+    def unit_wall(self) -> float:
+        return sum(u[0] for _, us in self.batches for u in us)
+
+    @property
     def units(self) -> int:
         return sum(len(us) for _, us in self.batches)
 
@@ -298,8 +305,8 @@ def _report_subdomains(runs: dict[str, _Run], label: str) -> None:
     base, one, two = runs["no pool"], runs["WorkPool(1)"], runs["WorkPool(2)"]
     print(f"\n   subdomains of {label} (branch-and-bound batches on the pool):")
     for name, r in runs.items():
-        extra = (f"; {len(r.batches)} batches, {r.units} units, unit CPU {r.unit_cpu:.2f} s"
-                 if r.batches else "")
+        extra = (f"; {len(r.batches)} batches, {r.units} units, unit wall / CPU "
+                 f"{r.unit_wall:.2f} / {r.unit_cpu:.2f} s" if r.batches else "")
         print(f"   {name:<12}: {r.status:<8} {r.wall:7.2f} s wall, driver CPU "
               f"{r.driver_cpu:6.2f} s{extra}")
     print(f"   speedup 2 workers vs no pool: {base.wall / two.wall:.2f}x "

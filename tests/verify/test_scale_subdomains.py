@@ -56,3 +56,15 @@ def test_subdomains_on_two_processes_give_the_serial_verdict_and_tree(tmp_path: 
     assert serial.read_bytes() == spread.read_bytes()
     res = check_tree_certificate(spread, ACAS, p)
     assert res.ok, res.reason
+
+
+def _malloc_trim() -> str | None:
+    import os
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_local_workers_keep_the_adaptive_malloc_threshold() -> None:
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 by default, which made every bounds
+    # batch about 1.5x slower in the workers than in process (docs/scale.md)
+    with WorkPool(workers=2) as pool:
+        assert set(pool.client.run(_malloc_trim).values()) == {None}
