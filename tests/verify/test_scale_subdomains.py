@@ -48,7 +48,8 @@ def test_subdomains_on_two_processes_give_the_serial_verdict_and_tree(tmp_path: 
     p = acas_prop(0.007, "(assert (>= Y_4 Y_1))")
     serial, spread = tmp_path / "serial.json", tmp_path / "spread.json"
     v1 = verify_instance(ACAS, p, timeout=120, certificate=serial, batch=16)
-    with CountingPool(workers=2) as pool:
+    pool = CountingPool(workers=2)
+    with pool:
         v2 = verify_instance(ACAS, p, timeout=120, certificate=spread, batch=16, pool=pool)
     assert pool.units >= 4  # at least two batches, each split over both workers
     assert v1.status == v2.status == "holds"
