@@ -13,10 +13,13 @@ overhead of one work unit, a simulation of 8 and 32 workers, and the memory of o
    unit measured itself) plus the measured overhead: units go in input order to the first
    free worker (what Dask's scheduler does for independent tasks of equal priority); the
    makespan is the finish time of the last worker. An instance is one unit, so the slowest
-   instance bounds every N; splitting it (branch-and-bound subdomains on the pool) needs
-   the engine's `verify_instance(..., pool=)`: when present it is measured on 1 and 2
-   workers and extrapolated with Amdahl's law T(N) = T1 (f + (1 - f) / N), f fitted from
-   the two runs; when absent the bench says so.
+   instance bounds every N. Splitting one instance: `--sub-onnx`/`--sub-prop` (default
+   1_1 prop_1, the slowest the engine solves within its CSV timeout here) run with its CSV
+   timeout through `verify_instance(..., pool=)` with no pool, `WorkPool(1)` (in process)
+   and `WorkPool(workers=2)`: wall time, the driver's CPU time, each unit's wall and CPU
+   (its thread) time, whether verdicts and certificate bytes agree, the overhead per unit
+   (a batch's wall time beyond its slowest unit, per unit), and the model of `_model` for
+   1, 2, 8, 32 workers. `--subdomains-only` runs just this part.
 4. Memory of one unit, in a fresh process after the model is loaded: the peak of the
    Python and NumPy allocations (tracemalloc) while it runs, and the growth of the
    resident set; for one ACAS Xu instance unit and one MNIST (256x2) robustness unit.
@@ -25,17 +28,20 @@ overhead of one work unit, a simulation of 8 and 32 workers, and the memory of o
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path("benchmarks") / "vnncomp2021"
+# the slowest ACAS Xu instance the engine solves within its CSV timeout on one core here
+# (holds in about 22-28 s, about 4000 leaves), short enough for a bench
+SUB_ONNX, SUB_PROP = "ACASXU_run2a_1_1_batch_2000.onnx", "prop_1.vnnlib"
 
 
 def _shared_benchmarks() -> Path | None:
@@ -107,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cap", type=float, default=10.0, help="per-instance timeout cap, s")
     p.add_argument("--units", type=int, default=400, help="trivial units for the overhead")
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--sub-onnx", default=SUB_ONNX, help="instance for the subdomain part")
+    p.add_argument("--sub-prop", default=SUB_PROP)
+    p.add_argument("--subdomains-only", action="store_true", help="only that part")
     args = p.parse_args(argv)
 
     from torchlean.verify.scale import load_model, run_vnncomp
@@ -118,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         print("the ACAS Xu benchmark (shared/benchmarks/vnncomp2021/acasxu) is not here")
         return 1
     print(f"machine: {os.cpu_count()} cores; instances: {bench / 'acasxu'}")
+    sub_label, sub = _subdomain_instance(engine, bench / "acasxu", args.sub_onnx,
+                                         args.sub_prop)
+    if args.subdomains_only:
+        _report_subdomains(sub, sub_label)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         csv = _subset(bench / "acasxu" / "instances.csv", args.limit, args.cap, tmp)
         root = bench / "acasxu"
@@ -140,8 +154,6 @@ def main(argv: list[str] | None = None) -> int:
                 trivial = time.perf_counter() - t0
             overhead_ms = trivial * 2 / done * 1000
             slow = max(range(len(serial.rows)), key=lambda i: serial.rows[i].seconds)
-            hook = "pool" in inspect.signature(engine.verify_instance).parameters
-            sub = _subdomains(engine, serial.rows[slow], root, client) if hook else None
     n = len(serial.rows)
     print(f"\n1. {n} ACAS Xu instances (timeouts capped at {args.cap:g} s)")
     print(f"   1 worker (in process): {t1:8.2f} s")
@@ -165,16 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   slowest instance: {serial.rows[slow].onnx} {serial.rows[slow].vnnlib} "
           f"{times[slow]:.2f} s ({serial.rows[slow].verdict}): one unit, so it takes "
           f"{times[slow]:.2f} s at any N")
-    if sub is None:
-        print("   subdomain distribution of the slowest instance: awaits the engine merge "
-              "(verify_instance has no pool= yet)")
-    else:
-        s1, s2 = sub
-        f = min(max(2 * s2 / s1 - 1, 0.0), 1.0)
-        print(f"   subdomains of the slowest instance: 1 worker {s1:.2f} s, 2 workers "
-              f"{s2:.2f} s, speedup {s1 / s2:.2f}x; Amdahl f = {f:.3f}: "
-              f"8 workers {s1 * (f + (1 - f) / 8):.2f} s, 32 workers "
-              f"{s1 * (f + (1 - f) / 32):.2f} s")
+    _report_subdomains(sub, sub_label)
     if not args.skip_memory:
         print("\n4. memory of one unit in a fresh process, model loaded: peak of the traced "
               "allocations (tracemalloc) / growth of the resident set")
@@ -187,19 +190,138 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _subdomains(engine: Any, row: Any, root: Path, client: Any) -> tuple[float, float]:
-    """Seconds of the slowest instance with its subdomains on 1 and on 2 workers."""
+def _subdomain_instance(engine: Any, root: Path, onnx: str,
+                        prop: str) -> tuple[str, dict[str, _Run]]:
+    """The subdomain runs of one instance of the CSV, with its CSV timeout."""
+    rows = [r.split(",") for r in (root / "instances.csv").read_text().split()]
+    limit = next(float(t) for o, v, t in rows if o == onnx and v == prop)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = _subdomain_runs(engine, root / onnx, root / prop, limit, tmp)
+    return f"{onnx} {prop} (CSV timeout {limit:g} s)", runs
+
+
+def _timed(fn: Any, *args: Any) -> tuple[Any, float, float]:
+    """fn(*args) with the wall and CPU seconds it took where it ran (the CPU time of its
+    own thread: a Dask worker's process time also counts its event loop and heartbeats)."""
+    w, c = time.perf_counter(), time.thread_time()
+    out = fn(*args)
+    return out, time.perf_counter() - w, time.thread_time() - c
+
+
+class _TimedPool:
+    """A WorkPool that records, for each `run` (one bounds batch), its wall time, each
+    unit's wall and CPU seconds where it ran, and the boxes of each unit."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.workers = pool.workers
+        self.batches: list[tuple[float, list[tuple[float, float, int]]]] = []
+
+    def share(self, value: Any) -> Any:
+        return self.pool.share(value)
+
+    def run(self, fn: Any, units: Any, *shared: Any) -> Any:
+        from torchlean.verify.workers import UnitError
+        units = list(units)
+        t0 = time.perf_counter()
+        seen: list[tuple[float, float, int]] = []
+        for i, out in self.pool.run(_timed, [(fn, *u) for u in units], *shared):
+            if isinstance(out, UnitError):
+                yield i, out
+                continue
+            res, wall, cpu = out
+            seen.append((wall, cpu, int(units[i][0].shape[0])))
+            yield i, res
+        self.batches.append((time.perf_counter() - t0, seen))
+
+
+@dataclass
+class _Run:
+    """One run of the subdomain instance: verdict, certificate bytes, wall and driver CPU
+    seconds, and the pool's per-batch record."""
+
+    status: str
+    cert: bytes
+    wall: float
+    driver_cpu: float
+    batches: list[tuple[float, list[tuple[float, float, int]]]]
+
+    @property
+    def unit_cpu(self) -> float:
+        return sum(u[1] for _, us in self.batches for u in us)
+
+    @property
+    def unit_wall(self) -> float:
+        return sum(u[0] for _, us in self.batches for u in us)
+
+    @property
+    def units(self) -> int:
+        return sum(len(us) for _, us in self.batches)
+
+
+def _subdomain_runs(engine: Any, onnx: Path, prop: Path, timeout: float,
+                    tmp: str) -> dict[str, _Run]:
+    """The instance with pool=None, WorkPool(1) (in process) and WorkPool(workers=2)."""
     from torchlean.verify.scale import load_model
     from torchlean.verify.workers import WorkPool
-    model = load_model(root / row.onnx)
-    prop = str(root / row.vnnlib)
-    out = []
-    for pool in (WorkPool(), WorkPool(client=client)):
-        with pool:
-            t0 = time.perf_counter()
-            engine.verify_instance(model, prop, None, pool=pool)
-            out.append(time.perf_counter() - t0)
-    return out[0], out[1]
+    model = load_model(onnx)
+    out: dict[str, _Run] = {}
+    for name, workers in (("no pool", 0), ("WorkPool(1)", 1), ("WorkPool(2)", 2)):
+        cert = Path(tmp) / f"cert{workers}.json"
+        with WorkPool(workers=max(workers, 1)) as pool:
+            if pool.client is not None:
+                pool.client.wait_for_workers(workers)
+            timed = _TimedPool(pool) if workers else None
+            w, c = time.perf_counter(), time.process_time()
+            v = engine.verify_instance(model, prop, timeout, certificate=cert, pool=timed)
+            w, c = time.perf_counter() - w, time.process_time() - c
+        out[name] = _Run(v.status, cert.read_bytes() if cert.exists() else b"", w, c,
+                         timed.batches if timed else [])
+    return out
+
+
+def _model(one: _Run, two: _Run, n: int) -> float:
+    """Predicted seconds on n workers: T(n) = D + sum_b (c_b / k_b + o k_b), k_b =
+    min(n, boxes of batch b); D the driver's own seconds and c_b each batch's bound
+    seconds, both from the in-process run; o the per-unit overhead from the 2-worker run."""
+    o = _overhead(two)
+    driver = one.wall - sum(us[0][0] for _, us in one.batches)
+    t = driver
+    for _, us in one.batches:
+        c, boxes = us[0][0], us[0][2]
+        k = min(n, boxes)
+        t += c / k + o * k
+    return t
+
+
+def _overhead(run: _Run) -> float:
+    """Seconds per unit the pool adds: each batch's wall time beyond its slowest unit,
+    over its units, averaged over the batches."""
+    per = [(wall - max(u[0] for u in us)) / len(us) for wall, us in run.batches if us]
+    return sum(per) / max(len(per), 1)
+
+
+def _report_subdomains(runs: dict[str, _Run], label: str) -> None:
+    base, one, two = runs["no pool"], runs["WorkPool(1)"], runs["WorkPool(2)"]
+    print(f"\n   subdomains of {label} (branch-and-bound batches on the pool):")
+    for name, r in runs.items():
+        extra = (f"; {len(r.batches)} batches, {r.units} units, unit wall / CPU "
+                 f"{r.unit_wall:.2f} / {r.unit_cpu:.2f} s" if r.batches else "")
+        print(f"   {name:<12}: {r.status:<8} {r.wall:7.2f} s wall, driver CPU "
+              f"{r.driver_cpu:6.2f} s{extra}")
+    print(f"   speedup 2 workers vs no pool: {base.wall / two.wall:.2f}x "
+          f"(vs WorkPool(1): {one.wall / two.wall:.2f}x); load average now "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    same_v = len({r.status for r in runs.values()}) == 1
+    same_t = len({r.cert for r in runs.values()}) == 1
+    print(f"   verdicts identical: {same_v}; certificate trees byte-identical: {same_t}")
+    print(f"   overhead per unit on 2 workers: {_overhead(two) * 1000:.2f} ms "
+          f"(batch wall beyond its slowest unit, per unit)")
+    print("   model T(N) = D + sum_b (c_b / min(N, n_b) + o min(N, n_b)): D driver s, c_b "
+          "batch b's bound s (in process), n_b its boxes, o the per-unit overhead")
+    for n in (1, 2, 8, 32):
+        t = _model(one, two, n)
+        print(f"   {n:>3} workers: {t:7.2f} s  speedup {one.wall / t:5.2f}x")
 
 
 if __name__ == "__main__":

@@ -120,8 +120,13 @@ class WorkPool:
         else:
             dask = importlib.import_module("dask")
             # Dask's statistical profiler samples each worker's stack every 10 ms: in
-            # these pure-Python units it costs more than it tells (docs/scale.md)
-            with dask.config.set({"distributed.worker.profile.enabled": False}):
+            # these pure-Python units it costs more than it tells; and the nanny's
+            # MALLOC_TRIM_THRESHOLD_ (65536) turns off glibc's adaptive mmap threshold, so
+            # every large NumPy temporary is a fresh mmap: CROWN bounds ran 1.5x slower
+            # (docs/scale.md). None leaves the variable unset in the worker.
+            with dask.config.set({
+                    "distributed.worker.profile.enabled": False,
+                    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
                 self._cluster = dd.LocalCluster(
                     n_workers=self.workers, threads_per_worker=1, processes=True,
                     dashboard_address=None, host="127.0.0.1",
