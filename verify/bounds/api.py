@@ -1,4 +1,4 @@
-"""The entry points: `ibp`, `crown`, `crown_with_layers`, each sound over the reals
+"""The entry points: `ibp`, `crown`, `crown_with_layers`, `alpha_crown`, each sound over the reals
 (covers="real") or for the binary32 execution (covers="float32")."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from ...runtime.graph import Graph
-from ...spec.errors import UnsupportedOperation
+from ...spec.errors import ShapeError, UnsupportedOperation
 from ..outward import dn, sum_up, up
+from .alpha_crown import optimize_slopes, relu_chain
 from .backward import CROWN, Backward, dot_lower
 from .ibp import IBP, ibp_nodes
 from .problem import (
@@ -27,7 +28,7 @@ from .problem import (
 )
 from .relaxations import RELAXATION
 
-__all__ = ["ibp", "crown", "crown_with_layers"]
+__all__ = ["ibp", "crown", "crown_with_layers", "alpha_crown"]
 
 
 def _float32_extension(b: Bounds, g: Graph, params: Mapping[str, Any], lo: Array,
@@ -82,14 +83,16 @@ def ibp(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, 
 
 
 def crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, *,
-          C: Any = None, covers: str = "real", ibp_intermediate: bool = True) -> Bounds:
+          C: Any = None, covers: str = "real", ibp_intermediate: bool = True,
+          relu_slopes: Mapping[int, Any] | None = None) -> Bounds:
     """CROWN (backward linear relaxation, Zhang et al. 2018): sound bounds of C y.
 
     The input intervals of every relaxed node are computed by CROWN too, intersected with
-    IBP (`ibp_intermediate`). Same arguments as `ibp`.
+    IBP (`ibp_intermediate`). Same arguments as `ibp`; `relu_slopes` as in
+    `crown_with_layers`.
     """
     b, _ = crown_with_layers(graph_or_model, params, lower, upper, C=C, covers=covers,
-                             ibp_intermediate=ibp_intermediate)
+                             ibp_intermediate=ibp_intermediate, relu_slopes=relu_slopes)
     return b
 
 
@@ -113,12 +116,62 @@ def _identity_spec(shape: tuple[int, ...], batch: int) -> Array:
 
 
 def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any,
-                      *, C: Any = None, covers: str = "real", ibp_intermediate: bool = True
+                      *, C: Any = None, covers: str = "real", ibp_intermediate: bool = True,
+                      relu_slopes: Mapping[int, Any] | None = None
                       ) -> tuple[Bounds, dict[int, tuple[Array, Array]]]:
     """`crown`, also returning by node id the interval of every input of a relaxed node
     (the operand of relu, tanh, ...; both operands of a product, quotient, max or min of
-    input-dependent values), as used by the relaxations (for certificates)."""
+    input-dependent values), as used by the relaxations (for certificates).
+
+    `relu_slopes` (alpha-CROWN) maps a relu node id to the lower-line slopes of its
+    unstable neurons in the final pass, shape (batch, 2 * rows, *node shape without the
+    batch axis): rows [0, rows) serve the lower bounds of C y, rows [rows, 2 rows) those
+    of -C y (the upper bounds). Slopes are clipped to [0, 1], where every slope gives a
+    valid line relu(z) >= s z; a NaN slope, or a wrong shape, raises ValueError.
+    """
     g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
+    bw, pre = _intermediate(g, params, lo, hi, ibp_intermediate)
+    batch = lo.shape[0]
+    spec = spec_matrix(C, g, batch)
+    if relu_slopes:
+        bw.relu_slopes = _checked_slopes(g, relu_slopes, batch, 2 * spec.shape[1])
+    res = _final(bw, g, spec, "crown")
+    if covers == "float32":
+        res = _float32_extension(res, g, params, lo, hi, spec)
+    return res, pre
+
+
+def _checked_slopes(g: Graph, slopes: Mapping[int, Any], batch: int, rows: int
+                    ) -> dict[int, Array]:
+    """The slopes by relu node, checked (relu node, shape, no NaN) and clipped to [0, 1]."""
+    out: dict[int, Array] = {}
+    for node, s in slopes.items():
+        if not 0 <= node < len(g.nodes) or g.nodes[node].op != "relu":
+            raise ValueError(f"relu_slopes: node %{node} is not a relu node of the graph")
+        arr = np.asarray(s, dtype=np.float64)
+        want = (batch, rows) + g.nodes[node].shape[1:]
+        if arr.shape != want:
+            raise ShapeError(f"relu_slopes: node %{node} needs slopes of shape {want}, "
+                             f"got {arr.shape}")
+        if np.any(np.isnan(arr)):
+            raise ValueError(f"relu_slopes: node %{node} has a NaN slope")
+        out[node] = np.clip(arr, 0.0, 1.0)
+    return out
+
+
+def _final(bw: Backward, g: Graph, spec: Array, method: str) -> Bounds:
+    """The backward pass of the spec rows (and their negations) from the output."""
+    out = g.outputs[0][1]
+    both = np.concatenate([spec, -spec], axis=1)
+    low = bw.run({out: both})
+    rows = spec.shape[1]
+    return Bounds(low[:, :rows], -low[:, rows:], method)
+
+
+def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
+                  ibp_intermediate: bool) -> tuple[Backward, dict[int, tuple[Array, Array]]]:
+    """The backward engine over `g` with every relaxed operand's interval tightened by
+    CROWN (intersected with IBP), and those intervals by node id."""
     CROWN.check_ops(g.nodes, skip=LEAVES, describe=describe)
     IBP.check_ops(g.nodes, skip=LEAVES, describe=describe)
     ib = ibp_nodes(g, params, lo, hi)
@@ -159,15 +212,47 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
         if n.op in RELAXATION.rules or n.op in _BINARY:
             for z in n.args[:1] if n.op in RELAXATION.rules else n.args:
                 pre.setdefault(z, ib[z])
-    out = g.outputs[0][1]
+    return bw, dict(pre)
+
+
+def alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, *,
+                C: Any = None, covers: str = "real", iterations: int = 20,
+                lr: float = 0.1) -> Bounds:
+    """alpha-CROWN (Xu et al. 2021): sound bounds of C y, never looser than `crown`.
+
+    CROWN's intermediate intervals are kept; the lower-line slopes of the unstable ReLUs
+    in the final pass are chosen per spec row by `iterations` steps of projected Adam
+    (step `lr`) in plain floats (untrusted), then the sound CROWN pass is re-run with
+    them and intersected with plain CROWN. A graph that is not a chain of affine maps
+    and ReLUs over independent batch rows gets plain CROWN, with method
+    "crown (alpha-crown: not an affine-relu chain)". Same other arguments as `ibp`.
+    """
+    g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
+    bw, pre = _intermediate(g, params, lo, hi, True)
+    batch = lo.shape[0]
     spec = spec_matrix(C, g, batch)
-    both = np.concatenate([spec, -spec], axis=1)
-    low = bw.run({out: both})
-    rows = spec.shape[1]
-    res = Bounds(low[:, :rows], -low[:, rows:], "crown")
+    plain = _final(bw, g, spec, "crown")
+    res = plain
+    try:
+        chain = relu_chain(g, params)
+    except UnsupportedOperation:
+        res = Bounds(plain.lower, plain.upper, "crown (alpha-crown: not an affine-relu chain)")
+    else:
+        rows = spec.shape[1]
+        both = np.concatenate([spec, -spec], axis=1).reshape(batch, 2 * rows, -1)
+        flat = [tuple(np.asarray(v).reshape(batch, -1) for v in pre[g.nodes[r].args[0]])
+                for r in chain.relus]
+        slopes = optimize_slopes(chain, flat, both, lo.reshape(batch, -1),  # type: ignore[arg-type]
+                                 hi.reshape(batch, -1), iterations=iterations, lr=lr)
+        bw.relu_slopes = _checked_slopes(
+            g, {r: s.reshape((batch, 2 * rows) + g.nodes[r].shape[1:])
+                for r, s in zip(chain.relus, slopes, strict=True)}, batch, 2 * rows)
+        tuned = _final(bw, g, spec, "alpha-crown")
+        res = Bounds(np.maximum(plain.lower, tuned.lower), np.minimum(plain.upper, tuned.upper),
+                     "alpha-crown")
     if covers == "float32":
         res = _float32_extension(res, g, params, lo, hi, spec)
-    return res, {k: v for k, v in pre.items()}
+    return res
 
 
 def _difference(bw: Backward, n: Any, batch: int) -> tuple[Array, Array]:

@@ -80,6 +80,9 @@ class Backward:
                  pre: dict[int, Any], diff: dict[int, Any]) -> None:
         self.g, self.dep, self.bat, self.ib, self.pre, self.diff = g, dep, bat, ib, pre, diff
         self.coeff: dict[int, Array] = {}
+        # per relu node: lower-line slopes in [0, 1] in the coefficient layout (batch,
+        # rows, *shape); used on unstable neurons only (set for one `run` by the caller)
+        self.relu_slopes: dict[int, Array] = {}
         self.const = np.zeros((0, 0))
         self.slack = np.zeros((0, 0))
 
@@ -451,7 +454,14 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
     lo, hi = bw.bounds_of(z)
     a_l, b_l, a_u, b_u = RELAXATION.rules[n.op](lo, hi, n.attr_dict)
     pos, neg = np.maximum(a, 0.0), np.minimum(a, 0.0)
-    new = pos * a_l[:, None] + neg * a_u[:, None]
+    slopes = bw.relu_slopes.get(n.id) if n.op == "relu" else None
+    if slopes is not None:
+        # relu(z) >= s z for every real z when 0 <= s <= 1 (z >= 0: z >= s z; z < 0:
+        # 0 >= s z), intercept exactly 0: any such slope serves on an unstable neuron
+        unstable = np.expand_dims((lo < 0) & (hi > 0), 1)
+        new = pos * np.where(unstable, slopes, a_l[:, None]) + neg * a_u[:, None]
+    else:
+        new = pos * a_l[:, None] + neg * a_u[:, None]
     if np.any(b_l):
         bw.add_const(dot_lower(pos, b_l, pos))
     bw.add_const(dot_lower(neg, b_u, -neg))
