@@ -186,6 +186,9 @@ def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
     def tighten(z: int) -> None:
         if z in pre or not bat[z]:
             return
+        if _ibp_is_exact(g, z, dep):  # CROWN would give the same interval, at great cost
+            pre[z] = ib[z]
+            return
         shape = g.nodes[z].shape
         w = int(np.prod(shape[1:]))
         low = bw.run({z: _identity_spec(shape, batch)})
@@ -213,6 +216,71 @@ def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
             for z in n.args[:1] if n.op in RELAXATION.rules else n.args:
                 pre.setdefault(z, ib[z])
     return bw, dict(pre)
+
+
+_COPY = frozenset({"reshape", "transpose", "slice", "unslice", "concat"})
+_WITH_CONSTANT = frozenset({"add", "sub", "mul", "div", "neg"})
+
+
+def _ibp_is_exact(g: Graph, z: int, dep: list[bool]) -> bool:
+    """Whether IBP's interval of node `z` is its exact range over the box (up to
+    rounding), so that a CROWN pass for it would gain nothing: `z` is one matmul with a
+    constant matrix of entries each one input entry or a constant (made by reshape,
+    transpose, slice, unslice, concat and elementwise ops with constants: a linear layer,
+    a conv in im2col form), no input entry twice in one dot product, then elementwise ops
+    with constants. Over a box, sum c_i x_i over distinct x_i has range exactly
+    sum c_i mid_i +- sum |c_i| rad_i, which interval arithmetic computes (auto_LiRPA
+    bounds a first linear layer by IBP likewise)."""
+    node = g.nodes[z]
+    while node.op in _WITH_CONSTANT or node.op == "reshape":
+        var = [a for a in node.args if dep[a]]
+        if len(var) != 1 or (node.op == "div" and node.args[0] != var[0]):
+            return False
+        node = g.nodes[var[0]]
+    if node.op != "matmul" or dep[node.args[0]] == dep[node.args[1]]:
+        return False
+    operand = node.args[0] if dep[node.args[0]] else node.args[1]
+    axis = -1 if operand == node.args[0] else -2  # the contracted axis of the operand
+    labels = _labels(g, operand, dep)
+    if labels is None or labels.ndim < 2:
+        return False
+    moved = np.sort(np.moveaxis(labels, axis, -1), axis=-1)
+    repeated = (moved[..., 1:] == moved[..., :-1]) & (moved[..., 1:] > 0)
+    return not bool(np.any(repeated))
+
+
+def _labels(g: Graph, k: int, dep: list[bool]) -> Array | None:
+    """Which input entry (numbered from 1; 0 for none) each entry of node `k` is a
+    multiple or shift of, when `k` is made from the input by copies and elementwise ops
+    with constants; else None."""
+    n = g.nodes[k]
+    if not dep[k]:
+        return np.zeros(n.shape)
+    if n.op == "input":
+        return np.arange(1, int(np.prod(n.shape)) + 1, dtype=np.float64).reshape(n.shape)
+    if n.op in _WITH_CONSTANT:
+        var = [a for a in n.args if dep[a]]
+        got = _labels(g, var[0], dep) if len(var) == 1 else None
+        return None if got is None else np.broadcast_to(got, n.shape)
+    if n.op not in _COPY:
+        return None
+    parts = [_labels(g, a, dep) for a in n.args]
+    if any(p is None for p in parts):
+        return None
+    src = parts[0]
+    assert src is not None
+    if n.op == "reshape":
+        return src.reshape(n.shape)
+    if n.op == "transpose":
+        return np.transpose(src, tuple(int(x) for x in n.attr("axes")))
+    if n.op == "concat":
+        return np.concatenate(parts, axis=int(n.attr("axis")))  # type: ignore[arg-type]
+    sl = tuple(slice(s, e, st) for s, e, st in n.attr("spec"))
+    if n.op == "slice":
+        return src[sl]
+    out = np.zeros(n.shape)  # unslice: the operand placed into zeros
+    out[sl] = src
+    return out
 
 
 def alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, *,
