@@ -83,6 +83,9 @@ class Backward:
         # per relu node: lower-line slopes in [0, 1] in the coefficient layout (batch,
         # rows, *shape); used on unstable neurons only (set for one `run` by the caller)
         self.relu_slopes: dict[int, Array] = {}
+        # per node: (key of its operand's interval, its relaxation lines, that interval,
+        # kept alive so that the key's ids stay unique)
+        self.lines: dict[int, tuple[tuple[int, int, int], Any, tuple[Array, Array]]] = {}
         self.const = np.zeros((0, 0))
         self.slack = np.zeros((0, 0))
 
@@ -464,7 +467,14 @@ def _matmul(bw: Backward, n: Any, a: Array) -> bool:
 def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
     z = n.args[0]
     lo, hi = bw.bounds_of(z)
-    a_l, b_l, a_u, b_u = RELAXATION.rules[n.op](lo, hi, n.attr_dict)
+    # the same intervals give the same lines: computed once per node (the intermediate
+    # passes and the final one all cross the earlier nonlinearities)
+    key = (n.id, id(lo), id(hi))
+    got = bw.lines.get(n.id)
+    if got is None or got[0] != key:
+        got = (key, RELAXATION.rules[n.op](lo, hi, n.attr_dict), (lo, hi))
+        bw.lines[n.id] = got
+    a_l, b_l, a_u, b_u = got[1]
     pos, neg = np.maximum(a, 0.0), np.minimum(a, 0.0)
     slopes = bw.relu_slopes.get(n.id) if n.op == "relu" else None
     if slopes is not None:

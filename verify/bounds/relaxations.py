@@ -181,10 +181,16 @@ def smooth_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
         big = np.full_like(lo, _BRACKET[f.name])
         cross = (lo < 0) & (hi > 0)
         # above: tangent at d >= 0 through (lo, f(lo)); the secant when d > hi
-        d_u = _tangent_through(f, lo, _approx(f, lo), np.zeros_like(lo), big)
+        # the tangent points only matter where the interval crosses 0: bisect only there
+        # (elementwise, so the same bits as bisecting everywhere)
+        at = np.nonzero(cross)
+        d_u, d_l = np.zeros_like(lo), np.zeros_like(lo)
+        if at[0].size:
+            zero = np.zeros(at[0].size)
+            d_u[at] = _tangent_through(f, lo[at], _approx(f, lo[at]), zero, big[at])
+            d_l[at] = _tangent_through(f, hi[at], _approx(f, hi[at]), -big[at], zero)
         a_cross_u = np.where(d_u <= hi, _deriv_approx(f, d_u), sec)
         # below: tangent at d <= 0 through (hi, f(hi)); the secant when d < lo
-        d_l = _tangent_through(f, hi, _approx(f, hi), -big, np.zeros_like(lo))
         a_cross_l = np.where(d_l >= lo, _deriv_approx(f, d_l), sec)
         # auto_LiRPA's smoothing: across 0, the tangent at the midpoint when it is valid
         # and the default tangent point lies beyond it (d_l >= mid, resp. d_u < mid)
