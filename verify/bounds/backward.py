@@ -86,6 +86,7 @@ class Backward:
         # per node: (key of its operand's interval, its relaxation lines, that interval,
         # kept alive so that the key's ids stay unique)
         self.lines: dict[int, tuple[tuple[int, int, int], Any, tuple[Array, Array]]] = {}
+        self._abs: tuple[Array, Array] | None = None  # the last |a| computed, with its a
         self.const = np.zeros((0, 0))
         self.slack = np.zeros((0, 0))
 
@@ -96,6 +97,7 @@ class Backward:
         self.coeff = dict(starts)
         self.const = np.zeros(first.shape[:2])
         self.slack = np.zeros(first.shape[:2])
+        self._abs = None
         result: Array | None = None
         for n in reversed(self.g.nodes[: max(starts) + 1]):
             a = self.coeff.pop(n.id, None)
@@ -112,6 +114,13 @@ class Backward:
         return lower
 
     # -- moving coefficients -------------------------------------------------------
+    def absof(self, a: Array) -> Array:
+        """|a|, remembered for the last array asked (a coefficient is charged, then the
+        next rule bounds its constant and its matmul error with the same |a|)."""
+        if self._abs is None or self._abs[0] is not a:
+            self._abs = (a, np.abs(a))
+        return self._abs[1]
+
     def give(self, node: int, a: Array, err_scale: float) -> None:
         """Add coefficient `a` to `node`; charge err_scale * |a| * mag(node) to slack."""
         if node in self.coeff:
@@ -119,7 +128,7 @@ class Backward:
             err_scale += U64
         self.coeff[node] = a
         if err_scale:
-            self.charge(np.abs(a), node, err_scale)
+            self.charge(self.absof(a), node, err_scale)
 
     def charge(self, absa: Array, node: int, scale: float) -> None:
         """Charge scale * |a| . mag(node) to the slack (|a| in the node's layout)."""
@@ -285,15 +294,16 @@ def _neg(bw: Backward, n: Any, a: Array) -> bool:
 @CROWN.rule("add", "sub")
 def _add_sub(bw: Backward, n: Any, a: Array) -> bool:
     for k, arg in enumerate(n.args):
-        sign = -1.0 if (n.op == "sub" and k == 1) else 1.0
+        signed = -a if (n.op == "sub" and k == 1) else a
         if bw.dep[arg]:
-            bw.give_broadcast(arg, sign * a, n.shape, 0.0)
+            bw.give_broadcast(arg, signed, n.shape, 0.0)
         else:
             point = _point_value(bw, arg)
             if point is not None:
-                bw.add_const(dot_lower(sign * a, point))
+                absa = bw.absof(a) if signed is a else None
+                bw.add_const(dot_lower(signed, point, absa))
             else:
-                bw.give_broadcast(arg, sign * a, n.shape, 0.0)
+                bw.give_broadcast(arg, signed, n.shape, 0.0)
     return True
 
 
@@ -420,14 +430,13 @@ def _matmul(bw: Backward, n: Any, a: Array) -> bool:
         if len(n.shape) == 2 and wt.ndim == 2:
             if a.strides[0] == 0:  # one spec shared by the batch: one product, broadcast
                 new = np.broadcast_to(a[0] @ wt.T, a.shape[:2] + (wt.shape[0],))
-            else:  # one 2-D product (BLAS): much faster than a stack of small ones
-                new = (np.ascontiguousarray(a).reshape(-1, a.shape[2]) @ wt.T).reshape(
-                    a.shape[:2] + (wt.shape[0],))
+            else:
+                new = a @ wt.T
             k = wt.shape[1]
             # |fl(a @ W^T) - a @ W^T| <= gamma_k ||a_row||_1 max_k |W_jk|, times mag(x):
             # Higham's bound holds for any summation order and with fused multiply-adds,
             # so it covers the product whatever blocking the BLAS uses
-            rowl1 = sum_up(np.abs(a), 2)
+            rowl1 = sum_up(bw.absof(a), 2)
             lo, hi = bw.ib[x]
             wmag = sum_up(np.abs(wt).max(axis=1)[None, :] * magnitude(lo, hi), 1)
             charge = up(gamma64(k) * rowl1 * wmag[:, None] + k * TINY_NORMAL)
@@ -475,20 +484,33 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
         got = (key, RELAXATION.rules[n.op](lo, hi, n.attr_dict), (lo, hi))
         bw.lines[n.id] = got
     a_l, b_l, a_u, b_u = got[1]
-    pos, neg = np.maximum(a, 0.0), np.minimum(a, 0.0)
+    neg = np.minimum(a, 0.0)
+    lower_slope = a_l[:, None]
     slopes = bw.relu_slopes.get(n.id) if n.op == "relu" else None
     if slopes is not None:
         # relu(z) >= s z for every real z when 0 <= s <= 1 (z >= 0: z >= s z; z < 0:
         # 0 >= s z), intercept exactly 0: any such slope serves on an unstable neuron
-        unstable = np.expand_dims((lo < 0) & (hi > 0), 1)
-        new = pos * np.where(unstable, slopes, a_l[:, None]) + neg * a_u[:, None]
-    else:
-        new = pos * a_l[:, None] + neg * a_u[:, None]
+        lower_slope = np.where(np.expand_dims((lo < 0) & (hi > 0), 1), slopes, lower_slope)
+    # the lower line where the coefficient is positive, the upper one where negative
+    new = np.where(a > 0, lower_slope, a_u[:, None])
+    np.multiply(a, new, out=new)
     if np.any(b_l):
+        pos = a - neg  # max(a, 0), exactly
         bw.add_const(dot_lower(pos, b_l, pos))
-    bw.add_const(dot_lower(neg, b_u, -neg))
+    bw.add_const(_dot_lower_nonpositive(neg, b_u))
     bw.give(z, new, 2 * U64)
     return True
+
+
+def _dot_lower_nonpositive(neg: Array, b: Array) -> Array:
+    """`dot_lower(neg, b)` for neg <= 0 everywhere: sum |neg||b| is -(neg . |b|), a sum of
+    terms of one sign, bounded like `_absdot_up` without forming |neg|."""
+    bb, n = _feat(neg, b)
+    a3 = neg.reshape(neg.shape[:2] + (n,))
+    s = np.einsum("bmn,bn->bm", a3, bb)
+    mag = -np.einsum("bmn,bn->bm", a3, np.abs(bb))
+    err = up(mag * (1.0 + gamma64(max(n, 1))) + n * TINY_NORMAL)
+    return dn(s - up(err * (gamma64(max(n, 1)) + 2 * U64)))
 
 
 for _tag in RELAXATION.rules:
