@@ -283,6 +283,10 @@ def _labels(g: Graph, k: int, dep: list[bool]) -> Array | None:
     return out
 
 
+# the optimiser holds each affine segment as a dense matrix: at most this many entries
+_DENSE_LIMIT = 4_000_000
+
+
 def alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, *,
                 C: Any = None, covers: str = "real", iterations: int = 20,
                 lr: float = 0.1) -> Bounds:
@@ -293,7 +297,10 @@ def alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, uppe
     (step `lr`) in plain floats (untrusted), then the sound CROWN pass is re-run with
     them and intersected with plain CROWN. A graph that is not a chain of affine maps
     and ReLUs over independent batch rows gets plain CROWN, with method
-    "crown (alpha-crown: not an affine-relu chain)". Same other arguments as `ibp`.
+    "crown (alpha-crown: not an affine-relu chain)"; so does a chain whose segments, as
+    dense matrices, hold over 4e6 entries in all (a conv net on images), with method
+    "crown (alpha-crown: chain too large for the dense optimiser)". Same other arguments
+    as `ibp`.
     """
     g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
     bw, pre = _intermediate(g, params, lo, hi, True)
@@ -301,10 +308,17 @@ def alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, uppe
     spec = spec_matrix(C, g, batch)
     plain = _final(bw, g, spec, "crown")
     res = plain
+    widths = [int(np.prod(n.shape[1:])) for n in g.nodes if n.op in ("input", "relu")]
+    widths.append(int(np.prod(g.nodes[g.outputs[0][1]].shape[1:])))
+    dense = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
     try:
+        if dense > _DENSE_LIMIT:
+            raise UnsupportedOperation("graph", "float", "too large", analysis="alpha-crown")
         chain = relu_chain(g, params)
     except UnsupportedOperation:
-        res = Bounds(plain.lower, plain.upper, "crown (alpha-crown: not an affine-relu chain)")
+        why = ("chain too large for the dense optimiser" if dense > _DENSE_LIMIT
+               else "not an affine-relu chain")
+        res = Bounds(plain.lower, plain.upper, f"crown (alpha-crown: {why})")
     else:
         rows = spec.shape[1]
         both = np.concatenate([spec, -spec], axis=1).reshape(batch, 2 * rows, -1)

@@ -148,14 +148,24 @@ def _deriv_approx(f: Smooth, z: Array) -> Array:
     return _mid_deriv(f, z)
 
 
+# f' from f's float value, for the bisection's guide only (the rigorous enclosure's
+# midpoint differs by a few ulps, which only moves a tangent point by as little)
+_PLAIN_DERIV: dict[str, Callable[[Array], Array]] = {
+    "tanh": lambda v: np.asarray(1.0 - v * v),
+    "sigmoid": lambda v: np.asarray(v * (1.0 - v)),
+}
+
+
 def _tangent_through(f: Smooth, x0: Array, y0: Array, lo: Array, hi: Array) -> Array:
     """A point d in [lo, hi] where the tangent of f at d passes through (x0, y0) (by
     bisection on the sign of f(d) + f'(d)(x0 - d) - y0; approximate: guides only)."""
     a, b = lo.copy(), hi.copy()
+    plain = _PLAIN_DERIV.get(f.name)
     for _ in range(40):
         m = 0.5 * (a + b)
         with np.errstate(invalid="ignore", over="ignore"):
-            F = _approx(f, m) + _deriv_approx(f, m) * (x0 - m) - y0
+            v = _approx(f, m)
+            F = v + (_deriv_approx(f, m) if plain is None else plain(v)) * (x0 - m) - y0
         go_right = F < 0  # F increases in d on either side (f'' has the sign needed)
         a, b = np.where(go_right, m, a), np.where(go_right, b, m)
     return 0.5 * (a + b)
