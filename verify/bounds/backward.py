@@ -18,6 +18,7 @@ and a matmul of two input-dependent operands.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -87,6 +88,7 @@ class Backward:
         # kept alive so that the key's ids stay unique)
         self.lines: dict[int, tuple[tuple[int, int, int], Any, tuple[Array, Array]]] = {}
         self._abs: tuple[Array, Array] | None = None  # the last |a| computed, with its a
+        self._pool: dict[tuple[str, tuple[int, ...]], Array] = {}
         self.const = np.zeros((0, 0))
         self.slack = np.zeros((0, 0))
 
@@ -103,6 +105,8 @@ class Backward:
             a = self.coeff.pop(n.id, None)
             if a is None:
                 continue
+            if self._abs is not None and self._abs[0] is not a:
+                self._abs = None  # only the coefficient at hand's |a| is of use
             if n.op == "input":
                 result = self._concretize(n.id, a)
                 continue
@@ -118,8 +122,21 @@ class Backward:
         """|a|, remembered for the last array asked (a coefficient is charged, then the
         next rule bounds its constant and its matmul error with the same |a|)."""
         if self._abs is None or self._abs[0] is not a:
-            self._abs = (a, np.abs(a))
+            self._abs = None
+            self._abs = (a, np.abs(a, out=self.scratch("abs", a.shape)))
         return self._abs[1]
+
+    def scratch(self, tag: str, shape: tuple[int, ...]) -> Array:
+        """A float64 array of `shape` to overwrite: the one last handed out under `tag`
+        when nothing else refers to it any more (a fresh large array costs a page fault
+        per 4 KiB on first touch, more than the arithmetic that fills it)."""
+        key = (tag, shape)
+        got = self._pool.get(key)
+        # references: the pool's, `got`, and getrefcount's argument: no one else's
+        if got is None or sys.getrefcount(got) > 3:
+            got = np.empty(shape)
+            self._pool[key] = got
+        return got
 
     def give(self, node: int, a: Array, err_scale: float) -> None:
         """Add coefficient `a` to `node`; charge err_scale * |a| * mag(node) to slack."""
@@ -431,7 +448,7 @@ def _matmul(bw: Backward, n: Any, a: Array) -> bool:
             if a.strides[0] == 0:  # one spec shared by the batch: one product, broadcast
                 new = np.broadcast_to(a[0] @ wt.T, a.shape[:2] + (wt.shape[0],))
             else:
-                new = a @ wt.T
+                new = np.matmul(a, wt.T, out=bw.scratch("matmul", a.shape[:2] + wt.shape[:1]))
             k = wt.shape[1]
             # |fl(a @ W^T) - a @ W^T| <= gamma_k ||a_row||_1 max_k |W_jk|, times mag(x):
             # Higham's bound holds for any summation order and with fused multiply-adds,
@@ -484,20 +501,22 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
         got = (key, RELAXATION.rules[n.op](lo, hi, n.attr_dict), (lo, hi))
         bw.lines[n.id] = got
     a_l, b_l, a_u, b_u = got[1]
-    neg = np.minimum(a, 0.0)
     lower_slope = a_l[:, None]
     slopes = bw.relu_slopes.get(n.id) if n.op == "relu" else None
     if slopes is not None:
         # relu(z) >= s z for every real z when 0 <= s <= 1 (z >= 0: z >= s z; z < 0:
         # 0 >= s z), intercept exactly 0: any such slope serves on an unstable neuron
         lower_slope = np.where(np.expand_dims((lo < 0) & (hi > 0), 1), slopes, lower_slope)
-    # the lower line where the coefficient is positive, the upper one where negative
-    new = np.where(a > 0, lower_slope, a_u[:, None])
-    np.multiply(a, new, out=new)
+    # the lower line where the coefficient is positive, the upper one where negative:
+    # new = pos a_l + neg a_u, in reused buffers
+    pos = np.maximum(a, 0.0, out=bw.scratch("pos", a.shape))
+    neg = np.minimum(a, 0.0, out=bw.scratch("neg", a.shape))
     if np.any(b_l):
-        pos = a - neg  # max(a, 0), exactly
         bw.add_const(dot_lower(pos, b_l, pos))
     bw.add_const(_dot_lower_nonpositive(neg, b_u))
+    new = np.multiply(pos, lower_slope, out=bw.scratch("coeff", a.shape))
+    new += np.multiply(neg, a_u[:, None], out=pos)
+    del pos, neg
     bw.give(z, new, 2 * U64)
     return True
 
