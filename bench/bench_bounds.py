@@ -19,10 +19,12 @@ built before). alpha-CROWN: 20 iterations on both sides, each side's default ste
 peer bounds [C; -C] as lower bounds in one optimisation (what ours does), while ours
 keeps CROWN's intermediate bounds (auto_LiRPA also optimises intermediate slopes).
 
-Peak memory: the growth of ru_maxrss over one call, in a fresh process per (side, case,
-method), measured after the model is loaded and the inputs are made (the same measure
-for both; torch's allocator and NumPy's both come from the process heap). When the peer
-is absent, the bench says so and prints our figures only.
+Peak memory: the peak resident size during one call minus the resident size just before
+it (Linux: VmHWM reset through /proc/self/clear_refs, then read from /proc/self/status),
+in a fresh process per (side, case, method), after the model is loaded and the inputs
+are made: the same measure for both sides, whatever allocator each uses. (ru_maxrss is
+not usable: a child forked from the bench starts with the bench's own high-water mark.)
+When the peer is absent, the bench says so and prints our figures only.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -59,7 +60,7 @@ METHODS = ("ibp", "crown", "alpha")
 # "case method" lines (prints seconds and mean width as json), or with "mem case method"
 # on the command line measures one call's ru_maxrss growth.
 PEER = r'''
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 import torch
 torch.set_num_threads(1)
@@ -125,12 +126,18 @@ def run(bm, bx, both, method):
         lb, ub = low[:, :r], -low[:, r:]
     return float((ub - lb).mean())
 
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
 models = {c["name"]: build(c) for c in spec if only is None or c["name"] == only}
 if only is not None:
     bm, bx, both = models[only]
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current resident size
+    before = status("VmRSS")
     run(bm, bx, both, sys.argv[5])
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+    print(status("VmHWM") - before)
     sys.exit(0)
 print("ready", flush=True)
 for line in sys.stdin:
@@ -212,11 +219,19 @@ def _load(names: list[str]) -> dict[str, tuple[Any, ...]]:
     return {n: CASES[n](np.random.default_rng(0)) for n in names}
 
 
+def _status(field: str) -> int:
+    """A kB field of /proc/self/status (VmRSS: resident now; VmHWM: its peak)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
 def _child_memory(name: str, method: str) -> None:
     case = _load([name])[name]
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current resident size
+    before = _status("VmRSS")
     _ours(method, case)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+    print(_status("VmHWM") - before)
 
 
 def _default_peer_python() -> str:
@@ -307,7 +322,7 @@ def main() -> None:
                         mem[name, method, "peer"] = int(r.stdout.split()[-1])
     print(f"load average at end: {os.getloadavg()}")
     print(f"best of {args.rounds} interleaved rounds, 1 thread, float64; memory = "
-          "ru_maxrss growth over one call in a fresh process (MiB)")
+          "peak resident growth over one call in a fresh process (MiB)")
     print(f"{'case':<10} {'method':<6} {'ours ms':>9} {'LiRPA ms':>9} {'ratio':>6} "
           f"{'ours w':>9} {'LiRPA w':>9} {'ours MiB':>9} {'LiRPA MiB':>9}")
     for name in names:
