@@ -89,6 +89,9 @@ class Backward:
         self.lines: dict[int, tuple[tuple[int, int, int], Any, tuple[Array, Array]]] = {}
         self._abs: tuple[Array, Array] | None = None  # the last |a| computed, with its a
         self._pool: dict[tuple[str, tuple[int, ...]], Array] = {}
+        # per node: the coefficient array the slice rule made for it (safe to add into)
+        self.sliced: dict[int, Array] = {}
+        self._mag: dict[int, tuple[Array, Array, Array]] = {}
         self.const = np.zeros((0, 0))
         self.slack = np.zeros((0, 0))
 
@@ -100,6 +103,7 @@ class Backward:
         self.const = np.zeros(first.shape[:2])
         self.slack = np.zeros(first.shape[:2])
         self._abs = None
+        self.sliced = {}
         result: Array | None = None
         for n in reversed(self.g.nodes[: max(starts) + 1]):
             a = self.coeff.pop(n.id, None)
@@ -125,6 +129,15 @@ class Backward:
             self._abs = None
             self._abs = (a, np.abs(a, out=self.scratch("abs", a.shape)))
         return self._abs[1]
+
+    def magnitude_of(self, node: int) -> Array:
+        """max |v| over the node's current interval (kept while that interval is)."""
+        lo, hi = self.ib[node]
+        got = self._mag.get(node)
+        if got is None or got[0] is not lo or got[1] is not hi:
+            got = (lo, hi, magnitude(lo, hi))
+            self._mag[node] = got
+        return got[2]
 
     def scratch(self, tag: str, shape: tuple[int, ...]) -> Array:
         """A float64 array of `shape` to overwrite: the one last handed out under `tag`
@@ -256,11 +269,26 @@ def _broadcast_to(bw: Backward, n: Any, a: Array) -> bool:
 
 @CROWN.rule("slice")
 def _slice(bw: Backward, n: Any, a: Array) -> bool:
-    src = bw.g.nodes[n.args[0]].shape
+    arg = n.args[0]
+    src = bw.g.nodes[arg].shape
+    feat = tuple(slice(s, e, k) for s, e, k in n.attr("spec")[1:])
+    sl = (slice(None), slice(None)) + feat
+    cur = bw.coeff.get(arg)
+    if cur is not None and bw.sliced.get(arg) is cur:
+        # several slices of one node (pooling windows): added in place into the one
+        # array this rule made, each sum rounding by <= u |sum|, charged on its region
+        region = cur[sl]
+        region += a
+        mag = np.broadcast_to(bw.magnitude_of(arg), (a.shape[0],) + src[1:])[
+            (slice(None),) + feat]
+        c = _absdot_up(np.abs(region), mag)
+        bw.slack = up(bw.slack + up(c * (1.01 * U64) + TINY_NORMAL))
+        return True
     z = np.zeros(a.shape[:2] + src[1:])
-    sl = (slice(None), slice(None)) + tuple(slice(s, e, k) for s, e, k in n.attr("spec")[1:])
     z[sl] = a
-    bw.give(n.args[0], z, 0.0)
+    bw.give(arg, z, 0.0)
+    if bw.coeff.get(arg) is z:
+        bw.sliced[arg] = z
     return True
 
 
