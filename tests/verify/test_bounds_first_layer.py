@@ -78,3 +78,47 @@ def test_first_layer_intervals_match_a_crown_pass() -> None:
     np.testing.assert_allclose(pre[z][0], exact_lo, atol=1e-12)
     np.testing.assert_allclose(pre[z][1], exact_hi, atol=1e-12)
     assert np.all(pre[z][0] <= exact_lo + 1e-12) and np.all(pre[z][1] >= exact_hi - 1e-12)
+
+
+def _overlapping_slices(batch: int) -> tuple[Graph, dict[str, Any]]:
+    """relu(x @ W)[:, 0:6] + relu(x @ W)[:, 2:8], then @ V: two slices of one node that
+    overlap, whose coefficients the slice rule adds into one array."""
+    nodes = (
+        Node(0, "input", (), (("name", "x"),), (batch, 3)),
+        Node(1, "param", (), (("name", "W"),), (3, 8)),
+        Node(2, "matmul", (0, 1), (), (batch, 8)),
+        Node(3, "relu", (2,), (), (batch, 8)),
+        Node(4, "slice", (3,), (("spec", ((0, batch, 1), (0, 6, 1))),), (batch, 6)),
+        Node(5, "slice", (3,), (("spec", ((0, batch, 1), (2, 8, 1))),), (batch, 6)),
+        Node(6, "add", (4, 5), (), (batch, 6)),
+        Node(7, "param", (), (("name", "V"),), (6, 2)),
+        Node(8, "matmul", (6, 7), (), (batch, 2)),
+    )
+    rng = np.random.default_rng(8)
+    return Graph("float", nodes, (("out", 8),)), {"W": rng.normal(size=(3, 8)),
+                                                  "V": rng.normal(size=(6, 2))}
+
+
+def test_overlapping_slices_are_sound() -> None:
+    g, p = _overlapping_slices(2)
+    rng = np.random.default_rng(9)
+    c = rng.normal(size=(2, 3))
+    lo, hi = c - 0.7, c + 0.7
+    b = bounds.crown(g, p, lo, hi)
+    for i in range(2):
+        xs = rng.uniform(lo[i], hi[i], size=(10_000, 3))
+        xs[:2] = [lo[i], hi[i]]
+        h = np.maximum(xs @ p["W"], 0.0)
+        y = (h[:, 0:6] + h[:, 2:8]) @ p["V"]
+        # samples in float64 (a few ulps off the real value): 1e-12
+        assert np.all(y >= b.lower[i] - 1e-12) and np.all(y <= b.upper[i] + 1e-12)
+    # the same function as relu(x @ W) @ M, M = V's rows placed at 0:6 plus at 2:8: CROWN
+    # takes the same lines, so the bounds agree up to rounding (1e-9 on values ~10)
+    m = np.zeros((8, 2))
+    m[0:6] += p["V"]
+    m[2:8] += p["V"]
+    dense = Graph("float", (*g.nodes[:4], Node(4, "param", (), (("name", "M"),), (8, 2)),
+                            Node(5, "matmul", (3, 4), (), (2, 2))), (("out", 5),))
+    d = bounds.crown(dense, {"W": p["W"], "M": m}, lo, hi)
+    np.testing.assert_allclose(b.lower, d.lower, atol=1e-9)
+    np.testing.assert_allclose(b.upper, d.upper, atol=1e-9)
