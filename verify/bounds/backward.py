@@ -107,6 +107,7 @@ class Backward:
         result: Array | None = None
         for n in reversed(self.g.nodes[: max(starts) + 1]):
             a = self.coeff.pop(n.id, None)
+            self.sliced.pop(n.id, None)
             if a is None:
                 continue
             if self._abs is not None and self._abs[0] is not a:
@@ -537,13 +538,13 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
         lower_slope = np.where(np.expand_dims((lo < 0) & (hi > 0), 1), slopes, lower_slope)
     # the lower line where the coefficient is positive, the upper one where negative:
     # new = pos a_l + neg a_u, in reused buffers
-    pos = np.maximum(a, 0.0, out=bw.scratch("pos", a.shape))
     neg = np.minimum(a, 0.0, out=bw.scratch("neg", a.shape))
+    pos = np.subtract(a, neg, out=bw.scratch("coeff", a.shape))  # max(a, 0), exactly
     if np.any(b_l):
         bw.add_const(dot_lower(pos, b_l, pos))
     bw.add_const(_dot_lower_nonpositive(neg, b_u))
-    new = np.multiply(pos, lower_slope, out=bw.scratch("coeff", a.shape))
-    new += np.multiply(neg, a_u[:, None], out=pos)
+    new = np.multiply(pos, lower_slope, out=pos)
+    new += np.multiply(neg, a_u[:, None], out=neg)
     del pos, neg
     bw.give(z, new, 2 * U64)
     return True
