@@ -197,7 +197,7 @@ class Backward:
         if axes:
             axes2 = tuple(2 + x for x in axes)
             red = np.sum(a, axis=axes2).reshape(a.shape[:2] + tuple(target))
-            absred = np.sum(np.abs(a), axis=axes2).reshape(red.shape)
+            absred = np.sum(self.absof(a), axis=axes2).reshape(red.shape)
             scale = err_scale * (1.0 + gamma64(k)) + gamma64(k)
         if not per_row:
             red = red.reshape(a.shape[:2] + shape)
