@@ -1,107 +1,351 @@
-"""Bench: IBP and CROWN (outward rounded, verify.bounds) on a 784-100-100-10 ReLU MLP,
-batch of 100 inputs, eps = 0.01, against a plain NumPy float64 CROWN without outward
-rounding (written here: the price of soundness) and a plain IBP.
+"""Bench: IBP, CROWN and alpha-CROWN (verify.bounds, sound) against auto_LiRPA on the same
+weights, both in float64 on one thread (OMP/MKL/OPENBLAS_NUM_THREADS=1 on both sides,
+torch.set_num_threads(1)):
 
-    python bench/bench_bounds.py [--repeat 5]
+- mlp: the 784-100-100-10 ReLU MLP, batch 100, L-inf eps 0.01;
+- verivital: the vnncomp2021 avgpool CNN (Convnet_avgpool.onnx), batch 20, eps 0.02;
+- tanh: a 5-50-50-50-5 tanh MLP, batch 100, eps 0.05;
+- acas: ACAS Xu network 1_1, 1024 input boxes bounded at once (subdomains / second).
 
-auto_LiRPA is compared (widths and times, in its own environment) by
-bench/bench_tightness.py.
+    python bench/bench_bounds.py [--rounds 5] [--cases mlp,acas] [--methods ibp,crown]
+                                 [--no-memory] [--peer-python PATH] [--peer-path DIR]
+
+Times: each (case, method) runs once per round on our side and then on the peer's, in
+interleaved rounds; the best of the rounds is kept. auto_LiRPA runs in its own
+environment (--peer-python, default $LIRPA_PYTHON, else ../lirpa-venv/bin/python), as a
+persistent subprocess that rebuilds the torch models from a temporary .npz (verivital:
+by hand from the ONNX initializers) and times compute_bounds only (its BoundedModule is
+built before). alpha-CROWN: 20 iterations on both sides, each side's default step; the
+peer bounds [C; -C] as lower bounds in one optimisation (what ours does), while ours
+keeps CROWN's intermediate bounds (auto_LiRPA also optimises intermediate slopes).
+
+Peak memory: the peak resident size during one call minus the resident size just before
+it (Linux: VmHWM reset through /proc/self/clear_refs, then read from /proc/self/status),
+in a fresh process per (side, case, method), after the model is loaded and the inputs
+are made: the same measure for both sides, whatever allocator each uses. (ru_maxrss is
+not usable: a child forked from the bench starts with the bench's own high-water mark.)
+When the peer is absent, the bench says so and prints our figures only.
 """
 
 from __future__ import annotations
 
-import argparse
-import time
-from collections.abc import Callable
-from typing import Any
+import os
 
-import numpy as np
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"  # before NumPy loads its BLAS
 
-from torchlean.spec import nn
-from torchlean.verify import bounds
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from torchlean.runtime.graph.batching import rebatch  # noqa: E402
+from torchlean.spec import nn  # noqa: E402
+from torchlean.verify import bounds, vnn  # noqa: E402
 
 Array = np.ndarray[Any, Any]
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = next((b / "shared" for b in (ROOT.parent, ROOT.parent.parent)
+               if (b / "shared").is_dir()), ROOT.parent / "shared")
+BENCH = SHARED / "benchmarks" / "vnncomp2021"
+METHODS = ("ibp", "crown", "alpha")
+
+# The peer: rebuilds each case in torch float64 from the npz + json, then serves
+# "case method" lines (prints seconds and mean width as json), or with "mem case method"
+# on the command line measures one call's ru_maxrss growth.
+PEER = r'''
+import json, sys, time
+import numpy as np
+import torch
+torch.set_num_threads(1)
+torch.set_default_dtype(torch.float64)
+from auto_LiRPA import BoundedModule, BoundedTensor
+from auto_LiRPA.perturbations import PerturbationLpNorm
+
+class Shift(torch.nn.Module):
+    def __init__(self, a):
+        super().__init__()
+        self.register_buffer("a", a)
+    def forward(self, x):
+        return x - self.a
+
+with open(sys.argv[1]) as f:
+    spec = json.load(f)
+data = np.load(sys.argv[2])
+only = sys.argv[4] if len(sys.argv) > 3 and sys.argv[3] == "mem" else None
+
+def build(case):
+    name = case["name"]
+    t = lambda k: torch.tensor(data[name + "/" + k])
+    layers = []
+    for kind, arg in case["layers"]:
+        if kind == "linear":
+            lin = torch.nn.Linear(1, 1)
+            lin.weight = torch.nn.Parameter(t(arg + ".w"))
+            lin.bias = torch.nn.Parameter(t(arg + ".b"))
+            layers.append(lin)
+        elif kind == "conv":
+            w = t(arg + ".w")
+            conv = torch.nn.Conv2d(w.shape[1], w.shape[0], w.shape[2])
+            conv.weight = torch.nn.Parameter(w); conv.bias = torch.nn.Parameter(t(arg + ".b"))
+            layers.append(conv)
+        elif kind == "avgpool":
+            layers.append(torch.nn.AvgPool2d(arg))
+        elif kind == "shift":
+            layers.append(Shift(t(arg)))
+        elif kind == "flatten":
+            layers.append(torch.nn.Flatten())
+        else:
+            layers.append({"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[kind]())
+    model = torch.nn.Sequential(*layers).eval()
+    lo = torch.tensor(data[name + ":lo"]); hi = torch.tensor(data[name + ":hi"])
+    x = (lo + hi) / 2
+    bm = BoundedModule(model, torch.zeros_like(x), device="cpu")
+    bx = BoundedTensor(x, PerturbationLpNorm(norm=float("inf"), x_L=lo, x_U=hi))
+    out = model(x).shape[1]
+    eye = torch.eye(out)
+    both = torch.cat([eye, -eye]).unsqueeze(0).expand(x.shape[0], 2 * out, out)
+    return bm, bx, both
+
+def run(bm, bx, both, method):
+    if method == "ibp":
+        lb, ub = bm.compute_bounds(x=(bx,), method="IBP")
+    elif method == "crown":
+        lb, ub = bm.compute_bounds(x=(bx,), method="backward")
+    else:
+        bm.set_bound_opts({"optimize_bound_args": {"iteration": 20}, "verbosity": 0})
+        low, _ = bm.compute_bounds(x=(bx,), method="CROWN-Optimized", C=both,
+                                   bound_upper=False)
+        r = both.shape[1] // 2
+        lb, ub = low[:, :r], -low[:, r:]
+    return float((ub - lb).mean())
+
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+models = {c["name"]: build(c) for c in spec if only is None or c["name"] == only}
+if only is not None:
+    bm, bx, both = models[only]
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current resident size
+    before = status("VmRSS")
+    run(bm, bx, both, sys.argv[5])
+    print(status("VmHWM") - before)
+    sys.exit(0)
+print("ready", flush=True)
+for line in sys.stdin:
+    name, method = line.split()
+    t = time.perf_counter()
+    with torch.no_grad() if method != "alpha" else torch.enable_grad():
+        w = run(*models[name], method)
+    print(json.dumps({"sec": time.perf_counter() - t, "width": w}), flush=True)
+'''
 
 
-def plain_ibp(ws: list[tuple[Array, Array]], lo: Array, hi: Array) -> tuple[Array, Array]:
-    """Unsound float64 IBP (no outward rounding)."""
-    for k, (w, b) in enumerate(ws):
-        mid, rad = (lo + hi) / 2, (hi - lo) / 2
-        c, r = mid @ w.T + b, rad @ np.abs(w).T
-        lo, hi = c - r, c + r
-        if k < len(ws) - 1:
-            lo, hi = np.maximum(lo, 0), np.maximum(hi, 0)
-    return lo, hi
+def _mlp_case(rng: Any) -> tuple[Any, Any, Array, Array, list[Any], dict[str, Array]]:
+    net = nn.build(nn.linear(784, 100) >> nn.relu() >> nn.linear(100, 100) >> nn.relu()
+                   >> nn.linear(100, 10), seed=0)
+    x = rng.uniform(size=(100, 784))
+    lo, hi = x - 0.01, x + 0.01
+    layers: list[Any] = []
+    data = {}
+    for i in (0, 2, 4):
+        data[f"l{i}.w"] = net.params[f"{i}.weight"].numpy()
+        data[f"l{i}.b"] = net.params[f"{i}.bias"].numpy()
+        layers += [("linear", f"l{i}")] + ([("relu", None)] if i < 4 else [])
+    return bounds.as_graph(net, net.params, lo.shape), net.params, lo, hi, layers, data
 
 
-def plain_crown(ws: list[tuple[Array, Array]], lo: Array, hi: Array) -> tuple[Array, Array]:
-    """Unsound float64 CROWN (adaptive ReLU slopes), same structure as verify.bounds."""
-    pre: list[tuple[Array, Array]] = []
-
-    def back(k: int, spec: Array) -> Array:  # lower bounds of spec . z_k
-        w, b = ws[k]
-        lam = spec @ w
-        const = spec @ b
-        for i in range(k - 1, -1, -1):
-            zl, zh = pre[i]
-            width = np.where(zh > zl, zh - zl, 1.0)
-            up = np.where(zl >= 0, 1.0, np.where(zh <= 0, 0.0, zh / width))
-            bu = np.where((zl < 0) & (zh > 0), -up * zl, 0.0)
-            lw = np.where(zl >= 0, 1.0, np.where(zh <= 0, 0.0, (zh >= -zl).astype(float)))
-            pos, neg = np.maximum(lam, 0), np.minimum(lam, 0)
-            new = pos * lw[:, None] + neg * up[:, None]
-            const = const + np.einsum("bmn,bn->bm", neg, bu)
-            w, b = ws[i]
-            lam, const = new @ w, const + new @ b
-        mid, rad = (lo + hi) / 2, (hi - lo) / 2
-        return const + np.einsum("bmn,bn->bm", lam, mid) - np.einsum("bmn,bn->bm",
-                                                                      np.abs(lam), rad)
-
-    batch = lo.shape[0]
-    for k in range(len(ws)):
-        n = ws[k][0].shape[0]
-        eye = np.broadcast_to(np.concatenate([np.eye(n), -np.eye(n)]), (batch, 2 * n, n))
-        low = back(k, eye)
-        pre.append((low[:, :n], -low[:, n:]))
-    return pre[-1]
+def _tanh_case(rng: Any) -> tuple[Any, Any, Array, Array, list[Any], dict[str, Array]]:
+    net = nn.build(nn.linear(5, 50) >> nn.tanh() >> nn.linear(50, 50) >> nn.tanh()
+                   >> nn.linear(50, 50) >> nn.tanh() >> nn.linear(50, 5), seed=0)
+    x = rng.uniform(-1, 1, size=(100, 5))
+    lo, hi = x - 0.05, x + 0.05
+    layers: list[Any] = []
+    data = {}
+    for i in (0, 2, 4, 6):
+        data[f"l{i}.w"] = net.params[f"{i}.weight"].numpy()
+        data[f"l{i}.b"] = net.params[f"{i}.bias"].numpy()
+        layers += [("linear", f"l{i}")] + ([("tanh", None)] if i < 6 else [])
+    return bounds.as_graph(net, net.params, lo.shape), net.params, lo, hi, layers, data
 
 
-def best(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+def _verivital_case(rng: Any) -> tuple[Any, Any, Array, Array, list[Any], dict[str, Array]]:
+    m = vnn.load_onnx(BENCH / "verivital" / "Convnet_avgpool.onnx")
+    p = {k: np.asarray(v, dtype=np.float64) for k, v in m.params.items()}
+    x = rng.uniform(size=(20, 1, 28, 28))
+    lo, hi = x - 0.02, x + 0.02
+    # the ONNX graph: conv 1->32 (2x2, stride 1), relu, avgpool 4x4 / 4, flatten, linear
+    data = {"c.w": p["conv1.0.weight"], "c.b": p["conv1.0.bias"], "o.w": p["out.weight"],
+            "o.b": p["out.bias"]}
+    layers = [("conv", "c"), ("relu", None), ("avgpool", 4), ("flatten", None),
+              ("linear", "o")]
+    return rebatch(m.graph, 20), p, lo, hi, layers, data
+
+
+def _acas_case(rng: Any) -> tuple[Any, Any, Array, Array, list[Any], dict[str, Array]]:
+    m = vnn.load_onnx(BENCH / "acasxu" / "ACASXU_run2a_1_1_batch_2000.onnx")
+    p = {k: np.asarray(v, dtype=np.float64) for k, v in m.params.items()}
+    x = rng.uniform(-0.5, 0.5, size=(1024, 1, 1, 5))
+    lo, hi = x - 0.02, x + 0.02
+    data = {"avg": p["input_AvgImg"]}
+    layers: list[Any] = [("shift", "avg"), ("flatten", None)]
+    names = [f"Operation_{i}" for i in range(1, 7)] + ["linear_7"]
+    for i, nm in enumerate(names):
+        data[f"l{i}.w"] = p[f"{nm}_MatMul_W"].T.copy()  # x @ W: torch keeps W^T
+        data[f"l{i}.b"] = p[f"{nm}_Add_B"]
+        layers += [("linear", f"l{i}")] + ([("relu", None)] if i < 6 else [])
+    return rebatch(m.graph, 1024), p, lo, hi, layers, data
+
+
+CASES = {"mlp": _mlp_case, "verivital": _verivital_case, "tanh": _tanh_case,
+         "acas": _acas_case}
+
+
+def _ours(method: str, case: tuple[Any, ...]) -> float:
+    g, p, lo, hi = case[:4]
+    fn = getattr(bounds, {"ibp": "ibp", "crown": "crown", "alpha": "alpha_crown"}[method])
+    return float(np.mean(fn(g, p, lo, hi).width))
+
+
+def _load(names: list[str]) -> dict[str, tuple[Any, ...]]:
+    return {n: CASES[n](np.random.default_rng(0)) for n in names}
+
+
+def _status(field: str) -> int:
+    """A kB field of /proc/self/status (VmRSS: resident now; VmHWM: its peak)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def _child_memory(name: str, method: str) -> None:
+    case = _load([name])[name]
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current resident size
+    before = _status("VmRSS")
+    _ours(method, case)
+    print(_status("VmHWM") - before)
+
+
+def _default_peer_python() -> str:
+    for base in (ROOT.parent, ROOT.parent.parent):
+        cand = base / "lirpa-venv" / "bin" / "python"
+        if cand.exists():
+            return str(cand)
+    return str(ROOT.parent / "lirpa-venv" / "bin" / "python")
+
+
+def _peer_files(tmp: str, cases: dict[str, tuple[Any, ...]]) -> list[str]:
+    files = [os.path.join(tmp, n) for n in ("spec.json", "w.npz", "peer.py")]
+    spec, data = [], {}
+    for name, case in cases.items():
+        spec.append({"name": name, "layers": case[4]})
+        for k, v in case[5].items():
+            data[f"{name}/{k}"] = np.asarray(v, dtype=np.float64)
+        data[name + ":lo"], data[name + ":hi"] = case[2], case[3]
+    Path(files[0]).write_text(json.dumps(spec))
+    np.savez(files[1], **data)
+    Path(files[2]).write_text(PEER)
+    return files
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--peer-python", default=os.environ.get("LIRPA_PYTHON",
+                                                            _default_peer_python()))
+    p.add_argument("--peer-path", default=os.environ.get(
+        "LIRPA_PATH", str(SHARED / "peers" / "auto_LiRPA")))
+    p.add_argument("--child-memory", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
-    net = nn.build(nn.linear(784, 100) >> nn.relu() >> nn.linear(100, 100) >> nn.relu()
-                   >> nn.linear(100, 10), seed=0)
-    ws = [(net.params[f"{i}.weight"].numpy(), net.params[f"{i}.bias"].numpy())
-          for i in (0, 2, 4)]
-    x = np.random.default_rng(0).uniform(size=(100, 784))
-    lo, hi = x - 0.01, x + 0.01
-    g = bounds.as_graph(net, net.params, lo.shape)
-    rows = [
-        ("IBP sound", lambda: bounds.ibp(g, net.params, lo, hi)),
-        ("IBP plain float64", lambda: plain_ibp(ws, lo, hi)),
-        ("CROWN sound", lambda: bounds.crown(g, net.params, lo, hi)),
-        ("CROWN plain float64", lambda: plain_crown(ws, lo, hi)),
-    ]
-    t = {name: best(fn, args.repeat) for name, fn in rows}
-    for name, sec in t.items():
-        print(f"{name:<22} {sec * 1e3:9.2f} ms")
-    print(f"IBP   sound / plain: {t['IBP sound'] / t['IBP plain float64']:.2f}x")
-    print(f"CROWN sound / plain: {t['CROWN sound'] / t['CROWN plain float64']:.2f}x")
-    sound = bounds.crown(g, net.params, lo, hi)
-    plo, phi = plain_crown(ws, lo, hi)
-    print(f"max |sound - plain| CROWN bound: "
-          f"{max(np.abs(sound.lower - plo).max(), np.abs(sound.upper - phi).max()):.3g}; "
-          f"mean width {np.mean(sound.width):.4g}")
+    if args.child_memory:
+        _child_memory(*args.child_memory)
+        return
+    names, methods = args.cases.split(","), args.methods.split(",")
+    cases = _load(names)
+    have_peer = Path(args.peer_python).exists() and Path(args.peer_path, "auto_LiRPA").is_dir()
+    if not have_peer:
+        print(f"auto_LiRPA is absent (python {args.peer_python}, path {args.peer_path}): "
+              "our figures only, no ratios")
+    print(f"load average at start: {os.getloadavg()}")
+    env = dict(os.environ, PYTHONPATH=args.peer_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = _peer_files(tmp, cases) if have_peer else []
+        peer = None
+        if have_peer:
+            peer = subprocess.Popen([args.peer_python, files[2], files[0], files[1]], env=env,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            assert peer.stdout is not None and peer.stdin is not None
+            if peer.stdout.readline().strip() != "ready":
+                raise SystemExit("the auto_LiRPA subprocess failed to start")
+        times: dict[tuple[str, str, str], list[float]] = {}
+        widths: dict[tuple[str, str, str], float] = {}
+        for _ in range(args.rounds):
+            for name in names:
+                for method in methods:
+                    t = time.perf_counter()
+                    widths[name, method, "ours"] = _ours(method, cases[name])
+                    times.setdefault((name, method, "ours"), []).append(
+                        time.perf_counter() - t)
+                    if peer is not None:
+                        assert peer.stdin is not None and peer.stdout is not None
+                        peer.stdin.write(f"{name} {method}\n")
+                        peer.stdin.flush()
+                        got = json.loads(peer.stdout.readline())
+                        times.setdefault((name, method, "peer"), []).append(got["sec"])
+                        widths[name, method, "peer"] = got["width"]
+        if peer is not None:
+            assert peer.stdin is not None
+            peer.stdin.close()
+            peer.wait()
+        mem: dict[tuple[str, str, str], int] = {}
+        if not args.no_memory:
+            for name in names:
+                for method in methods:
+                    mem[name, method, "ours"] = int(subprocess.run(
+                        [sys.executable, __file__, "--child-memory", name, method],
+                        capture_output=True, text=True, check=True).stdout.split()[-1])
+                    if have_peer:
+                        r = subprocess.run([args.peer_python, files[2], files[0], files[1],
+                                            "mem", name, method], env=env,
+                                           capture_output=True, text=True, check=True)
+                        mem[name, method, "peer"] = int(r.stdout.split()[-1])
+    print(f"load average at end: {os.getloadavg()}")
+    print(f"best of {args.rounds} interleaved rounds, 1 thread, float64; memory = "
+          "peak resident growth over one call in a fresh process (MiB)")
+    print(f"{'case':<10} {'method':<6} {'ours ms':>9} {'LiRPA ms':>9} {'ratio':>6} "
+          f"{'ours w':>9} {'LiRPA w':>9} {'ours MiB':>9} {'LiRPA MiB':>9}")
+    for name in names:
+        for method in methods:
+            o = min(times[name, method, "ours"])
+            line = f"{name:<10} {method:<6} {o * 1e3:9.2f} "
+            if have_peer:
+                q = min(times[name, method, "peer"])
+                line += f"{q * 1e3:9.2f} {o / q:6.2f} "
+            else:
+                line += f"{'-':>9} {'-':>6} "
+            line += f"{widths[name, method, 'ours']:9.4g} "
+            line += f"{widths.get((name, method, 'peer'), float('nan')):9.4g} "
+            if mem:
+                line += f"{mem[name, method, 'ours'] / 1024:9.1f} "
+                line += f"{mem.get((name, method, 'peer'), -1024) / 1024:9.1f}"
+            print(line)
+        if name == "acas":
+            batch = cases[name][2].shape[0]
+            for method in methods:
+                o = batch / min(times[name, method, "ours"])
+                q = batch / min(times[name, method, "peer"]) if have_peer else float("nan")
+                print(f"acas {method}: subdomains/s ours {o:.0f}, auto_LiRPA {q:.0f}")
 
 
 if __name__ == "__main__":

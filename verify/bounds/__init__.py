@@ -9,6 +9,7 @@ Imports `torchlean.spec` and `torchlean.runtime`.
 from .propagate import (
            COVERS,
            Bounds,
+           alpha_crown,
            as_graph,
            crown,
            crown_with_layers,
@@ -17,5 +18,6 @@ from .propagate import (
            margin_matrix,
 )
 
-__all__ = ["Bounds", "ibp", "crown", "crown_with_layers", "intersect", "as_graph",
+__all__ = ["Bounds", "ibp", "crown", "alpha_crown", "crown_with_layers", "intersect",
+           "as_graph",
            "margin_matrix", "COVERS"]

@@ -24,6 +24,7 @@ import numpy as np
 from ...runtime.graph import Graph, interpret
 from ...runtime.graph.ir import Node
 from ...spec.errors import UnsupportedOperation
+from .problem import batched_nodes, depends_on_input
 
 __all__ = ["Chain", "relu_chain", "optimize_slopes"]
 
@@ -96,28 +97,34 @@ def _segment(g: Graph, start: int, end: int) -> Graph:
 
 
 def _affine_map(seg: Graph, params: Mapping[str, Arr]) -> tuple[Arr, Arr]:
-    """(W, b) with seg(h) = W h + b for flattened h and output, by probing basis vectors."""
+    """(W, b) with seg(h) = W h + b per batch row, for flattened h and output, by probing
+    basis vectors (one per batch row of the cut, so a batch of B probes B at a time)."""
     cut = next(n for n in seg.nodes if n.op == "input")
     used = {n.name: params[n.name] for n in seg.nodes if n.op == "param"}
-    width = int(np.prod(cut.shape))
+    rows, width = cut.shape[0], int(np.prod(cut.shape[1:]))
 
     def run(h: Arr) -> Arr:
         out = interpret(seg, {**used, "cut": h.reshape(cut.shape)})["out"]
-        return np.asarray(out.numpy(), dtype=np.float64).reshape(-1)
+        return np.asarray(out.numpy(), dtype=np.float64).reshape(rows, -1)
 
-    b = run(np.zeros(width))
-    cols = [run(np.eye(1, width, j)[0]) - b for j in range(width)]
-    return np.stack(cols, axis=1), b
+    b = run(np.zeros((rows, width)))[0]
+    cols = []
+    for start in range(0, width, rows):
+        k = min(rows, width - start)
+        h = np.zeros((rows, width))
+        h[np.arange(k), start + np.arange(k)] = 1.0
+        cols.append(run(h)[:k] - b)
+    return np.concatenate(cols, axis=0).T.copy(), b
 
 
 def relu_chain(g: Graph, params: Mapping[str, Any]) -> Chain:
-    """The affine-ReLU chain of a graph with one input (batch 1) and one output."""
+    """The affine-ReLU chain of a graph with one input and one output whose nodes keep
+    the batch rows apart (each row of the result depends on the same input row only)."""
     host = {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float64)
             for k, v in params.items()}
     [inp] = [n for n in g.nodes if n.op == "input"]
-    if inp.shape[0] != 1:
-        raise UnsupportedOperation("graph", "float", "the chain is measured on a graph of "
-                                   f"batch 1, got input shape {inp.shape}",
+    if not inp.shape:
+        raise UnsupportedOperation("graph", "float", "the input has no batch axis",
                                    analysis="alpha-crown")
     others = [n for n in g.nodes if not n.is_leaf and not n.is_constant
               and n.op not in _AFFINE and n.op != "relu"]
@@ -125,6 +132,13 @@ def relu_chain(g: Graph, params: Mapping[str, Any]) -> Chain:
         n = others[0]
         raise UnsupportedOperation(n.op, "float", f"node %{n.id}: alpha-CROWN slopes are "
                                    "optimised for affine-ReLU chains", analysis="alpha-crown")
+    if inp.shape[0] > 1:
+        dep = depends_on_input(g)
+        bat = batched_nodes(g, dep, inp.shape[0])
+        mixed = [n for n in g.nodes if dep[n.id] and not bat[n.id]]
+        if mixed:
+            raise UnsupportedOperation(mixed[0].op, "float", f"node %{mixed[0].id} mixes "
+                                       "batch rows", analysis="alpha-crown")
     relus = tuple(n.id for n in g.nodes if n.op == "relu")
     starts = (inp.id, *relus)
     ends = (*(g.nodes[r].args[0] for r in relus), g.outputs[0][1])

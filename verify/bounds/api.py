@@ -1,4 +1,4 @@
-"""The entry points: `ibp`, `crown`, `crown_with_layers`, each sound over the reals
+"""The entry points: `ibp`, `crown`, `crown_with_layers`, `alpha_crown`, each sound over the reals
 (covers="real") or for the binary32 execution (covers="float32")."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from ...runtime.graph import Graph
-from ...spec.errors import UnsupportedOperation
+from ...spec.errors import ShapeError, UnsupportedOperation
 from ..outward import dn, sum_up, up
+from .alpha_crown import optimize_slopes, relu_chain
 from .backward import CROWN, Backward, dot_lower
 from .ibp import IBP, ibp_nodes
 from .problem import (
@@ -27,7 +28,7 @@ from .problem import (
 )
 from .relaxations import RELAXATION
 
-__all__ = ["ibp", "crown", "crown_with_layers"]
+__all__ = ["ibp", "crown", "crown_with_layers", "alpha_crown"]
 
 
 def _float32_extension(b: Bounds, g: Graph, params: Mapping[str, Any], lo: Array,
@@ -82,14 +83,16 @@ def ibp(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, 
 
 
 def crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, *,
-          C: Any = None, covers: str = "real", ibp_intermediate: bool = True) -> Bounds:
+          C: Any = None, covers: str = "real", ibp_intermediate: bool = True,
+          relu_slopes: Mapping[int, Any] | None = None) -> Bounds:
     """CROWN (backward linear relaxation, Zhang et al. 2018): sound bounds of C y.
 
     The input intervals of every relaxed node are computed by CROWN too, intersected with
-    IBP (`ibp_intermediate`). Same arguments as `ibp`.
+    IBP (`ibp_intermediate`). Same arguments as `ibp`; `relu_slopes` as in
+    `crown_with_layers`.
     """
     b, _ = crown_with_layers(graph_or_model, params, lower, upper, C=C, covers=covers,
-                             ibp_intermediate=ibp_intermediate)
+                             ibp_intermediate=ibp_intermediate, relu_slopes=relu_slopes)
     return b
 
 
@@ -113,12 +116,62 @@ def _identity_spec(shape: tuple[int, ...], batch: int) -> Array:
 
 
 def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any,
-                      *, C: Any = None, covers: str = "real", ibp_intermediate: bool = True
+                      *, C: Any = None, covers: str = "real", ibp_intermediate: bool = True,
+                      relu_slopes: Mapping[int, Any] | None = None
                       ) -> tuple[Bounds, dict[int, tuple[Array, Array]]]:
     """`crown`, also returning by node id the interval of every input of a relaxed node
     (the operand of relu, tanh, ...; both operands of a product, quotient, max or min of
-    input-dependent values), as used by the relaxations (for certificates)."""
+    input-dependent values), as used by the relaxations (for certificates).
+
+    `relu_slopes` (alpha-CROWN) maps a relu node id to the lower-line slopes of its
+    unstable neurons in the final pass, shape (batch, 2 * rows, *node shape without the
+    batch axis): rows [0, rows) serve the lower bounds of C y, rows [rows, 2 rows) those
+    of -C y (the upper bounds). Slopes are clipped to [0, 1], where every slope gives a
+    valid line relu(z) >= s z; a NaN slope, or a wrong shape, raises ValueError.
+    """
     g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
+    bw, pre = _intermediate(g, params, lo, hi, ibp_intermediate)
+    batch = lo.shape[0]
+    spec = spec_matrix(C, g, batch)
+    if relu_slopes:
+        bw.relu_slopes = _checked_slopes(g, relu_slopes, batch, 2 * spec.shape[1])
+    res = _final(bw, g, spec, "crown")
+    if covers == "float32":
+        res = _float32_extension(res, g, params, lo, hi, spec)
+    return res, pre
+
+
+def _checked_slopes(g: Graph, slopes: Mapping[int, Any], batch: int, rows: int
+                    ) -> dict[int, Array]:
+    """The slopes by relu node, checked (relu node, shape, no NaN) and clipped to [0, 1]."""
+    out: dict[int, Array] = {}
+    for node, s in slopes.items():
+        if not 0 <= node < len(g.nodes) or g.nodes[node].op != "relu":
+            raise ValueError(f"relu_slopes: node %{node} is not a relu node of the graph")
+        arr = np.asarray(s, dtype=np.float64)
+        want = (batch, rows) + g.nodes[node].shape[1:]
+        if arr.shape != want:
+            raise ShapeError(f"relu_slopes: node %{node} needs slopes of shape {want}, "
+                             f"got {arr.shape}")
+        if np.any(np.isnan(arr)):
+            raise ValueError(f"relu_slopes: node %{node} has a NaN slope")
+        out[node] = np.clip(arr, 0.0, 1.0)
+    return out
+
+
+def _final(bw: Backward, g: Graph, spec: Array, method: str) -> Bounds:
+    """The backward pass of the spec rows (and their negations) from the output."""
+    out = g.outputs[0][1]
+    both = np.concatenate([spec, -spec], axis=1)
+    low = bw.run({out: both})
+    rows = spec.shape[1]
+    return Bounds(low[:, :rows], -low[:, rows:], method)
+
+
+def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
+                  ibp_intermediate: bool) -> tuple[Backward, dict[int, tuple[Array, Array]]]:
+    """The backward engine over `g` with every relaxed operand's interval tightened by
+    CROWN (intersected with IBP), and those intervals by node id."""
     CROWN.check_ops(g.nodes, skip=LEAVES, describe=describe)
     IBP.check_ops(g.nodes, skip=LEAVES, describe=describe)
     ib = ibp_nodes(g, params, lo, hi)
@@ -132,6 +185,9 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
 
     def tighten(z: int) -> None:
         if z in pre or not bat[z]:
+            return
+        if _ibp_is_exact(g, z, dep):  # CROWN would give the same interval, at great cost
+            pre[z] = ib[z]
             return
         shape = g.nodes[z].shape
         w = int(np.prod(shape[1:]))
@@ -159,15 +215,126 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
         if n.op in RELAXATION.rules or n.op in _BINARY:
             for z in n.args[:1] if n.op in RELAXATION.rules else n.args:
                 pre.setdefault(z, ib[z])
-    out = g.outputs[0][1]
+    return bw, dict(pre)
+
+
+_COPY = frozenset({"reshape", "transpose", "slice", "unslice", "concat"})
+_WITH_CONSTANT = frozenset({"add", "sub", "mul", "div", "neg"})
+
+
+def _ibp_is_exact(g: Graph, z: int, dep: list[bool]) -> bool:
+    """Whether IBP's interval of node `z` is its exact range over the box (up to
+    rounding), so that a CROWN pass for it would gain nothing: `z` is one matmul with a
+    constant matrix of entries each one input entry or a constant (made by reshape,
+    transpose, slice, unslice, concat and elementwise ops with constants: a linear layer,
+    a conv in im2col form), no input entry twice in one dot product, then elementwise ops
+    with constants. Over a box, sum c_i x_i over distinct x_i has range exactly
+    sum c_i mid_i +- sum |c_i| rad_i, which interval arithmetic computes (auto_LiRPA
+    bounds a first linear layer by IBP likewise)."""
+    node = g.nodes[z]
+    while node.op in _WITH_CONSTANT or node.op == "reshape":
+        var = [a for a in node.args if dep[a]]
+        if len(var) != 1 or (node.op == "div" and node.args[0] != var[0]):
+            return False
+        node = g.nodes[var[0]]
+    if node.op != "matmul" or dep[node.args[0]] == dep[node.args[1]]:
+        return False
+    operand = node.args[0] if dep[node.args[0]] else node.args[1]
+    axis = -1 if operand == node.args[0] else -2  # the contracted axis of the operand
+    labels = _labels(g, operand, dep)
+    if labels is None or labels.ndim < 2:
+        return False
+    moved = np.sort(np.moveaxis(labels, axis, -1), axis=-1)
+    repeated = (moved[..., 1:] == moved[..., :-1]) & (moved[..., 1:] > 0)
+    return not bool(np.any(repeated))
+
+
+def _labels(g: Graph, k: int, dep: list[bool]) -> Array | None:
+    """Which input entry (numbered from 1; 0 for none) each entry of node `k` is a
+    multiple or shift of, when `k` is made from the input by copies and elementwise ops
+    with constants; else None."""
+    n = g.nodes[k]
+    if not dep[k]:
+        return np.zeros(n.shape)
+    if n.op == "input":
+        return np.arange(1, int(np.prod(n.shape)) + 1, dtype=np.float64).reshape(n.shape)
+    if n.op in _WITH_CONSTANT:
+        var = [a for a in n.args if dep[a]]
+        got = _labels(g, var[0], dep) if len(var) == 1 else None
+        return None if got is None else np.broadcast_to(got, n.shape)
+    if n.op not in _COPY:
+        return None
+    parts = [_labels(g, a, dep) for a in n.args]
+    if any(p is None for p in parts):
+        return None
+    src = parts[0]
+    assert src is not None
+    if n.op == "reshape":
+        return src.reshape(n.shape)
+    if n.op == "transpose":
+        return np.transpose(src, tuple(int(x) for x in n.attr("axes")))
+    if n.op == "concat":
+        return np.concatenate(parts, axis=int(n.attr("axis")))  # type: ignore[arg-type]
+    sl = tuple(slice(s, e, st) for s, e, st in n.attr("spec"))
+    if n.op == "slice":
+        return src[sl]
+    out = np.zeros(n.shape)  # unslice: the operand placed into zeros
+    out[sl] = src
+    return out
+
+
+# the optimiser holds each affine segment as a dense matrix: at most this many entries
+_DENSE_LIMIT = 4_000_000
+
+
+def alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, *,
+                C: Any = None, covers: str = "real", iterations: int = 20,
+                lr: float = 0.1) -> Bounds:
+    """alpha-CROWN (Xu et al. 2021): sound bounds of C y, never looser than `crown`.
+
+    CROWN's intermediate intervals are kept; the lower-line slopes of the unstable ReLUs
+    in the final pass are chosen per spec row by `iterations` steps of projected Adam
+    (step `lr`) in plain floats (untrusted), then the sound CROWN pass is re-run with
+    them and intersected with plain CROWN. A graph that is not a chain of affine maps
+    and ReLUs over independent batch rows gets plain CROWN, with method
+    "crown (alpha-crown: not an affine-relu chain)"; so does a chain whose segments, as
+    dense matrices, hold over 4e6 entries in all (a conv net on images), with method
+    "crown (alpha-crown: chain too large for the dense optimiser)". Same other arguments
+    as `ibp`.
+    """
+    g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
+    bw, pre = _intermediate(g, params, lo, hi, True)
+    batch = lo.shape[0]
     spec = spec_matrix(C, g, batch)
-    both = np.concatenate([spec, -spec], axis=1)
-    low = bw.run({out: both})
-    rows = spec.shape[1]
-    res = Bounds(low[:, :rows], -low[:, rows:], "crown")
+    plain = _final(bw, g, spec, "crown")
+    res = plain
+    widths = [int(np.prod(n.shape[1:])) for n in g.nodes if n.op in ("input", "relu")]
+    widths.append(int(np.prod(g.nodes[g.outputs[0][1]].shape[1:])))
+    dense = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
+    try:
+        if dense > _DENSE_LIMIT:
+            raise UnsupportedOperation("graph", "float", "too large", analysis="alpha-crown")
+        chain = relu_chain(g, params)
+    except UnsupportedOperation:
+        why = ("chain too large for the dense optimiser" if dense > _DENSE_LIMIT
+               else "not an affine-relu chain")
+        res = Bounds(plain.lower, plain.upper, f"crown (alpha-crown: {why})")
+    else:
+        rows = spec.shape[1]
+        both = np.concatenate([spec, -spec], axis=1).reshape(batch, 2 * rows, -1)
+        flat = [tuple(np.asarray(v).reshape(batch, -1) for v in pre[g.nodes[r].args[0]])
+                for r in chain.relus]
+        slopes = optimize_slopes(chain, flat, both, lo.reshape(batch, -1),  # type: ignore[arg-type]
+                                 hi.reshape(batch, -1), iterations=iterations, lr=lr)
+        bw.relu_slopes = _checked_slopes(
+            g, {r: s.reshape((batch, 2 * rows) + g.nodes[r].shape[1:])
+                for r, s in zip(chain.relus, slopes, strict=True)}, batch, 2 * rows)
+        tuned = _final(bw, g, spec, "alpha-crown")
+        res = Bounds(np.maximum(plain.lower, tuned.lower), np.minimum(plain.upper, tuned.upper),
+                     "alpha-crown")
     if covers == "float32":
         res = _float32_extension(res, g, params, lo, hi, spec)
-    return res, {k: v for k, v in pre.items()}
+    return res
 
 
 def _difference(bw: Backward, n: Any, batch: int) -> tuple[Array, Array]:

@@ -18,6 +18,7 @@ and a matmul of two input-dependent operands.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -80,6 +81,17 @@ class Backward:
                  pre: dict[int, Any], diff: dict[int, Any]) -> None:
         self.g, self.dep, self.bat, self.ib, self.pre, self.diff = g, dep, bat, ib, pre, diff
         self.coeff: dict[int, Array] = {}
+        # per relu node: lower-line slopes in [0, 1] in the coefficient layout (batch,
+        # rows, *shape); used on unstable neurons only (set for one `run` by the caller)
+        self.relu_slopes: dict[int, Array] = {}
+        # per node: (key of its operand's interval, its relaxation lines, that interval,
+        # kept alive so that the key's ids stay unique)
+        self.lines: dict[int, tuple[tuple[int, int, int], Any, tuple[Array, Array]]] = {}
+        self._abs: tuple[Array, Array] | None = None  # the last |a| computed, with its a
+        self._pool: dict[tuple[str, tuple[int, ...]], Array] = {}
+        # per node: the coefficient array the slice rule made for it (safe to add into)
+        self.sliced: dict[int, Array] = {}
+        self._mag: dict[int, tuple[Array, Array, Array]] = {}
         self.const = np.zeros((0, 0))
         self.slack = np.zeros((0, 0))
 
@@ -90,11 +102,16 @@ class Backward:
         self.coeff = dict(starts)
         self.const = np.zeros(first.shape[:2])
         self.slack = np.zeros(first.shape[:2])
+        self._abs = None
+        self.sliced = {}
         result: Array | None = None
         for n in reversed(self.g.nodes[: max(starts) + 1]):
             a = self.coeff.pop(n.id, None)
+            self.sliced.pop(n.id, None)
             if a is None:
                 continue
+            if self._abs is not None and self._abs[0] is not a:
+                self._abs = None  # only the coefficient at hand's |a| is of use
             if n.op == "input":
                 result = self._concretize(n.id, a)
                 continue
@@ -106,6 +123,35 @@ class Backward:
         return lower
 
     # -- moving coefficients -------------------------------------------------------
+    def absof(self, a: Array) -> Array:
+        """|a|, remembered for the last array asked (a coefficient is charged, then the
+        next rule bounds its constant and its matmul error with the same |a|)."""
+        if self._abs is None or self._abs[0] is not a:
+            self._abs = None
+            self._abs = (a, np.abs(a, out=self.scratch("abs", a.shape)))
+        return self._abs[1]
+
+    def magnitude_of(self, node: int) -> Array:
+        """max |v| over the node's current interval (kept while that interval is)."""
+        lo, hi = self.ib[node]
+        got = self._mag.get(node)
+        if got is None or got[0] is not lo or got[1] is not hi:
+            got = (lo, hi, magnitude(lo, hi))
+            self._mag[node] = got
+        return got[2]
+
+    def scratch(self, tag: str, shape: tuple[int, ...]) -> Array:
+        """A float64 array of `shape` to overwrite: the one last handed out under `tag`
+        when nothing else refers to it any more (a fresh large array costs a page fault
+        per 4 KiB on first touch, more than the arithmetic that fills it)."""
+        key = (tag, shape)
+        got = self._pool.get(key)
+        # references: the pool's, `got`, and getrefcount's argument: no one else's
+        if got is None or sys.getrefcount(got) > 3:
+            got = np.empty(shape)
+            self._pool[key] = got
+        return got
+
     def give(self, node: int, a: Array, err_scale: float) -> None:
         """Add coefficient `a` to `node`; charge err_scale * |a| * mag(node) to slack."""
         if node in self.coeff:
@@ -113,7 +159,7 @@ class Backward:
             err_scale += U64
         self.coeff[node] = a
         if err_scale:
-            self.charge(np.abs(a), node, err_scale)
+            self.charge(self.absof(a), node, err_scale)
 
     def charge(self, absa: Array, node: int, scale: float) -> None:
         """Charge scale * |a| . mag(node) to the slack (|a| in the node's layout)."""
@@ -151,7 +197,7 @@ class Backward:
         if axes:
             axes2 = tuple(2 + x for x in axes)
             red = np.sum(a, axis=axes2).reshape(a.shape[:2] + tuple(target))
-            absred = np.sum(np.abs(a), axis=axes2).reshape(red.shape)
+            absred = np.sum(self.absof(a), axis=axes2).reshape(red.shape)
             scale = err_scale * (1.0 + gamma64(k)) + gamma64(k)
         if not per_row:
             red = red.reshape(a.shape[:2] + shape)
@@ -165,15 +211,24 @@ class Backward:
 
     def _concretize(self, node: int, a: Array) -> Array:
         # a.x >= a.mid - |a|.rad for x in [mid - rad, mid + rad]; fl(a.mid) is off by at most
-        # (gamma_n + 2u)|a|.|mid|: one pass of |a| against rad(1+g) + |mid|(g+2u), rounded up
+        # (gamma_n + 2u)|a|.|mid|: one pass of |a| against rad(1+g) + |mid|(g+2u), rounded up.
+        # gamma_n bounds a float dot product of n terms whatever the order of the sum and
+        # whether it uses fused multiply-adds (Higham, eq. (3.5)), so BLAS may compute both
+        # products; one batch row at a time keeps |a| small (in cache, no large temporary)
         lo, hi = self.ib[node]
         mid = 0.5 * (lo + hi)
         rad = up(np.maximum(up(hi - mid), up(mid - lo)))
         bb, n = _feat(a, mid)
         g = gamma64(max(n, 1))
-        center = np.einsum("bmn,bn->bm", a.reshape(a.shape[:2] + (n,)), bb)
         v = up(up(rad * (1.0 + g)) + up(np.abs(mid) * (g + 2 * U64)))
-        spread = _absdot_up(np.abs(a), v)
+        vv, _ = _feat(a, v)
+        a3 = a.reshape(a.shape[:2] + (n,))
+        center = np.empty(a.shape[:2])
+        spread = np.empty(a.shape[:2])
+        for b in range(a.shape[0]):
+            center[b] = a3[b] @ bb[b]
+            spread[b] = np.abs(a3[b]) @ vv[b]
+        spread = up(spread * (1.0 + g) + n * TINY_NORMAL)
         return dn(center - spread)
 
     def bounds_of(self, node: int) -> tuple[Array, Array]:
@@ -215,11 +270,26 @@ def _broadcast_to(bw: Backward, n: Any, a: Array) -> bool:
 
 @CROWN.rule("slice")
 def _slice(bw: Backward, n: Any, a: Array) -> bool:
-    src = bw.g.nodes[n.args[0]].shape
+    arg = n.args[0]
+    src = bw.g.nodes[arg].shape
+    feat = tuple(slice(s, e, k) for s, e, k in n.attr("spec")[1:])
+    sl = (slice(None), slice(None)) + feat
+    cur = bw.coeff.get(arg)
+    if cur is not None and bw.sliced.get(arg) is cur:
+        # several slices of one node (pooling windows): added in place into the one
+        # array this rule made, each sum rounding by <= u |sum|, charged on its region
+        region = cur[sl]
+        region += a
+        mag = np.broadcast_to(bw.magnitude_of(arg), (a.shape[0],) + src[1:])[
+            (slice(None),) + feat]
+        c = _absdot_up(np.abs(region), mag)
+        bw.slack = up(bw.slack + up(c * (1.01 * U64) + TINY_NORMAL))
+        return True
     z = np.zeros(a.shape[:2] + src[1:])
-    sl = (slice(None), slice(None)) + tuple(slice(s, e, k) for s, e, k in n.attr("spec")[1:])
     z[sl] = a
-    bw.give(n.args[0], z, 0.0)
+    bw.give(arg, z, 0.0)
+    if bw.coeff.get(arg) is z:
+        bw.sliced[arg] = z
     return True
 
 
@@ -270,15 +340,16 @@ def _neg(bw: Backward, n: Any, a: Array) -> bool:
 @CROWN.rule("add", "sub")
 def _add_sub(bw: Backward, n: Any, a: Array) -> bool:
     for k, arg in enumerate(n.args):
-        sign = -1.0 if (n.op == "sub" and k == 1) else 1.0
+        signed = -a if (n.op == "sub" and k == 1) else a
         if bw.dep[arg]:
-            bw.give_broadcast(arg, sign * a, n.shape, 0.0)
+            bw.give_broadcast(arg, signed, n.shape, 0.0)
         else:
             point = _point_value(bw, arg)
             if point is not None:
-                bw.add_const(dot_lower(sign * a, point))
+                absa = bw.absof(a) if signed is a else None
+                bw.add_const(dot_lower(signed, point, absa))
             else:
-                bw.give_broadcast(arg, sign * a, n.shape, 0.0)
+                bw.give_broadcast(arg, signed, n.shape, 0.0)
     return True
 
 
@@ -406,10 +477,12 @@ def _matmul(bw: Backward, n: Any, a: Array) -> bool:
             if a.strides[0] == 0:  # one spec shared by the batch: one product, broadcast
                 new = np.broadcast_to(a[0] @ wt.T, a.shape[:2] + (wt.shape[0],))
             else:
-                new = a @ wt.T
+                new = np.matmul(a, wt.T, out=bw.scratch("matmul", a.shape[:2] + wt.shape[:1]))
             k = wt.shape[1]
-            # |fl(a @ W^T) - a @ W^T| <= gamma_k ||a_row||_1 max_k |W_jk|, times mag(x)
-            rowl1 = sum_up(np.abs(a), 2)
+            # |fl(a @ W^T) - a @ W^T| <= gamma_k ||a_row||_1 max_k |W_jk|, times mag(x):
+            # Higham's bound holds for any summation order and with fused multiply-adds,
+            # so it covers the product whatever blocking the BLAS uses
+            rowl1 = sum_up(bw.absof(a), 2)
             lo, hi = bw.ib[x]
             wmag = sum_up(np.abs(wt).max(axis=1)[None, :] * magnitude(lo, hi), 1)
             charge = up(gamma64(k) * rowl1 * wmag[:, None] + k * TINY_NORMAL)
@@ -449,14 +522,43 @@ def _matmul(bw: Backward, n: Any, a: Array) -> bool:
 def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
     z = n.args[0]
     lo, hi = bw.bounds_of(z)
-    a_l, b_l, a_u, b_u = RELAXATION.rules[n.op](lo, hi, n.attr_dict)
-    pos, neg = np.maximum(a, 0.0), np.minimum(a, 0.0)
-    new = pos * a_l[:, None] + neg * a_u[:, None]
+    # the same intervals give the same lines: computed once per node (the intermediate
+    # passes and the final one all cross the earlier nonlinearities)
+    key = (n.id, id(lo), id(hi))
+    got = bw.lines.get(n.id)
+    if got is None or got[0] != key:
+        got = (key, RELAXATION.rules[n.op](lo, hi, n.attr_dict), (lo, hi))
+        bw.lines[n.id] = got
+    a_l, b_l, a_u, b_u = got[1]
+    lower_slope = a_l[:, None]
+    slopes = bw.relu_slopes.get(n.id) if n.op == "relu" else None
+    if slopes is not None:
+        # relu(z) >= s z for every real z when 0 <= s <= 1 (z >= 0: z >= s z; z < 0:
+        # 0 >= s z), intercept exactly 0: any such slope serves on an unstable neuron
+        lower_slope = np.where(np.expand_dims((lo < 0) & (hi > 0), 1), slopes, lower_slope)
+    # the lower line where the coefficient is positive, the upper one where negative:
+    # new = pos a_l + neg a_u, in reused buffers
+    neg = np.minimum(a, 0.0, out=bw.scratch("neg", a.shape))
+    pos = np.subtract(a, neg, out=bw.scratch("coeff", a.shape))  # max(a, 0), exactly
     if np.any(b_l):
         bw.add_const(dot_lower(pos, b_l, pos))
-    bw.add_const(dot_lower(neg, b_u, -neg))
+    bw.add_const(_dot_lower_nonpositive(neg, b_u))
+    new = np.multiply(pos, lower_slope, out=pos)
+    new += np.multiply(neg, a_u[:, None], out=neg)
+    del pos, neg
     bw.give(z, new, 2 * U64)
     return True
+
+
+def _dot_lower_nonpositive(neg: Array, b: Array) -> Array:
+    """`dot_lower(neg, b)` for neg <= 0 everywhere: sum |neg||b| is -(neg . |b|), a sum of
+    terms of one sign, bounded like `_absdot_up` without forming |neg|."""
+    bb, n = _feat(neg, b)
+    a3 = neg.reshape(neg.shape[:2] + (n,))
+    s = np.einsum("bmn,bn->bm", a3, bb)
+    mag = -np.einsum("bmn,bn->bm", a3, np.abs(bb))
+    err = up(mag * (1.0 + gamma64(max(n, 1))) + n * TINY_NORMAL)
+    return dn(s - up(err * (gamma64(max(n, 1)) + 2 * U64)))
 
 
 for _tag in RELAXATION.rules:

@@ -199,6 +199,15 @@ def _matmul(n: Any, xs: list[Interval]) -> Interval:
     x, w = xs
     if _point(w) and w[0].ndim == 2 and x[0].ndim >= 1:
         return _matmul_const_right(x, w[0])
+    c = x[0]
+    if _point(x) and c.ndim >= 2 and c.ndim <= w[0].ndim and all(d == 1 for d in c.shape[:-2]):
+        # C @ W = (W^T @ C^T)^T: the same dot products, each of C's row length
+        c2 = c.reshape(c.shape[-2:])
+        lo, hi = _matmul_const_right((np.swapaxes(w[0], -1, -2), np.swapaxes(w[1], -1, -2)),
+                                     np.ascontiguousarray(c2.T))
+        lo, hi = np.swapaxes(lo, -1, -2), np.swapaxes(hi, -1, -2)
+        if lo.shape == tuple(n.shape):
+            return np.ascontiguousarray(lo), np.ascontiguousarray(hi)
     return _matmul_general(x, w)
 
 

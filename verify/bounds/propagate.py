@@ -29,10 +29,10 @@ backward pass), `api` (the entry points). This module gathers the public names.
 
 from __future__ import annotations
 
-from .api import crown, crown_with_layers, ibp
+from .api import alpha_crown, crown, crown_with_layers, ibp
 from .ibp import ibp_nodes as _ibp_nodes
 from .problem import COVERS, Bounds, as_graph, intersect, margin_matrix
 from .problem import host as _host
 
-__all__ = ["Bounds", "ibp", "crown", "crown_with_layers", "intersect", "as_graph",
+__all__ = ["Bounds", "ibp", "crown", "alpha_crown", "crown_with_layers", "intersect", "as_graph",
            "margin_matrix", "COVERS", "_host", "_ibp_nodes"]

@@ -148,14 +148,24 @@ def _deriv_approx(f: Smooth, z: Array) -> Array:
     return _mid_deriv(f, z)
 
 
+# f' from f's float value, for the bisection's guide only (the rigorous enclosure's
+# midpoint differs by a few ulps, which only moves a tangent point by as little)
+_PLAIN_DERIV: dict[str, Callable[[Array], Array]] = {
+    "tanh": lambda v: np.asarray(1.0 - v * v),
+    "sigmoid": lambda v: np.asarray(v * (1.0 - v)),
+}
+
+
 def _tangent_through(f: Smooth, x0: Array, y0: Array, lo: Array, hi: Array) -> Array:
     """A point d in [lo, hi] where the tangent of f at d passes through (x0, y0) (by
     bisection on the sign of f(d) + f'(d)(x0 - d) - y0; approximate: guides only)."""
     a, b = lo.copy(), hi.copy()
+    plain = _PLAIN_DERIV.get(f.name)
     for _ in range(40):
         m = 0.5 * (a + b)
         with np.errstate(invalid="ignore", over="ignore"):
-            F = _approx(f, m) + _deriv_approx(f, m) * (x0 - m) - y0
+            v = _approx(f, m)
+            F = v + (_deriv_approx(f, m) if plain is None else plain(v)) * (x0 - m) - y0
         go_right = F < 0  # F increases in d on either side (f'' has the sign needed)
         a, b = np.where(go_right, m, a), np.where(go_right, b, m)
     return 0.5 * (a + b)
@@ -181,10 +191,16 @@ def smooth_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
         big = np.full_like(lo, _BRACKET[f.name])
         cross = (lo < 0) & (hi > 0)
         # above: tangent at d >= 0 through (lo, f(lo)); the secant when d > hi
-        d_u = _tangent_through(f, lo, _approx(f, lo), np.zeros_like(lo), big)
+        # the tangent points only matter where the interval crosses 0: bisect only there
+        # (elementwise, so the same bits as bisecting everywhere)
+        at = np.nonzero(cross)
+        d_u, d_l = np.zeros_like(lo), np.zeros_like(lo)
+        if at[0].size:
+            zero = np.zeros(at[0].size)
+            d_u[at] = _tangent_through(f, lo[at], _approx(f, lo[at]), zero, big[at])
+            d_l[at] = _tangent_through(f, hi[at], _approx(f, hi[at]), -big[at], zero)
         a_cross_u = np.where(d_u <= hi, _deriv_approx(f, d_u), sec)
         # below: tangent at d <= 0 through (hi, f(hi)); the secant when d < lo
-        d_l = _tangent_through(f, hi, _approx(f, hi), -big, np.zeros_like(lo))
         a_cross_l = np.where(d_l >= lo, _deriv_approx(f, d_l), sec)
         # auto_LiRPA's smoothing: across 0, the tangent at the midpoint when it is valid
         # and the default tangent point lies beyond it (d_l >= mid, resp. d_u < mid)
