@@ -91,3 +91,13 @@ def test_refusals_name_the_node() -> None:
     g = trace(lambda p, x: F.one_hot(x, 3), {"x": (1, 2)}, {}, "float")
     with pytest.raises(UnsupportedOperation, match="fixed tokens"):
         bounds.ibp(g, {}, np.zeros((1, 2)), np.ones((1, 2)))
+
+
+def test_crown_refuses_values_beyond_its_underflow_allowance() -> None:
+    """A box whose values pass 2^52 per row would outgrow the flat underflow charge: CROWN
+    refuses by name (IBP, which scales its charges, still answers)."""
+    g = trace(lambda p, x: F.relu(x), {"x": (1, 2)}, {}, "float")
+    lo, hi = np.full((1, 2), -2.0**53), np.full((1, 2), 2.0**53)
+    with pytest.raises(UnsupportedOperation, match=r"crown.*exceed 2\^52"):
+        bounds.crown(g, {}, lo, hi)
+    assert np.all(bounds.ibp(g, {}, lo, hi).upper >= 2.0**53)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ...runtime.graph import Graph
 from ...spec.errors import ShapeError, UnsupportedOperation
-from ..outward import dn, sum_up, up
+from ..outward import dn, magnitude, sum_up, up
 from .alpha_crown import optimize_slopes, relu_chain
 from .backward import CROWN, Backward, dot_lower
 from .ibp import IBP, ibp_nodes
@@ -21,7 +21,6 @@ from .problem import (
     Bounds,
     batched_nodes,
     depends_on_input,
-    describe,
     host,
     prepare,
     spec_matrix,
@@ -168,15 +167,38 @@ def _final(bw: Backward, g: Graph, spec: Array, method: str) -> Bounds:
     return Bounds(low[:, :rows], -low[:, rows:], method)
 
 
+MAX_ROW_MAGNITUDE = 2.0**52
+"""CROWN's charges cover the underflow of each coefficient product with a flat
+n * 2^-1021 (n products): enough while a node's values, summed in magnitude over one batch
+row, stay below 2^52 (each product's underflow is at most 2^-1075, times that sum)."""
+
+
+def _check_magnitudes(g: Graph, ib: list[Any], dep: list[bool]) -> None:
+    """Refuse a box whose values grow past MAX_ROW_MAGNITUDE (an infinite bound is
+    sound as it is: its charge is infinite)."""
+    for n in g.nodes:
+        if not dep[n.id] or ib[n.id] is None:
+            continue
+        lo, hi = ib[n.id]
+        mag = magnitude(np.asarray(lo), np.asarray(hi))
+        rows = mag.reshape(mag.shape[0], -1).sum(axis=1) if mag.ndim else mag.reshape(1)
+        big = rows[np.isfinite(rows)]
+        if big.size and big.max() > MAX_ROW_MAGNITUDE:
+            raise UnsupportedOperation(
+                n.op, "float", f"{g.describe(n)}: values up to {big.max():.3g} in one row "
+                f"exceed 2^52, beyond CROWN's underflow allowance (use ibp)", analysis="crown")
+
+
 def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
                   ibp_intermediate: bool) -> tuple[Backward, dict[int, tuple[Array, Array]]]:
     """The backward engine over `g` with every relaxed operand's interval tightened by
     CROWN (intersected with IBP), and those intervals by node id."""
-    CROWN.check_ops(g.nodes, skip=LEAVES, describe=describe)
-    IBP.check_ops(g.nodes, skip=LEAVES, describe=describe)
+    CROWN.check_ops(g.nodes, skip=LEAVES, describe=lambda n: g.describe(g.nodes[n.id]))
+    IBP.check_ops(g.nodes, skip=LEAVES, describe=lambda n: g.describe(g.nodes[n.id]))
     ib = ibp_nodes(g, params, lo, hi)
     dep = depends_on_input(g, constant=lambda k: ib[k][0] is ib[k][1] or bool(
         np.array_equal(ib[k][0], ib[k][1])))
+    _check_magnitudes(g, ib, dep)
     batch = lo.shape[0]
     bat = batched_nodes(g, dep, batch)
     pre: dict[int, Any] = {}

@@ -28,7 +28,7 @@ IBP: RuleTable[IbpRule] = RuleTable("ibp")
 
 def ibp_nodes(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array) -> list[Any]:
     """Interval bounds (lo, hi) for every node of `g` over the input box [lo, hi]."""
-    IBP.check_ops(g.nodes, skip=LEAVES, describe=describe)
+    IBP.check_ops(g.nodes, skip=LEAVES, describe=lambda n: g.describe(g.nodes[n.id]))
     out: list[Any] = [None] * len(g.nodes)
     for n in g.nodes:
         if n.op == "input":
