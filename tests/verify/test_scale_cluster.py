@@ -5,17 +5,15 @@ nothing and counts nothing twice; the CLI reaches the cluster with --scheduler."
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dask_cluster import dask_cluster
 from test_scale_common import dataset, instance_set
 
 from torchlean.cli import main
@@ -32,38 +30,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
     """The scheduler's address and the three processes (no nanny: a killed worker stays
     dead). They run outside the repository (cwd), importing the installed library."""
-    dask_cli = Path(sys.executable).parent / "dask"
-    if not dask_cli.exists():
-        pytest.skip("the dask command is not installed")
-    home = tmp_path_factory.mktemp("cluster")
-    sched_file = home / "scheduler.json"
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        procs.append(subprocess.Popen(
-            [str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port", "0",
-             "--no-dashboard", "--scheduler-file", str(sched_file)],
-            cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        deadline = time.monotonic() + START_S
-        while not sched_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(sched_file.read_text())["address"]
-        for k in range(2):
-            procs.append(subprocess.Popen(
-                [str(dask_cli), "worker", address, "--nthreads", "1", "--no-nanny",
-                 "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{k}"],
-                cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_for_workers(address, 2)
-        yield address, procs
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=20)
+    with dask_cluster(tmp_path_factory.mktemp("cluster"), start_s=START_S) as running:
+        _wait_for_workers(running[0], 2)
+        yield running
 
 
 def _wait_for_workers(address: str, n: int) -> None:

@@ -3,11 +3,8 @@ scheduler and two workers started here, bounded in time and stopped by their ids
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from dask_cluster import dask_cluster
 
 from torchlean.verify.workers import ClusterError, UnitError, WorkPool
 
@@ -72,45 +70,14 @@ def test_local_processes_give_the_serial_outcomes() -> None:
 
 @pytest.fixture()
 def cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
-    """A `dask scheduler` and two `dask worker`s (no nanny: a killed worker stays dead)."""
-    bindir = Path(sys.executable).parent
-    dask_cli = bindir / "dask"
-    if not dask_cli.exists():
-        pytest.skip("the dask command is not installed")
+    """A `dask scheduler` and two `dask worker`s that can import this test module."""
     path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, PYTHONPATH=path)
-    sched_file = tmp_path / "scheduler.json"
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        procs.append(subprocess.Popen(
-            [str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port", "0",
-             "--no-dashboard", "--scheduler-file", str(sched_file)],
-            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        deadline = time.monotonic() + 60
-        while not sched_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(sched_file.read_text())["address"]
-        for k in range(2):
-            procs.append(subprocess.Popen(
-                [str(dask_cli), "worker", address, "--nthreads", "1", "--no-nanny",
-                 "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{k}"],
-                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        yield address, procs
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=20)
+    with dask_cluster(tmp_path, env=dict(os.environ, PYTHONPATH=path)) as running:
+        yield running
 
 
 def _wait_for_workers(pool: WorkPool, n: int) -> None:
-    client = pool._client  # the test's own view of the cluster it started
-    client.wait_for_workers(n, timeout=60)
+    pool.client.wait_for_workers(n, timeout=60)
 
 
 def test_a_cluster_gives_the_serial_outcomes_and_survives_a_killed_worker(

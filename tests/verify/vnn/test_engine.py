@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
+from vnnlib_text import header, prop
 
 from torchlean.spec import nn
 from torchlean.spec.tensor import tensor
@@ -21,21 +22,11 @@ from torchlean.verify.bounds import as_graph
 from torchlean.verify.vnn.engine import verify_instance
 from torchlean.verify.vnn.exact_chain import exact_chain
 from torchlean.verify.vnn.tree_certificate import check_tree_certificate
-from torchlean.verify.vnn.vnnlib import Property, parse_vnnlib
+from torchlean.verify.vnn.vnnlib import Property
 from torchlean.verify.workers import WorkPool
 
 F = Fraction
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)  # each example costs seconds
-
-
-def prop(text: str) -> Property:
-    return parse_vnnlib(iter(enumerate(text.splitlines(keepends=True), start=1)), "t.vnnlib")
-
-
-def header(n: int, m: int, lo: str = "-1", hi: str = "1") -> str:
-    return ("".join(f"(declare-const X_{i} Real)\n" for i in range(n))
-            + "".join(f"(declare-const Y_{j} Real)\n" for j in range(m))
-            + "".join(f"(assert (<= {lo} X_{i} {hi}))\n" for i in range(n)))
 
 
 def mlp(seed: int, hidden: int = 8) -> Any:

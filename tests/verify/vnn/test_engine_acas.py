@@ -11,20 +11,17 @@ from typing import Any
 import numpy as np
 import pytest
 from onnx_testing import helper, make_model  # noqa: E402
+from vnnlib_text import prop
 
 from torchlean.verify.vnn.confirm import Confirmer  # noqa: E402
 from torchlean.verify.vnn.engine import verify_instance  # noqa: E402
 from torchlean.verify.vnn.onnx_import import load_onnx  # noqa: E402
 from torchlean.verify.vnn.tree_certificate import check_tree_certificate  # noqa: E402
-from torchlean.verify.vnn.vnnlib import Property, parse_vnnlib  # noqa: E402
+from torchlean.verify.vnn.vnnlib import Property  # noqa: E402
 
 F = Fraction
 ACAS = Path(__file__).parents[2] / "data" / "ACASXU_run2a_1_1_batch_2000.onnx"
 CENTRE = (-0.3, -0.2, 0.1, 0.2, 0.1)
-
-
-def prop(text: str) -> Property:
-    return parse_vnnlib(iter(enumerate(text.splitlines(keepends=True), start=1)), "t.vnnlib")
 
 
 def acas_prop(width: float, unsafe: str) -> Property:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vnnlib_text import header, prop
 
 from torchlean.spec import nn
 from torchlean.spec.errors import DataFormatError, UnsupportedOperation
@@ -18,20 +19,10 @@ from torchlean.spec.tensor import tensor
 from torchlean.verify.bounds import as_graph
 from torchlean.verify.bounds.model_file import model_graph
 from torchlean.verify.vnn.engine import Verdict, verify_instance
-from torchlean.verify.vnn.vnnlib import Property, parse_vnnlib
+from torchlean.verify.vnn.vnnlib import Property
 
 F = Fraction
 Obj = np.ndarray[Any, Any]
-
-
-def prop(text: str) -> Property:
-    return parse_vnnlib(iter(enumerate(text.splitlines(keepends=True), start=1)), "t.vnnlib")
-
-
-def header(n: int, m: int, lo: str = "-1", hi: str = "1") -> str:
-    return ("".join(f"(declare-const X_{i} Real)\n" for i in range(n))
-            + "".join(f"(declare-const Y_{j} Real)\n" for j in range(m))
-            + "".join(f"(assert (<= {lo} X_{i} {hi}))\n" for i in range(n)))
 
 
 def mlp(seed: int, n: int = 2, hidden: int = 6, m: int = 2) -> nn.Built[Any, Any]:
