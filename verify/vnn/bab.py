@@ -118,18 +118,19 @@ class BabResult:
 
 
 def refuted_rows(lower: Arr, problem: Problem) -> list[tuple[int, ...] | None]:
-    """For each box's row lower bounds (N, R): one refuting row per group (the first of
-    the group's rows whose bound is above its right-hand side), or None when some group
-    is not refuted."""
-    above = lower > problem.d_up[None, :]
-    firsts = []
+    """For each box's row lower bounds (N, R): one refuting row per group, the one whose
+    bound is furthest above its right-hand side (the first such), or None when some
+    group is not refuted. The furthest, because a certificate's checker re-derives the
+    bound its own way: the widest margin is the likeliest to survive that."""
+    excess = lower - problem.d_up[None, :]
+    best = []
     refuted = np.ones(lower.shape[0], dtype=bool)
     for g in problem.groups:
         rows = np.asarray(g)
-        hit = above[:, rows]
-        refuted &= hit.any(axis=1)
-        firsts.append(rows[np.argmax(hit, axis=1)])
-    table = np.stack(firsts, axis=1).tolist()
+        ex = np.where(np.isnan(excess[:, rows]), -np.inf, excess[:, rows])
+        refuted &= np.any(ex > 0, axis=1)
+        best.append(rows[np.argmax(ex, axis=1)])
+    table = np.stack(best, axis=1).tolist()
     return [tuple(table[b]) if refuted[b] else None for b in range(lower.shape[0])]
 
 
