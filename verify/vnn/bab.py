@@ -16,7 +16,9 @@ the row that refutes each group. Children of a split are `[lo, point]` and `[poi
 along the axis, so the leaves cover the root by construction; a checker re-derives each
 leaf's bound on its own (see `check_tree`'s contract in the certificate module).
 
-Search order is depth first in batches (bounding N boxes costs little more than one).
+Search order: batches of the open boxes whose centre comes nearest to unsafe
+(counterexamples early; a proof bounds the same tree in any order), depth first among
+equals, in batches (bounding N boxes costs little more than one).
 The split axis: given a cheap `split_bound` (IBP, say: sound or not, it only steers), the
 axis whose halves it bounds best (the worse half's margin first, the sum of both next):
 splitting where the *bound* is loosest, not where the function varies most, matters
@@ -142,14 +144,6 @@ def _margins(lower: Arr, problem: Problem) -> Arr:
     return np.asarray(np.min(np.stack(per_group, axis=1), axis=1))
 
 
-def _unsafe(values: Arr, problem: Problem) -> Arr:
-    """Which points (rows of `values`, (N, R)) meet some group, by float evaluation."""
-    hit = np.zeros(values.shape[0], dtype=bool)
-    for g in problem.groups:
-        hit |= np.all(values[:, list(g)] <= problem.d_up[list(g)], axis=1)
-    return hit
-
-
 def _split_axes(lo: Arr, hi: Arr, lower: Arr, problem: Problem, evaluate: EvalFn,
                 split_bound: BoundFn | None = None) -> np.ndarray[Any, Any]:
     """The axis to split for each box (module docstring): by `split_bound` on the halves
@@ -202,7 +196,10 @@ def _split_axes_by_bound(lo: Arr, hi: Arr, problem: Problem,
     return np.asarray(order[:, -1])
 
 
-def _fill(stack: list[tuple[int, Arr, Arr]], tree: Tree, next_id: int, batch: int,
+_Open = tuple[int, Arr, Arr, float]  # a box to bound: id, lower, upper, priority
+
+
+def _fill(stack: list[_Open], tree: Tree, next_id: int, batch: int,
           problem: Problem, evaluate: EvalFn, split_bound: BoundFn | None = None) -> int:
     """Split the boxes on the stack, unbounded, until a batch is about half full: bounding
     a full batch costs little more than a few boxes, and a box whose parent was not refuted
@@ -212,8 +209,8 @@ def _fill(stack: list[tuple[int, Arr, Arr]], tree: Tree, next_id: int, batch: in
         hi = np.stack([t[2] for t in stack])
         open_rows = np.full((len(stack), problem.d_up.shape[0]), -np.inf)
         axes = _split_axes(lo, hi, open_rows, problem, evaluate, split_bound)
-        grown: list[tuple[int, Arr, Arr]] = []
-        for k, (box, _, _) in enumerate(stack):
+        grown: list[_Open] = []
+        for k, (box, _, _, prio) in enumerate(stack):
             a = int(axes[k])
             point = 0.5 * float(lo[k, a]) + 0.5 * float(hi[k, a])
             if not lo[k, a] < point < hi[k, a]:
@@ -222,8 +219,8 @@ def _fill(stack: list[tuple[int, Arr, Arr]], tree: Tree, next_id: int, batch: in
             left_hi[a] = point
             right_lo[a] = point
             tree.splits.append(Split(box, a, point, next_id, next_id + 1))
-            grown.append((next_id + 1, right_lo, hi[k].copy()))
-            grown.append((next_id, lo[k].copy(), left_hi))
+            grown.append((next_id + 1, right_lo, hi[k].copy(), prio))
+            grown.append((next_id, lo[k].copy(), left_hi, prio))
             next_id += 2
         stack[:] = grown
     return next_id
@@ -254,7 +251,7 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
             return result("timeout")
         if clock.confirm(confirm, np.asarray(x, dtype=np.float64)):
             return result("violated", np.asarray(x, np.float64))
-    stack: list[tuple[int, Arr, Arr]] = [(0, problem.lower.copy(), problem.upper.copy())]
+    stack: list[_Open] = [(0, problem.lower.copy(), problem.upper.copy(), 0.0)]
     next_id = 1
     while stack:
         if time.monotonic() > deadline:
@@ -264,8 +261,7 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
         t_iter = time.monotonic()
         next_id = _fill(stack, tree, next_id, batch, problem, evaluate, split_bound)
         size = clock.batch_size(batch)
-        take = stack[-size:]
-        del stack[-size:]
+        take = _take(stack, size)
         ids = [t[0] for t in take]
         lo = np.stack([t[1] for t in take])
         hi = np.stack([t[2] for t in take])
@@ -281,7 +277,8 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
             continue
         olo, ohi, olower = lo[open_idx], hi[open_idx], lower[open_idx]
         centre = 0.5 * (olo + ohi)
-        hits = np.flatnonzero(_unsafe(np.asarray(evaluate(centre), np.float64), problem))
+        centre_margin = _margins(np.asarray(evaluate(centre), np.float64), problem)
+        hits = np.flatnonzero(centre_margin <= 0)
         axes = _split_axes(olo, ohi, olower, problem, evaluate, split_bound)
         clock.measured(t_iter, len(take))
         for hit in hits:
@@ -289,6 +286,7 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
                 return result("timeout")
             if clock.confirm(confirm, centre[hit]):
                 return result("violated", centre[hit])
+        children: list[tuple[int, Arr, Arr]] = []
         for k, i in enumerate(open_idx):
             a = int(axes[k])
             a_lo, a_hi = float(olo[k, a]), float(ohi[k, a])
@@ -299,10 +297,30 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
             left_hi[a] = point
             right_lo[a] = point
             tree.splits.append(Split(ids[i], a, point, next_id, next_id + 1))
-            stack.append((next_id + 1, right_lo, ohi[k].copy()))
-            stack.append((next_id, olo[k].copy(), left_hi))
+            children.append((next_id + 1, right_lo, ohi[k].copy()))
+            children.append((next_id, olo[k].copy(), left_hi))
             next_id += 2
+        # each child's priority: the float margin at its own centre
+        mids = np.stack([0.5 * (c[1] + c[2]) for c in children])
+        prios = _margins(np.asarray(evaluate(mids), np.float64), problem).tolist()
+        stack.extend((c[0], c[1], c[2], p) for c, p in zip(children, prios, strict=True))
     return result("holds")
+
+
+def _take(stack: list[_Open], size: int) -> list[_Open]:
+    """Remove and return the `size` boxes of least priority (the float margin at the
+    box's centre, or its parent's: nearest to unsafe first, so counterexamples turn up
+    early), the newest first among equals (depth first)."""
+    if len(stack) <= size:
+        out = stack[::-1]
+        stack.clear()
+        return out
+    prio = np.array([t[3] for t in stack])
+    order = np.lexsort((-np.arange(len(stack)), prio))
+    chosen = set(order[:size].tolist())
+    out = [stack[i] for i in order[:size]]
+    stack[:] = [t for i, t in enumerate(stack) if i not in chosen]
+    return out
 
 
 class _Budget:
