@@ -197,6 +197,9 @@ def _split_axes_by_bound(lo: Arr, hi: Arr, problem: Problem,
 
 
 _Open = tuple[int, Arr, Arr, float]  # a box to bound: id, lower, upper, priority
+_PROBED_BOXES = 32  # open boxes nearest to unsafe, per batch, probed at random points
+_PROBES_PER_BOX = 8
+_MAX_CONFIRMS = 8  # float-unsafe points confirmed per batch (an exact check is slow)
 
 
 def _fill(stack: list[_Open], tree: Tree, next_id: int, batch: int,
@@ -228,14 +231,16 @@ def _fill(stack: list[_Open], tree: Tree, next_id: int, batch: int,
 
 def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm: ConfirmFn,
                      *, deadline: float, batch: int = 256, max_boxes: int = 10**7,
-                     starts: Sequence[Arr] = (), split_bound: BoundFn | None = None
-                     ) -> BabResult:
+                     starts: Sequence[Arr] = (), split_bound: BoundFn | None = None,
+                     seed: int = 0) -> BabResult:
     """Split the problem's box until every leaf is refuted ("holds"), a confirmed
     counterexample is found ("violated"), `deadline` (a `time.monotonic()` value) passes
     ("timeout") or `max_boxes` boxes were bounded ("unknown").
 
     `starts` are extra candidate points (from an attack) checked first; `split_bound`, a
-    cheap bound like `bound`'s, steers the choice of split axis (module docstring). The
+    cheap bound like `bound`'s, steers the choice of split axis (module docstring). Each
+    open box's centre, and `seed`-ed random points in the open boxes nearest to unsafe,
+    are checked in floats; those that look unsafe go to `confirm`. The
     search returns about one box's cost, or one confirmation, after the deadline at most.
     """
     t0 = time.monotonic()
@@ -252,6 +257,7 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
         if clock.confirm(confirm, np.asarray(x, dtype=np.float64)):
             return result("violated", np.asarray(x, np.float64))
     stack: list[_Open] = [(0, problem.lower.copy(), problem.upper.copy(), 0.0)]
+    rng = np.random.default_rng(seed)
     next_id = 1
     while stack:
         if time.monotonic() > deadline:
@@ -278,14 +284,20 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
         olo, ohi, olower = lo[open_idx], hi[open_idx], lower[open_idx]
         centre = 0.5 * (olo + ohi)
         centre_margin = _margins(np.asarray(evaluate(centre), np.float64), problem)
-        hits = np.flatnonzero(centre_margin <= 0)
+        near = np.argsort(centre_margin, kind="stable")[:_PROBED_BOXES]
+        probes = olo[near, None, :] + (ohi - olo)[near, None, :] * rng.random(
+            (len(near), _PROBES_PER_BOX, olo.shape[1]))
+        probes = np.concatenate([centre, probes.reshape(-1, olo.shape[1])])
+        probe_margin = np.concatenate([
+            centre_margin, _margins(np.asarray(evaluate(probes[len(centre):]), np.float64),
+                                    problem)])
         axes = _split_axes(olo, ohi, olower, problem, evaluate, split_bound)
         clock.measured(t_iter, len(take))
-        for hit in hits:
+        for hit in np.flatnonzero(probe_margin <= 0)[:_MAX_CONFIRMS]:
             if not clock.may_confirm():
                 return result("timeout")
-            if clock.confirm(confirm, centre[hit]):
-                return result("violated", centre[hit])
+            if clock.confirm(confirm, probes[hit]):
+                return result("violated", probes[hit])
         children: list[tuple[int, Arr, Arr]] = []
         for k, i in enumerate(open_idx):
             a = int(axes[k])
