@@ -16,6 +16,7 @@ from torchlean.verify import bounds
 from torchlean.verify.vnn.bab import (
     Problem,
     _split_axes,
+    _take,
     branch_and_bound,
     refuted_rows,
 )
@@ -217,3 +218,12 @@ def test_confirmations_that_would_end_past_the_deadline_are_not_started() -> Non
     assert len(calls) >= 2
     assert took < 1.0 + SLACK
     assert calls[-1] + 0.2 <= start + 1.0 + 0.1  # the last one started had time to finish
+
+
+def test_the_boxes_nearest_to_unsafe_are_bounded_first() -> None:
+    box = np.zeros(1)
+    stack = [(i, box, box, p) for i, p in enumerate([3.0, -1.0, 2.0, -1.0, 0.5])]
+    taken = _take(stack, 3)
+    assert [t[0] for t in taken] == [3, 1, 4]  # least margin first, newest among equals
+    assert [t[0] for t in stack] == [0, 2]
+    assert [t[0] for t in _take(stack, 5)] == [2, 0] and not stack
