@@ -200,6 +200,7 @@ _Open = tuple[int, Arr, Arr, float]  # a box to bound: id, lower, upper, priorit
 _PROBED_BOXES = 32  # open boxes nearest to unsafe, per batch, probed at random points
 _PROBES_PER_BOX = 8
 _MAX_CONFIRMS = 8  # float-unsafe points confirmed per batch (an exact check is slow)
+_MAX_OPEN = 200_000  # open boxes kept in priority order (a few hundred bytes each)
 
 
 def _fill(stack: list[_Open], tree: Tree, next_id: int, batch: int,
@@ -322,10 +323,15 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
 def _take(stack: list[_Open], size: int) -> list[_Open]:
     """Remove and return the `size` boxes of least priority (the float margin at the
     box's centre, or its parent's: nearest to unsafe first, so counterexamples turn up
-    early), the newest first among equals (depth first)."""
+    early), the newest first among equals (depth first). Past _MAX_OPEN open boxes, the
+    newest (depth first), which keeps memory bounded by the depth times the batch."""
     if len(stack) <= size:
         out = stack[::-1]
         stack.clear()
+        return out
+    if len(stack) > _MAX_OPEN:
+        out = stack[-size:][::-1]
+        del stack[-size:]
         return out
     prio = np.array([t[3] for t in stack])
     order = np.lexsort((-np.arange(len(stack)), prio))

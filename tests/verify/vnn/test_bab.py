@@ -227,3 +227,13 @@ def test_the_boxes_nearest_to_unsafe_are_bounded_first() -> None:
     assert [t[0] for t in taken] == [3, 1, 4]  # least margin first, newest among equals
     assert [t[0] for t in stack] == [0, 2]
     assert [t[0] for t in _take(stack, 5)] == [2, 0] and not stack
+
+
+def test_past_the_open_box_limit_the_order_is_depth_first(monkeypatch: Any) -> None:
+    import torchlean.verify.vnn.bab as bab
+
+    monkeypatch.setattr(bab, "_MAX_OPEN", 4)
+    box = np.zeros(1)
+    stack = [(i, box, box, p) for i, p in enumerate([3.0, -1.0, 2.0, -1.0, 0.5])]
+    assert [t[0] for t in _take(stack, 2)] == [4, 3]
+    assert [t[0] for t in stack] == [0, 1, 2]
