@@ -16,9 +16,10 @@ the row that refutes each group. Children of a split are `[lo, point]` and `[poi
 along the axis, so the leaves cover the root by construction; a checker re-derives each
 leaf's bound on its own (see `check_tree`'s contract in the certificate module).
 
-Search order: batches of the open boxes whose centre comes nearest to unsafe
-(counterexamples early; a proof bounds the same tree in any order), depth first among
-equals, in batches (bounding N boxes costs little more than one).
+Search order: batches (bounding N boxes costs little more than one) of the open boxes
+whose centre comes nearest to unsafe in floats (counterexamples early; a proof bounds
+the same tree in any order), the newest first among equals; depth first once more than
+`_MAX_OPEN` boxes are open, so memory stays bounded.
 The split axis: given a cheap `split_bound` (IBP, say: sound or not, it only steers), the
 axis whose halves it bounds best (the worse half's margin first, the sum of both next):
 splitting where the *bound* is loosest, not where the function varies most, matters
