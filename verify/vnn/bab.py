@@ -16,10 +16,22 @@ the row that refutes each group. Children of a split are `[lo, point]` and `[poi
 along the axis, so the leaves cover the root by construction; a checker re-derives each
 leaf's bound on its own (see `check_tree`'s contract in the certificate module).
 
-Search order is depth first in batches (bounding N boxes costs little more than one);
-the split axis maximises width times the sensitivity of the unrefuted rows, estimated
-from central differences of `evaluate` (cheap for the low-dimensional inputs where input
-splitting pays; high-dimensional inputs want activation splitting instead).
+Search order: batches (bounding N boxes costs little more than one) of the open boxes
+whose centre comes nearest to unsafe in floats (counterexamples early; a proof bounds
+the same tree in any order), the newest first among equals; depth first once more than
+`_MAX_OPEN` boxes are open, so memory stays bounded.
+The split axis: given a cheap `split_bound` (IBP, say: sound or not, it only steers), the
+axis whose halves it bounds best (the worse half's margin first, the sum of both next):
+splitting where the *bound* is loosest, not where the function varies most, matters
+when an input barely moves the output yet widens every relaxation (the ACAS Xu heading
+angle). Without one, width times the sensitivity of the unrefuted rows, from central
+differences of `evaluate`. Both are cheap for the low-dimensional inputs where input
+splitting pays; high-dimensional inputs want activation splitting instead.
+
+Time: every bounds call is sized to the time left before the deadline, from the slowest
+seconds per box (bounding, splitting and the centre checks together) seen so far, and
+the deadline is checked before every confirmation, so a search returns "timeout" at most
+about one box's cost, or one confirmation, after its deadline.
 """
 
 from __future__ import annotations
@@ -109,33 +121,36 @@ class BabResult:
 
 
 def refuted_rows(lower: Arr, problem: Problem) -> list[tuple[int, ...] | None]:
-    """For each box's row lower bounds (N, R): one refuting row per group, or None when
-    some group is not refuted."""
-    above = lower > problem.d_up[None, :]
-    out: list[tuple[int, ...] | None] = []
-    for b in range(lower.shape[0]):
-        rows = []
-        for g in problem.groups:
-            hit = [r for r in g if above[b, r]]
-            if not hit:
-                break
-            rows.append(hit[0])
-        out.append(tuple(rows) if len(rows) == len(problem.groups) else None)
-    return out
-
-
-def _unsafe(values: Arr, problem: Problem) -> Arr:
-    """Which points (rows of `values`, (N, R)) meet some group, by float evaluation."""
-    hit = np.zeros(values.shape[0], dtype=bool)
+    """For each box's row lower bounds (N, R): one refuting row per group, the one whose
+    bound is furthest above its right-hand side (the first such), or None when some
+    group is not refuted. The furthest, because a certificate's checker re-derives the
+    bound its own way: the widest margin is the likeliest to survive that."""
+    excess = lower - problem.d_up[None, :]
+    best = []
+    refuted = np.ones(lower.shape[0], dtype=bool)
     for g in problem.groups:
-        hit |= np.all(values[:, list(g)] <= problem.d_up[list(g)], axis=1)
-    return hit
+        rows = np.asarray(g)
+        ex = np.where(np.isnan(excess[:, rows]), -np.inf, excess[:, rows])
+        refuted &= np.any(ex > 0, axis=1)
+        best.append(rows[np.argmax(ex, axis=1)])
+    table = np.stack(best, axis=1).tolist()
+    return [tuple(table[b]) if refuted[b] else None for b in range(lower.shape[0])]
 
 
-def _split_axes(lo: Arr, hi: Arr, lower: Arr, problem: Problem,
-                evaluate: EvalFn) -> np.ndarray[Any, Any]:
-    """The axis to split for each box: width times the summed sensitivity of the rows
-    that are not yet refuted (central differences of `evaluate` at the centre)."""
+def _margins(lower: Arr, problem: Problem) -> Arr:
+    """How far each box (row lower bounds (N, R)) is from being refuted: min over groups
+    of max over the group's rows of lower - d; > 0 exactly when the box is refuted."""
+    per_group = [np.max(lower[:, list(g)] - problem.d_up[list(g)], axis=1)
+                 for g in problem.groups]
+    return np.asarray(np.min(np.stack(per_group, axis=1), axis=1))
+
+
+def _split_axes(lo: Arr, hi: Arr, lower: Arr, problem: Problem, evaluate: EvalFn,
+                split_bound: BoundFn | None = None) -> np.ndarray[Any, Any]:
+    """The axis to split for each box (module docstring): by `split_bound` on the halves
+    when given, else by width times the summed sensitivity of the rows not yet refuted."""
+    if split_bound is not None:
+        return _split_axes_by_bound(lo, hi, problem, split_bound)
     n, dim = lo.shape
     centre = 0.5 * (lo + hi)
     half = 0.5 * (hi - lo)
@@ -155,8 +170,42 @@ def _split_axes(lo: Arr, hi: Arr, lower: Arr, problem: Problem,
     return np.asarray(np.where(flat, widest, best))
 
 
-def _fill(stack: list[tuple[int, Arr, Arr]], tree: Tree, next_id: int, batch: int,
-          problem: Problem, evaluate: EvalFn) -> int:
+def _split_axes_by_bound(lo: Arr, hi: Arr, problem: Problem,
+                         split_bound: BoundFn) -> np.ndarray[Any, Any]:
+    """For each box, the axis whose two halves `split_bound` bounds best: the largest
+    margin of the worse half, ties (a flat or saturated bound) broken by the sum of both
+    halves' margins, then by the widest axis relative to the root."""
+    n, dim = lo.shape
+    mid = 0.5 * lo + 0.5 * hi
+    idx = np.arange(dim)
+    left_hi = np.repeat(hi[:, None, :], dim, axis=1)
+    right_lo = np.repeat(lo[:, None, :], dim, axis=1)
+    left_hi[:, idx, idx] = mid
+    right_lo[:, idx, idx] = mid
+    halves_lo = np.concatenate([np.repeat(lo[:, None, :], dim, axis=1), right_lo], axis=1)
+    halves_hi = np.concatenate([left_hi, np.repeat(hi[:, None, :], dim, axis=1)], axis=1)
+    low = np.asarray(split_bound(halves_lo.reshape(-1, dim), halves_hi.reshape(-1, dim)),
+                     dtype=np.float64)
+    margin = np.nan_to_num(_margins(low, problem), nan=-np.inf, neginf=-1e300,
+                           posinf=1e300).reshape(n, 2, dim)
+    worse = np.minimum(margin[:, 0], margin[:, 1])
+    both = np.clip(margin[:, 0], -1e300, 1e300) * 0.5 + np.clip(margin[:, 1], -1e300, 1e300) * 0.5
+    rel = (hi - lo) / np.maximum(problem.upper - problem.lower, 1e-300)
+    splittable = mid > lo  # an axis no float can split any further scores last
+    keys = [np.where(splittable, k, -np.inf) for k in (worse, both, rel)]
+    order = np.lexsort((keys[2], keys[1], keys[0]), axis=-1)  # ascending: last is best
+    return np.asarray(order[:, -1])
+
+
+_Open = tuple[int, Arr, Arr, float]  # a box to bound: id, lower, upper, priority
+_PROBED_BOXES = 32  # open boxes nearest to unsafe, per batch, probed at random points
+_PROBES_PER_BOX = 8
+_MAX_CONFIRMS = 8  # float-unsafe points confirmed per batch (an exact check is slow)
+_MAX_OPEN = 200_000  # open boxes kept in priority order (a few hundred bytes each)
+
+
+def _fill(stack: list[_Open], tree: Tree, next_id: int, batch: int,
+          problem: Problem, evaluate: EvalFn, split_bound: BoundFn | None = None) -> int:
     """Split the boxes on the stack, unbounded, until a batch is about half full: bounding
     a full batch costs little more than a few boxes, and a box whose parent was not refuted
     is seldom refuted itself. Returns the next free box id."""
@@ -164,9 +213,9 @@ def _fill(stack: list[tuple[int, Arr, Arr]], tree: Tree, next_id: int, batch: in
         lo = np.stack([t[1] for t in stack])
         hi = np.stack([t[2] for t in stack])
         open_rows = np.full((len(stack), problem.d_up.shape[0]), -np.inf)
-        axes = _split_axes(lo, hi, open_rows, problem, evaluate)
-        grown: list[tuple[int, Arr, Arr]] = []
-        for k, (box, _, _) in enumerate(stack):
+        axes = _split_axes(lo, hi, open_rows, problem, evaluate, split_bound)
+        grown: list[_Open] = []
+        for k, (box, _, _, prio) in enumerate(stack):
             a = int(axes[k])
             point = 0.5 * float(lo[k, a]) + 0.5 * float(hi[k, a])
             if not lo[k, a] < point < hi[k, a]:
@@ -175,8 +224,8 @@ def _fill(stack: list[tuple[int, Arr, Arr]], tree: Tree, next_id: int, batch: in
             left_hi[a] = point
             right_lo[a] = point
             tree.splits.append(Split(box, a, point, next_id, next_id + 1))
-            grown.append((next_id + 1, right_lo, hi[k].copy()))
-            grown.append((next_id, lo[k].copy(), left_hi))
+            grown.append((next_id + 1, right_lo, hi[k].copy(), prio))
+            grown.append((next_id, lo[k].copy(), left_hi, prio))
             next_id += 2
         stack[:] = grown
     return next_id
@@ -184,39 +233,47 @@ def _fill(stack: list[tuple[int, Arr, Arr]], tree: Tree, next_id: int, batch: in
 
 def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm: ConfirmFn,
                      *, deadline: float, batch: int = 256, max_boxes: int = 10**7,
-                     starts: Sequence[Arr] = ()) -> BabResult:
+                     starts: Sequence[Arr] = (), split_bound: BoundFn | None = None,
+                     seed: int = 0) -> BabResult:
     """Split the problem's box until every leaf is refuted ("holds"), a confirmed
     counterexample is found ("violated"), `deadline` (a `time.monotonic()` value) passes
     ("timeout") or `max_boxes` boxes were bounded ("unknown").
 
-    `starts` are extra candidate points (from an attack) checked first.
+    `starts` are extra candidate points (from an attack) checked first; `split_bound`, a
+    cheap bound like `bound`'s, steers the choice of split axis (module docstring). Each
+    open box's centre, and `seed`-ed random points in the open boxes nearest to unsafe,
+    are checked in floats; those that look unsafe go to `confirm`. The
+    search returns about one box's cost, or one confirmation, after the deadline at most.
     """
     t0 = time.monotonic()
     tree = Tree()
+    clock = _Budget(deadline)
+
+    def result(status: str, cex: Arr | None = None) -> BabResult:
+        return BabResult(status, tree, cex, bounded, time.monotonic() - t0)
+
+    bounded = 0
     for x in starts:
-        if confirm(np.asarray(x, dtype=np.float64)):
-            return BabResult("violated", tree, np.asarray(x, np.float64), 0,
-                             time.monotonic() - t0)
-    stack: list[tuple[int, Arr, Arr]] = [(0, problem.lower.copy(), problem.upper.copy())]
-    next_id, bounded = 1, 0
-    per_box = 0.0  # the slowest seconds per box seen so far
+        if not clock.may_confirm():
+            return result("timeout")
+        if clock.confirm(confirm, np.asarray(x, dtype=np.float64)):
+            return result("violated", np.asarray(x, np.float64))
+    stack: list[_Open] = [(0, problem.lower.copy(), problem.upper.copy(), 0.0)]
+    rng = np.random.default_rng(seed)
+    next_id = 1
     while stack:
         if time.monotonic() > deadline:
-            return BabResult("timeout", tree, None, bounded, time.monotonic() - t0)
+            return result("timeout")
         if bounded >= max_boxes:
-            return BabResult("unknown", tree, None, bounded, time.monotonic() - t0)
-        next_id = _fill(stack, tree, next_id, batch, problem, evaluate)
-        # near the deadline, bound only as many boxes as the time left allows
-        left = deadline - time.monotonic()
-        size = min(batch, 16) if per_box <= 0 else int(max(1, min(batch, left / per_box)))
-        take = stack[-size:]
-        del stack[-size:]
-        t_batch = time.monotonic()
+            return result("unknown")
+        t_iter = time.monotonic()
+        next_id = _fill(stack, tree, next_id, batch, problem, evaluate, split_bound)
+        size = clock.batch_size(batch)
+        take = _take(stack, size)
         ids = [t[0] for t in take]
         lo = np.stack([t[1] for t in take])
         hi = np.stack([t[2] for t in take])
         lower = np.asarray(bound(lo, hi), dtype=np.float64)
-        per_box = max(per_box, (time.monotonic() - t_batch) / len(take))
         bounded += len(take)
         verdicts = refuted_rows(lower, problem)
         open_idx = [i for i, v in enumerate(verdicts) if v is None]
@@ -224,25 +281,98 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
             if v is not None:
                 tree.leaves[ids[i]] = v
         if not open_idx:
+            clock.measured(t_iter, len(take))
             continue
         olo, ohi, olower = lo[open_idx], hi[open_idx], lower[open_idx]
         centre = 0.5 * (olo + ohi)
-        hits = np.flatnonzero(_unsafe(np.asarray(evaluate(centre), np.float64), problem))
-        for hit in hits:
-            if confirm(centre[hit]):
-                return BabResult("violated", tree, centre[hit], bounded, time.monotonic() - t0)
-        axes = _split_axes(olo, ohi, olower, problem, evaluate)
+        centre_margin = _margins(np.asarray(evaluate(centre), np.float64), problem)
+        near = np.argsort(centre_margin, kind="stable")[:_PROBED_BOXES]
+        probes = olo[near, None, :] + (ohi - olo)[near, None, :] * rng.random(
+            (len(near), _PROBES_PER_BOX, olo.shape[1]))
+        probes = np.concatenate([centre, probes.reshape(-1, olo.shape[1])])
+        probe_margin = np.concatenate([
+            centre_margin, _margins(np.asarray(evaluate(probes[len(centre):]), np.float64),
+                                    problem)])
+        axes = _split_axes(olo, ohi, olower, problem, evaluate, split_bound)
+        clock.measured(t_iter, len(take))
+        for hit in np.flatnonzero(probe_margin <= 0)[:_MAX_CONFIRMS]:
+            if not clock.may_confirm():
+                return result("timeout")
+            if clock.confirm(confirm, probes[hit]):
+                return result("violated", probes[hit])
+        children: list[tuple[int, Arr, Arr]] = []
         for k, i in enumerate(open_idx):
             a = int(axes[k])
             a_lo, a_hi = float(olo[k, a]), float(ohi[k, a])
             point = 0.5 * a_lo + 0.5 * a_hi
             if not a_lo < point < a_hi:  # a box no float can split further
-                return BabResult("unknown", tree, None, bounded, time.monotonic() - t0)
+                return result("unknown")
             left_hi, right_lo = ohi[k].copy(), olo[k].copy()
             left_hi[a] = point
             right_lo[a] = point
             tree.splits.append(Split(ids[i], a, point, next_id, next_id + 1))
-            stack.append((next_id + 1, right_lo, ohi[k].copy()))
-            stack.append((next_id, olo[k].copy(), left_hi))
+            children.append((next_id + 1, right_lo, ohi[k].copy()))
+            children.append((next_id, olo[k].copy(), left_hi))
             next_id += 2
-    return BabResult("holds", tree, None, bounded, time.monotonic() - t0)
+        # each child's priority: the float margin at its own centre
+        mids = np.stack([0.5 * (c[1] + c[2]) for c in children])
+        prios = _margins(np.asarray(evaluate(mids), np.float64), problem).tolist()
+        stack.extend((c[0], c[1], c[2], p) for c, p in zip(children, prios, strict=True))
+    return result("holds")
+
+
+def _take(stack: list[_Open], size: int) -> list[_Open]:
+    """Remove and return the `size` boxes of least priority (the float margin at the
+    box's centre, or its parent's: nearest to unsafe first, so counterexamples turn up
+    early), the newest first among equals (depth first). Past _MAX_OPEN open boxes, the
+    newest (depth first), which keeps memory bounded by the depth times the batch."""
+    if len(stack) <= size:
+        out = stack[::-1]
+        stack.clear()
+        return out
+    if len(stack) > _MAX_OPEN:
+        out = stack[-size:][::-1]
+        del stack[-size:]
+        return out
+    prio = np.array([t[3] for t in stack])
+    order = np.lexsort((-np.arange(len(stack)), prio))
+    chosen = set(order[:size].tolist())
+    out = [stack[i] for i in order[:size]]
+    stack[:] = [t for i, t in enumerate(stack) if i not in chosen]
+    return out
+
+
+class _Budget:
+    """The time left before a deadline, and the costs seen so far: the slowest seconds
+    per box of a whole search step, and the slowest confirmation."""
+
+    FIRST_BATCH = 16  # boxes bounded before any cost is known
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.per_box = 0.0
+        self.per_confirm = 0.0
+
+    def batch_size(self, batch: int) -> int:
+        """How many boxes to bound next: `batch`, fewer when the time left allows fewer
+        at the slowest cost per box seen (at least one)."""
+        if self.per_box <= 0:
+            return min(batch, self.FIRST_BATCH)
+        left = self.deadline - time.monotonic()
+        return int(max(1, min(batch, left / self.per_box)))
+
+    def measured(self, since: float, boxes: int) -> None:
+        """Record a step over `boxes` boxes that began at `since`."""
+        self.per_box = max(self.per_box, (time.monotonic() - since) / max(1, boxes))
+
+    def may_confirm(self) -> bool:
+        """Whether the slowest confirmation seen so far still fits before the deadline."""
+        return time.monotonic() + self.per_confirm <= self.deadline
+
+    def confirm(self, confirm: ConfirmFn, x: Arr) -> bool:
+        """`confirm(x)`, timed."""
+        t = time.monotonic()
+        try:
+            return confirm(x)
+        finally:
+            self.per_confirm = max(self.per_confirm, time.monotonic() - t)

@@ -2,9 +2,9 @@
 gradient the search uses (untrusted), and the sound bounds branch and bound uses.
 
 The model graph declares a batch of 1 (as ONNX files do); `runtime.graph.batching.rebatch`
-gives the same graph over N rows, compiled once per size. Sizes are rounded up to a power
-of two (the last rows padded with copies of the first) so a handful of graphs serve every
-batch.
+gives the same graph over N rows, compiled once per size. Sizes are powers of two (a batch
+is cut into power-of-two chunks, the last small one padded with copies of its first row)
+so a handful of graphs serve every batch.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ __all__ = ["BatchedModel"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 _WEIGHTS = "torchlean:row_weights"
+_SMALLEST_CHUNK = 32  # below this a graph's fixed cost outweighs padding's waste
 
 
 def _size(k: int) -> int:
@@ -81,10 +82,18 @@ class BatchedModel:
                 self.batching_error = str(e)
         if self.batching_error is not None:
             return [(i, i + 1, 1) for i in range(k)]
+        # whole graphs of max_batch rows, then the rest in powers of two down to
+        # _SMALLEST_CHUNK, the last padded: padding k rows up to one power of two would
+        # bound up to twice as many rows as asked
         out = []
-        for s in range(0, k, self.max_batch):
-            t = min(k, s + self.max_batch)
-            out.append((s, t, min(_size(t - s), self.max_batch)))
+        s = 0
+        while s < k:
+            left = k - s
+            size = self.max_batch if left >= self.max_batch else (
+                1 << (left.bit_length() - 1) if left >= _SMALLEST_CHUNK else _size(left))
+            t = min(k, s + size)
+            out.append((s, t, size))
+            s = t
         return out
 
     # -- float evaluation and gradients (untrusted) -----------------------------------

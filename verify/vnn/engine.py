@@ -26,8 +26,9 @@ Per case of the property (an input box and a disjunction of conjunctions of outp
 `holds` when every case's tree is refuted; the trees are written as a certificate when
 asked (`tree_certificate.py`: re-checked exactly by `check_tree_certificate`). High-
 dimensional inputs get steps 1-2 only (ReLU splitting is not implemented): `unknown` when
-CROWN alone cannot prove them. `timeout` when the deadline passes first (checked between
-batches: one bounds call is not interrupted).
+CROWN alone cannot prove them. `timeout` when the deadline passes first: every batch of
+boxes is sized to the time left and every exact confirmation must fit in it (the slowest
+so far), so an instance overruns its limit by about one box's or one confirmation's cost.
 
 Verdicts are about the real-number function the graph denotes (weights read exactly),
 the semantics `verify.bounds` and the `exact` field share.
@@ -332,10 +333,19 @@ def _cex_detail(c: Confirmation, case: int, cases: int) -> str:
     return f"{text}; {c.note}" if c.note else text
 
 
-def _confirm_fn(pc: _Case, confirmer: Confirmer,
-                found: list[Confirmation]) -> Callable[[Array], bool]:
+def _confirm_fn(pc: _Case, confirmer: Confirmer, found: list[Confirmation],
+                clock: _Clock) -> Callable[[Array], bool]:
+    """`confirm` for the search; it raises _Timeout instead of starting a confirmation
+    that the slowest one seen so far says would end past the deadline (an exact check
+    takes a good part of a second on ACAS Xu)."""
+    slowest = [0.0]
+
     def confirm(x: Array) -> bool:
+        t = time.monotonic()
+        if clock.deadline is not None and t + slowest[0] > clock.deadline:
+            raise _Timeout
         c = confirmer.confirm(pc.case, np.asarray(x, np.float64))
+        slowest[0] = max(slowest[0], time.monotonic() - t)
         if c is not None:
             found.append(c)
         return c is not None
@@ -346,7 +356,7 @@ def _attack_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock
                  phases: _Phases, samples: int, seed: int) -> Confirmation | None:
     t0 = time.monotonic()
     found: list[Confirmation] = []
-    confirm = _confirm_fn(pc, confirmer, found)
+    confirm = _confirm_fn(pc, confirmer, found, clock)
     try:
         if pc.problem is None:  # an empty conjunction: every point of the box is unsafe
             for x in (0.5 * (pc.lo + pc.hi), pc.lo, pc.hi):
@@ -398,12 +408,20 @@ def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
     def evaluate(x: Array) -> Array:
         return np.asarray(m.evaluate(x) @ C.T, np.float64)
 
+    def split_bound(lo: Array, hi: Array) -> Array:  # IBP: cheap, steers the splits
+        return m.ibp(lo, hi, C)
+
+    try:
+        split_bound(pc.lo[None], pc.hi[None])
+        steer: Callable[[Array, Array], Array] | None = split_bound
+    except (UnsupportedOperation, ShapeError):
+        steer = None
     t0 = time.monotonic()
     before = phases.seconds["bounds"]
     res = branch_and_bound(problem, filtered(problem, C), evaluate,
-                           _confirm_fn(pc, confirmer, found),
+                           _confirm_fn(pc, confirmer, found, clock),
                            deadline=clock.deadline if clock.deadline is not None else np.inf,
-                           batch=batch)
+                           batch=batch, split_bound=steer)
     phases.seconds["branching"] += (time.monotonic() - t0) - (phases.seconds["bounds"] - before)
     if res.status == "violated":
         return "violated", None, found[-1], ""

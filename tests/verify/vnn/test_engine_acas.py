@@ -71,17 +71,24 @@ def test_acas_tree_certificates_are_rechecked_exactly(tmp_path: Path) -> None:
         assert res.ok, res.reason
 
 
-def test_acas_timeout_is_honoured() -> None:
-    # the real property 1 box: far beyond one second on this engine
+LATE = 0.9  # lateness allowed past a timeout (issue #18): batches are sized to the time
+# left and a confirmation starts only if the slowest so far fits, so what remains is one
+# step's misestimate (a few ms a box here) and the scheduling noise of a shared machine
+
+
+@pytest.mark.parametrize("timeout", [0.5, 1.0, 2.0])
+def test_acas_timeout_is_honoured(timeout: float) -> None:
+    # the real property 2 box (Y_0 maximal is unsafe): several seconds of splitting
     text = "".join(f"(declare-const X_{i} Real)\n" for i in range(5))
     text += "".join(f"(declare-const Y_{i} Real)\n" for i in range(5))
     text += ("(assert (<= X_0 0.679857769))(assert (>= X_0 0.6))(assert (<= X_1 0.5))"
              "(assert (>= X_1 -0.5))(assert (<= X_2 0.5))(assert (>= X_2 -0.5))"
              "(assert (<= X_3 0.5))(assert (>= X_3 0.45))(assert (<= X_4 -0.45))"
-             "(assert (>= X_4 -0.5))(assert (>= Y_0 3.991125645861615))")
-    v = verify_instance(ACAS, prop(text), timeout=1.0)
-    assert v.status == "timeout"
-    assert v.seconds < 1.0 + 3.0  # the set-up and at most one bounds batch overrun
+             "(assert (>= X_4 -0.5))"
+             + "".join(f"(assert (<= Y_{i} Y_0))" for i in range(1, 5)))
+    v = verify_instance(ACAS, prop(text), timeout=timeout)
+    assert v.status == "timeout" if timeout < 1 else v.status in ("timeout", "holds")
+    assert v.seconds < timeout + LATE
 
 
 # -- float32 against exact ------------------------------------------------------------
