@@ -215,8 +215,8 @@ def _widened_partial_sums(smag: Arr, a: Form, b: Form) -> Arr:
     """Partial-sum bounds of the computed arguments' product: the real ones plus
     sum_{i<=k} |w_i| e_i, the arguments' errors carried along (2-D a @ b, one a point)."""
     x = a if b.exact_point else b
-    if not np.any(x.e):  # every term 0: the figure below is up(0) throughout
-        return _up(smag + _up(0.0))
+    if not np.any(x.e):  # the computed arguments are the real ones: nothing to add
+        return smag
     if b.exact_point:  # X @ W: [M, N, K] += cumsum_k |W[k, n]| e[m, k]
         terms = np.abs(b.lo).T[None, :, :] * a.e[:, None, :]
     else:  # W @ X: [M, N, K] += cumsum_k |W[m, k]| e[k, n]
@@ -241,9 +241,15 @@ class AffineStep:
     c: Ctx
     shape: tuple[int, ...]
     smag: Arr | None = None
+    known_local: Arr | None = None
 
     def local(self, smag: Arr | None = None) -> Arr:
-        """The op's own rounding on the computed arguments (the elementwise rule)."""
+        """The op's own rounding on the computed arguments (the elementwise rule).
+        `known_local` is that figure when the elementwise pass already computed it: no
+        argument carries an error, so the computed arguments are the real ones, the very
+        arguments (and, for a matmul, partial-sum bounds `smag`) of that pass's rule."""
+        if self.known_local is not None:
+            return self.known_local
         return bound_rule(self.op, [a.widened for a in self.args], self.attrs, self.c, smag).e
 
 

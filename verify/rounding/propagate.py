@@ -250,7 +250,12 @@ class _AffinePass(GraphInterpreter[Form]):
 
     def op(self, n: Node, args: list[Form]) -> Form:
         c = Ctx(self.mode, self.u, True, self.graph.describe(n))
-        step = AffineStep(n.op, n.id, args, n.attr_dict, c, tuple(n.shape), self.smag.get(n.id))
+        # error-free arguments: the elementwise pass's bound is the op's own rounding on
+        # them (the same rule on the same arrays), so the affine rule need not redo it
+        exact_args = not any(np.any(self.bounds[i].e) for i in n.args)
+        known = self.bounds[n.id].e if exact_args else None
+        step = AffineStep(n.op, n.id, args, n.attr_dict, c, tuple(n.shape), self.smag.get(n.id),
+                          known)
         return self.form(n, AFFINE_RULES.get(n.op, c.where)(step))
 
     def form(self, n: Node, blocks: Blocks) -> Form:
