@@ -104,8 +104,18 @@ def test_blocked_exact_matmul_is_the_general_fold(m: int, k: int, n: int, seed: 
     finally:
         rules._CHUNK = saved
     ref = _general_matmul(a, b, c, smag)
-    for f, r in ((fast.lo, ref.lo), (fast.hi, ref.hi), (fast.e, ref.e)):
-        assert _same_bits(f, r)
+    assert _same_bits(fast.lo, ref.lo) and _same_bits(fast.hi, ref.hi)
+    if not (errors and rounds and mode == "ieee32exec"):
+        assert fast.local is None and _same_bits(fast.e, ref.e)
+        return
+    # An operand with errors takes the split fold: e = P + R with P the propagated errors'
+    # sum and R the fold's own rounding (test_rounding_split.py checks both against exact
+    # arithmetic). It is the same recurrence as the general fold's (E_k = P_k + R_k), with
+    # the binary64 roundings placed elsewhere: a step can differ only where its half-ulp
+    # argument lies within a few binary64 ulps of a power of two, which random data does
+    # not meet; rtol 2^-40 is a thousand times the binary64 slop of n <= 70 terms.
+    assert fast.local is not None and np.all(fast.local <= fast.e)
+    assert np.allclose(fast.e, ref.e, rtol=2.0**-40, atol=0.0)
 
 
 @settings(deadline=None, max_examples=40)

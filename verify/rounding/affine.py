@@ -266,6 +266,8 @@ def _fresh_only(s: AffineStep) -> Blocks:
 
 
 def _moved(s: AffineStep) -> Blocks:
+    if not any(a.blocks for a in s.args):  # nothing to move (a transposed weight)
+        return {}
     return _gather(s.op, s.args, s.attrs, s.shape)
 
 

@@ -103,6 +103,9 @@ class Bound:
     lo: Arr
     hi: Arr
     e: Arr
+    local: Arr | None = None
+    """Where a rule bounded it apart (a matmul's split fold): the node's own rounding on
+    any computed arguments within the arguments' e of the real ones; e includes it."""
 
     @property
     def mag(self) -> Arr:

@@ -27,6 +27,7 @@ from ...spec.fields.base import PI
 from ...spec.ops import OPS, apply
 from ...spec.ops.rules import RuleTable
 from ...spec.tensor import Tensor
+from ..outward import U64, gamma_up
 from ..outward import next_down as _dn
 from ..outward import next_up as _up
 from .model import (
@@ -245,17 +246,24 @@ def _any_order(lo: Arr, hi: Arr, ep: Arr, tsum: Arr, n: int, c: Ctx, products: b
 _NORMAL64 = 2.0**-1022  # smallest normal binary64
 _EXPONENT = np.int64(0x7FF0000000000000)  # a binary64's exponent bits
 _CHUNK = 8192  # elements per block of fold rows: small temporaries stay in cache
-Rows = Callable[[int, int], tuple[Arr, Arr, Arr]]
+Rows = Callable[[int, int], tuple[Arr, ...]]
 
 
-def _own_rounding(tlo: Arr, thi: Arr, te: Arr, mk: Arr, c: Ctx, exact: Mask | None) -> Arr:
-    """Term errors te plus each product's own rounding, for products with enclosures
-    [tlo, thi] and mk = up(|product| + te) (elementwise; `exact`: power-of-two factors)."""
+def _product_rounding(tlo: Arr, thi: Arr, te: Arr, mk: Arr, c: Ctx,
+                      exact: Mask | None) -> Arr:
+    """Each product's own rounding, for products with enclosures [tlo, thi], computed
+    operands giving products within te of them, and mk = up(|product| + te)
+    (elementwise; `exact`: power-of-two factors)."""
     may_sub = may_be_subnormal(tlo, thi, te)
     rho = c.rho(mk, may_sub)
     if exact is not None:  # times an exact power of two: only an underflow can round
         rho = np.where(exact, np.where(may_sub, ETA, 0.0), rho)
-    return _up(te + rho)
+    return rho
+
+
+def _own_rounding(tlo: Arr, thi: Arr, te: Arr, mk: Arr, c: Ctx, exact: Mask | None) -> Arr:
+    """Term errors te plus each product's own rounding (`_product_rounding`)."""
+    return _up(te + _product_rounding(tlo, thi, te, mk, c, exact))
 
 
 def _left_fold(tlo: Arr, thi: Arr, te: Arr, tmag: Arr, c: Ctx, products: bool,
@@ -278,40 +286,72 @@ def _left_fold(tlo: Arr, thi: Arr, te: Arr, tmag: Arr, c: Ctx, products: bool,
 
 
 def _fold_rows(n: int, shape: tuple[int, ...], rows: Rows, c: Ctx,
-               smag: Arr | None) -> Bound:
+               smag: Arr | None, split: bool = False) -> Bound:
     """The step-by-step bound of `_left_fold` for n terms of `shape`, taken in blocks of
     rows: `rows(k0, k1)` gives terms k0..k1-1 as (lower, upper, error with the term's own
-    rounding), each [k1 - k0, *shape]; `smag` [n, *shape] bounds the real partial sums."""
+    rounding), each [k1 - k0, *shape]; `smag` [n, *shape] bounds the real partial sums.
+
+    With `split`, rows gives (lower, upper, own rounding, propagated error) and the fold
+    bounds separately P, the propagated errors' sum, and R, the rounding of the computed
+    fold of the computed products: their partial sums are within P_k of the real ones, so
+    |computed partial sum k| <= |S_k| + P_k + R_(k-1) + own_k and R follows the same
+    running-error recurrence with magnitudes |S_k| + P_k. The result's e is P + R and its
+    `local` R, the node's own rounding on its computed arguments (for the affine pass)."""
     size = int(np.prod(shape, dtype=np.int64))
     if n == 0:
         return Bound(np.zeros(shape), np.zeros(shape), np.zeros(shape))
     block = max(1, _CHUNK // max(size, 1))
-    acc = np.zeros((2, size))  # the running sum's enclosure as (-lower, upper)
+    # round-to-nearest running sums of the terms' lower and upper ends and magnitudes
+    # (and, split, the propagated errors): a recursive sum of k terms errs by at most
+    # gamma_(k-1) times the sum of their magnitudes (Higham 4.2), which the computed
+    # magnitude sum underestimates by at most a factor 1 - gamma_(k-1); `slack`
+    # (2 gamma_(n+1)) covers both
+    slack = float(_up(2.0 * gamma_up(n + 1, U64)))
+    width = 4 if split else 3
+    acc = np.zeros((width, size))
     err: Arr | None = None  # the running error bound
     overflow = False
     for k0 in range(0, n, block):
         k1 = min(n, k0 + block)
-        tlo, thi, te = rows(k0, k1)
-        pair = np.empty((k1 - k0, 2, size))
-        pair[:, 0] = -tlo.reshape(k1 - k0, size)
-        pair[:, 1] = thi.reshape(k1 - k0, size)
-        run = _running_up(pair, acc)
+        parts = rows(k0, k1)
+        tlo, thi, te = parts[:3]
+        run = np.empty((k1 - k0, width, size))
+        run[:, 0] = tlo.reshape(k1 - k0, size)
+        run[:, 1] = thi.reshape(k1 - k0, size)
+        np.maximum(np.abs(run[:, 0]), np.abs(run[:, 1]), out=run[:, 2])
+        if split:
+            run[:, 3] = np.broadcast_to(parts[3], tlo.shape).reshape(k1 - k0, size)
+        np.add(acc, run[0], out=run[0])
+        for k in range(1, k1 - k0):
+            np.add(run[k - 1], run[k], out=run[k])
         acc = run[-1]
-        sums = np.maximum(np.abs(run[:, 0]), np.abs(run[:, 1]))  # |S_k| bounds
+        off = _up(run[:, 2] * slack)  # bounds |computed - exact| of run[:, 0] and run[:, 1]
+        sums = np.maximum(np.abs(run[:, 0]), np.abs(run[:, 1]))
+        sums += off
+        sums = _up(sums)  # |S_k| bounds
         terms = np.ascontiguousarray(np.broadcast_to(te, tlo.shape)).reshape(k1 - k0, size)
         if not c.rounds:
             errs = _running_up(terms, np.zeros(size) if err is None else err)
         else:
             mags = sums if smag is None else np.minimum(sums, smag[k0:k1].reshape(sums.shape))
+            if split:  # + P_k (the computed running sum, relatively within slack of P_k)
+                mags = _up(mags + _up(run[:, 3] * (1.0 + slack)))
             errs = _running_errors(terms, mags, c.u, err)
         err = errs[-1]
         # an error bound that is no longer finite means an overflow as well
         overflow = overflow or bool(np.any(_up(sums + errs) >= OVERFLOW)) or \
             not bool(np.all(np.isfinite(err)))
-    if overflow:
-        raise RoundingBoundError(f"{c.where}: a partial sum may overflow binary32")
     assert err is not None
-    return Bound((-acc[0]).reshape(shape), acc[1].reshape(shape), err.reshape(shape))
+    off_end = _up(acc[2] * slack)
+    lo, hi = _dn(acc[0] - off_end).reshape(shape), _up(acc[1] + off_end).reshape(shape)
+    if not split:
+        if overflow:
+            raise RoundingBoundError(f"{c.where}: a partial sum may overflow binary32")
+        return Bound(lo, hi, err.reshape(shape))
+    total = _up(_up(acc[3] * (1.0 + slack)) + err)
+    if overflow or np.any(_up(_up(acc[2] * (1.0 + slack)) + total) >= OVERFLOW):
+        raise RoundingBoundError(f"{c.where}: a partial sum may overflow binary32")
+    return Bound(lo, hi, total.reshape(shape), local=err.reshape(shape))
 
 
 def _running_up(xs: Arr, start: Arr) -> Arr:
@@ -407,16 +447,20 @@ def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> 
         if np.any(mk >= OVERFLOW):
             raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
         if c.rounds and left_fold:
-            te = _own_rounding(tlo, thi, te, mk, c,
-                               np.broadcast_to(pw[k0:k1] | px[k0:k1], tlo.shape))
+            exact = np.broadcast_to(pw[k0:k1] | px[k0:k1], tlo.shape)
+            if split:  # (lower, upper, own rounding, propagated error)
+                return tlo, thi, _product_rounding(tlo, thi, te, mk, c, exact), te
+            te = _own_rounding(tlo, thi, te, mk, c, exact)
         return tlo, thi, te, tmag
 
     if not np.all(np.isfinite(x.lo)) or not np.all(np.isfinite(x.hi)):
         raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
     left_fold = c.mode == "ieee32exec" or not c.rounds  # as in `_fold`
+    # an operand with errors: the propagated errors and the fold's own rounding apart
+    split = left_fold and c.rounds and not no_error
     if left_fold:
-        return _fold_rows(kdim, shape, lambda k0, k1: rows(k0, k1)[:3], c,
-                          None if smag is None else np.moveaxis(smag, -1, 0))
+        return _fold_rows(kdim, shape, rows if split else lambda k0, k1: rows(k0, k1)[:3],
+                          c, None if smag is None else np.moveaxis(smag, -1, 0), split)
     # any order: the four upward folds of `_fold`, row by row
     size = int(np.prod(shape, dtype=np.int64))
     acc = np.zeros((4, size))
@@ -569,7 +613,10 @@ def _abs(op: str, a: list[Bound], at: dict[str, Any], c: Ctx, s: Arr | None) -> 
 
 
 def _relu(op: str, a: list[Bound], at: dict[str, Any], c: Ctx, s: Arr | None) -> Bound:
-    return Bound(np.maximum(a[0].lo, 0.0), np.maximum(a[0].hi, 0.0), a[0].e)
+    # where hi + e <= 0 the real and the computed input are both <= 0: both outputs are 0
+    x = a[0]
+    return Bound(np.maximum(x.lo, 0.0), np.maximum(x.hi, 0.0),
+                 np.where(_up(x.hi + x.e) <= 0.0, 0.0, x.e))
 
 
 def _extremum(op: str, args: list[Bound], at: dict[str, Any], c: Ctx, s: Arr | None) -> Bound:
