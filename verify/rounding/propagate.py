@@ -209,6 +209,10 @@ class _ElementwisePass(GraphInterpreter[Bound]):
                     z = zono.from_interval(b.lo, b.hi, real.syms, fresh=n.op != "literal")
                     # whose hull contains [b.lo, b.hi]: the intersection is b's interval
                     real.hulls.append((b.lo, b.hi))
+                elif not n.is_leaf and not n.is_constant and is_structural(n.op):
+                    # the zonotope's rows are the arguments' rows moved, so its hull is
+                    # their hulls moved, which contain the moved intervals b
+                    real.hulls.append((b.lo, b.hi))
                 else:
                     real.hulls.append(zono.hull(z))
                 real.zonos.append(z)
@@ -298,7 +302,8 @@ class _AffinePass(GraphInterpreter[Form]):
 
     def form(self, n: Node, blocks: Blocks) -> Form:
         el = self.bounds[n.id]
-        e = np.minimum(lin(blocks, tuple(n.shape)), el.e)
+        # no symbols: no error (a weight); the minimum with el.e would be 0 as well
+        e = np.minimum(lin(blocks, tuple(n.shape)), el.e) if blocks else np.zeros(el.e.shape)
         return Form(el.lo, el.hi, e, blocks)
 
 

@@ -30,6 +30,7 @@ from ...spec.tensor import Tensor
 from ..outward import U64, gamma_up
 from ..outward import next_down as _dn
 from ..outward import next_up as _up
+from .fold import running_errors
 from .model import (
     ETA,
     GELU_SLOPE,
@@ -243,8 +244,6 @@ def _any_order(lo: Arr, hi: Arr, ep: Arr, tsum: Arr, n: int, c: Ctx, products: b
     return Bound(lo, hi, _up(ep + local))
 
 
-_NORMAL64 = 2.0**-1022  # smallest normal binary64
-_EXPONENT = np.int64(0x7FF0000000000000)  # a binary64's exponent bits
 _CHUNK = 8192  # elements per block of fold rows: small temporaries stay in cache
 Rows = Callable[[int, int], tuple[Arr, ...]]
 
@@ -336,7 +335,7 @@ def _fold_rows(n: int, shape: tuple[int, ...], rows: Rows, c: Ctx,
             mags = sums if smag is None else np.minimum(sums, smag[k0:k1].reshape(sums.shape))
             if split:  # + P_k (the computed running sum, relatively within slack of P_k)
                 mags = _up(mags + _up(run[:, 3] * (1.0 + slack)))
-            errs = _running_errors(terms, mags, c.u, err)
+            errs = running_errors(terms, mags, c.u, err)
         err = errs[-1]
         # an error bound that is no longer finite means an overflow as well
         overflow = overflow or bool(np.any(_up(sums + errs) >= OVERFLOW)) or \
@@ -381,40 +380,6 @@ def _step_up_inplace(x: Arr) -> None:
     away = bits >> 63
     away |= 1
     bits += away
-
-
-def _running_errors(terms: Arr, mags: Arr, u: float, prev: Arr | None) -> Arr:
-    """E_k = up(s + half_ulp(up(m_k + s), u)) with s = up(E_(k-1) + t_k), for terms t and
-    partial-sum magnitudes m laid out [rows, size], E_(-1) = `prev`; or, where `prev` is
-    None (the fold's first term), E_0 = up(t_0). All E_k, [rows, size]. Every quantity
-    is positive, so a step up is one more in the bit pattern (an overflow becomes NaN,
-    which the caller treats as one)."""
-    n = terms.shape[0]
-    err = np.empty_like(terms)
-    first = 0
-    if prev is None:
-        np.nextafter(terms[0], np.inf, out=err[0])
-        prev, first = err[0], 1
-    # half_ulp(m) = u 2^floor(log2 m) is u times m's exponent bits for a normal m (and
-    # inf for inf); a subnormal m (never seen in practice) takes the general path
-    fast = bool(np.all(mags[first:] >= _NORMAL64))
-    step = np.empty(terms.shape[1:])
-    m = np.empty(terms.shape[1:])
-    sbits, mbits = step.view(np.int64), m.view(np.int64)
-    for k in range(first, n):
-        np.add(prev, terms[k], out=step)
-        sbits += 1
-        np.add(mags[k], step, out=m)
-        mbits += 1
-        if fast:
-            np.bitwise_and(mbits, _EXPONENT, out=mbits)
-            np.multiply(m, u, out=m)
-        else:
-            m[...] = half_ulp(m, u)
-        np.add(step, m, out=err[k])
-        err[k].view(np.int64)[...] += 1
-        prev = err[k]
-    return err
 
 
 def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> Bound:

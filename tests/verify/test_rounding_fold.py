@@ -1,8 +1,13 @@
-"""The split fold of an ieee32exec matmul with an exact weight and an operand with errors
-(verify/rounding/rules.py `_fold_rows(split=True)`): against exact rational arithmetic,
-e bounds |computed - real| and `local` bounds |computed - exact sum of the computed
-operand's products|, where the computed operand is any binary32 point within the
-operand's errors. Equality of rationals: no tolerance."""
+"""The ieee32exec left fold's bounds against exact rational arithmetic (comparisons of
+rationals: no tolerance).
+
+- `fold.running_errors` (fast steps, and the exact steps it falls back to) bounds the
+  running-error recurrence E_k = E_(k-1) + t_k + half_ulp(m_k + E_(k-1) + t_k) evaluated
+  exactly.
+- The split fold of an ieee32exec matmul with an exact weight and an operand with errors
+  (verify/rounding/rules.py `_fold_rows(split=True)`): e bounds |computed - real| and
+  `local` bounds |computed - exact sum of the computed operand's products|, where the
+  computed operand is any binary32 point within the operand's errors."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from torchlean.spec.fields import binary32
-from torchlean.verify.rounding import rules
+from torchlean.verify.rounding import fold, rules
 from torchlean.verify.rounding.model import U32, Bound, Ctx
 
 f32 = np.float32
@@ -21,6 +26,51 @@ f32 = np.float32
 
 def _fr(v: float) -> Fraction:
     return Fraction(float(v))
+
+
+def _half_ulp(x: Fraction, u: Fraction) -> Fraction:
+    """u 2^floor(log2 x) exactly (0 for x = 0)."""
+    if x == 0:
+        return Fraction(0)
+    e = x.numerator.bit_length() - x.denominator.bit_length()
+    while Fraction(2) ** e > x:
+        e -= 1
+    while Fraction(2) ** (e + 1) <= x:
+        e += 1
+    return u * Fraction(2) ** e
+
+
+@settings(deadline=None, max_examples=80)
+@given(st.integers(1, 40), st.integers(1, 4), st.integers(0, 2**31), st.booleans(),
+       st.sampled_from([2.0**-24, 2.0**-25, 2.0**-53]),
+       st.sampled_from(["typical", "large_terms", "tiny_mags", "zero_mags", "near_pow2"]))
+def test_running_errors_bound_the_exact_recurrence(rows: int, size: int, seed: int,
+                                                   with_prev: bool, u: float,
+                                                   kind: str) -> None:
+    rng = np.random.default_rng(seed)
+    mags = rng.random((rows, size)) * 4
+    terms = rng.random((rows, size)) * 1e-7
+    if kind == "large_terms":  # errors far above the magnitudes: the check fails
+        terms = rng.random((rows, size)) * 1e3
+    elif kind == "tiny_mags":
+        mags = mags * 2.0**-1000
+    elif kind == "zero_mags":
+        mags[: rows // 2] = 0.0
+    elif kind == "near_pow2":  # m + E just below a power of two
+        mags = 2.0 ** np.round(np.log2(mags + 1e-3)) * (1 - 2.0**-45)
+    prev = rng.random(size) * 1e-6 if with_prev else None
+    got = fold.running_errors(terms, mags, u, prev)
+    uq = Fraction(u)
+    for j in range(size):
+        e = _fr(prev[j]) if prev is not None else None
+        for k in range(rows):
+            t, m = _fr(terms[k, j]), _fr(mags[k, j])
+            if e is None:
+                e = t  # 0 + p_0 is exact
+            else:
+                s = e + t
+                e = s + _half_ulp(m + s, uq)
+            assert e <= _fr(got[k, j]), (k, j, float(e), got[k, j])
 
 
 @settings(deadline=None, max_examples=60)
