@@ -179,8 +179,8 @@ def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None
         w = b.c
         kdim = w.shape[-2]
         g = _own_rows_times(a.padded(count), w)
-        if g is None:
-            g = np.swapaxes(np.matmul(np.swapaxes(a.padded(count), -1, -2), w), -1, -2)
+        if g is None:  # [..., N, S] = W^T [N, K] @ G [..., K, S]: BLAS reads both in place
+            g = np.matmul(w.T, a.padded(count))
         r = np.matmul(a.r, np.abs(w))
         c = np.matmul(a.c, w)
         absin = np.matmul(_up(np.abs(a.c) + _sumabs(a.g)), np.abs(w))

@@ -80,13 +80,25 @@ def _add(a: Bound, b: Bound, c: Ctx, sign: int = 1) -> Bound:
     return Bound(lo, hi, _up(ep + r))
 
 
-def _mul_enclosure(alo: Arr, ahi: Arr, blo: Arr, bhi: Arr) -> tuple[Arr, Arr]:
+def binary32_values(*arrays: Arr) -> bool:
+    """Whether every element of the arrays is a (finite) binary32 number."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(bool(np.all(v.astype(np.float32).astype(np.float64) == v)) for v in arrays)
+
+
+def _mul_enclosure(alo: Arr, ahi: Arr, blo: Arr, bhi: Arr,
+                   exact: bool = False) -> tuple[Arr, Arr]:
+    """[lo, hi] of the products; `exact` when all ends are binary32 numbers: their
+    products (48-bit significands, exponents within binary64's range) are exact in
+    binary64, so no step outward is needed."""
     cands = [alo * blo, alo * bhi, ahi * blo, ahi * bhi]
+    if exact:
+        return np.minimum.reduce(cands), np.maximum.reduce(cands)
     return _dn(np.minimum.reduce(cands)), _up(np.maximum.reduce(cands))
 
 
 def _mul(a: Bound, b: Bound, c: Ctx) -> Bound:
-    lo, hi = _mul_enclosure(a.lo, a.hi, b.lo, b.hi)
+    lo, hi = _mul_enclosure(a.lo, a.hi, b.lo, b.hi, binary32_values(a.lo, a.hi, b.lo, b.hi))
     ep = _up(_up(_up(a.mag * b.e) + _up(b.mag * a.e)) + _up(a.e * b.e))
     may_sub = may_be_subnormal(lo, hi, ep)
     r = c.rho(_up(absmax(lo, hi) + ep), may_sub)
@@ -255,8 +267,8 @@ def _product_rounding(tlo: Arr, thi: Arr, te: Arr, mk: Arr, c: Ctx,
     (elementwise; `exact`: power-of-two factors)."""
     may_sub = may_be_subnormal(tlo, thi, te)
     rho = c.rho(mk, may_sub)
-    if exact is not None:  # times an exact power of two: only an underflow can round
-        rho = np.where(exact, np.where(may_sub, ETA, 0.0), rho)
+    if exact is not None and np.any(exact):  # times an exact power of two: only an
+        rho = np.where(exact, np.where(may_sub, ETA, 0.0), rho)  # underflow can round
     return rho
 
 
@@ -393,8 +405,10 @@ def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> 
         kdim, shape = w.shape[0], (x.lo.shape[0], w.shape[1])
         wk, xk = w[:, None, :], (x.lo.T[:, :, None], x.hi.T[:, :, None], x.e.T[:, :, None])
     wabs = np.abs(wk)
-    pw = exact_pow2(Bound(wk, wk, np.zeros_like(wk)))
+    mant, _ = np.frexp(wk)  # an exact point: exact_pow2's test on its value alone
+    pw = np.asarray((wk == 0) | (np.abs(mant) == 0.5))
     px = exact_pow2(Bound(*xk))
+    exact_products = binary32_values(x.lo, x.hi)  # and w: exact in binary64
     no_error = not np.any(x.e)
     # (amag * 0 = 0 and |w| * 0 = 0, each stepped up: the general rule's figure)
     five_tiny = float(_up(_up(_up(0.0) + _up(0.0)) + _up(0.0)))
@@ -402,7 +416,9 @@ def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> 
     def rows(k0: int, k1: int) -> tuple[Arr, Arr, Arr, Arr]:
         wv = wk[k0:k1]
         p1, p2 = xk[0][k0:k1] * wv, xk[1][k0:k1] * wv
-        tlo, thi = _dn(np.minimum(p1, p2)), _up(np.maximum(p1, p2))
+        tlo, thi = np.minimum(p1, p2), np.maximum(p1, p2)
+        if not exact_products:
+            tlo, thi = _dn(tlo), _up(thi)
         if no_error:
             te = np.full(tlo.shape, five_tiny)
         else:
@@ -460,7 +476,7 @@ def _matmul(a: Bound, b: Bound, c: Ctx, smag: Arr | None = None) -> Bound:
     ahi, bhi = terms(a.hi, b.hi)
     ae, be = terms(a.e, b.e)
     amag, bmag = terms(a.mag, b.mag)
-    tlo, thi = _mul_enclosure(alo, ahi, blo, bhi)
+    tlo, thi = _mul_enclosure(alo, ahi, blo, bhi, binary32_values(a.lo, a.hi, b.lo, b.hi))
     te = _up(_up(_up(amag * be) + _up(bmag * ae)) + _up(ae * be))
     if np.any(_up(absmax(tlo, thi) + te) >= OVERFLOW):
         raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
