@@ -18,9 +18,12 @@ from torchlean.verify.outward import dn, next_down, next_up, up
 from torchlean.verify.rounding import rules
 from torchlean.verify.rounding.model import U32, Bound, Ctx, half_ulp
 
+# (the last two: NaNs with the smallest payload, whose bit step would give an infinity)
 SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 2.0**-1074, -(2.0**-1074),
                     2.0**-1022, -(2.0**-1022), np.finfo(np.float64).max,
-                    -np.finfo(np.float64).max, 1.0, -1.0, 3 * 2.0**-1074])
+                    -np.finfo(np.float64).max, 1.0, -1.0, 3 * 2.0**-1074,
+                    *np.array([0x7FF0000000000001, -0x000FFFFFFFFFFFFF],
+                              dtype=np.int64).view(np.float64)])
 
 
 def _same_bits(a: Any, b: Any) -> bool:

@@ -351,11 +351,11 @@ def _shared_partial_sums(gs: Arr, w: Arr) -> Arr:
     rowmag = np.abs(w) * np.sum(np.abs(gs), axis=1)[:, None]  # |w_i| sum_s |g_is|
     out = np.empty((kdim, ndim))
     acc = np.zeros((ndim, gs.shape[1]))
-    buf = np.empty_like(acc)
+    buf = np.empty_like(acc)  # (reused: large temporaries cost page faults)
     before = np.zeros(ndim)  # sum_s |P| at the end of the previous block
     for k0 in range(0, kdim, BLOCK):
         k1 = min(k0 + BLOCK, kdim)
-        acc += w[k0:k1].T @ gs[k0:k1]
+        acc += np.matmul(w[k0:k1].T, gs[k0:k1], out=buf)
         after = np.sum(np.abs(acc, out=buf), axis=1)  # sum_s |P_(k1 - 1)|
         rows = rowmag[k0:k1]
         from_start = before + np.cumsum(rows, axis=0)

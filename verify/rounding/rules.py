@@ -256,7 +256,7 @@ def _any_order(lo: Arr, hi: Arr, ep: Arr, tsum: Arr, n: int, c: Ctx, products: b
     return Bound(lo, hi, _up(ep + local))
 
 
-_CHUNK = 8192  # elements per block of fold rows: small temporaries stay in cache
+_CHUNK = 16384  # elements per block of fold rows: small temporaries stay in cache
 Rows = Callable[[int, int], tuple[Arr, ...]]
 
 
