@@ -20,7 +20,7 @@ and added to r. The module's only output consumers read are `hull` and
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -72,11 +72,19 @@ class Zono:
     c: Arr
     g: Arr
     r: Arr
+    abs_g: Arr | None = field(default=None, repr=False, compare=False)
+    """`_sumabs(g)` once computed (g is never changed in place after construction)."""
+
+    def sumabs(self) -> Arr:
+        """An upper bound of sum_s |g[..., s]| (`_sumabs`), computed once."""
+        if self.abs_g is None:
+            self.abs_g = _sumabs(self.g)
+        return self.abs_g
 
     @property
     def radius(self) -> Arr:
         """An upper bound of |value - c| over all symbol values."""
-        return _up(_sumabs(self.g) + self.r)
+        return _up(self.sumabs() + self.r)
 
     def padded(self, count: int) -> Arr:
         """G with zero columns up to `count` symbols."""
@@ -125,17 +133,20 @@ def from_interval(lo: Arr, hi: Arr, syms: Symbols, fresh: bool = True) -> Zono |
     return Zono(mid, g.reshape(mid.shape + (syms.count,)), np.zeros(mid.shape))
 
 
-def _rounding(c: Arr, g: Arr, flops: int) -> Arr:
+def _rounding(c: Arr, g: Arr, flops: int, abs_g: Arr | None = None) -> Arr:
     """A bound of the binary64 error of c and of sum_s |error of g[..., s]| when each was
-    computed with `flops` round-to-nearest operations from exact inputs."""
-    return _up(_gamma64(flops + 1) * _up(np.abs(c) + _sumabs(g)) * 2.0
+    computed with `flops` round-to-nearest operations from exact inputs (`abs_g`:
+    `_sumabs(g)` if known)."""
+    abs_g = _sumabs(g) if abs_g is None else abs_g
+    return _up(_gamma64(flops + 1) * _up(np.abs(c) + abs_g) * 2.0
                + (g.shape[-1] + 1) * flops * TINY64)
 
 
 def _linear(c: Arr, g: Arr, r: Arr, flops: int) -> Zono:
     """A zonotope whose c and g were computed with `flops` operations; r already bounds
     the propagated radius; the computation's error joins r."""
-    return Zono(c, g, _up(r + _rounding(c, g, flops)))
+    abs_g = _sumabs(g)
+    return Zono(c, g, _up(r + _rounding(c, g, flops, abs_g)), abs_g)
 
 
 def _add(a: Zono, b: Zono, sign: float, shape: tuple[int, ...], count: int) -> Zono:
@@ -151,7 +162,7 @@ def _mul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono:
     c = a.c * b.c
     g = a.padded(count) * b.c[..., None] + b.padded(count) * a.c[..., None]
     rest = _up(_up(np.abs(a.c) * b.r) + _up(np.abs(b.c) * a.r))
-    rest = _up(rest + _up(_up(_sumabs(a.g) + a.r) * _up(_sumabs(b.g) + b.r)))
+    rest = _up(rest + _up(_up(a.sumabs() + a.r) * _up(b.sumabs() + b.r)))
     return _linear(np.broadcast_to(c, shape).copy(), np.broadcast_to(g, shape + (count,)).copy(),
                    np.broadcast_to(rest, shape).copy(), 2)
 
@@ -183,7 +194,7 @@ def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None
             g = np.matmul(w.T, a.padded(count))
         r = np.matmul(a.r, np.abs(w))
         c = np.matmul(a.c, w)
-        absin = np.matmul(_up(np.abs(a.c) + _sumabs(a.g)), np.abs(w))
+        absin = np.matmul(_up(np.abs(a.c) + a.sumabs()), np.abs(w))
     elif a.is_point:  # W @ X
         w = a.c
         kdim = w.shape[-1]
@@ -192,7 +203,7 @@ def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None
             gb.shape[:-3] + (w.shape[-2],) + gb.shape[-2:])
         r = np.matmul(np.abs(w), b.r)
         c = np.matmul(w, b.c)
-        absin = np.matmul(np.abs(w), _up(np.abs(b.c) + _sumabs(b.g)))
+        absin = np.matmul(np.abs(w), _up(np.abs(b.c) + b.sumabs()))
     else:
         return None
     # a K-term dot product in binary64: |error| <= gamma_K sum |terms| (Higham 3.5), and
@@ -211,7 +222,7 @@ def _sum(a: Zono, axes: tuple[int, ...], keepdims: bool, shape: tuple[int, ...],
     gaxes = tuple(i if i >= 0 else i - 1 for i in axes)
     g = np.sum(a.padded(count), axis=gaxes, keepdims=keepdims).reshape(shape + (count,))
     r = np.sum(a.r, axis=axes, keepdims=keepdims).reshape(shape)
-    absin = np.sum(_up(np.abs(a.c) + _sumabs(a.g)), axis=axes, keepdims=keepdims)
+    absin = np.sum(_up(np.abs(a.c) + a.sumabs()), axis=axes, keepdims=keepdims)
     slack = _up(_gamma64(m + 2) * 2.0 * _up(absin.reshape(shape) * (1.0 + 2.0 * _gamma64(m + 2))))
     r = _up(_up(r * (1.0 + 2.0 * _gamma64(m + 2))) + slack)
     return Zono(c, g, _up(r + m * (count + 1) * TINY64))
@@ -380,7 +391,7 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
     for m in range(c2.shape[0]):
         g = g3[m]
         shared = np.count_nonzero(g, axis=0) > 1
-        sum_g = _sumabs(g)
+        sum_g = x.sumabs().reshape(c2.shape)[m]  # (the same rows' sums)
         own = _sumabs(g[:, ~shared]) if shared.any() else sum_g  # [K]
         # (in place below: large temporaries cost more than the arithmetic)
         mag = _cumsum_rows(np.multiply(c2[m][:, None], w))
