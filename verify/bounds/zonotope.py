@@ -393,11 +393,16 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
         shared = np.count_nonzero(g, axis=0) > 1
         sum_g = x.sumabs().reshape(c2.shape)[m]  # (the same rows' sums)
         own = _sumabs(g[:, ~shared]) if shared.any() else sum_g  # [K]
-        # (in place below: large temporaries cost more than the arithmetic)
-        mag = _cumsum_rows(np.multiply(c2[m][:, None], w))
-        np.abs(mag, out=mag)  # |c partial sums|, [K, N]
-        part = np.multiply(absw, _up(own + r2[m])[:, None])
-        mag += _cumsum_rows(part)
+        # the three running sums down the rows side by side, [K, 3N]: c w, |w| (own + r)
+        # and |w| (|c| + sum |g| + r) (each column the same sequential sum as alone; in
+        # place: large temporaries cost more than the arithmetic)
+        runs = np.empty((kdim, 3, ndim))
+        np.multiply(c2[m][:, None], w, out=runs[:, 0])
+        np.multiply(absw, _up(own + r2[m])[:, None], out=runs[:, 1])
+        np.multiply(absw, _up(np.abs(c2[m]) + sum_g + r2[m])[:, None], out=runs[:, 2])
+        _cumsum_rows(runs.reshape(kdim, 3 * ndim))
+        mag = np.abs(runs[:, 0])  # |c partial sums|, [K, N]
+        mag += runs[:, 1]
         gs = g[:, shared]
         if gs.shape[1]:
             mag += _shared_partial_sums(gs, w)
@@ -405,8 +410,7 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
         # entry on |c| |w|, |G| |w| and r |w| terms: bounded by gamma of that count times
         # their cumulative magnitude (Higham 3.1), plus underflows
         steps = kdim + g.shape[1] + 2
-        slack = _cumsum_rows(np.multiply(absw, _up(np.abs(c2[m]) + sum_g + r2[m])[:, None],
-                                         out=part))  # absin
+        slack = runs[:, 2]  # absin
         slack *= _gamma64(steps) * 4.0
         slack += steps * kdim * TINY64
         mag *= 1.0 + 2.0 * _gamma64(steps)
