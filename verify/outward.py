@@ -89,9 +89,14 @@ def _step(x: Any, toward: float) -> Arr:
     res = out.view(np.float64)
     # The bit step is np.nextafter's result except for a zero stepped across 0 (+0 down,
     # -0 up), an infinity stepped outward, and NaN: the first two give NaN here, and a NaN
-    # input makes the input's sum NaN, so two sums find them all (one pass each, where a
-    # zero test, a min and a max took three); those elements then take np.nextafter.
-    if not np.isfinite(np.add.reduce(xs, axis=None) + np.add.reduce(res, axis=None)):
+    # input makes the input's sum NaN, so sums of both find them all (a non-finite x or
+    # result makes their dot product non-finite: one pass over both where a zero test, a
+    # min and a max took three); those elements then take np.nextafter.
+    if xs.flags.c_contiguous:
+        check = np.dot(xs.reshape(-1), res.reshape(-1))
+    else:
+        check = np.add.reduce(xs, axis=None) + np.add.reduce(res, axis=None)
+    if not np.isfinite(check):
         special = ~(np.isfinite(xs) & (xs != 0))
         res[special] = np.nextafter(xs[special], toward)
     return res.reshape(xs.shape)
