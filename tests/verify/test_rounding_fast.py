@@ -144,3 +144,28 @@ def test_one_row_symbols_product_is_the_matmul(k: int, n: int, seed: int,
         assert got is None
     else:
         assert got is not None and np.array_equal(got, ref)
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.integers(1, 12), st.integers(1, 6), st.integers(0, 2**31), st.booleans())
+def test_diagonal_block_product_is_the_matmul(k: int, n: int, seed: int, zeros: bool) -> None:
+    """X @ W on a diagonal coefficient block (a fresh block, rows scaled) multiplies each
+    column of W^T by one coefficient: the matmul's figures, whose other terms are exact
+    zeros (compared in magnitude: a zero's sign may differ, and |c| is all that is read)."""
+    from torchlean.verify.rounding import affine
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(k, n))
+    d = rng.normal(size=k)
+    if zeros:
+        d[rng.random(k) < 0.5] = 0.0
+    cf = np.zeros((1, k, k))
+    cf[0, np.arange(k), np.arange(k)] = d
+    assert affine._diagonal(cf) is not None
+    x = affine.Form(np.zeros((1, k)), np.ones((1, k)), np.ones((1, k)), {7: cf})
+    wf = affine.Form(w, w.copy(), np.zeros_like(w), {})
+    got = affine._affine_matmul(9, [x, wf], Ctx("ieee32exec", U32, True, "n"), (1, n),
+                                np.zeros((1, n)))[7]
+    ref = np.matmul(w.T, cf)
+    assert np.array_equal(np.abs(got), np.abs(ref))
+    cf[0, 0, -1] = 1.0  # off the diagonal: the general product
+    assert k == 1 or affine._diagonal(cf) is None
