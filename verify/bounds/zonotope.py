@@ -173,14 +173,17 @@ def _own_rows_times(g: Arr, w: Arr) -> Arr | None:
     has one product and zeros, so out is that product, exactly what a matmul computes
     (adding zeros is exact); None otherwise."""
     kdim, sdim = g.shape[-2:]
-    flat = g.reshape(-1, kdim, sdim)
-    nonzero = flat != 0
-    if sdim == 0 or np.any(np.count_nonzero(nonzero, axis=-2) > 1):
+    if sdim == 0:
         return None
-    row = np.argmax(nonzero, axis=-2)  # [B, S]: the one nonzero row (0 when none)
+    flat = g.reshape(-1, kdim, sdim)
+    row = np.argmax(flat != 0, axis=-2)  # [B, S]: a nonzero row (0 when none)
     val = np.take_along_axis(flat, row[:, None, :], axis=-2)[:, 0, :]  # [B, S]
-    out: Arr = w[row] * val[..., None]  # [B, S, N]
-    return np.swapaxes(out, -1, -2).reshape(g.shape[:-2] + (w.shape[1], sdim))
+    # each symbol has at most one nonzero row iff the nonzeros are the ones found
+    if np.count_nonzero(flat) != np.count_nonzero(val):
+        return None
+    wt = w.T  # out[b, n, s] = w[row[b, s], n] val[b, s], laid out [B, N, S] directly
+    out: Arr = np.stack([wt[:, row[i]] * val[i] for i in range(flat.shape[0])])
+    return out.reshape(g.shape[:-2] + (w.shape[1], sdim))
 
 
 def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None:
@@ -211,8 +214,9 @@ def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None
     slack = _up(_gamma64(kdim + 2) * 2.0 * _up(absin * (1.0 + 2.0 * _gamma64(kdim + 2))))
     r = _up(_up(r * (1.0 + 2.0 * _gamma64(kdim + 2))) + slack)
     r = _up(r + kdim * (count + 1) * TINY64)
-    return Zono(np.broadcast_to(c, shape).copy(), np.broadcast_to(g, shape + (count,)).copy(),
-                np.broadcast_to(r, shape).copy())
+    # (g is a new array: kept as it is where it has the node's shape already)
+    g = g if g.shape == shape + (count,) else np.broadcast_to(g, shape + (count,)).copy()
+    return Zono(np.broadcast_to(c, shape).copy(), g, np.broadcast_to(r, shape).copy())
 
 
 def _sum(a: Zono, axes: tuple[int, ...], keepdims: bool, shape: tuple[int, ...],
