@@ -75,7 +75,7 @@ def test_running_errors_bound_the_exact_recurrence(rows: int, size: int, seed: i
 
 @settings(deadline=None, max_examples=60)
 @given(st.integers(1, 3), st.integers(1, 40), st.integers(1, 5), st.integers(0, 2**31),
-       st.booleans(), st.sampled_from(["normal", "pow2", "tiny", "cancel"]),
+       st.booleans(), st.sampled_from(["normal", "pow2", "tiny", "cancel", "zero_real"]),
        st.sampled_from([1e-7, 1e-3, 0.5]), st.sampled_from([U32, 2.0**-25]),
        st.booleans())
 def test_split_fold_bounds_the_exact_errors(m: int, k: int, n: int, seed: int, w_first: bool,
@@ -96,6 +96,8 @@ def test_split_fold_bounds_the_exact_errors(m: int, k: int, n: int, seed: int, w
     # the computed operand: any binary32 point within rad of the real one
     xc = (x + (rng.random(shape_x) * 2 - 1) * rad).astype(f32)
     xc = np.where(rng.random(shape_x) < 0.8, xc, x).astype(f32)  # some exact entries
+    if kind == "zero_real":  # real operand 0: every computed partial sum is error alone
+        xc, x = x, np.zeros(shape_x, dtype=f32)
     e = np.nextafter(np.abs(xc.astype(np.float64) - x.astype(np.float64)), np.inf)
     e = np.where(xc == x, 0.0, e)
     e.flat[0] = max(e.flat[0], 2.0**-149)  # at least one error: the split path
