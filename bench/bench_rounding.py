@@ -1,5 +1,6 @@
 """Tightness and cost of verify.rounding on the 784-256-256-10 ReLU MLP
-(run: python bench/bench_rounding.py [samples], default 10^4).
+(run: python bench/bench_rounding.py [samples], default 10^4; `--cost` prints the cost
+figure alone, in seconds instead of a minute).
 
 Weights are random normal with std 1/sqrt(fan_in) (trained scale), the box has radius 0.01
 around a random point in [0, 1]^784. Observed error: ieee32exec (and native NumPy float32)
@@ -43,7 +44,10 @@ from torchlean.verify.rounding.worst_order import (  # noqa: E402
 ROUNDS = 5  # interleaved timing rounds for the cost figure
 
 
-def main(samples: int) -> None:
+def _model() -> tuple[object, dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray,
+                      np.random.Generator]:
+    """The MLP, its weights, the box's centre and ends, and the generator that drew them
+    (the sample points continue its stream)."""
     rng = np.random.default_rng(0)
     sizes = [784, 256, 256, 10]
     layers: list[object] = []
@@ -57,7 +61,12 @@ def main(samples: int) -> None:
         params[k] = rng.normal(0, std, v.shape).astype(np.float32)
     x0 = rng.random(784).astype(np.float32)
     r = np.float32(0.01)
-    lo, hi = x0 - r, x0 + r
+    return net, params, x0, x0 - r, x0 + r, rng
+
+
+def main(samples: int) -> None:
+    net, params, x0, lo, hi, rng = _model()
+    sizes = [784, 256, 256, 10]
     rep, t_bound = {}, {}
     error_bound(net, params, (lo, hi), attribute=False)  # warm-up: first-call costs
     for enc in ("zonotope", "interval"):
@@ -115,6 +124,16 @@ def main(samples: int) -> None:
               f"ratio {b / obs if obs else float('inf'):.3g}  (search {took:.1f} s)")
     pt = error_bound_at(net, params, x0, attribute=False).bound
     print(f"pointwise affine bound at the centre (ieee32exec) {pt:.3e}")
+    cost(net, params, lo, hi, pts[:1])
+
+
+def cost(net: object, params: dict[str, np.ndarray], lo: np.ndarray, hi: np.ndarray,
+         point: np.ndarray) -> None:
+    """Prints the default bound's time in ieee32exec and NumPy forwards of `point`."""
+    error_bound(net, params, (lo, hi), attribute=False)  # warm-up: first-call costs
+    pts = point
+    p_exec = {k: tensor(v, dtype="ieee32exec") for k, v in params.items()}
+    one = tensor(pts[:1], dtype="ieee32exec")
     w32 = [(params[f"{2 * i}.weight"], params[f"{2 * i}.bias"]) for i in range(3)]
 
     def native_one() -> None:
@@ -152,4 +171,8 @@ def main(samples: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)
+    if "--cost" in sys.argv[1:]:
+        net, params, _, lo, hi, _ = _model()
+        cost(net, params, lo, hi, lo[None, :])
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)

@@ -87,8 +87,16 @@ def _step(x: Any, toward: float) -> Arr:
     else:
         np.subtract(bits, out, out=out)
     res = out.view(np.float64)
-    # zeros, infinities and NaN (min or max is then NaN or infinite): np.nextafter itself
-    if not (np.isfinite(xs.min()) and np.isfinite(xs.max()) and np.count_nonzero(xs) == xs.size):
+    # The bit step is np.nextafter's result except for a zero stepped across 0 (+0 down,
+    # -0 up), an infinity stepped outward, and NaN: the first two give NaN here, and a NaN
+    # input makes the input's sum NaN, so sums of both find them all (a non-finite x or
+    # result makes their dot product non-finite: one pass over both where a zero test, a
+    # min and a max took three); those elements then take np.nextafter.
+    if xs.flags.c_contiguous:
+        check = np.dot(xs.reshape(-1), res.reshape(-1))
+    else:
+        check = np.add.reduce(xs, axis=None) + np.add.reduce(res, axis=None)
+    if not np.isfinite(check):
         special = ~(np.isfinite(xs) & (xs != 0))
         res[special] = np.nextafter(xs[special], toward)
     return res.reshape(xs.shape)

@@ -20,7 +20,7 @@ and added to r. The module's only output consumers read are `hull` and
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -72,11 +72,19 @@ class Zono:
     c: Arr
     g: Arr
     r: Arr
+    abs_g: Arr | None = field(default=None, repr=False, compare=False)
+    """`_sumabs(g)` once computed (g is never changed in place after construction)."""
+
+    def sumabs(self) -> Arr:
+        """An upper bound of sum_s |g[..., s]| (`_sumabs`), computed once."""
+        if self.abs_g is None:
+            self.abs_g = _sumabs(self.g)
+        return self.abs_g
 
     @property
     def radius(self) -> Arr:
         """An upper bound of |value - c| over all symbol values."""
-        return _up(_sumabs(self.g) + self.r)
+        return _up(self.sumabs() + self.r)
 
     def padded(self, count: int) -> Arr:
         """G with zero columns up to `count` symbols."""
@@ -125,17 +133,20 @@ def from_interval(lo: Arr, hi: Arr, syms: Symbols, fresh: bool = True) -> Zono |
     return Zono(mid, g.reshape(mid.shape + (syms.count,)), np.zeros(mid.shape))
 
 
-def _rounding(c: Arr, g: Arr, flops: int) -> Arr:
+def _rounding(c: Arr, g: Arr, flops: int, abs_g: Arr | None = None) -> Arr:
     """A bound of the binary64 error of c and of sum_s |error of g[..., s]| when each was
-    computed with `flops` round-to-nearest operations from exact inputs."""
-    return _up(_gamma64(flops + 1) * _up(np.abs(c) + _sumabs(g)) * 2.0
+    computed with `flops` round-to-nearest operations from exact inputs (`abs_g`:
+    `_sumabs(g)` if known)."""
+    abs_g = _sumabs(g) if abs_g is None else abs_g
+    return _up(_gamma64(flops + 1) * _up(np.abs(c) + abs_g) * 2.0
                + (g.shape[-1] + 1) * flops * TINY64)
 
 
 def _linear(c: Arr, g: Arr, r: Arr, flops: int) -> Zono:
     """A zonotope whose c and g were computed with `flops` operations; r already bounds
     the propagated radius; the computation's error joins r."""
-    return Zono(c, g, _up(r + _rounding(c, g, flops)))
+    abs_g = _sumabs(g)
+    return Zono(c, g, _up(r + _rounding(c, g, flops, abs_g)), abs_g)
 
 
 def _add(a: Zono, b: Zono, sign: float, shape: tuple[int, ...], count: int) -> Zono:
@@ -151,7 +162,7 @@ def _mul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono:
     c = a.c * b.c
     g = a.padded(count) * b.c[..., None] + b.padded(count) * a.c[..., None]
     rest = _up(_up(np.abs(a.c) * b.r) + _up(np.abs(b.c) * a.r))
-    rest = _up(rest + _up(_up(_sumabs(a.g) + a.r) * _up(_sumabs(b.g) + b.r)))
+    rest = _up(rest + _up(_up(a.sumabs() + a.r) * _up(b.sumabs() + b.r)))
     return _linear(np.broadcast_to(c, shape).copy(), np.broadcast_to(g, shape + (count,)).copy(),
                    np.broadcast_to(rest, shape).copy(), 2)
 
@@ -162,14 +173,17 @@ def _own_rows_times(g: Arr, w: Arr) -> Arr | None:
     has one product and zeros, so out is that product, exactly what a matmul computes
     (adding zeros is exact); None otherwise."""
     kdim, sdim = g.shape[-2:]
-    flat = g.reshape(-1, kdim, sdim)
-    nonzero = flat != 0
-    if sdim == 0 or np.any(np.count_nonzero(nonzero, axis=-2) > 1):
+    if sdim == 0:
         return None
-    row = np.argmax(nonzero, axis=-2)  # [B, S]: the one nonzero row (0 when none)
+    flat = g.reshape(-1, kdim, sdim)
+    row = np.argmax(flat != 0, axis=-2)  # [B, S]: a nonzero row (0 when none)
     val = np.take_along_axis(flat, row[:, None, :], axis=-2)[:, 0, :]  # [B, S]
-    out: Arr = w[row] * val[..., None]  # [B, S, N]
-    return np.swapaxes(out, -1, -2).reshape(g.shape[:-2] + (w.shape[1], sdim))
+    # each symbol has at most one nonzero row iff the nonzeros are the ones found
+    if np.count_nonzero(flat) != np.count_nonzero(val):
+        return None
+    wt = w.T  # out[b, n, s] = w[row[b, s], n] val[b, s], laid out [B, N, S] directly
+    out: Arr = np.stack([wt[:, row[i]] * val[i] for i in range(flat.shape[0])])
+    return out.reshape(g.shape[:-2] + (w.shape[1], sdim))
 
 
 def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None:
@@ -179,11 +193,11 @@ def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None
         w = b.c
         kdim = w.shape[-2]
         g = _own_rows_times(a.padded(count), w)
-        if g is None:
-            g = np.swapaxes(np.matmul(np.swapaxes(a.padded(count), -1, -2), w), -1, -2)
+        if g is None:  # [..., N, S] = W^T [N, K] @ G [..., K, S]: BLAS reads both in place
+            g = np.matmul(w.T, a.padded(count))
         r = np.matmul(a.r, np.abs(w))
         c = np.matmul(a.c, w)
-        absin = np.matmul(_up(np.abs(a.c) + _sumabs(a.g)), np.abs(w))
+        absin = np.matmul(_up(np.abs(a.c) + a.sumabs()), np.abs(w))
     elif a.is_point:  # W @ X
         w = a.c
         kdim = w.shape[-1]
@@ -192,7 +206,7 @@ def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None
             gb.shape[:-3] + (w.shape[-2],) + gb.shape[-2:])
         r = np.matmul(np.abs(w), b.r)
         c = np.matmul(w, b.c)
-        absin = np.matmul(np.abs(w), _up(np.abs(b.c) + _sumabs(b.g)))
+        absin = np.matmul(np.abs(w), _up(np.abs(b.c) + b.sumabs()))
     else:
         return None
     # a K-term dot product in binary64: |error| <= gamma_K sum |terms| (Higham 3.5), and
@@ -200,8 +214,9 @@ def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None
     slack = _up(_gamma64(kdim + 2) * 2.0 * _up(absin * (1.0 + 2.0 * _gamma64(kdim + 2))))
     r = _up(_up(r * (1.0 + 2.0 * _gamma64(kdim + 2))) + slack)
     r = _up(r + kdim * (count + 1) * TINY64)
-    return Zono(np.broadcast_to(c, shape).copy(), np.broadcast_to(g, shape + (count,)).copy(),
-                np.broadcast_to(r, shape).copy())
+    # (g is a new array: kept as it is where it has the node's shape already)
+    g = g if g.shape == shape + (count,) else np.broadcast_to(g, shape + (count,)).copy()
+    return Zono(np.broadcast_to(c, shape).copy(), g, np.broadcast_to(r, shape).copy())
 
 
 def _sum(a: Zono, axes: tuple[int, ...], keepdims: bool, shape: tuple[int, ...],
@@ -211,7 +226,7 @@ def _sum(a: Zono, axes: tuple[int, ...], keepdims: bool, shape: tuple[int, ...],
     gaxes = tuple(i if i >= 0 else i - 1 for i in axes)
     g = np.sum(a.padded(count), axis=gaxes, keepdims=keepdims).reshape(shape + (count,))
     r = np.sum(a.r, axis=axes, keepdims=keepdims).reshape(shape)
-    absin = np.sum(_up(np.abs(a.c) + _sumabs(a.g)), axis=axes, keepdims=keepdims)
+    absin = np.sum(_up(np.abs(a.c) + a.sumabs()), axis=axes, keepdims=keepdims)
     slack = _up(_gamma64(m + 2) * 2.0 * _up(absin.reshape(shape) * (1.0 + 2.0 * _gamma64(m + 2))))
     r = _up(_up(r * (1.0 + 2.0 * _gamma64(m + 2))) + slack)
     return Zono(c, g, _up(r + m * (count + 1) * TINY64))
@@ -351,11 +366,11 @@ def _shared_partial_sums(gs: Arr, w: Arr) -> Arr:
     rowmag = np.abs(w) * np.sum(np.abs(gs), axis=1)[:, None]  # |w_i| sum_s |g_is|
     out = np.empty((kdim, ndim))
     acc = np.zeros((ndim, gs.shape[1]))
-    buf = np.empty_like(acc)
+    buf = np.empty_like(acc)  # (reused: large temporaries cost page faults)
     before = np.zeros(ndim)  # sum_s |P| at the end of the previous block
     for k0 in range(0, kdim, BLOCK):
         k1 = min(k0 + BLOCK, kdim)
-        acc += w[k0:k1].T @ gs[k0:k1]
+        acc += np.matmul(w[k0:k1].T, gs[k0:k1], out=buf)
         after = np.sum(np.abs(acc, out=buf), axis=1)  # sum_s |P_(k1 - 1)|
         rows = rowmag[k0:k1]
         from_start = before + np.cumsum(rows, axis=0)
@@ -380,13 +395,18 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
     for m in range(c2.shape[0]):
         g = g3[m]
         shared = np.count_nonzero(g, axis=0) > 1
-        sum_g = _sumabs(g)
+        sum_g = x.sumabs().reshape(c2.shape)[m]  # (the same rows' sums)
         own = _sumabs(g[:, ~shared]) if shared.any() else sum_g  # [K]
-        # (in place below: large temporaries cost more than the arithmetic)
-        mag = _cumsum_rows(np.multiply(c2[m][:, None], w))
-        np.abs(mag, out=mag)  # |c partial sums|, [K, N]
-        part = np.multiply(absw, _up(own + r2[m])[:, None])
-        mag += _cumsum_rows(part)
+        # the three running sums down the rows side by side, [K, 3N]: c w, |w| (own + r)
+        # and |w| (|c| + sum |g| + r) (each column the same sequential sum as alone; in
+        # place: large temporaries cost more than the arithmetic)
+        runs = np.empty((kdim, 3, ndim))
+        np.multiply(c2[m][:, None], w, out=runs[:, 0])
+        np.multiply(absw, _up(own + r2[m])[:, None], out=runs[:, 1])
+        np.multiply(absw, _up(np.abs(c2[m]) + sum_g + r2[m])[:, None], out=runs[:, 2])
+        _cumsum_rows(runs.reshape(kdim, 3 * ndim))
+        mag = np.abs(runs[:, 0])  # |c partial sums|, [K, N]
+        mag += runs[:, 1]
         gs = g[:, shared]
         if gs.shape[1]:
             mag += _shared_partial_sums(gs, w)
@@ -394,8 +414,7 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
         # entry on |c| |w|, |G| |w| and r |w| terms: bounded by gamma of that count times
         # their cumulative magnitude (Higham 3.1), plus underflows
         steps = kdim + g.shape[1] + 2
-        slack = _cumsum_rows(np.multiply(absw, _up(np.abs(c2[m]) + sum_g + r2[m])[:, None],
-                                         out=part))  # absin
+        slack = runs[:, 2]  # absin
         slack *= _gamma64(steps) * 4.0
         slack += steps * kdim * TINY64
         mag *= 1.0 + 2.0 * _gamma64(steps)

@@ -136,6 +136,20 @@ def _mid_rad(lo: Arr, hi: Arr) -> tuple[Arr, Arr]:
     return mid, np.maximum(_up(hi - mid), _up(mid - lo))
 
 
+def _diagonal(cf: Arr) -> Arr | None:
+    """The diagonal d of a block [1, ..., 1, K, K] that is diagonal (a fresh block, rows
+    scaled), else None: W^T C is then W^T d column by column, each entry one product of
+    a matmul's otherwise exact zero terms, so the same figures as the matmul."""
+    k = cf.shape[-1]
+    if cf.ndim < 2 or cf.shape[-2] != k or cf.size != k * k:
+        return None
+    square = cf.reshape(k, k)
+    d = np.diagonal(square)
+    if np.count_nonzero(square) != np.count_nonzero(d):
+        return None
+    return np.asarray(d)
+
+
 def _affine_matmul(nid: int, args: list[Form], c: Ctx, shape: tuple[int, ...],
                    local: Arr) -> Blocks:
     a, b = args
@@ -150,10 +164,14 @@ def _affine_matmul(nid: int, args: list[Form], c: Ctx, shape: tuple[int, ...],
                 out[j] = np.einsum("...mk,...kns->...mns", w, cf)
         absw, lin_in = np.abs(w), lin(b.blocks, b.lo.shape)
         slop_lin = _up(np.matmul(absw, lin_in) * _up(1.0 + 4.0 * kdim * U64))
-    else:  # X @ W
+    else:  # X @ W: [..., N, s] = W^T [N, K] @ C [..., K, s] (BLAS reads both in place)
         w, kdim = b.lo, b.lo.shape[-2]
         for j, cf in a.blocks.items():
-            out[j] = np.swapaxes(np.matmul(np.swapaxes(cf, -1, -2), w), -1, -2)
+            diag = _diagonal(cf)
+            if diag is not None and w.ndim == 2:  # one product per entry: W^T d
+                out[j] = (w.T * diag).reshape(cf.shape[:-2] + (w.shape[1], cf.shape[-1]))
+            else:
+                out[j] = np.matmul(np.swapaxes(w, -1, -2), cf)
         absw, lin_in = np.abs(w), lin(a.blocks, a.lo.shape)
         slop_lin = _up(np.matmul(lin_in, absw) * _up(1.0 + 4.0 * kdim * U64))
     out = {j: np.broadcast_to(cf, shape + cf.shape[-1:]) for j, cf in out.items()}
@@ -215,8 +233,8 @@ def _widened_partial_sums(smag: Arr, a: Form, b: Form) -> Arr:
     """Partial-sum bounds of the computed arguments' product: the real ones plus
     sum_{i<=k} |w_i| e_i, the arguments' errors carried along (2-D a @ b, one a point)."""
     x = a if b.exact_point else b
-    if not np.any(x.e):  # every term 0: the figure below is up(0) throughout
-        return _up(smag + _up(0.0))
+    if not np.any(x.e):  # the computed arguments are the real ones: nothing to add
+        return smag
     if b.exact_point:  # X @ W: [M, N, K] += cumsum_k |W[k, n]| e[m, k]
         terms = np.abs(b.lo).T[None, :, :] * a.e[:, None, :]
     else:  # W @ X: [M, N, K] += cumsum_k |W[m, k]| e[k, n]
@@ -241,9 +259,15 @@ class AffineStep:
     c: Ctx
     shape: tuple[int, ...]
     smag: Arr | None = None
+    known_local: Arr | None = None
 
     def local(self, smag: Arr | None = None) -> Arr:
-        """The op's own rounding on the computed arguments (the elementwise rule)."""
+        """The op's own rounding on the computed arguments (the elementwise rule).
+        `known_local` is that figure when the elementwise pass already computed it: no
+        argument carries an error, so the computed arguments are the real ones, the very
+        arguments (and, for a matmul, partial-sum bounds `smag`) of that pass's rule."""
+        if self.known_local is not None:
+            return self.known_local
         return bound_rule(self.op, [a.widened for a in self.args], self.attrs, self.c, smag).e
 
 
@@ -260,6 +284,8 @@ def _fresh_only(s: AffineStep) -> Blocks:
 
 
 def _moved(s: AffineStep) -> Blocks:
+    if not any(a.blocks for a in s.args):  # nothing to move (a transposed weight)
+        return {}
     return _gather(s.op, s.args, s.attrs, s.shape)
 
 

@@ -19,10 +19,12 @@ binary32 parameters. The error model (docs/verify-rounding.md has the derivation
   rigorous bound of |f'| over the enclosure widened by the input error; in
   `float32_any_order` the vendor libm is assumed within `ULP_BUDGET` ulps.
 
-All bounds are computed in binary64 with every operation rounded outward (np.nextafter
-after each correctly rounded NumPy op), and function images through
-`spec.fields.interval_math`, so a bound is an upper bound of the exact quantity, never an
-approximation. Values that could reach the binary32 overflow threshold are refused.
+All bounds are computed in binary64 with every operation rounded outward (the next
+binary64 number after each correctly rounded NumPy op) or, for the long sums of a fold,
+in round-to-nearest with a stated gamma factor covering it (`fold`), and function images
+through `spec.fields.interval_math`, so a bound is an upper bound of the exact quantity,
+never an approximation. Values that could reach the binary32 overflow threshold are
+refused.
 
 This module holds the entry points and the report; the error model is in `model`, the
 per-op rules in `rules` (elementwise) and `affine`, the passes over a graph in

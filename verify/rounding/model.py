@@ -103,6 +103,9 @@ class Bound:
     lo: Arr
     hi: Arr
     e: Arr
+    local: Arr | None = None
+    """Where a rule bounded it apart (a matmul's split fold): the node's own rounding on
+    any computed arguments within the arguments' e of the real ones; e includes it."""
 
     @property
     def mag(self) -> Arr:
@@ -122,6 +125,8 @@ class Ctx:
         """Rounding error of one correctly rounded result of magnitude <= m."""
         if not self.rounds:
             return np.zeros_like(m)
+        if not np.any(may_sub):  # (adding 0.0 changes nothing)
+            return _up(_up(half_ulp(m, self.u)))
         return _up(_up(half_ulp(m, self.u)) + np.where(may_sub, ETA, 0.0))
 
     def rho_fn(self, m: Arr, may_sub: Arr) -> Arr:

@@ -103,9 +103,20 @@ class RealPass:
     syms: zono.Symbols = field(default_factory=zono.Symbols)
 
 
+def _one_row_symbols(x: zono.Zono) -> bool:
+    """Whether each of x's symbols appears in one element only and x has no radius r (an
+    input box): there its partial-sum bounds would be |sum c_i w_i| + sum |w_i| rad_i,
+    the interval partial sums the fold computes itself (with less binary64 slack), so
+    they are not computed."""
+    g = x.g.reshape(-1, x.g.shape[-1])
+    return not np.any(x.r) and int(np.count_nonzero(g)) == int(np.count_nonzero(g.any(axis=0)))
+
+
 def _partial_sums(a: zono.Zono | None, b: zono.Zono | None) -> Arr | None:
     """Bounds of |real partial sum k| of a 2-D a @ b, in the matmul terms' layout."""
     if a is None or b is None or a.c.ndim != 2 or b.c.ndim != 2:
+        return None
+    if _one_row_symbols(a if b.is_point else b):
         return None
     if b.is_point and not a.is_point:
         return zono.matmul_partial_sums(a, b.c)
@@ -176,6 +187,12 @@ class _ElementwisePass(GraphInterpreter[Bound]):
         smag = None
         real = self.real
         if self.first and real is not None:
+            if is_structural(n.op) and all(_exact_point(real.zonos[i]) for i in n.args):
+                # moving exact values (a transposed weight) gives exact values: the
+                # moved lower ends, with no symbols to gather
+                b = bound_rule(n.op, args, n.attr_dict, self.ctx(n))
+                self.z = zono.point(b.lo)
+                return b
             self.z, smag = _real_step(real, n, args, self.mode)
             if smag is not None:
                 real.smag[n.id] = smag
@@ -190,16 +207,35 @@ class _ElementwisePass(GraphInterpreter[Bound]):
                 z = self.z
                 if z is None:  # no linear rule: start afresh from the interval
                     z = zono.from_interval(b.lo, b.hi, real.syms, fresh=n.op != "literal")
+                    # whose hull contains [b.lo, b.hi]: the intersection is b's interval
+                    real.hulls.append((b.lo, b.hi))
+                elif not n.is_leaf and not n.is_constant and is_structural(n.op):
+                    # the zonotope's rows are the arguments' rows moved, so its hull is
+                    # their hulls moved, which contain the moved intervals b
+                    real.hulls.append((b.lo, b.hi))
+                else:
+                    real.hulls.append(zono.hull(z))
                 real.zonos.append(z)
-                real.hulls.append(zono.hull(z) if z is not None else (b.lo, b.hi))
             zlo, zhi = real.hulls[n.id]
-            b = Bound(np.maximum(b.lo, zlo), np.minimum(b.hi, zhi), b.e)
+            if n.op == "param" or (zlo is b.lo and zhi is b.lo) or (zlo is b.lo and zhi is b.hi):
+                # a weight, or an exact point whose hull is its own value (b.hi = b.lo
+                # there), or b's own interval: the intersection is b itself
+                pass
+            else:
+                b = Bound(np.maximum(b.lo, zlo), np.minimum(b.hi, zhi), b.e, b.local)
             if np.any(b.lo > b.hi):  # two sound enclosures of one real value cannot miss
                 raise AssertionError(f"{self.graph.describe(n)}: disjoint real enclosures")
+        if n.op == "param":  # finite binary32 numbers (params32): never an overflow
+            return b
         if _may_overflow(b):
             raise RoundingBoundError(f"{self.graph.describe(n)}: a value may reach the "
                                      "binary32 overflow threshold 2^128 - 2^103 inside the box")
         return b
+
+
+def _exact_point(z: zono.Zono | None) -> bool:
+    """Whether z is an exact real value with no symbols (a weight, say)."""
+    return z is not None and z.g.shape[-1] == 0 and not np.any(z.r)
 
 
 def _may_overflow(b: Bound) -> bool:
@@ -250,12 +286,24 @@ class _AffinePass(GraphInterpreter[Form]):
 
     def op(self, n: Node, args: list[Form]) -> Form:
         c = Ctx(self.mode, self.u, True, self.graph.describe(n))
-        step = AffineStep(n.op, n.id, args, n.attr_dict, c, tuple(n.shape), self.smag.get(n.id))
+        # error-free arguments: the elementwise pass's bound is the op's own rounding on
+        # them (the same rule on the same arrays), so the affine rule need not redo it
+        exact_args = not any(np.any(self.bounds[i].e) for i in n.args)
+        known = self.bounds[n.id].e if exact_args else None
+        if known is None and self.bounds[n.id].local is not None and \
+                all(np.array_equal(f.e, self.bounds[i].e) for f, i in zip(args, n.args,
+                                                                          strict=True)):
+            # the elementwise pass bounded the op's own rounding apart (a matmul's split
+            # fold) for computed arguments within these very errors
+            known = self.bounds[n.id].local
+        step = AffineStep(n.op, n.id, args, n.attr_dict, c, tuple(n.shape), self.smag.get(n.id),
+                          known)
         return self.form(n, AFFINE_RULES.get(n.op, c.where)(step))
 
     def form(self, n: Node, blocks: Blocks) -> Form:
         el = self.bounds[n.id]
-        e = np.minimum(lin(blocks, tuple(n.shape)), el.e)
+        # no symbols: no error (a weight); the minimum with el.e would be 0 as well
+        e = np.minimum(lin(blocks, tuple(n.shape)), el.e) if blocks else np.zeros(el.e.shape)
         return Form(el.lo, el.hi, e, blocks)
 
 

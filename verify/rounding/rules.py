@@ -27,8 +27,10 @@ from ...spec.fields.base import PI
 from ...spec.ops import OPS, apply
 from ...spec.ops.rules import RuleTable
 from ...spec.tensor import Tensor
+from ..outward import U64, gamma_up
 from ..outward import next_down as _dn
 from ..outward import next_up as _up
+from .fold import running_errors
 from .model import (
     ETA,
     GELU_SLOPE,
@@ -78,13 +80,25 @@ def _add(a: Bound, b: Bound, c: Ctx, sign: int = 1) -> Bound:
     return Bound(lo, hi, _up(ep + r))
 
 
-def _mul_enclosure(alo: Arr, ahi: Arr, blo: Arr, bhi: Arr) -> tuple[Arr, Arr]:
+def binary32_values(*arrays: Arr) -> bool:
+    """Whether every element of the arrays is a (finite) binary32 number."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(bool(np.all(v.astype(np.float32).astype(np.float64) == v)) for v in arrays)
+
+
+def _mul_enclosure(alo: Arr, ahi: Arr, blo: Arr, bhi: Arr,
+                   exact: bool = False) -> tuple[Arr, Arr]:
+    """[lo, hi] of the products; `exact` when all ends are binary32 numbers: their
+    products (48-bit significands, exponents within binary64's range) are exact in
+    binary64, so no step outward is needed."""
     cands = [alo * blo, alo * bhi, ahi * blo, ahi * bhi]
+    if exact:
+        return np.minimum.reduce(cands), np.maximum.reduce(cands)
     return _dn(np.minimum.reduce(cands)), _up(np.maximum.reduce(cands))
 
 
 def _mul(a: Bound, b: Bound, c: Ctx) -> Bound:
-    lo, hi = _mul_enclosure(a.lo, a.hi, b.lo, b.hi)
+    lo, hi = _mul_enclosure(a.lo, a.hi, b.lo, b.hi, binary32_values(a.lo, a.hi, b.lo, b.hi))
     ep = _up(_up(_up(a.mag * b.e) + _up(b.mag * a.e)) + _up(a.e * b.e))
     may_sub = may_be_subnormal(lo, hi, ep)
     r = c.rho(_up(absmax(lo, hi) + ep), may_sub)
@@ -242,20 +256,25 @@ def _any_order(lo: Arr, hi: Arr, ep: Arr, tsum: Arr, n: int, c: Ctx, products: b
     return Bound(lo, hi, _up(ep + local))
 
 
-_NORMAL64 = 2.0**-1022  # smallest normal binary64
-_EXPONENT = np.int64(0x7FF0000000000000)  # a binary64's exponent bits
-_CHUNK = 8192  # elements per block of fold rows: small temporaries stay in cache
-Rows = Callable[[int, int], tuple[Arr, Arr, Arr]]
+_CHUNK = 16384  # elements per block of fold rows: small temporaries stay in cache
+Rows = Callable[[int, int], tuple[Arr, ...]]
+
+
+def _product_rounding(tlo: Arr, thi: Arr, te: Arr, mk: Arr, c: Ctx,
+                      exact: Mask | None) -> Arr:
+    """Each product's own rounding, for products with enclosures [tlo, thi], computed
+    operands giving products within te of them, and mk = up(|product| + te)
+    (elementwise; `exact`: power-of-two factors)."""
+    may_sub = may_be_subnormal(tlo, thi, te)
+    rho = c.rho(mk, may_sub)
+    if exact is not None and np.any(exact):  # times an exact power of two: only an
+        rho = np.where(exact, np.where(may_sub, ETA, 0.0), rho)  # underflow can round
+    return rho
 
 
 def _own_rounding(tlo: Arr, thi: Arr, te: Arr, mk: Arr, c: Ctx, exact: Mask | None) -> Arr:
-    """Term errors te plus each product's own rounding, for products with enclosures
-    [tlo, thi] and mk = up(|product| + te) (elementwise; `exact`: power-of-two factors)."""
-    may_sub = may_be_subnormal(tlo, thi, te)
-    rho = c.rho(mk, may_sub)
-    if exact is not None:  # times an exact power of two: only an underflow can round
-        rho = np.where(exact, np.where(may_sub, ETA, 0.0), rho)
-    return _up(te + rho)
+    """Term errors te plus each product's own rounding (`_product_rounding`)."""
+    return _up(te + _product_rounding(tlo, thi, te, mk, c, exact))
 
 
 def _left_fold(tlo: Arr, thi: Arr, te: Arr, tmag: Arr, c: Ctx, products: bool,
@@ -278,40 +297,72 @@ def _left_fold(tlo: Arr, thi: Arr, te: Arr, tmag: Arr, c: Ctx, products: bool,
 
 
 def _fold_rows(n: int, shape: tuple[int, ...], rows: Rows, c: Ctx,
-               smag: Arr | None) -> Bound:
+               smag: Arr | None, split: bool = False) -> Bound:
     """The step-by-step bound of `_left_fold` for n terms of `shape`, taken in blocks of
     rows: `rows(k0, k1)` gives terms k0..k1-1 as (lower, upper, error with the term's own
-    rounding), each [k1 - k0, *shape]; `smag` [n, *shape] bounds the real partial sums."""
+    rounding), each [k1 - k0, *shape]; `smag` [n, *shape] bounds the real partial sums.
+
+    With `split`, rows gives (lower, upper, own rounding, propagated error) and the fold
+    bounds separately P, the propagated errors' sum, and R, the rounding of the computed
+    fold of the computed products: their partial sums are within P_k of the real ones, so
+    |computed partial sum k| <= |S_k| + P_k + R_(k-1) + own_k and R follows the same
+    running-error recurrence with magnitudes |S_k| + P_k. The result's e is P + R and its
+    `local` R, the node's own rounding on its computed arguments (for the affine pass)."""
     size = int(np.prod(shape, dtype=np.int64))
     if n == 0:
         return Bound(np.zeros(shape), np.zeros(shape), np.zeros(shape))
     block = max(1, _CHUNK // max(size, 1))
-    acc = np.zeros((2, size))  # the running sum's enclosure as (-lower, upper)
+    # round-to-nearest running sums of the terms' lower and upper ends and magnitudes
+    # (and, split, the propagated errors): a recursive sum of k terms errs by at most
+    # gamma_(k-1) times the sum of their magnitudes (Higham 4.2), which the computed
+    # magnitude sum underestimates by at most a factor 1 - gamma_(k-1); `slack`
+    # (2 gamma_(n+1)) covers both
+    slack = float(_up(2.0 * gamma_up(n + 1, U64)))
+    width = 4 if split else 3
+    acc = np.zeros((width, size))
     err: Arr | None = None  # the running error bound
     overflow = False
     for k0 in range(0, n, block):
         k1 = min(n, k0 + block)
-        tlo, thi, te = rows(k0, k1)
-        pair = np.empty((k1 - k0, 2, size))
-        pair[:, 0] = -tlo.reshape(k1 - k0, size)
-        pair[:, 1] = thi.reshape(k1 - k0, size)
-        run = _running_up(pair, acc)
+        parts = rows(k0, k1)
+        tlo, thi, te = parts[:3]
+        run = np.empty((k1 - k0, width, size))
+        run[:, 0] = tlo.reshape(k1 - k0, size)
+        run[:, 1] = thi.reshape(k1 - k0, size)
+        np.maximum(np.abs(run[:, 0]), np.abs(run[:, 1]), out=run[:, 2])
+        if split:
+            run[:, 3] = np.broadcast_to(parts[3], tlo.shape).reshape(k1 - k0, size)
+        np.add(acc, run[0], out=run[0])
+        for k in range(1, k1 - k0):
+            np.add(run[k - 1], run[k], out=run[k])
         acc = run[-1]
-        sums = np.maximum(np.abs(run[:, 0]), np.abs(run[:, 1]))  # |S_k| bounds
+        off = _up(run[:, 2] * slack)  # bounds |computed - exact| of run[:, 0] and run[:, 1]
+        sums = np.maximum(np.abs(run[:, 0]), np.abs(run[:, 1]))
+        sums += off
+        sums = _up(sums)  # |S_k| bounds
         terms = np.ascontiguousarray(np.broadcast_to(te, tlo.shape)).reshape(k1 - k0, size)
         if not c.rounds:
             errs = _running_up(terms, np.zeros(size) if err is None else err)
         else:
             mags = sums if smag is None else np.minimum(sums, smag[k0:k1].reshape(sums.shape))
-            errs = _running_errors(terms, mags, c.u, err)
+            if split:  # + P_k (the computed running sum, relatively within slack of P_k)
+                mags = _up(mags + _up(run[:, 3] * (1.0 + slack)))
+            errs = running_errors(terms, mags, c.u, err)
         err = errs[-1]
         # an error bound that is no longer finite means an overflow as well
         overflow = overflow or bool(np.any(_up(sums + errs) >= OVERFLOW)) or \
             not bool(np.all(np.isfinite(err)))
-    if overflow:
-        raise RoundingBoundError(f"{c.where}: a partial sum may overflow binary32")
     assert err is not None
-    return Bound((-acc[0]).reshape(shape), acc[1].reshape(shape), err.reshape(shape))
+    off_end = _up(acc[2] * slack)
+    lo, hi = _dn(acc[0] - off_end).reshape(shape), _up(acc[1] + off_end).reshape(shape)
+    if not split:
+        if overflow:
+            raise RoundingBoundError(f"{c.where}: a partial sum may overflow binary32")
+        return Bound(lo, hi, err.reshape(shape))
+    total = _up(_up(acc[3] * (1.0 + slack)) + err)
+    if overflow or np.any(_up(_up(acc[2] * (1.0 + slack)) + total) >= OVERFLOW):
+        raise RoundingBoundError(f"{c.where}: a partial sum may overflow binary32")
+    return Bound(lo, hi, total.reshape(shape), local=err.reshape(shape))
 
 
 def _running_up(xs: Arr, start: Arr) -> Arr:
@@ -343,40 +394,6 @@ def _step_up_inplace(x: Arr) -> None:
     bits += away
 
 
-def _running_errors(terms: Arr, mags: Arr, u: float, prev: Arr | None) -> Arr:
-    """E_k = up(s + half_ulp(up(m_k + s), u)) with s = up(E_(k-1) + t_k), for terms t and
-    partial-sum magnitudes m laid out [rows, size], E_(-1) = `prev`; or, where `prev` is
-    None (the fold's first term), E_0 = up(t_0). All E_k, [rows, size]. Every quantity
-    is positive, so a step up is one more in the bit pattern (an overflow becomes NaN,
-    which the caller treats as one)."""
-    n = terms.shape[0]
-    err = np.empty_like(terms)
-    first = 0
-    if prev is None:
-        np.nextafter(terms[0], np.inf, out=err[0])
-        prev, first = err[0], 1
-    # half_ulp(m) = u 2^floor(log2 m) is u times m's exponent bits for a normal m (and
-    # inf for inf); a subnormal m (never seen in practice) takes the general path
-    fast = bool(np.all(mags[first:] >= _NORMAL64))
-    step = np.empty(terms.shape[1:])
-    m = np.empty(terms.shape[1:])
-    sbits, mbits = step.view(np.int64), m.view(np.int64)
-    for k in range(first, n):
-        np.add(prev, terms[k], out=step)
-        sbits += 1
-        np.add(mags[k], step, out=m)
-        mbits += 1
-        if fast:
-            np.bitwise_and(mbits, _EXPONENT, out=mbits)
-            np.multiply(m, u, out=m)
-        else:
-            m[...] = half_ulp(m, u)
-        np.add(step, m, out=err[k])
-        err[k].view(np.int64)[...] += 1
-        prev = err[k]
-    return err
-
-
 def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> Bound:
     """The matmul x @ w (or w @ x) of 2-D operands, w an exact binary32 matrix:
     `_matmul` computed block by block over the fold's rows, without the full [M, N, K]
@@ -388,8 +405,10 @@ def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> 
         kdim, shape = w.shape[0], (x.lo.shape[0], w.shape[1])
         wk, xk = w[:, None, :], (x.lo.T[:, :, None], x.hi.T[:, :, None], x.e.T[:, :, None])
     wabs = np.abs(wk)
-    pw = exact_pow2(Bound(wk, wk, np.zeros_like(wk)))
+    mant, _ = np.frexp(wk)  # an exact point: exact_pow2's test on its value alone
+    pw = np.asarray((wk == 0) | (np.abs(mant) == 0.5))
     px = exact_pow2(Bound(*xk))
+    exact_products = binary32_values(x.lo, x.hi)  # and w: exact in binary64
     no_error = not np.any(x.e)
     # (amag * 0 = 0 and |w| * 0 = 0, each stepped up: the general rule's figure)
     five_tiny = float(_up(_up(_up(0.0) + _up(0.0)) + _up(0.0)))
@@ -397,7 +416,9 @@ def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> 
     def rows(k0: int, k1: int) -> tuple[Arr, Arr, Arr, Arr]:
         wv = wk[k0:k1]
         p1, p2 = xk[0][k0:k1] * wv, xk[1][k0:k1] * wv
-        tlo, thi = _dn(np.minimum(p1, p2)), _up(np.maximum(p1, p2))
+        tlo, thi = np.minimum(p1, p2), np.maximum(p1, p2)
+        if not exact_products:
+            tlo, thi = _dn(tlo), _up(thi)
         if no_error:
             te = np.full(tlo.shape, five_tiny)
         else:
@@ -407,16 +428,20 @@ def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> 
         if np.any(mk >= OVERFLOW):
             raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
         if c.rounds and left_fold:
-            te = _own_rounding(tlo, thi, te, mk, c,
-                               np.broadcast_to(pw[k0:k1] | px[k0:k1], tlo.shape))
+            exact = np.broadcast_to(pw[k0:k1] | px[k0:k1], tlo.shape)
+            if split:  # (lower, upper, own rounding, propagated error)
+                return tlo, thi, _product_rounding(tlo, thi, te, mk, c, exact), te
+            te = _own_rounding(tlo, thi, te, mk, c, exact)
         return tlo, thi, te, tmag
 
     if not np.all(np.isfinite(x.lo)) or not np.all(np.isfinite(x.hi)):
         raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
     left_fold = c.mode == "ieee32exec" or not c.rounds  # as in `_fold`
+    # an operand with errors: the propagated errors and the fold's own rounding apart
+    split = left_fold and c.rounds and not no_error
     if left_fold:
-        return _fold_rows(kdim, shape, lambda k0, k1: rows(k0, k1)[:3], c,
-                          None if smag is None else np.moveaxis(smag, -1, 0))
+        return _fold_rows(kdim, shape, rows if split else lambda k0, k1: rows(k0, k1)[:3],
+                          c, None if smag is None else np.moveaxis(smag, -1, 0), split)
     # any order: the four upward folds of `_fold`, row by row
     size = int(np.prod(shape, dtype=np.int64))
     acc = np.zeros((4, size))
@@ -451,7 +476,7 @@ def _matmul(a: Bound, b: Bound, c: Ctx, smag: Arr | None = None) -> Bound:
     ahi, bhi = terms(a.hi, b.hi)
     ae, be = terms(a.e, b.e)
     amag, bmag = terms(a.mag, b.mag)
-    tlo, thi = _mul_enclosure(alo, ahi, blo, bhi)
+    tlo, thi = _mul_enclosure(alo, ahi, blo, bhi, binary32_values(a.lo, a.hi, b.lo, b.hi))
     te = _up(_up(_up(amag * be) + _up(bmag * ae)) + _up(ae * be))
     if np.any(_up(absmax(tlo, thi) + te) >= OVERFLOW):
         raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
@@ -569,7 +594,10 @@ def _abs(op: str, a: list[Bound], at: dict[str, Any], c: Ctx, s: Arr | None) -> 
 
 
 def _relu(op: str, a: list[Bound], at: dict[str, Any], c: Ctx, s: Arr | None) -> Bound:
-    return Bound(np.maximum(a[0].lo, 0.0), np.maximum(a[0].hi, 0.0), a[0].e)
+    # where hi + e <= 0 the real and the computed input are both <= 0: both outputs are 0
+    x = a[0]
+    return Bound(np.maximum(x.lo, 0.0), np.maximum(x.hi, 0.0),
+                 np.where(_up(x.hi + x.e) <= 0.0, 0.0, x.e))
 
 
 def _extremum(op: str, args: list[Bound], at: dict[str, Any], c: Ctx, s: Arr | None) -> Bound:
