@@ -15,7 +15,18 @@ from ...spec.errors import ShapeError, UnsupportedOperation
 from ...spec.fields import float64
 from ...spec.ops.registry import get_op
 from ...spec.ops.rules import RuleTable
-from ..outward import TINY_NORMAL, U64, dn, gamma64, magnitude, mul_dn, mul_up, up
+from ..outward import (
+    TINY_NORMAL,
+    U64,
+    dn,
+    gamma64,
+    magnitude,
+    mul_dn,
+    mul_up,
+    next_down,
+    next_up,
+    up,
+)
 from .functions import SMOOTH, ULPS, enclose, gelu_enclosure, silu_enclosure, widen
 from .problem import LEAVES, Array, describe, leaf_value
 
@@ -44,7 +55,12 @@ def ibp_nodes(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array) -> list
 
 
 def _point(x: Interval) -> bool:
-    return x[0] is x[1] or bool(np.array_equal(x[0], x[1]))
+    lo, hi = x
+    if lo is hi:
+        return True
+    if np.shape(lo) != np.shape(hi) or (np.size(lo) and np.ravel(lo)[:1] != np.ravel(hi)[:1]):
+        return False  # the usual answer for a wide interval, without a pass over it
+    return bool(np.array_equal(lo, hi))
 
 
 def _exact_forward(n: Any, xs: list[Interval]) -> Array:
@@ -95,14 +111,14 @@ def _add_sub(n: Any, xs: list[Interval]) -> Interval:
     (al, ah), (bl, bh) = xs
     if n.op == "sub":
         bl, bh = -bh, -bl
-    if _point(xs[0]) and _point(xs[1]):
+    if _point(xs[1]) and _point(xs[0]):
         # two constants: keep an exact sum a point (Knuth's TwoSum: zero error term)
         s = al + bl
         t = s - al
         exact = (al - (s - t)) + (bl - t) == 0
         if np.all(exact & np.isfinite(s)):
             return s, s
-    return dn(al + bl), up(ah + bh)
+    return next_down(al + bl), next_up(ah + bh)  # np.nextafter, bit for bit, faster
 
 
 def _products(al: Array, ah: Array, bl: Array, bh: Array) -> Interval:
@@ -139,35 +155,57 @@ def _abs(n: Any, xs: list[Interval]) -> Interval:
     return _abs_interval(*xs[0])
 
 
-def _matmul_const_right(x: Interval, wt: Array) -> Interval:
+def _matmul_const(x: Interval, c: Array, left: bool) -> Interval:
+    """[x] @ C (left=False, C of shape (k, n)) or C @ [x] (left=True, C of shape
+    (..., m, k) broadcasting against x's (..., k, n)) for a constant C, by midpoint and
+    radius, with one stated error term instead of a step outward per entry.
+
+    No elementwise outward rounding of the (often large) input: its rounding is folded
+    into the scalar factors below and only the output is widened. With mid = fl((l+h)/2)
+    and rad = fl((h-l)/2): the exact max(h - mid, mid - l) <= rad(1+2u) + 2u|mid| + 2T
+    (T = 2^-1074 per halving). So over the box, x@C lies in mid@C +- E with
+      E <= (rad@|C|)(1+2u) + 2u |mid|@|C| + 2T colsum|C|,
+    fl(mid@C) is off by <= g ||mid_row||_1 max_k|C_k.| (+ k tiny), exact rad@|C| <=
+    fl(rad@|C|)(1+g) (+ k tiny), g = gamma_k (Higham, Accuracy and Stability of Numerical
+    Algorithms, 2002, eq. 3.5: any summation order, blocking or fused multiply-add). The
+    spread is formed from nonnegative terms in <= 4 roundings: 8u more on each factor
+    covers them. C @ [x] is the transpose of the same argument (norms along the other
+    axis)."""
     (xl, xh) = x
-    # No elementwise outward rounding of the (often large) input: its rounding is folded
-    # into the scalar factors below and only the output is widened. With mid = fl((l+h)/2)
-    # and rad = fl((h-l)/2): the exact max(h - mid, mid - l) <= rad(1+2u) + 2u|mid| + 2T
-    # (T = 2^-1074 per halving). So over the box, x@W lies in mid@W +- E with
-    #   E <= (rad@|W|)(1+2u) + 2u |mid|@|W| + 2T colsum|W|,
-    # fl(mid@W) is off by <= g ||mid||_1 max_k|W_k.| (+ k tiny), exact rad@|W| <=
-    # fl(rad@|W|)(1+g) (+ k tiny), g = gamma_k (Higham eq. 3.5). The spread is formed from
-    # nonnegative terms in <= 4 roundings: 8u more on each factor covers them.
     mid = 0.5 * (xl + xh)
     rad = 0.5 * (xh - xl)
-    k = wt.shape[0]
-    aw = np.abs(wt)
-    yc = mid @ wt
-    r = rad @ aw
+    ac = np.abs(c)
+    k = c.shape[-1] if left else c.shape[0]
     g = gamma64(k)
     f_rad = (1.0 + g) * (1.0 + 2 * U64) + 8 * U64
     f_mid = g + 2 * U64 + 8 * U64
-    wmax = aw.max(axis=0)
-    tiny = (k + 1) * 2 * TINY_NORMAL * (1.0 + wmax)   # colsum|W| <= k max|W|
-    err = (f_mid * np.abs(mid).sum(axis=-1, keepdims=True)) * wmax
-    spread = r * f_rad + err + tiny
+    if left:
+        yc, spread = c @ mid, ac @ rad
+        cmax = ac.max(axis=-1, keepdims=True)                  # (..., m, 1)
+        msum = np.abs(mid).sum(axis=-2, keepdims=True)         # (..., 1, n)
+    else:
+        yc, spread = mid @ c, rad @ ac
+        cmax = ac.max(axis=0)                                  # (n,)
+        msum = np.abs(mid).sum(axis=-1, keepdims=True)         # (..., 1)
+    # in place from here: a fresh array of the output's size costs more (page faults)
+    # than the arithmetic that fills it
+    spread *= f_rad
+    tmp = np.multiply(msum * f_mid, cmax, out=np.empty_like(spread)) if (
+        np.broadcast_shapes(msum.shape, cmax.shape) == spread.shape) else np.broadcast_to(
+        (msum * f_mid) * cmax, spread.shape).copy()
+    spread += tmp
+    spread += (k + 1) * 2 * TINY_NORMAL * (1.0 + cmax)      # colsum|C| <= k max|C|
     # The final yc -+ spread rounds by <= u(|yc| + spread) (+ 2^-1075): widening spread by
     # 4u(|yc| + spread) + 2^-1021 covers that and its own roundings, ten times cheaper
     # than np.nextafter. An overflow gives inf - inf = nan, read as unbounded.
-    spread = spread + (np.abs(yc) + spread) * (4 * U64) + TINY_NORMAL
-    low, high = yc - spread, yc + spread
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+    np.abs(yc, out=tmp)
+    tmp += spread
+    tmp *= 4 * U64
+    spread += tmp
+    spread += TINY_NORMAL
+    low = np.subtract(yc, spread, out=tmp)
+    high = np.add(yc, spread, out=yc)
+    if not (np.isfinite(np.sum(low)) and np.isfinite(np.sum(high))):
         low, high = np.where(np.isnan(low), -np.inf, low), np.where(np.isnan(high), np.inf, high)
     return low, high
 
@@ -198,16 +236,11 @@ def _matmul_general(a: Interval, b: Interval) -> Interval:
 def _matmul(n: Any, xs: list[Interval]) -> Interval:
     x, w = xs
     if _point(w) and w[0].ndim == 2 and x[0].ndim >= 1:
-        return _matmul_const_right(x, w[0])
-    c = x[0]
-    if _point(x) and c.ndim >= 2 and c.ndim <= w[0].ndim and all(d == 1 for d in c.shape[:-2]):
-        # C @ W = (W^T @ C^T)^T: the same dot products, each of C's row length
-        c2 = c.reshape(c.shape[-2:])
-        lo, hi = _matmul_const_right((np.swapaxes(w[0], -1, -2), np.swapaxes(w[1], -1, -2)),
-                                     np.ascontiguousarray(c2.T))
-        lo, hi = np.swapaxes(lo, -1, -2), np.swapaxes(hi, -1, -2)
+        return _matmul_const(x, w[0], left=False)
+    if _point(x) and x[0].ndim >= 2 and w[0].ndim >= 2:  # a conv in im2col form: W @ [cols]
+        lo, hi = _matmul_const(w, x[0], left=True)
         if lo.shape == tuple(n.shape):
-            return np.ascontiguousarray(lo), np.ascontiguousarray(hi)
+            return lo, hi
     return _matmul_general(x, w)
 
 
@@ -362,12 +395,19 @@ def _sum_mean(n: Any, xs: list[Interval]) -> Interval:
     axes = at.get("axes")
     keep = bool(at.get("keepdims", False))
     axis = tuple(axes) if axes is not None else None
-    cnt = al.size // max(np.sum(al, axis=axis, keepdims=keep).size, 1)
-    err = gamma64(max(cnt, 1)) * np.sum(magnitude(al, ah), axis=axis, keepdims=keep) + (
-        cnt * TINY_NORMAL)
-    sl, sh = dn(np.sum(al, axis=axis, keepdims=keep) - err), up(
-        np.sum(ah, axis=axis, keepdims=keep) + err)
-    return (sl, sh) if n.op == "sum" else (dn(sl / cnt), up(sh / cnt))
+    sl, sh = np.sum(al, axis=axis, keepdims=keep), np.sum(ah, axis=axis, keepdims=keep)
+    cnt = al.size // max(np.size(sl), 1)
+    # the sum of max(|lo|, |hi|): for a nonnegative interval (after a relu) that is the sum
+    # of hi, already formed (the same numbers summed the same way, so the same bits)
+    if al.size and np.min(al) >= 0:
+        msum = sh
+    elif ah.size and np.max(ah) <= 0:
+        msum = -sl
+    else:
+        msum = np.sum(magnitude(al, ah), axis=axis, keepdims=keep)
+    err = gamma64(max(cnt, 1)) * msum + cnt * TINY_NORMAL
+    sl, sh = next_down(sl - err), next_up(sh + err)
+    return (sl, sh) if n.op == "sum" else (next_down(sl / cnt), next_up(sh / cnt))
 
 
 @IBP.rule("max")
