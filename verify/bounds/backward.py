@@ -89,8 +89,10 @@ class Backward:
         self.lines: dict[int, tuple[tuple[int, int, int], Any, tuple[Array, Array]]] = {}
         self._abs: tuple[Array, Array] | None = None  # the last |a| computed, with its a
         self._pool: dict[tuple[str, tuple[int, ...]], Array] = {}
-        # per node: the coefficient array the slice rule made for it (safe to add into)
+        # per node: the coefficient array the slice rule made for it (safe to add into),
+        # and the index sets (per feature axis) of the slices written into it so far
         self.sliced: dict[int, Array] = {}
+        self.slice_sets: dict[int, list[tuple[frozenset[int], ...]]] = {}
         self._mag: dict[int, tuple[Array, Array, Array]] = {}
         self.const = np.zeros((0, 0))
         self.slack = np.zeros((0, 0))
@@ -104,10 +106,12 @@ class Backward:
         self.slack = np.zeros(first.shape[:2])
         self._abs = None
         self.sliced = {}
+        self.slice_sets = {}
         result: Array | None = None
         for n in reversed(self.g.nodes[: max(starts) + 1]):
             a = self.coeff.pop(n.id, None)
             self.sliced.pop(n.id, None)
+            self.slice_sets.pop(n.id, None)
             if a is None:
                 continue
             if self._abs is not None and self._abs[0] is not a:
@@ -163,8 +167,7 @@ class Backward:
 
     def charge(self, absa: Array, node: int, scale: float) -> None:
         """Charge scale * |a| . mag(node) to the slack (|a| in the node's layout)."""
-        lo, hi = self.ib[node]
-        c = _absdot_up(absa, magnitude(lo, hi))
+        c = _absdot_up(absa, self.magnitude_of(node))
         self.slack = up(self.slack + up(c * (1.01 * scale) + TINY_NORMAL))
 
     def add_const(self, lower: Array) -> None:
@@ -268,17 +271,33 @@ def _broadcast_to(bw: Backward, n: Any, a: Array) -> bool:
     return True
 
 
+def _index_sets(spec: Any, shape: tuple[int, ...]) -> tuple[frozenset[int], ...]:
+    """The indices a slice spec (start, stop, step per feature axis) takes on each axis."""
+    return tuple(frozenset(range(*slice(st, e, k).indices(d)))
+                 for (st, e, k), d in zip(spec, shape, strict=True))
+
+
 @CROWN.rule("slice")
 def _slice(bw: Backward, n: Any, a: Array) -> bool:
     arg = n.args[0]
     src = bw.g.nodes[arg].shape
-    feat = tuple(slice(s, e, k) for s, e, k in n.attr("spec")[1:])
+    spec = n.attr("spec")[1:]
+    feat = tuple(slice(s, e, k) for s, e, k in spec)
     sl = (slice(None), slice(None)) + feat
+    sets = _index_sets(spec, src[1:])
     cur = bw.coeff.get(arg)
     if cur is not None and bw.sliced.get(arg) is cur:
-        # several slices of one node (pooling windows): added in place into the one
-        # array this rule made, each sum rounding by <= u |sum|, charged on its region
+        # several slices of one node (pooling windows, conv windows): written into the
+        # one array this rule made. Where the region is still untouched (zeros: no
+        # earlier slice meets it on every axis) the write is exact; otherwise each sum
+        # rounds by <= u |sum|, charged on the region
+        seen = bw.slice_sets[arg]
+        overlaps = any(all(p & q for p, q in zip(old, sets, strict=True)) for old in seen)
+        seen.append(sets)
         region = cur[sl]
+        if not overlaps:
+            region[...] = a
+            return True
         region += a
         mag = np.broadcast_to(bw.magnitude_of(arg), (a.shape[0],) + src[1:])[
             (slice(None),) + feat]
@@ -290,6 +309,7 @@ def _slice(bw: Backward, n: Any, a: Array) -> bool:
     bw.give(arg, z, 0.0)
     if bw.coeff.get(arg) is z:
         bw.sliced[arg] = z
+        bw.slice_sets[arg] = [sets]
     return True
 
 
@@ -306,7 +326,9 @@ def _concat(bw: Backward, n: Any, a: Array) -> bool:
     start = 0
     for arg in n.args:
         size = bw.g.nodes[arg].shape[ax - 1]
-        part = np.take(a, np.arange(start, start + size), axis=ax)
+        index = [slice(None)] * a.ndim
+        index[ax] = slice(start, start + size)
+        part = a[tuple(index)]  # a view: the rules that take it copy what they keep
         start += size
         if bw.dep[arg]:
             bw.give(arg, part, 0.0)
@@ -317,16 +339,30 @@ def _concat(bw: Backward, n: Any, a: Array) -> bool:
 
 @CROWN.rule("sum", "mean")
 def _sum_mean(bw: Backward, n: Any, a: Array) -> bool:
-    src = bw.g.nodes[n.args[0]].shape
+    arg = n.args[0]
+    src = bw.g.nodes[arg].shape
     axes = tuple(int(x) for x in n.attr("axes"))
     if not n.attr("keepdims"):
         a = np.expand_dims(a, tuple(x + 1 for x in axes))
-    new = np.broadcast_to(a, a.shape[:2] + src[1:])
+    full = a.shape[:2] + src[1:]
     if n.op == "sum":
-        bw.give(n.args[0], np.ascontiguousarray(new), 0.0)
-    else:
-        cnt = int(np.prod([src[x] for x in axes]))
-        bw.give(n.args[0], new / cnt, 2 * U64)
+        bw.give(arg, np.broadcast_to(a, full), 0.0)
+        return True
+    cnt = int(np.prod([src[x] for x in axes]))
+    small = a / cnt
+    if arg in bw.coeff or 0 in axes or not bw.dep[arg]:
+        bw.give(arg, np.ascontiguousarray(np.broadcast_to(small, full)), 2 * U64)
+        return True
+    # Each entry of a / cnt rounds by <= 2u of itself; the charge 2u sum |a/cnt| mag(v)
+    # over the broadcast equals 2u sum |a/cnt| (sum over the mean's axes of mag(v)):
+    # formed on the small array, the window sums of mag rounded up (Higham's gamma_cnt),
+    # and the coefficient handed on as a broadcast view, never written out in full
+    mag = bw.magnitude_of(arg)
+    msum = np.sum(mag, axis=axes, keepdims=True)
+    msum = up(msum * (1.0 + gamma64(cnt)) + cnt * TINY_NORMAL)
+    c = _absdot_up(np.abs(small), msum)
+    bw.slack = up(bw.slack + up(c * (1.01 * 2 * U64) + TINY_NORMAL))
+    bw.give(arg, np.broadcast_to(small, full), 0.0)
     return True
 
 
@@ -540,14 +576,51 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
     # new = pos a_l + neg a_u, in reused buffers
     neg = np.minimum(a, 0.0, out=bw.scratch("neg", a.shape))
     pos = np.subtract(a, neg, out=bw.scratch("coeff", a.shape))  # max(a, 0), exactly
+    per_row = lower_slope.shape[1] != 1  # alpha-CROWN's slopes: one per spec row
+    mag = bw.magnitude_of(z)
+    # One pass over each of pos and neg (a matrix product with a few columns) gives the
+    # constant's dot product, its error's magnitude sum, and the magnitude sum charged
+    # for the rounding of the new coefficient: each entry is one product (the other part
+    # is exactly zero), off by <= u |pos a_l + neg a_u| (underflow: the flat allowance)
+    p_cols = [] if per_row else [np.abs(a_l) * mag]
     if np.any(b_l):
-        bw.add_const(dot_lower(pos, b_l, pos))
-    bw.add_const(_dot_lower_nonpositive(neg, b_u))
+        p_cols += [b_l, np.abs(b_l)]
+    n_cols = [np.abs(a_u) * mag, b_u, np.abs(b_u)]
+    p_sums = _column_sums(pos, p_cols) if p_cols else None
+    n_sums = _column_sums(neg, n_cols)
+    count = max(int(np.prod(a.shape[2:])), 1)
+    g = gamma64(count)
+    if len(p_cols) > 1:
+        assert p_sums is not None
+        err = up(p_sums[..., -1] * (1.0 + g) + count * TINY_NORMAL)
+        bw.add_const(dn(p_sums[..., -2] - up(err * (g + 2 * U64))))
+    err = up(-n_sums[..., 2] * (1.0 + g) + count * TINY_NORMAL)
+    bw.add_const(dn(n_sums[..., 1] - up(err * (g + 2 * U64))))
     new = np.multiply(pos, lower_slope, out=pos)
     new += np.multiply(neg, a_u[:, None], out=neg)
     del pos, neg
-    bw.give(z, new, 2 * U64)
+    if per_row:
+        bw.give(z, new, 2 * U64)
+        return True
+    assert p_sums is not None
+    # the two sums of nonnegative terms (the column products rounded by <= u each):
+    # (1 + gamma)(1 + 8u) covers both sums' rounding, the products' and the addition's
+    total = up((p_sums[..., 0] - n_sums[..., 0]) * ((1.0 + g) * (1.0 + 8 * U64))
+               + 2 * count * TINY_NORMAL)
+    bw.slack = up(bw.slack + up(total * (1.01 * 2 * U64) + TINY_NORMAL))
+    bw.give(z, new, 0.0)
     return True
+
+
+def _column_sums(coef: Array, cols: list[Array]) -> Array:
+    """For coef (batch, rows, *feat) and columns broadcastable to (batch, *feat): the
+    float sums over the features of coef * col, one per column, (batch, rows, columns),
+    in one matrix product (any summation order: the callers' error terms allow it)."""
+    batch, n = coef.shape[0], int(np.prod(coef.shape[2:]))
+    m = np.empty((batch, n, len(cols)))
+    for j, col in enumerate(cols):
+        m[:, :, j] = _feat(coef, col)[0]
+    return np.matmul(coef.reshape(coef.shape[:2] + (n,)), m)
 
 
 def _dot_lower_nonpositive(neg: Array, b: Array) -> Array:
