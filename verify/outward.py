@@ -87,10 +87,18 @@ def _step(x: Any, toward: float) -> Arr:
     else:
         np.subtract(bits, out, out=out)
     res = out.view(np.float64)
-    # zeros, infinities and NaN (min or max is then NaN or infinite): np.nextafter itself
-    if not (np.isfinite(xs.min()) and np.isfinite(xs.max()) and np.count_nonzero(xs) == xs.size):
+    # Right for every finite nonzero x. Stepping across 0 (+0 down, -0 up) gives a NaN bit
+    # pattern; infinities and NaN inputs (their sum is not finite) go to np.nextafter
+    # whole. Two sums find both cases: cheaper than testing for zeros and infinities.
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = bool(np.isfinite(np.sum(xs)))
+        crossed = finite and bool(np.isnan(np.sum(res)))
+    if not finite:
         special = ~(np.isfinite(xs) & (xs != 0))
         res[special] = np.nextafter(xs[special], toward)
+    elif crossed:
+        bad = np.isnan(res)
+        res[bad] = np.nextafter(xs[bad], toward)
     return res.reshape(xs.shape)
 
 
