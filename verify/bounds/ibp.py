@@ -28,6 +28,7 @@ from ..outward import (
     up,
 )
 from .functions import SMOOTH, ULPS, enclose, gelu_enclosure, silu_enclosure, widen
+from .ibp_plan import Fusion, plan_fusions, use_counts
 from .problem import LEAVES, Array, describe, leaf_value
 
 __all__ = ["IBP", "ibp_nodes", "Interval"]
@@ -37,21 +38,109 @@ IbpRule = Callable[[Any, list[Interval]], Interval]
 IBP: RuleTable[IbpRule] = RuleTable("ibp")
 
 
-def ibp_nodes(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array) -> list[Any]:
-    """Interval bounds (lo, hi) for every node of `g` over the input box [lo, hi]."""
+def ibp_nodes(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array, *,
+              only: int | None = None) -> list[Any]:
+    """Interval bounds (lo, hi) for every node of `g` over the input box [lo, hi].
+
+    With `only` (a node id) just that node's interval is sure to be in the list: the
+    others are dropped once used (less memory), and a layer's matmul and bias add, or an
+    average pool's windows and their sum, are bounded in one step (`ibp_plan`)."""
     IBP.check_ops(g.nodes, skip=LEAVES, describe=lambda n: g.describe(g.nodes[n.id]))
     out: list[Any] = [None] * len(g.nodes)
+    fusions = plan_fusions(g, only) if only is not None else {}
+    inner = {k for f in fusions.values() for k in f.inner}
+    left = use_counts(g)
+    fresh: set[int] = set()  # nodes whose arrays nothing else refers to
+
+    def done(k: int) -> None:
+        for a in g.nodes[k].args:
+            left[a] -= 1
+            if only is not None and left[a] == 0 and a != only:
+                out[a] = None
+
     for n in g.nodes:
+        if n.id in inner:
+            continue
         if n.op == "input":
             if lo.shape != n.shape or hi.shape != n.shape:
                 raise ShapeError(f"input box has shape {lo.shape}/{hi.shape}, graph input "
                                  f"{n.name!r} has {n.shape}")
             out[n.id] = (lo, hi)
-        elif n.is_leaf or n.is_constant:
+            continue
+        if n.is_leaf or n.is_constant:
             out[n.id] = leaf_value(n, params)
+            continue
+        fusion = fusions.get(n.id)
+        got = None if fusion is None else _fused(g, n, fusion, out)
+        if got is not None:
+            fresh.add(n.id)
         else:
-            out[n.id] = IBP.rules[n.op](n, [out[a] for a in n.args])
+            for k in () if fusion is None else fusion.inner:  # bounded node by node
+                out[k] = IBP.rules[g.nodes[k].op](g.nodes[k], [out[a] for a in g.nodes[k].args])
+        if fusion is not None:
+            for k in fusion.inner:
+                done(k)
+        if got is None:
+            arg = n.args[0] if n.args else -1
+            if n.op == "relu" and arg in fresh and left[arg] == 1 and arg != only:
+                # the operand's arrays are this node's alone: clipped in place
+                a_lo, a_hi = out[arg]
+                got = np.maximum(a_lo, 0.0, out=a_lo), np.maximum(a_hi, 0.0, out=a_hi)
+            else:
+                got = IBP.rules[n.op](n, [out[a] for a in n.args])
+        out[n.id] = got
+        done(n.id)
     return out
+
+
+def _fused(g: Graph, n: Any, fusion: Fusion, out: list[Any]) -> Interval | None:
+    """Node `n` bounded together with its fusion's inner nodes, or None where the values
+    do not fit (an operand that is not a constant)."""
+    if fusion.kind == "pool":
+        parts = [out[a] for a in g.nodes[fusion.inner[0]].args]
+        return _pool_sum(n, parts, int(g.nodes[fusion.inner[0]].attr("axis")))
+    m = g.nodes[fusion.inner[0]]
+    b = out[fusion.other]
+    x, w = out[m.args[0]], out[m.args[1]]
+    if not _point(b):
+        return None
+    if _point(w) and w[0].ndim == 2 and x[0].ndim >= 1:
+        xin, c, left = x, w[0], False
+    elif _point(x) and x[0].ndim >= 2 and w[0].ndim >= 2:
+        xin, c, left = w, x[0], True
+    else:
+        return None
+    if left:
+        made = np.broadcast_shapes(c.shape[:-2], xin[0].shape[:-2]) + (c.shape[-2],
+                                                                       xin[0].shape[-1])
+    else:
+        made = xin[0].shape[:-1] + (c.shape[1],)
+    inner_shape = tuple(g.nodes[fusion.inner[-1]].shape)
+    if made != tuple(m.shape) or inner_shape != tuple(n.shape) or \
+            np.broadcast_shapes(inner_shape, np.shape(b[0])) != inner_shape:
+        return None
+    return _matmul_const(xin, c, left, bias=b[0], shape=inner_shape)
+
+
+def _pool_sum(n: Any, parts: list[Interval], axis: int) -> Interval:
+    """sum / mean over `axis` of the concat of `parts` (each one wide on it), from the
+    parts: the float sum in any order is off by <= gamma_cnt sum |x| (Higham eq. 3.5)."""
+    sl, sh = parts[0][0] + parts[1][0], parts[0][1] + parts[1][1]
+    for p_lo, p_hi in parts[2:]:
+        sl += p_lo
+        sh += p_hi
+    if not n.attr("keepdims"):
+        sl, sh = np.squeeze(sl, axis=axis), np.squeeze(sh, axis=axis)
+    nonneg = all(bool(np.min(p_lo) >= 0) for p_lo, _ in parts if p_lo.size)
+    if nonneg:
+        msum = sh
+    else:
+        msum = magnitude(*parts[0])
+        for p in parts[1:]:
+            msum = msum + magnitude(*p)
+        if not n.attr("keepdims"):
+            msum = np.squeeze(msum, axis=axis)
+    return _finish_sum(n.op, sl, sh, msum, len(parts))
 
 
 def _point(x: Interval) -> bool:
@@ -155,10 +244,12 @@ def _abs(n: Any, xs: list[Interval]) -> Interval:
     return _abs_interval(*xs[0])
 
 
-def _matmul_const(x: Interval, c: Array, left: bool) -> Interval:
+def _matmul_const(x: Interval, c: Array, left: bool, bias: Array | None = None,
+                  shape: tuple[int, ...] | None = None) -> Interval:
     """[x] @ C (left=False, C of shape (k, n)) or C @ [x] (left=True, C of shape
     (..., m, k) broadcasting against x's (..., k, n)) for a constant C, by midpoint and
-    radius, with one stated error term instead of a step outward per entry.
+    radius, with one stated error term instead of a step outward per entry; the product
+    reshaped to `shape` and the constant `bias` added, when given.
 
     No elementwise outward rounding of the (often large) input: its rounding is folded
     into the scalar factors below and only the output is widened. With mid = fl((l+h)/2)
@@ -170,7 +261,8 @@ def _matmul_const(x: Interval, c: Array, left: bool) -> Interval:
     Algorithms, 2002, eq. 3.5: any summation order, blocking or fused multiply-add). The
     spread is formed from nonnegative terms in <= 4 roundings: 8u more on each factor
     covers them. C @ [x] is the transpose of the same argument (norms along the other
-    axis)."""
+    axis). The bias add y' = fl(y + b) is off by <= u|y'| (exact when y' is subnormal):
+    the final widening below takes 6u instead of 4u of |y'| to cover it too."""
     (xl, xh) = x
     mid = 0.5 * (xl + xh)
     rad = 0.5 * (xh - xl)
@@ -195,12 +287,18 @@ def _matmul_const(x: Interval, c: Array, left: bool) -> Interval:
         (msum * f_mid) * cmax, spread.shape).copy()
     spread += tmp
     spread += (k + 1) * 2 * TINY_NORMAL * (1.0 + cmax)      # colsum|C| <= k max|C|
+    widen_by = 4 * U64
+    if shape is not None:  # fresh contiguous arrays: views
+        yc, spread, tmp = yc.reshape(shape), spread.reshape(shape), tmp.reshape(shape)
+    if bias is not None:
+        yc += bias
+        widen_by = 6 * U64
     # The final yc -+ spread rounds by <= u(|yc| + spread) (+ 2^-1075): widening spread by
     # 4u(|yc| + spread) + 2^-1021 covers that and its own roundings, ten times cheaper
     # than np.nextafter. An overflow gives inf - inf = nan, read as unbounded.
     np.abs(yc, out=tmp)
     tmp += spread
-    tmp *= 4 * U64
+    tmp *= widen_by
     spread += tmp
     spread += TINY_NORMAL
     low = np.subtract(yc, spread, out=tmp)
@@ -405,9 +503,15 @@ def _sum_mean(n: Any, xs: list[Interval]) -> Interval:
         msum = -sl
     else:
         msum = np.sum(magnitude(al, ah), axis=axis, keepdims=keep)
+    return _finish_sum(n.op, sl, sh, msum, cnt)
+
+
+def _finish_sum(op: str, sl: Array, sh: Array, msum: Array, cnt: int) -> Interval:
+    """The interval of a sum (op "sum") or mean of cnt terms from the float sums of the
+    lower and upper ends and of the magnitudes (or any upper bound of that)."""
     err = gamma64(max(cnt, 1)) * msum + cnt * TINY_NORMAL
     sl, sh = next_down(sl - err), next_up(sh + err)
-    return (sl, sh) if n.op == "sum" else (next_down(sl / cnt), next_up(sh / cnt))
+    return (sl, sh) if op == "sum" else (next_down(sl / cnt), next_up(sh / cnt))
 
 
 @IBP.rule("max")
