@@ -33,6 +33,7 @@ from .relaxations import RELAXATION, reciprocal_lines
 __all__ = ["CROWN", "Backward", "dot_lower"]
 
 CrownRule = Callable[["Backward", Any, Array], bool]
+RELEASE_BYTES = 32 * 2**20  # scratch arrays above this are not kept for the next pass
 CROWN: RuleTable[CrownRule] = RuleTable("crown")
 
 
@@ -114,7 +115,7 @@ class Backward:
             self.slice_sets.pop(n.id, None)
             if a is None:
                 continue
-            if self._abs is not None and self._abs[0] is not a:
+            if self._abs is not None and not _same_entries(self._abs[0], a):
                 self._abs = None  # only the coefficient at hand's |a| is of use
             if n.op == "input":
                 result = self._concretize(n.id, a)
@@ -130,10 +131,16 @@ class Backward:
     def absof(self, a: Array) -> Array:
         """|a|, remembered for the last array asked (a coefficient is charged, then the
         next rule bounds its constant and its matmul error with the same |a|)."""
-        if self._abs is None or self._abs[0] is not a:
+        if self._abs is None or not _same_entries(self._abs[0], a):
             self._abs = None
             self._abs = (a, np.abs(a, out=self.scratch("abs", a.shape)))
-        return self._abs[1]
+        return self._abs[1].reshape(a.shape)
+
+    def release(self, tag: str, shape: tuple[int, ...]) -> None:
+        """Drop a scratch array of over RELEASE_BYTES (its memory matters more than the
+        page faults of making it again)."""
+        if 8 * int(np.prod(shape)) > RELEASE_BYTES:
+            self._pool.pop((tag, shape), None)
 
     def magnitude_of(self, node: int) -> Array:
         """max |v| over the node's current interval (kept while that interval is)."""
@@ -239,6 +246,14 @@ class Backward:
         got = self.pre.get(node)
         lo, hi = got if got is not None else self.ib[node]
         return np.asarray(lo), np.asarray(hi)
+
+
+def _same_entries(a: Array, b: Array) -> bool:
+    """Whether b is a (reshaped) C-contiguous view of the same entries as a, in order."""
+    if a is b:
+        return True
+    return (a.size == b.size and a.flags.c_contiguous and b.flags.c_contiguous
+            and a.ctypes.data == b.ctypes.data and a.dtype == b.dtype)
 
 
 def _point_value(bw: Backward, node: int) -> Array | None:
@@ -545,7 +560,7 @@ def _matmul(bw: Backward, n: Any, a: Array) -> bool:
         ca = np.expand_dims(cf, 1)
         new = np.swapaxes(ca, -1, -2) @ a
         # coefficient of w[k, j] = sum_i C[i, k] a[i, j], off by <= gamma_m cmax[k] coll1[j]
-        coll1 = np.sum(np.abs(a), axis=-2)
+        coll1 = np.sum(bw.absof(a), axis=-2)
         cmax = np.expand_dims(np.abs(cf).max(axis=-2), -1)
         mw = np.sum(mul_up(magnitude(*bw.ib[w]), cmax), axis=-2)
         _charge_bilinear(bw, coll1, mw, ct.shape[-2])
@@ -599,6 +614,7 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
     new = np.multiply(pos, lower_slope, out=pos)
     new += np.multiply(neg, a_u[:, None], out=neg)
     del pos, neg
+    bw.release("neg", a.shape)
     if per_row:
         bw.give(z, new, 2 * U64)
         return True

@@ -5,7 +5,7 @@ of the operands to an enclosure of the result, over the reals, with outward roun
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -264,48 +264,74 @@ def _matmul_const(x: Interval, c: Array, left: bool, bias: Array | None = None,
     axis). The bias add y' = fl(y + b) is off by <= u|y'| (exact when y' is subnormal):
     the final widening below takes 6u instead of 4u of |y'| to cover it too."""
     (xl, xh) = x
-    mid = 0.5 * (xl + xh)
-    rad = 0.5 * (xh - xl)
     ac = np.abs(c)
     k = c.shape[-1] if left else c.shape[0]
     g = gamma64(k)
     f_rad = (1.0 + g) * (1.0 + 2 * U64) + 8 * U64
     f_mid = g + 2 * U64 + 8 * U64
-    if left:
-        yc, spread = c @ mid, ac @ rad
-        cmax = ac.max(axis=-1, keepdims=True)                  # (..., m, 1)
-        msum = np.abs(mid).sum(axis=-2, keepdims=True)         # (..., 1, n)
-    else:
-        yc, spread = mid @ c, rad @ ac
-        cmax = ac.max(axis=0)                                  # (n,)
-        msum = np.abs(mid).sum(axis=-1, keepdims=True)         # (..., 1)
-    # in place from here: a fresh array of the output's size costs more (page faults)
-    # than the arithmetic that fills it
-    spread *= f_rad
-    tmp = np.multiply(msum * f_mid, cmax, out=np.empty_like(spread)) if (
-        np.broadcast_shapes(msum.shape, cmax.shape) == spread.shape) else np.broadcast_to(
-        (msum * f_mid) * cmax, spread.shape).copy()
-    spread += tmp
-    spread += (k + 1) * 2 * TINY_NORMAL * (1.0 + cmax)      # colsum|C| <= k max|C|
+    # one buffer of the input's size: mid, then |mid|, then rad
+    buf = np.add(xl, xh)
+    buf *= 0.5
+    yc = c @ buf if left else buf @ c
+    np.abs(buf, out=buf)
+    msum = buf.sum(axis=-2 if left else -1, keepdims=True)    # (..., 1, n) / (..., 1)
+    np.subtract(xh, xl, out=buf)
+    buf *= 0.5
+    spread = ac @ buf if left else buf @ ac
+    del buf
+    cmax = ac.max(axis=-1, keepdims=True) if left else ac.max(axis=0)  # (..., m, 1) / (n,)
+    msum *= f_mid
+    tiny = (k + 1) * 2 * TINY_NORMAL * (1.0 + cmax)         # colsum|C| <= k max|C|
+    # In place and in row blocks from here: a fresh array of the output's size costs
+    # more (memory, page faults) than the arithmetic that fills it
+    full = spread.shape
+    m_b, c_b, t_b = (np.broadcast_to(v, full) for v in (msum, cmax, tiny))
+    for sl, tmp in _blocks(full):
+        ss = spread[sl]
+        ss *= f_rad
+        ss += np.multiply(m_b[sl], c_b[sl], out=tmp)
+        ss += t_b[sl]
     widen_by = 4 * U64
     if shape is not None:  # fresh contiguous arrays: views
-        yc, spread, tmp = yc.reshape(shape), spread.reshape(shape), tmp.reshape(shape)
+        yc, spread = yc.reshape(shape), spread.reshape(shape)
     if bias is not None:
         yc += bias
         widen_by = 6 * U64
     # The final yc -+ spread rounds by <= u(|yc| + spread) (+ 2^-1075): widening spread by
     # 4u(|yc| + spread) + 2^-1021 covers that and its own roundings, ten times cheaper
-    # than np.nextafter. An overflow gives inf - inf = nan, read as unbounded.
-    np.abs(yc, out=tmp)
-    tmp += spread
-    tmp *= widen_by
-    spread += tmp
-    spread += TINY_NORMAL
-    low = np.subtract(yc, spread, out=tmp)
-    high = np.add(yc, spread, out=yc)
+    # than np.nextafter. An overflow gives inf - inf = nan, read as unbounded. The low
+    # ends go into spread's buffer, the high ones into yc's.
+    for sl, tmp in _blocks(yc.shape):
+        ys, ss = yc[sl], spread[sl]
+        np.abs(ys, out=tmp)
+        tmp += ss
+        tmp *= widen_by
+        ss += tmp
+        ss += TINY_NORMAL
+        np.subtract(ys, ss, out=tmp)
+        ys += ss
+        ss[...] = tmp
+    low, high = spread, yc
     if not (np.isfinite(np.sum(low)) and np.isfinite(np.sum(high))):
         low, high = np.where(np.isnan(low), -np.inf, low), np.where(np.isnan(high), np.inf, high)
     return low, high
+
+
+_BLOCK = 1 << 16  # entries per block: a block's temporaries stay in cache
+
+
+def _blocks(shape: tuple[int, ...]) -> Iterator[tuple[tuple[slice, ...], Array]]:
+    """Slices of the leading axis covering `shape` in blocks of about _BLOCK entries,
+    each with a temporary of the block's shape."""
+    if len(shape) == 0:
+        yield (), np.empty(())
+        return
+    row = max(int(np.prod(shape[1:])), 1)
+    step = max(1, _BLOCK // row)
+    buf = np.empty((min(step, shape[0]),) + tuple(shape[1:]))
+    for i in range(0, shape[0], step):
+        j = min(i + step, shape[0])
+        yield (slice(i, j),), buf[: j - i]
 
 
 def _matmul_general(a: Interval, b: Interval) -> Interval:
