@@ -49,7 +49,8 @@ def ibp_nodes(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array, *,
     out: list[Any] = [None] * len(g.nodes)
     fusions = plan_fusions(g, only) if only is not None else {}
     inner = {k for f in fusions.values() for k in f.inner}
-    left = use_counts(g)
+    uses = use_counts(g)
+    left = list(uses)
     fresh: set[int] = set()  # nodes whose arrays nothing else refers to
 
     def done(k: int) -> None:
@@ -82,8 +83,9 @@ def ibp_nodes(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array, *,
                 done(k)
         if got is None:
             arg = n.args[0] if n.args else -1
-            if n.op == "relu" and arg in fresh and left[arg] == 1 and arg != only:
-                # the operand's arrays are this node's alone: clipped in place
+            if n.op == "relu" and arg in fresh and uses[arg] == 1 and arg != only:
+                # the operand's arrays are this node's alone (no view of them elsewhere):
+                # clipped in place
                 a_lo, a_hi = out[arg]
                 got = np.maximum(a_lo, 0.0, out=a_lo), np.maximum(a_hi, 0.0, out=a_hi)
             else:
