@@ -21,12 +21,18 @@ TINY_NORMAL = 2.0**-1021  # a generous per-term allowance for subnormal results 
 
 def up(x: Any) -> Arr:
     """The next binary64 number above x (elementwise): an upper bound of the exact value
-    whose round-to-nearest result x is."""
+    whose round-to-nearest result x is. (np.nextafter's result, bit for bit; on large
+    arrays by the faster bit step of `next_up`.) Other dtypes step in their own format, as
+    np.nextafter does, before conversion to binary64."""
+    if isinstance(x, np.ndarray) and x.dtype == np.float64:
+        return _step(x, np.inf)
     return np.asarray(np.nextafter(x, np.inf), dtype=np.float64)
 
 
 def dn(x: Any) -> Arr:
     """The next binary64 number below x (elementwise): a lower bound likewise."""
+    if isinstance(x, np.ndarray) and x.dtype == np.float64:
+        return _step(x, -np.inf)
     return np.asarray(np.nextafter(x, -np.inf), dtype=np.float64)
 
 

@@ -131,9 +131,9 @@ def test_widen_holds_ulps_spacings_each_side(v: np.ndarray, ulps: float) -> None
 def test_bit_steps_across_zero_are_nextafter(x: np.ndarray) -> None:
     """Finite arrays with signed zeros take the bit-step path (no special values in the
     input); stepping across 0 must still give np.nextafter's bits."""
-    for fast, ref in ((next_up, up), (next_down, dn)):
+    for fast, toward in ((next_up, np.inf), (up, np.inf), (next_down, -np.inf), (dn, -np.inf)):
         with np.errstate(over="ignore"):
-            got, want = fast(x), ref(x)
+            got, want = fast(x), np.nextafter(x, toward)
         assert np.array_equal(got.view(np.int64), want.view(np.int64))
 
 

@@ -23,27 +23,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..outward import next_down as dn
-from ..outward import next_up as up
+from ..outward import dn, mul_dn, mul_up, up
 from .problem import Array
 
-__all__ = ["mul_dn", "mul_up", "ULPS", "Smooth", "SMOOTH", "enclose", "widen", "RECIPROCAL",
+__all__ = ["ULPS", "Smooth", "SMOOTH", "enclose", "widen", "RECIPROCAL",
            "gelu_enclosure", "silu_enclosure"]
 
 ULPS = 8.0
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
-
-
-def mul_dn(a: Array | float, b: Array | float) -> Array:
-    """A lower bound of the exact product a * b (elementwise): outward's `mul_dn`, with
-    the bit-step `next_down` (np.nextafter's result, faster on large arrays)."""
-    return dn(np.multiply(a, b))
-
-
-def mul_up(a: Array | float, b: Array | float) -> Array:
-    """An upper bound of the exact product a * b (elementwise), as `mul_dn`."""
-    return up(np.multiply(a, b))
 
 
 def widen(v: Array, ulps: float | Array) -> tuple[Array, Array]:

@@ -149,7 +149,8 @@ def _point(x: Interval) -> bool:
     lo, hi = x
     if lo is hi:
         return True
-    if np.shape(lo) != np.shape(hi) or (np.size(lo) and np.ravel(lo)[:1] != np.ravel(hi)[:1]):
+    if np.shape(lo) != np.shape(hi) or (np.size(lo) and np.asarray(lo).flat[0] !=
+                                         np.asarray(hi).flat[0]):
         return False  # the usual answer for a wide interval, without a pass over it
     return bool(np.array_equal(lo, hi))
 

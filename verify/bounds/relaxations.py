@@ -40,9 +40,8 @@ from typing import Any
 import numpy as np
 
 from ...spec.ops.rules import RuleTable
-from ..outward import next_down as dn
-from ..outward import next_up as up
-from .functions import RECIPROCAL, SMOOTH, Smooth, enclose, mul_dn, mul_up
+from ..outward import dn, mul_dn, mul_up, up
+from .functions import RECIPROCAL, SMOOTH, Smooth, enclose
 from .problem import Array
 
 __all__ = ["RELAXATION", "Lines", "smooth_lines"]
