@@ -235,9 +235,12 @@ class Backward:
         a3 = a.reshape(a.shape[:2] + (n,))
         center = np.empty(a.shape[:2])
         spread = np.empty(a.shape[:2])
-        for b in range(a.shape[0]):
-            center[b] = a3[b] @ bb[b]
-            spread[b] = np.abs(a3[b]) @ vv[b]
+        # batch rows in blocks of about 2^18 coefficients: the block's |a| stays small
+        step = max(1, (1 << 18) // max(a3.shape[1] * a3.shape[2], 1))
+        for b in range(0, a.shape[0], step):
+            blk = slice(b, b + step)
+            center[blk] = np.matmul(a3[blk], bb[blk, :, None])[..., 0]
+            spread[blk] = np.matmul(np.abs(a3[blk]), vv[blk, :, None])[..., 0]
         spread = up(spread * (1.0 + g) + n * TINY_NORMAL)
         return dn(center - spread)
 
