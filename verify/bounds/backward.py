@@ -639,7 +639,8 @@ def _column_sums(coef: Array, cols: list[Array]) -> Array:
     m = np.empty((batch, n, len(cols)))
     for j, col in enumerate(cols):
         m[:, :, j] = _feat(coef, col)[0]
-    return np.matmul(coef.reshape(coef.shape[:2] + (n,)), m)
+    sums: Array = np.matmul(coef.reshape(coef.shape[:2] + (n,)), m)
+    return sums
 
 
 def _dot_lower_nonpositive(neg: Array, b: Array) -> Array:

@@ -229,9 +229,9 @@ def smooth_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
         # tangents at the geometric points and (a guess from the slope, sometimes
         # tighter) at the points where f' = a: both in one stacked, elementwise call
         assert f.tangent_point is not None
-        two = [np.concatenate([v, v]) for v in (lo, hi, a_l, a_u)]
-        b2_l, b2_u = _intercepts(f, *two, t_l=np.concatenate([np.minimum(t_l, 0.0),
-                                                              _guess(f, a_l, -1.0)]),
+        lo2, hi2, a_l2, a_u2 = (np.concatenate([v, v]) for v in (lo, hi, a_l, a_u))
+        b2_l, b2_u = _intercepts(f, lo2, hi2, a_l2, a_u2,
+                                 t_l=np.concatenate([np.minimum(t_l, 0.0), _guess(f, a_l, -1.0)]),
                                  t_u=np.concatenate([np.maximum(t_u, 0.0), _guess(f, a_u, 1.0)]))
         half = lo.shape[0]
         b_l, b_u = np.maximum(b2_l[:half], b2_l[half:]), np.minimum(b2_u[:half], b2_u[half:])
