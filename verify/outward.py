@@ -97,8 +97,8 @@ def _step(x: Any, toward: float) -> Arr:
     # pattern; infinities and NaN inputs (their sum is not finite) go to np.nextafter
     # whole. Two sums find both cases: cheaper than testing for zeros and infinities.
     with np.errstate(invalid="ignore", over="ignore"):
-        finite = bool(np.isfinite(np.sum(xs)))
-        crossed = finite and bool(np.isnan(np.sum(res)))
+        finite = bool(np.isfinite(np.add.reduce(xs, axis=None)))
+        crossed = finite and bool(np.isnan(np.add.reduce(res, axis=None)))
     if not finite:
         special = ~(np.isfinite(xs) & (xs != 0))
         res[special] = np.nextafter(xs[special], toward)

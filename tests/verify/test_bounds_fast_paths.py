@@ -178,3 +178,18 @@ def test_fused_ibp_leaves_shared_operands_alone() -> None:
     # rounding terms only (~1e-15 of values of order 1); an in-place clip moves O(0.1)
     assert np.allclose(fused.lower, plain[0], rtol=0, atol=1e-12)
     assert np.allclose(fused.upper, plain[1], rtol=0, atol=1e-12)
+
+
+def test_bit_steps_of_odd_nans_and_infinities_are_nextafter() -> None:
+    """NaNs whose bit step would land on a number (payload 1 steps to inf, the all-ones
+    payload wraps to -0.0) and infinities, among ordinary values (the bit-step path)."""
+    odd = np.array([0x7FF0000000000001, 0x7FFFFFFFFFFFFFFF, -0x0010000000000001,
+                    -1], dtype=np.int64).view(np.float64)  # the last two: negative NaNs
+    for extra in (odd, np.array([np.inf, -np.inf]), np.array([0.0, -0.0, np.inf])):
+        x = np.concatenate([np.linspace(-3.0, 3.0, 100), extra])
+        for fast, toward in ((up, np.inf), (dn, -np.inf)):
+            with np.errstate(invalid="ignore", over="ignore"):
+                got, want = fast(x), np.nextafter(x, toward)
+            nan = np.isnan(want)
+            assert np.array_equal(np.isnan(got), nan)
+            assert np.array_equal(got[~nan].view(np.int64), want[~nan].view(np.int64))
