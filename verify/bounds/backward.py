@@ -33,7 +33,6 @@ from .relaxations import RELAXATION, reciprocal_lines
 __all__ = ["CROWN", "Backward", "dot_lower"]
 
 CrownRule = Callable[["Backward", Any, Array], bool]
-RELEASE_BYTES = 32 * 2**20  # scratch arrays above this are not kept for the next pass
 CROWN: RuleTable[CrownRule] = RuleTable("crown")
 
 
@@ -135,12 +134,6 @@ class Backward:
             self._abs = None
             self._abs = (a, np.abs(a, out=self.scratch("abs", a.shape)))
         return self._abs[1].reshape(a.shape)
-
-    def release(self, tag: str, shape: tuple[int, ...]) -> None:
-        """Drop a scratch array of over RELEASE_BYTES (its memory matters more than the
-        page faults of making it again)."""
-        if 8 * int(np.prod(shape)) > RELEASE_BYTES:
-            self._pool.pop((tag, shape), None)
 
     def magnitude_of(self, node: int) -> Array:
         """max |v| over the node's current interval (kept while that interval is)."""
@@ -590,22 +583,18 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
         # relu(z) >= s z for every real z when 0 <= s <= 1 (z >= 0: z >= s z; z < 0:
         # 0 >= s z), intercept exactly 0: any such slope serves on an unstable neuron
         lower_slope = np.where(np.expand_dims((lo < 0) & (hi > 0), 1), slopes, lower_slope)
-    # the lower line where the coefficient is positive, the upper one where negative:
-    # new = pos a_l + neg a_u, in reused buffers
-    neg = np.minimum(a, 0.0, out=bw.scratch("neg", a.shape))
-    pos = np.subtract(a, neg, out=bw.scratch("coeff", a.shape))  # max(a, 0), exactly
     per_row = lower_slope.shape[1] != 1  # alpha-CROWN's slopes: one per spec row
     mag = bw.magnitude_of(z)
-    # One pass over each of pos and neg (a matrix product with a few columns) gives the
-    # constant's dot product, its error's magnitude sum, and the magnitude sum charged
-    # for the rounding of the new coefficient: each entry is one product (the other part
-    # is exactly zero), off by <= u |pos a_l + neg a_u| (underflow: the flat allowance)
+    # One pass over each of pos = max(a, 0) and neg = min(a, 0) (a matrix product with a
+    # few columns) gives the constant's dot product, its error's magnitude sum, and the
+    # magnitude sum charged for the rounding of the new coefficient pos a_l + neg a_u:
+    # each entry is one product (the other part is exactly zero), off by <= u |entry|
+    # (underflow: the flat allowance)
     p_cols = [] if per_row else [np.abs(a_l) * mag]
     if np.any(b_l):
         p_cols += [b_l, np.abs(b_l)]
     n_cols = [np.abs(a_u) * mag, b_u, np.abs(b_u)]
-    p_sums = _column_sums(pos, p_cols) if p_cols else None
-    n_sums = _column_sums(neg, n_cols)
+    new, p_sums, n_sums = _apply_lines(bw, a, lower_slope, a_u[:, None], p_cols, n_cols)
     count = max(int(np.prod(a.shape[2:])), 1)
     g = gamma64(count)
     if len(p_cols) > 1:
@@ -614,10 +603,6 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
         bw.add_const(dn(p_sums[..., -2] - up(err * (g + 2 * U64))))
     err = up(-n_sums[..., 2] * (1.0 + g) + count * TINY_NORMAL)
     bw.add_const(dn(n_sums[..., 1] - up(err * (g + 2 * U64))))
-    new = np.multiply(pos, lower_slope, out=pos)
-    new += np.multiply(neg, a_u[:, None], out=neg)
-    del pos, neg
-    bw.release("neg", a.shape)
     if per_row:
         bw.give(z, new, 2 * U64)
         return True
@@ -631,27 +616,70 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
     return True
 
 
-def _column_sums(coef: Array, cols: list[Array]) -> Array:
-    """For coef (batch, rows, *feat) and columns broadcastable to (batch, *feat): the
-    float sums over the features of coef * col, one per column, (batch, rows, columns),
-    in one matrix product (any summation order: the callers' error terms allow it)."""
+BLOCK_ENTRIES = 1 << 17  # coefficients per block of _apply_lines: its buffers stay in cache
+BLOCKED_ABOVE = 1 << 21  # coefficient arrays larger than this are processed in blocks
+
+
+def _apply_lines(bw: Backward, a: Array, lower: Array, upper: Array, p_cols: list[Array],
+                 n_cols: list[Array]) -> tuple[Array, Array | None, Array]:
+    """new = max(a, 0) lower + min(a, 0) upper (slopes broadcast against a), and the
+    column sums (`_column_sums`) of max(a, 0) against p_cols and of min(a, 0) against
+    n_cols. Large coefficient arrays go in blocks of rows, so that their parts and
+    products stay in cache: one pass over memory instead of seven."""
+    if a.size <= BLOCKED_ABOVE:
+        neg = np.minimum(a, 0.0, out=bw.scratch("neg", a.shape))
+        pos = np.subtract(a, neg, out=bw.scratch("coeff", a.shape))  # max(a, 0), exactly
+        p_sums = _column_sums(pos, p_cols) if p_cols else None
+        n_sums = _column_sums(neg, n_cols)
+        new = np.multiply(pos, lower, out=pos)
+        new += np.multiply(neg, upper, out=neg)
+        return new, p_sums, n_sums
+    batch, rows = a.shape[:2]
+    n = int(np.prod(a.shape[2:]))
+    a3 = a.reshape(batch, rows, n)
+    low3 = np.broadcast_to(lower, a.shape[:1] + lower.shape[1:]).reshape(batch, -1, n)
+    up3 = np.broadcast_to(upper, a.shape[:1] + upper.shape[1:]).reshape(batch, -1, n)
+    new = bw.scratch("coeff", a.shape)
+    new3 = new.reshape(batch, rows, n)
+    p_mat = _column_matrix(a, p_cols) if p_cols else None
+    n_mat = _column_matrix(a, n_cols)
+    p_sums = np.empty((batch, rows, len(p_cols))) if p_cols else None
+    n_sums = np.empty((batch, rows, len(n_cols)))
+    step = max(1, BLOCK_ENTRIES // max(n, 1))
+    neg_buf, pos_buf = np.empty((min(step, rows), n)), np.empty((min(step, rows), n))
+    for b in range(batch):
+        for r in range(0, rows, step):
+            blk = slice(r, min(r + step, rows))
+            k = blk.stop - r
+            neg = np.minimum(a3[b, blk], 0.0, out=neg_buf[:k])
+            pos = np.subtract(a3[b, blk], neg, out=pos_buf[:k])
+            if p_mat is not None and p_sums is not None:
+                np.matmul(pos, p_mat[b], out=p_sums[b, blk])
+            np.matmul(neg, n_mat[b], out=n_sums[b, blk])
+            out = new3[b, blk]
+            np.multiply(pos, low3[b, blk] if low3.shape[1] != 1 else low3[b], out=out)
+            neg *= up3[b, blk] if up3.shape[1] != 1 else up3[b]
+            out += neg
+    return new, p_sums, n_sums
+
+
+def _column_matrix(coef: Array, cols: list[Array]) -> Array:
+    """The columns, each broadcast to (batch, features) of coef, side by side:
+    (batch, features, columns)."""
     batch, n = coef.shape[0], int(np.prod(coef.shape[2:]))
     m = np.empty((batch, n, len(cols)))
     for j, col in enumerate(cols):
         m[:, :, j] = _feat(coef, col)[0]
-    sums: Array = np.matmul(coef.reshape(coef.shape[:2] + (n,)), m)
+    return m
+
+
+def _column_sums(coef: Array, cols: list[Array]) -> Array:
+    """For coef (batch, rows, *feat) and columns broadcastable to (batch, *feat): the
+    float sums over the features of coef * col, one per column, (batch, rows, columns),
+    in one matrix product (any summation order: the callers' error terms allow it)."""
+    n = int(np.prod(coef.shape[2:]))
+    sums: Array = np.matmul(coef.reshape(coef.shape[:2] + (n,)), _column_matrix(coef, cols))
     return sums
-
-
-def _dot_lower_nonpositive(neg: Array, b: Array) -> Array:
-    """`dot_lower(neg, b)` for neg <= 0 everywhere: sum |neg||b| is -(neg . |b|), a sum of
-    terms of one sign, bounded like `_absdot_up` without forming |neg|."""
-    bb, n = _feat(neg, b)
-    a3 = neg.reshape(neg.shape[:2] + (n,))
-    s = np.einsum("bmn,bn->bm", a3, bb)
-    mag = -np.einsum("bmn,bn->bm", a3, np.abs(bb))
-    err = up(mag * (1.0 + gamma64(max(n, 1))) + n * TINY_NORMAL)
-    return dn(s - up(err * (gamma64(max(n, 1)) + 2 * U64)))
 
 
 for _tag in RELAXATION.rules:
