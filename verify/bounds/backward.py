@@ -81,6 +81,10 @@ class Backward:
                  pre: dict[int, Any], diff: dict[int, Any]) -> None:
         self.g, self.dep, self.bat, self.ib, self.pre, self.diff = g, dep, bat, ib, pre, diff
         self.coeff: dict[int, Array] = {}
+        self.users: list[list[int]] = [[] for _ in g.nodes]  # the consumers of each node
+        for node in g.nodes:
+            for arg in node.args:
+                self.users[arg].append(node.id)
         # per relu node: lower-line slopes in [0, 1] in the coefficient layout (batch,
         # rows, *shape); used on unstable neurons only (set for one `run` by the caller)
         self.relu_slopes: dict[int, Array] = {}
@@ -93,6 +97,7 @@ class Backward:
         # and the index sets (per feature axis) of the slices written into it so far
         self.sliced: dict[int, Array] = {}
         self.slice_sets: dict[int, list[tuple[frozenset[int], ...]]] = {}
+        self.slice_siblings: list[int] = []  # the slices the last slice rule wrote too
         self._mag: dict[int, tuple[Array, Array, Array]] = {}
         self.const = np.zeros((0, 0))
         self.slack = np.zeros((0, 0))
@@ -316,12 +321,51 @@ def _slice(bw: Backward, n: Any, a: Array) -> bool:
         bw.slack = up(bw.slack + up(c * (1.01 * U64) + TINY_NORMAL))
         return True
     z = np.zeros(a.shape[:2] + src[1:])
-    z[sl] = a
+    parts = [(feat, a)] + _sibling_slices(bw, n, sets)
+    if len(parts) == 1:
+        z[sl] = a
+    else:
+        # disjoint windows written block by block, each block of z in cache while all
+        # windows land in it (one pass over memory, not one per window); exact writes
+        step = max(1, (1 << 17) // max(int(np.prod(src[1:])), 1))
+        for b in range(a.shape[0]):
+            for r in range(0, a.shape[1], step):
+                blk = (b, slice(r, r + step))
+                for f, part in parts:
+                    z[blk + f] = part[blk]
+        sets_all = [sets] + [_index_sets(bw.g.nodes[k].attr("spec")[1:], src[1:])
+                             for k in bw.slice_siblings]
     bw.give(arg, z, 0.0)
     if bw.coeff.get(arg) is z:
         bw.sliced[arg] = z
-        bw.slice_sets[arg] = [sets]
+        bw.slice_sets[arg] = [sets] if len(parts) == 1 else sets_all
     return True
+
+
+def _sibling_slices(bw: Backward, n: Any, sets: tuple[frozenset[int], ...]
+                    ) -> list[tuple[tuple[slice, ...], Array]]:
+    """Other slices of n's operand whose coefficients are complete (all their consumers
+    done) and which are pairwise disjoint with each other and with n's: taken out of the
+    pass (their coefficients handed back here, with their feature slices) to be written
+    together with n's. Their ids are left in `bw.slice_siblings`."""
+    arg = n.args[0]
+    src = bw.g.nodes[arg].shape
+    taken: list[tuple[tuple[slice, ...], Array]] = []
+    seen = [sets]
+    bw.slice_siblings = []
+    for k in bw.users[arg]:
+        node = bw.g.nodes[k]
+        if k == n.id or node.op != "slice" or k not in bw.coeff or not bw.bat[k] or \
+                any(u <= n.id for u in bw.users[k]):
+            continue
+        spec = node.attr("spec")[1:]
+        mine = _index_sets(spec, src[1:])
+        if any(all(p & q for p, q in zip(old, mine, strict=True)) for old in seen):
+            continue
+        seen.append(mine)
+        taken.append((tuple(slice(s, e, st) for s, e, st in spec), bw.coeff.pop(k)))
+        bw.slice_siblings.append(k)
+    return taken
 
 
 @CROWN.rule("unslice")
