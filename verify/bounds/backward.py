@@ -660,24 +660,15 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
     return True
 
 
-BLOCK_ENTRIES = 1 << 17  # coefficients per block of _apply_lines: its buffers stay in cache
-BLOCKED_ABOVE = 1 << 21  # coefficient arrays larger than this are processed in blocks
+BLOCK_ENTRIES = 1 << 16  # coefficients per block of _apply_lines: its buffers stay in cache
 
 
 def _apply_lines(bw: Backward, a: Array, lower: Array, upper: Array, p_cols: list[Array],
                  n_cols: list[Array]) -> tuple[Array, Array | None, Array]:
     """new = max(a, 0) lower + min(a, 0) upper (slopes broadcast against a), and the
     column sums (`_column_sums`) of max(a, 0) against p_cols and of min(a, 0) against
-    n_cols. Large coefficient arrays go in blocks of rows, so that their parts and
-    products stay in cache: one pass over memory instead of seven."""
-    if a.size <= BLOCKED_ABOVE:
-        neg = np.minimum(a, 0.0, out=bw.scratch("neg", a.shape))
-        pos = np.subtract(a, neg, out=bw.scratch("coeff", a.shape))  # max(a, 0), exactly
-        p_sums = _column_sums(pos, p_cols) if p_cols else None
-        n_sums = _column_sums(neg, n_cols)
-        new = np.multiply(pos, lower, out=pos)
-        new += np.multiply(neg, upper, out=neg)
-        return new, p_sums, n_sums
+    n_cols. In blocks (of whole batch rows, or of spec rows within one batch row) whose
+    parts and products stay in cache: one pass over memory instead of seven."""
     batch, rows = a.shape[:2]
     n = int(np.prod(a.shape[2:]))
     a3 = a.reshape(batch, rows, n)
@@ -689,20 +680,25 @@ def _apply_lines(bw: Backward, a: Array, lower: Array, upper: Array, p_cols: lis
     n_mat = _column_matrix(a, n_cols)
     p_sums = np.empty((batch, rows, len(p_cols))) if p_cols else None
     n_sums = np.empty((batch, rows, len(n_cols)))
-    step = max(1, BLOCK_ENTRIES // max(n, 1))
-    neg_buf, pos_buf = np.empty((min(step, rows), n)), np.empty((min(step, rows), n))
-    for b in range(batch):
-        for r in range(0, rows, step):
-            blk = slice(r, min(r + step, rows))
-            k = blk.stop - r
-            neg = np.minimum(a3[b, blk], 0.0, out=neg_buf[:k])
-            pos = np.subtract(a3[b, blk], neg, out=pos_buf[:k])
+    if rows * n <= BLOCK_ENTRIES:
+        b_step, r_step = max(1, BLOCK_ENTRIES // max(rows * n, 1)), rows
+    else:
+        b_step, r_step = 1, max(1, BLOCK_ENTRIES // max(n, 1))
+    shape = (min(b_step, batch), min(r_step, rows), n)
+    neg_buf, pos_buf = np.empty(shape), np.empty(shape)
+    for b in range(0, batch, b_step):
+        bs = slice(b, min(b + b_step, batch))
+        for r in range(0, rows, r_step):
+            rs = slice(r, min(r + r_step, rows))
+            kb, kr = bs.stop - b, rs.stop - r
+            neg = np.minimum(a3[bs, rs], 0.0, out=neg_buf[:kb, :kr])
+            pos = np.subtract(a3[bs, rs], neg, out=pos_buf[:kb, :kr])  # max(a, 0), exactly
             if p_mat is not None and p_sums is not None:
-                np.matmul(pos, p_mat[b], out=p_sums[b, blk])
-            np.matmul(neg, n_mat[b], out=n_sums[b, blk])
-            out = new3[b, blk]
-            np.multiply(pos, low3[b, blk] if low3.shape[1] != 1 else low3[b], out=out)
-            neg *= up3[b, blk] if up3.shape[1] != 1 else up3[b]
+                np.matmul(pos, p_mat[bs], out=p_sums[bs, rs])
+            np.matmul(neg, n_mat[bs], out=n_sums[bs, rs])
+            out = new3[bs, rs]
+            np.multiply(pos, low3[bs, rs] if low3.shape[1] != 1 else low3[bs], out=out)
+            neg *= up3[bs, rs] if up3.shape[1] != 1 else up3[bs]
             out += neg
     return new, p_sums, n_sums
 

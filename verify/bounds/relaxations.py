@@ -226,15 +226,21 @@ def smooth_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
         a_l = np.where(lo >= 0, sec, np.where(hi <= 0, m_slope, a_cross_l))
         t_l = np.where(cross, np.where(mid_l, mid, np.where(d_l >= lo, d_l, lo)), mid)
         t_u = np.where(cross, np.where(mid_u, mid, np.where(d_u <= hi, d_u, hi)), mid)
-        # tangents at the geometric points and (a guess from the slope, sometimes
-        # tighter) at the points where f' = a: both in one stacked, elementwise call
+        # tangents at the geometric points and, where the interval crosses 0, also at
+        # the points where f' = a (a guess from the slope, sometimes tighter there; off 0
+        # the slope is f' at the midpoint, whose tangent point the midpoint already is):
+        # both in one stacked, elementwise call
         assert f.tangent_point is not None
-        lo2, hi2, a_l2, a_u2 = (np.concatenate([v, v]) for v in (lo, hi, a_l, a_u))
-        b2_l, b2_u = _intercepts(f, lo2, hi2, a_l2, a_u2,
-                                 t_l=np.concatenate([np.minimum(t_l, 0.0), _guess(f, a_l, -1.0)]),
-                                 t_u=np.concatenate([np.maximum(t_u, 0.0), _guess(f, a_u, 1.0)]))
-        half = lo.shape[0]
-        b_l, b_u = np.maximum(b2_l[:half], b2_l[half:]), np.minimum(b2_u[:half], b2_u[half:])
+        size = lo.size
+        geo_l, geo_u = np.minimum(t_l, 0.0), np.maximum(t_u, 0.0)
+        lo2, hi2, a_l2, a_u2 = (np.concatenate([v.ravel(), v[at]]) for v in (lo, hi, a_l, a_u))
+        b2_l, b2_u = _intercepts(
+            f, lo2, hi2, a_l2, a_u2,
+            t_l=np.concatenate([geo_l.ravel(), _guess(f, a_l[at], -1.0)]),
+            t_u=np.concatenate([geo_u.ravel(), _guess(f, a_u[at], 1.0)]))
+        b_l, b_u = b2_l[:size].reshape(lo.shape), b2_u[:size].reshape(lo.shape)
+        b_l[at] = np.maximum(b_l[at], b2_l[size:])
+        b_u[at] = np.minimum(b_u[at], b2_u[size:])
     return _finite(f, lo, hi, a_l, b_l, a_u, b_u)
 
 
