@@ -574,8 +574,7 @@ def _matmul(bw: Backward, n: Any, a: Array) -> bool:
             # Higham's bound holds for any summation order and with fused multiply-adds,
             # so it covers the product whatever blocking the BLAS uses
             rowl1 = sum_up(bw.absof(a), 2)
-            lo, hi = bw.ib[x]
-            wmag = sum_up(np.abs(wt).max(axis=1)[None, :] * magnitude(lo, hi), 1)
+            wmag = sum_up(np.abs(wt).max(axis=1)[None, :] * bw.magnitude_of(x), 1)
             charge = up(gamma64(k) * rowl1 * wmag[:, None] + k * TINY_NORMAL)
             bw.slack = up(bw.slack + charge)
             bw.give(x, new, 0.0)
@@ -587,7 +586,7 @@ def _matmul(bw: Backward, n: Any, a: Array) -> bool:
         # coefficient of x[i, k] = sum_j a[i, j] W[k, j], off by <= gamma_n rowl1[i] wmax[k]
         rowl1 = np.sum(np.abs(a), axis=-1)
         wmax = np.expand_dims(np.abs(wf).max(axis=-1), -2)
-        mw = np.sum(mul_up(magnitude(*bw.ib[x]), wmax), axis=-1)
+        mw = np.sum(mul_up(bw.magnitude_of(x), wmax), axis=-1)
         _charge_bilinear(bw, rowl1, mw, wt.shape[-1])
         bw.give_broadcast(x, new, (n.shape[0],) + new.shape[2:], 0.0)
         return True
@@ -602,7 +601,7 @@ def _matmul(bw: Backward, n: Any, a: Array) -> bool:
         # coefficient of w[k, j] = sum_i C[i, k] a[i, j], off by <= gamma_m cmax[k] coll1[j]
         coll1 = np.sum(bw.absof(a), axis=-2)
         cmax = np.expand_dims(np.abs(cf).max(axis=-2), -1)
-        mw = np.sum(mul_up(magnitude(*bw.ib[w]), cmax), axis=-2)
+        mw = np.sum(mul_up(bw.magnitude_of(w), cmax), axis=-2)
         _charge_bilinear(bw, coll1, mw, ct.shape[-2])
         bw.give_broadcast(w, new, (n.shape[0],) + new.shape[2:], 0.0)
         return True
