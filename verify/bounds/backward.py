@@ -637,7 +637,12 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
     if np.any(b_l):
         p_cols += [b_l, np.abs(b_l)]
     n_cols = [np.abs(a_u) * mag, b_u, np.abs(b_u)]
-    new, p_sums, n_sums = _apply_lines(bw, a, lower_slope, a_u[:, None], p_cols, n_cols)
+    unstable = (lo < 0) & (hi > 0)
+    if n.op == "relu" and not per_row and len(p_cols) == 1 and a.size > BLOCK_ENTRIES and \
+            np.count_nonzero(unstable) <= SPARSE_FRACTION * unstable.size:
+        new, p_sums, n_sums = _relu_sparse(bw, a, lo, unstable, p_cols[0], n_cols, a_l, a_u)
+    else:
+        new, p_sums, n_sums = _apply_lines(bw, a, lower_slope, a_u[:, None], p_cols, n_cols)
     count = max(int(np.prod(a.shape[2:])), 1)
     g = gamma64(count)
     if len(p_cols) > 1:
@@ -699,6 +704,47 @@ def _apply_lines(bw: Backward, a: Array, lower: Array, upper: Array, p_cols: lis
             np.multiply(pos, low3[bs, rs] if low3.shape[1] != 1 else low3[bs], out=out)
             neg *= up3[bs, rs] if up3.shape[1] != 1 else up3[bs]
             out += neg
+    return new, p_sums, n_sums
+
+
+SPARSE_FRACTION = 0.25  # relu: below this share of unstable neurons, `_relu_sparse`
+
+
+def _relu_sparse(bw: Backward, a: Array, lo: Array, unstable: Array, p_col: Array,
+                 n_cols: list[Array], a_l: Array, a_u: Array
+                 ) -> tuple[Array, Array, Array]:
+    """`_apply_lines` for relu when few neurons are unstable. A stable neuron's lines
+    are exact with intercept 0 (relu(z) = z on [lo, hi] when lo >= 0, = 0 when hi <= 0):
+    its new coefficient is a times 1 or 0 (exact, nothing to charge, no constant). Only
+    the unstable neurons, gathered per batch row, go through the general computation;
+    their column sums are sums over fewer terms than the full feature count the caller's
+    gamma assumes (a larger gamma: still a bound)."""
+    batch, rows = a.shape[:2]
+    n = int(np.prod(a.shape[2:]))
+    a3 = a.reshape(batch, rows, n)
+    new = bw.scratch("coeff", a.shape)
+    new3 = new.reshape(batch, rows, n)
+    active = _feat(a, (lo >= 0).astype(np.float64))[0]
+    np.multiply(a3, active[:, None, :], out=new3)  # times 1 or 0: exact
+    p_sums = np.zeros((batch, rows, 1))
+    n_sums = np.zeros((batch, rows, len(n_cols)))
+    flat_un = _feat(a, unstable)[0]
+    pc = _feat(a, p_col)[0]
+    ncs = [_feat(a, c)[0] for c in n_cols]
+    al, au = _feat(a, a_l)[0], _feat(a, a_u)[0]
+    for b in range(batch):
+        idx = np.flatnonzero(flat_un[b])
+        if idx.size == 0:
+            continue
+        sub = a3[b][:, idx]
+        neg = np.minimum(sub, 0.0)
+        pos = np.subtract(sub, neg)  # max(sub, 0), exactly
+        p_sums[b] = pos @ pc[b, idx][:, None]
+        n_sums[b] = neg @ np.stack([c[b, idx] for c in ncs], axis=1)
+        pos *= al[b, idx]
+        neg *= au[b, idx]
+        pos += neg
+        new3[b][:, idx] = pos
     return new, p_sums, n_sums
 
 
