@@ -638,6 +638,7 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
         p_cols += [b_l, np.abs(b_l)]
     n_cols = [np.abs(a_u) * mag, b_u, np.abs(b_u)]
     unstable = (lo < 0) & (hi > 0)
+    p_sums: Array | None
     if n.op == "relu" and not per_row and len(p_cols) == 1 and a.size > BLOCK_ENTRIES and \
             np.count_nonzero(unstable) <= SPARSE_FRACTION * unstable.size:
         new, p_sums, n_sums = _relu_sparse(bw, a, lo, unstable, p_cols[0], n_cols, a_l, a_u)
