@@ -639,7 +639,8 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
     n_cols = [np.abs(a_u) * mag, b_u, np.abs(b_u)]
     unstable = (lo < 0) & (hi > 0)
     p_sums: Array | None
-    if n.op == "relu" and not per_row and len(p_cols) == 1 and a.size > BLOCK_ENTRIES and \
+    if n.op == "relu" and not per_row and len(p_cols) == 1 and \
+            a.size > BLOCK_ENTRIES * a.shape[0] and \
             np.count_nonzero(unstable) <= SPARSE_FRACTION * unstable.size:
         new, p_sums, n_sums = _relu_sparse(bw, a, lo, unstable, p_cols[0], n_cols, a_l, a_u)
     else:
@@ -708,7 +709,9 @@ def _apply_lines(bw: Backward, a: Array, lower: Array, upper: Array, p_cols: lis
     return new, p_sums, n_sums
 
 
-SPARSE_FRACTION = 0.25  # relu: below this share of unstable neurons, `_relu_sparse`
+# relu: below this share of unstable neurons, `_relu_sparse` (it loops over batch rows:
+# only where each batch row holds over BLOCK_ENTRIES coefficients)
+SPARSE_FRACTION = 0.25
 
 
 def _relu_sparse(bw: Backward, a: Array, lo: Array, unstable: Array, p_col: Array,
