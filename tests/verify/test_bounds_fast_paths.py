@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from hypothesis import given, settings
@@ -17,6 +17,7 @@ from hypothesis.extra import numpy as hnp
 
 from torchlean.spec import nn
 from torchlean.verify import bounds
+from torchlean.verify.bounds import backward as bw_mod
 from torchlean.verify.bounds.functions import widen
 from torchlean.verify.outward import dn, next_down, next_up, up
 
@@ -205,7 +206,6 @@ def test_blocked_line_application_matches_the_plain_one(seed: int, per_row: bool
     new coefficient, bit for bit, and the same column sums up to summation order (the
     error terms built on them allow any order), as the plain pass; forced here on small
     arrays with blocks of a few rows."""
-    bw_mod = importlib.import_module("torchlean.verify.bounds.backward")
     rng = np.random.default_rng(seed)
     a = rng.normal(size=(3, 7, 2, 5)) * (rng.uniform(size=(3, 7, 2, 5)) < 0.8)
     lower = rng.uniform(0, 1, size=(3, 7 if per_row else 1, 2, 5))
@@ -221,14 +221,15 @@ def test_blocked_line_application_matches_the_plain_one(seed: int, per_row: bool
     old = bw_mod.BLOCK_ENTRIES
     try:
         bw_mod.BLOCK_ENTRIES = 10**9  # one block: the plain pass
-        plain = bw_mod._apply_lines(_Scratch(), a, lower, upper, p_cols, n_cols)
+        plain = bw_mod._apply_lines(cast(Any, _Scratch()), a, lower, upper, p_cols, n_cols)
         bw_mod.BLOCK_ENTRIES = block  # blocks of batch rows, or of a few spec rows
-        blocked = bw_mod._apply_lines(_Scratch(), a, lower, upper, p_cols, n_cols)
+        blocked = bw_mod._apply_lines(cast(Any, _Scratch()), a, lower, upper, p_cols, n_cols)
     finally:
         bw_mod.BLOCK_ENTRIES = old
     assert np.array_equal(plain[0], blocked[0])
     for x, y in ((plain[1], blocked[1]), (plain[2], blocked[2])):
         # sums of 10 terms of order 1: orders differ by a few ulps at most
+        assert x is not None and y is not None
         assert np.allclose(x, y, rtol=1e-13, atol=1e-13)
 
 
@@ -249,7 +250,6 @@ def test_sparse_relu_pass_is_sound(seed: int, eps: float) -> None:
     """CROWN's relu pass that moves only the unstable neurons (`_relu_sparse`), forced on a
     small MLP, against exact rational outputs at the box's corners and random points;
     and never looser than the general pass by more than rounding (it charges less)."""
-    bw_mod = importlib.import_module("torchlean.verify.bounds.backward")
     rng = np.random.default_rng(seed)
     net = nn.build(nn.linear(4, 12) >> nn.relu() >> nn.linear(12, 12) >> nn.relu()
                    >> nn.linear(12, 3), seed=seed % 997)
