@@ -64,7 +64,7 @@ def ibp(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, 
     without an IBP rule raises `UnsupportedOperation` before any work.
     """
     g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
-    nodes = ibp_nodes(g, params, lo, hi)
+    nodes = ibp_nodes(g, params, lo, hi, only=g.outputs[0][1])
     yl, yh = nodes[g.outputs[0][1]]
     batch = lo.shape[0]
     spec = spec_matrix(C, g, batch)

@@ -81,6 +81,10 @@ class Backward:
                  pre: dict[int, Any], diff: dict[int, Any]) -> None:
         self.g, self.dep, self.bat, self.ib, self.pre, self.diff = g, dep, bat, ib, pre, diff
         self.coeff: dict[int, Array] = {}
+        self.users: list[list[int]] = [[] for _ in g.nodes]  # the consumers of each node
+        for node in g.nodes:
+            for arg in node.args:
+                self.users[arg].append(node.id)
         # per relu node: lower-line slopes in [0, 1] in the coefficient layout (batch,
         # rows, *shape); used on unstable neurons only (set for one `run` by the caller)
         self.relu_slopes: dict[int, Array] = {}
@@ -89,8 +93,11 @@ class Backward:
         self.lines: dict[int, tuple[tuple[int, int, int], Any, tuple[Array, Array]]] = {}
         self._abs: tuple[Array, Array] | None = None  # the last |a| computed, with its a
         self._pool: dict[tuple[str, tuple[int, ...]], Array] = {}
-        # per node: the coefficient array the slice rule made for it (safe to add into)
+        # per node: the coefficient array the slice rule made for it (safe to add into),
+        # and the index sets (per feature axis) of the slices written into it so far
         self.sliced: dict[int, Array] = {}
+        self.slice_sets: dict[int, list[tuple[frozenset[int], ...]]] = {}
+        self.slice_siblings: list[int] = []  # the slices the last slice rule wrote too
         self._mag: dict[int, tuple[Array, Array, Array]] = {}
         self.const = np.zeros((0, 0))
         self.slack = np.zeros((0, 0))
@@ -104,13 +111,15 @@ class Backward:
         self.slack = np.zeros(first.shape[:2])
         self._abs = None
         self.sliced = {}
+        self.slice_sets = {}
         result: Array | None = None
         for n in reversed(self.g.nodes[: max(starts) + 1]):
             a = self.coeff.pop(n.id, None)
             self.sliced.pop(n.id, None)
+            self.slice_sets.pop(n.id, None)
             if a is None:
                 continue
-            if self._abs is not None and self._abs[0] is not a:
+            if self._abs is not None and not _same_entries(self._abs[0], a):
                 self._abs = None  # only the coefficient at hand's |a| is of use
             if n.op == "input":
                 result = self._concretize(n.id, a)
@@ -126,10 +135,10 @@ class Backward:
     def absof(self, a: Array) -> Array:
         """|a|, remembered for the last array asked (a coefficient is charged, then the
         next rule bounds its constant and its matmul error with the same |a|)."""
-        if self._abs is None or self._abs[0] is not a:
+        if self._abs is None or not _same_entries(self._abs[0], a):
             self._abs = None
             self._abs = (a, np.abs(a, out=self.scratch("abs", a.shape)))
-        return self._abs[1]
+        return self._abs[1].reshape(a.shape)
 
     def magnitude_of(self, node: int) -> Array:
         """max |v| over the node's current interval (kept while that interval is)."""
@@ -163,8 +172,7 @@ class Backward:
 
     def charge(self, absa: Array, node: int, scale: float) -> None:
         """Charge scale * |a| . mag(node) to the slack (|a| in the node's layout)."""
-        lo, hi = self.ib[node]
-        c = _absdot_up(absa, magnitude(lo, hi))
+        c = _absdot_up(absa, self.magnitude_of(node))
         self.slack = up(self.slack + up(c * (1.01 * scale) + TINY_NORMAL))
 
     def add_const(self, lower: Array) -> None:
@@ -225,9 +233,12 @@ class Backward:
         a3 = a.reshape(a.shape[:2] + (n,))
         center = np.empty(a.shape[:2])
         spread = np.empty(a.shape[:2])
-        for b in range(a.shape[0]):
-            center[b] = a3[b] @ bb[b]
-            spread[b] = np.abs(a3[b]) @ vv[b]
+        # batch rows in blocks of about 2^18 coefficients: the block's |a| stays small
+        step = max(1, (1 << 18) // max(a3.shape[1] * a3.shape[2], 1))
+        for b in range(0, a.shape[0], step):
+            blk = slice(b, b + step)
+            center[blk] = np.matmul(a3[blk], bb[blk, :, None])[..., 0]
+            spread[blk] = np.matmul(np.abs(a3[blk]), vv[blk, :, None])[..., 0]
         spread = up(spread * (1.0 + g) + n * TINY_NORMAL)
         return dn(center - spread)
 
@@ -236,6 +247,14 @@ class Backward:
         got = self.pre.get(node)
         lo, hi = got if got is not None else self.ib[node]
         return np.asarray(lo), np.asarray(hi)
+
+
+def _same_entries(a: Array, b: Array) -> bool:
+    """Whether b is a (reshaped) C-contiguous view of the same entries as a, in order."""
+    if a is b:
+        return True
+    return (a.size == b.size and a.flags.c_contiguous and b.flags.c_contiguous
+            and a.ctypes.data == b.ctypes.data and a.dtype == b.dtype)
 
 
 def _point_value(bw: Backward, node: int) -> Array | None:
@@ -268,17 +287,33 @@ def _broadcast_to(bw: Backward, n: Any, a: Array) -> bool:
     return True
 
 
+def _index_sets(spec: Any, shape: tuple[int, ...]) -> tuple[frozenset[int], ...]:
+    """The indices a slice spec (start, stop, step per feature axis) takes on each axis."""
+    return tuple(frozenset(range(*slice(st, e, k).indices(d)))
+                 for (st, e, k), d in zip(spec, shape, strict=True))
+
+
 @CROWN.rule("slice")
 def _slice(bw: Backward, n: Any, a: Array) -> bool:
     arg = n.args[0]
     src = bw.g.nodes[arg].shape
-    feat = tuple(slice(s, e, k) for s, e, k in n.attr("spec")[1:])
+    spec = n.attr("spec")[1:]
+    feat = tuple(slice(s, e, k) for s, e, k in spec)
     sl = (slice(None), slice(None)) + feat
+    sets = _index_sets(spec, src[1:])
     cur = bw.coeff.get(arg)
     if cur is not None and bw.sliced.get(arg) is cur:
-        # several slices of one node (pooling windows): added in place into the one
-        # array this rule made, each sum rounding by <= u |sum|, charged on its region
+        # several slices of one node (pooling windows, conv windows): written into the
+        # one array this rule made. Where the region is still untouched (zeros: no
+        # earlier slice meets it on every axis) the write is exact; otherwise each sum
+        # rounds by <= u |sum|, charged on the region
+        seen = bw.slice_sets[arg]
+        overlaps = any(all(p & q for p, q in zip(old, sets, strict=True)) for old in seen)
+        seen.append(sets)
         region = cur[sl]
+        if not overlaps:
+            region[...] = a
+            return True
         region += a
         mag = np.broadcast_to(bw.magnitude_of(arg), (a.shape[0],) + src[1:])[
             (slice(None),) + feat]
@@ -286,11 +321,51 @@ def _slice(bw: Backward, n: Any, a: Array) -> bool:
         bw.slack = up(bw.slack + up(c * (1.01 * U64) + TINY_NORMAL))
         return True
     z = np.zeros(a.shape[:2] + src[1:])
-    z[sl] = a
+    parts = [(feat, a)] + _sibling_slices(bw, n, sets)
+    if len(parts) == 1:
+        z[sl] = a
+    else:
+        # disjoint windows written block by block, each block of z in cache while all
+        # windows land in it (one pass over memory, not one per window); exact writes
+        step = max(1, (1 << 17) // max(int(np.prod(src[1:])), 1))
+        for b in range(a.shape[0]):
+            for r in range(0, a.shape[1], step):
+                blk = (b, slice(r, r + step))
+                for f, part in parts:
+                    z[blk + f] = part[blk]
+        sets_all = [sets] + [_index_sets(bw.g.nodes[k].attr("spec")[1:], src[1:])
+                             for k in bw.slice_siblings]
     bw.give(arg, z, 0.0)
     if bw.coeff.get(arg) is z:
         bw.sliced[arg] = z
+        bw.slice_sets[arg] = [sets] if len(parts) == 1 else sets_all
     return True
+
+
+def _sibling_slices(bw: Backward, n: Any, sets: tuple[frozenset[int], ...]
+                    ) -> list[tuple[tuple[slice, ...], Array]]:
+    """Other slices of n's operand whose coefficients are complete (all their consumers
+    done) and which are pairwise disjoint with each other and with n's: taken out of the
+    pass (their coefficients handed back here, with their feature slices) to be written
+    together with n's. Their ids are left in `bw.slice_siblings`."""
+    arg = n.args[0]
+    src = bw.g.nodes[arg].shape
+    taken: list[tuple[tuple[slice, ...], Array]] = []
+    seen = [sets]
+    bw.slice_siblings = []
+    for k in bw.users[arg]:
+        node = bw.g.nodes[k]
+        if k == n.id or node.op != "slice" or k not in bw.coeff or not bw.bat[k] or \
+                any(u <= n.id for u in bw.users[k]):
+            continue
+        spec = node.attr("spec")[1:]
+        mine = _index_sets(spec, src[1:])
+        if any(all(p & q for p, q in zip(old, mine, strict=True)) for old in seen):
+            continue
+        seen.append(mine)
+        taken.append((tuple(slice(s, e, st) for s, e, st in spec), bw.coeff.pop(k)))
+        bw.slice_siblings.append(k)
+    return taken
 
 
 @CROWN.rule("unslice")
@@ -306,7 +381,9 @@ def _concat(bw: Backward, n: Any, a: Array) -> bool:
     start = 0
     for arg in n.args:
         size = bw.g.nodes[arg].shape[ax - 1]
-        part = np.take(a, np.arange(start, start + size), axis=ax)
+        index = [slice(None)] * a.ndim
+        index[ax] = slice(start, start + size)
+        part = a[tuple(index)]  # a view: the rules that take it copy what they keep
         start += size
         if bw.dep[arg]:
             bw.give(arg, part, 0.0)
@@ -317,16 +394,30 @@ def _concat(bw: Backward, n: Any, a: Array) -> bool:
 
 @CROWN.rule("sum", "mean")
 def _sum_mean(bw: Backward, n: Any, a: Array) -> bool:
-    src = bw.g.nodes[n.args[0]].shape
+    arg = n.args[0]
+    src = bw.g.nodes[arg].shape
     axes = tuple(int(x) for x in n.attr("axes"))
     if not n.attr("keepdims"):
         a = np.expand_dims(a, tuple(x + 1 for x in axes))
-    new = np.broadcast_to(a, a.shape[:2] + src[1:])
+    full = a.shape[:2] + src[1:]
     if n.op == "sum":
-        bw.give(n.args[0], np.ascontiguousarray(new), 0.0)
-    else:
-        cnt = int(np.prod([src[x] for x in axes]))
-        bw.give(n.args[0], new / cnt, 2 * U64)
+        bw.give(arg, np.broadcast_to(a, full), 0.0)
+        return True
+    cnt = int(np.prod([src[x] for x in axes]))
+    small = a / cnt
+    if arg in bw.coeff or 0 in axes or not bw.dep[arg]:
+        bw.give(arg, np.ascontiguousarray(np.broadcast_to(small, full)), 2 * U64)
+        return True
+    # Each entry of a / cnt rounds by <= 2u of itself; the charge 2u sum |a/cnt| mag(v)
+    # over the broadcast equals 2u sum |a/cnt| (sum over the mean's axes of mag(v)):
+    # formed on the small array, the window sums of mag rounded up (Higham's gamma_cnt),
+    # and the coefficient handed on as a broadcast view, never written out in full
+    mag = bw.magnitude_of(arg)
+    msum = np.sum(mag, axis=axes, keepdims=True)
+    msum = up(msum * (1.0 + gamma64(cnt)) + cnt * TINY_NORMAL)
+    c = _absdot_up(np.abs(small), msum)
+    bw.slack = up(bw.slack + up(c * (1.01 * 2 * U64) + TINY_NORMAL))
+    bw.give(arg, np.broadcast_to(small, full), 0.0)
     return True
 
 
@@ -483,8 +574,7 @@ def _matmul(bw: Backward, n: Any, a: Array) -> bool:
             # Higham's bound holds for any summation order and with fused multiply-adds,
             # so it covers the product whatever blocking the BLAS uses
             rowl1 = sum_up(bw.absof(a), 2)
-            lo, hi = bw.ib[x]
-            wmag = sum_up(np.abs(wt).max(axis=1)[None, :] * magnitude(lo, hi), 1)
+            wmag = sum_up(np.abs(wt).max(axis=1)[None, :] * bw.magnitude_of(x), 1)
             charge = up(gamma64(k) * rowl1 * wmag[:, None] + k * TINY_NORMAL)
             bw.slack = up(bw.slack + charge)
             bw.give(x, new, 0.0)
@@ -496,7 +586,7 @@ def _matmul(bw: Backward, n: Any, a: Array) -> bool:
         # coefficient of x[i, k] = sum_j a[i, j] W[k, j], off by <= gamma_n rowl1[i] wmax[k]
         rowl1 = np.sum(np.abs(a), axis=-1)
         wmax = np.expand_dims(np.abs(wf).max(axis=-1), -2)
-        mw = np.sum(mul_up(magnitude(*bw.ib[x]), wmax), axis=-1)
+        mw = np.sum(mul_up(bw.magnitude_of(x), wmax), axis=-1)
         _charge_bilinear(bw, rowl1, mw, wt.shape[-1])
         bw.give_broadcast(x, new, (n.shape[0],) + new.shape[2:], 0.0)
         return True
@@ -509,9 +599,9 @@ def _matmul(bw: Backward, n: Any, a: Array) -> bool:
         ca = np.expand_dims(cf, 1)
         new = np.swapaxes(ca, -1, -2) @ a
         # coefficient of w[k, j] = sum_i C[i, k] a[i, j], off by <= gamma_m cmax[k] coll1[j]
-        coll1 = np.sum(np.abs(a), axis=-2)
+        coll1 = np.sum(bw.absof(a), axis=-2)
         cmax = np.expand_dims(np.abs(cf).max(axis=-2), -1)
-        mw = np.sum(mul_up(magnitude(*bw.ib[w]), cmax), axis=-2)
+        mw = np.sum(mul_up(bw.magnitude_of(w), cmax), axis=-2)
         _charge_bilinear(bw, coll1, mw, ct.shape[-2])
         bw.give_broadcast(w, new, (n.shape[0],) + new.shape[2:], 0.0)
         return True
@@ -536,29 +626,149 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
         # relu(z) >= s z for every real z when 0 <= s <= 1 (z >= 0: z >= s z; z < 0:
         # 0 >= s z), intercept exactly 0: any such slope serves on an unstable neuron
         lower_slope = np.where(np.expand_dims((lo < 0) & (hi > 0), 1), slopes, lower_slope)
-    # the lower line where the coefficient is positive, the upper one where negative:
-    # new = pos a_l + neg a_u, in reused buffers
-    neg = np.minimum(a, 0.0, out=bw.scratch("neg", a.shape))
-    pos = np.subtract(a, neg, out=bw.scratch("coeff", a.shape))  # max(a, 0), exactly
+    per_row = lower_slope.shape[1] != 1  # alpha-CROWN's slopes: one per spec row
+    mag = bw.magnitude_of(z)
+    # One pass over each of pos = max(a, 0) and neg = min(a, 0) (a matrix product with a
+    # few columns) gives the constant's dot product, its error's magnitude sum, and the
+    # magnitude sum charged for the rounding of the new coefficient pos a_l + neg a_u:
+    # each entry is one product (the other part is exactly zero), off by <= u |entry|
+    # (underflow: the flat allowance)
+    p_cols = [] if per_row else [np.abs(a_l) * mag]
     if np.any(b_l):
-        bw.add_const(dot_lower(pos, b_l, pos))
-    bw.add_const(_dot_lower_nonpositive(neg, b_u))
-    new = np.multiply(pos, lower_slope, out=pos)
-    new += np.multiply(neg, a_u[:, None], out=neg)
-    del pos, neg
-    bw.give(z, new, 2 * U64)
+        p_cols += [b_l, np.abs(b_l)]
+    n_cols = [np.abs(a_u) * mag, b_u, np.abs(b_u)]
+    unstable = (lo < 0) & (hi > 0)
+    p_sums: Array | None
+    if n.op == "relu" and not per_row and len(p_cols) == 1 and \
+            a.size > BLOCK_ENTRIES * a.shape[0] and \
+            np.count_nonzero(unstable) <= SPARSE_FRACTION * unstable.size:
+        new, p_sums, n_sums = _relu_sparse(bw, a, lo, unstable, p_cols[0], n_cols, a_l, a_u)
+    else:
+        new, p_sums, n_sums = _apply_lines(bw, a, lower_slope, a_u[:, None], p_cols, n_cols)
+    count = max(int(np.prod(a.shape[2:])), 1)
+    g = gamma64(count)
+    if len(p_cols) > 1:
+        assert p_sums is not None
+        err = up(p_sums[..., -1] * (1.0 + g) + count * TINY_NORMAL)
+        bw.add_const(dn(p_sums[..., -2] - up(err * (g + 2 * U64))))
+    err = up(-n_sums[..., 2] * (1.0 + g) + count * TINY_NORMAL)
+    bw.add_const(dn(n_sums[..., 1] - up(err * (g + 2 * U64))))
+    if per_row:
+        bw.give(z, new, 2 * U64)
+        return True
+    assert p_sums is not None
+    # the two sums of nonnegative terms (the column products rounded by <= u each):
+    # (1 + gamma)(1 + 8u) covers both sums' rounding, the products' and the addition's
+    total = up((p_sums[..., 0] - n_sums[..., 0]) * ((1.0 + g) * (1.0 + 8 * U64))
+               + 2 * count * TINY_NORMAL)
+    bw.slack = up(bw.slack + up(total * (1.01 * 2 * U64) + TINY_NORMAL))
+    bw.give(z, new, 0.0)
     return True
 
 
-def _dot_lower_nonpositive(neg: Array, b: Array) -> Array:
-    """`dot_lower(neg, b)` for neg <= 0 everywhere: sum |neg||b| is -(neg . |b|), a sum of
-    terms of one sign, bounded like `_absdot_up` without forming |neg|."""
-    bb, n = _feat(neg, b)
-    a3 = neg.reshape(neg.shape[:2] + (n,))
-    s = np.einsum("bmn,bn->bm", a3, bb)
-    mag = -np.einsum("bmn,bn->bm", a3, np.abs(bb))
-    err = up(mag * (1.0 + gamma64(max(n, 1))) + n * TINY_NORMAL)
-    return dn(s - up(err * (gamma64(max(n, 1)) + 2 * U64)))
+BLOCK_ENTRIES = 1 << 16  # coefficients per block of _apply_lines: its buffers stay in cache
+
+
+def _apply_lines(bw: Backward, a: Array, lower: Array, upper: Array, p_cols: list[Array],
+                 n_cols: list[Array]) -> tuple[Array, Array | None, Array]:
+    """new = max(a, 0) lower + min(a, 0) upper (slopes broadcast against a), and the
+    column sums (`_column_sums`) of max(a, 0) against p_cols and of min(a, 0) against
+    n_cols. In blocks (of whole batch rows, or of spec rows within one batch row) whose
+    parts and products stay in cache: one pass over memory instead of seven."""
+    batch, rows = a.shape[:2]
+    n = int(np.prod(a.shape[2:]))
+    a3 = a.reshape(batch, rows, n)
+    low3 = np.broadcast_to(lower, a.shape[:1] + lower.shape[1:]).reshape(batch, -1, n)
+    up3 = np.broadcast_to(upper, a.shape[:1] + upper.shape[1:]).reshape(batch, -1, n)
+    new = bw.scratch("coeff", a.shape)
+    new3 = new.reshape(batch, rows, n)
+    p_mat = _column_matrix(a, p_cols) if p_cols else None
+    n_mat = _column_matrix(a, n_cols)
+    p_sums = np.empty((batch, rows, len(p_cols))) if p_cols else None
+    n_sums = np.empty((batch, rows, len(n_cols)))
+    if rows * n <= BLOCK_ENTRIES:
+        b_step, r_step = max(1, BLOCK_ENTRIES // max(rows * n, 1)), rows
+    else:
+        b_step, r_step = 1, max(1, BLOCK_ENTRIES // max(n, 1))
+    shape = (min(b_step, batch), min(r_step, rows), n)
+    neg_buf, pos_buf = np.empty(shape), np.empty(shape)
+    for b in range(0, batch, b_step):
+        bs = slice(b, min(b + b_step, batch))
+        for r in range(0, rows, r_step):
+            rs = slice(r, min(r + r_step, rows))
+            kb, kr = bs.stop - b, rs.stop - r
+            neg = np.minimum(a3[bs, rs], 0.0, out=neg_buf[:kb, :kr])
+            pos = np.subtract(a3[bs, rs], neg, out=pos_buf[:kb, :kr])  # max(a, 0), exactly
+            if p_mat is not None and p_sums is not None:
+                np.matmul(pos, p_mat[bs], out=p_sums[bs, rs])
+            np.matmul(neg, n_mat[bs], out=n_sums[bs, rs])
+            out = new3[bs, rs]
+            np.multiply(pos, low3[bs, rs] if low3.shape[1] != 1 else low3[bs], out=out)
+            neg *= up3[bs, rs] if up3.shape[1] != 1 else up3[bs]
+            out += neg
+    return new, p_sums, n_sums
+
+
+# relu: below this share of unstable neurons, `_relu_sparse` (it loops over batch rows:
+# only where each batch row holds over BLOCK_ENTRIES coefficients)
+SPARSE_FRACTION = 0.25
+
+
+def _relu_sparse(bw: Backward, a: Array, lo: Array, unstable: Array, p_col: Array,
+                 n_cols: list[Array], a_l: Array, a_u: Array
+                 ) -> tuple[Array, Array, Array]:
+    """`_apply_lines` for relu when few neurons are unstable. A stable neuron's lines
+    are exact with intercept 0 (relu(z) = z on [lo, hi] when lo >= 0, = 0 when hi <= 0):
+    its new coefficient is a times 1 or 0 (exact, nothing to charge, no constant). Only
+    the unstable neurons, gathered per batch row, go through the general computation;
+    their column sums are sums over fewer terms than the full feature count the caller's
+    gamma assumes (a larger gamma: still a bound)."""
+    batch, rows = a.shape[:2]
+    n = int(np.prod(a.shape[2:]))
+    a3 = a.reshape(batch, rows, n)
+    new = bw.scratch("coeff", a.shape)
+    new3 = new.reshape(batch, rows, n)
+    active = _feat(a, (lo >= 0).astype(np.float64))[0]
+    np.multiply(a3, active[:, None, :], out=new3)  # times 1 or 0: exact
+    p_sums = np.zeros((batch, rows, 1))
+    n_sums = np.zeros((batch, rows, len(n_cols)))
+    flat_un = _feat(a, unstable)[0]
+    pc = _feat(a, p_col)[0]
+    ncs = [_feat(a, c)[0] for c in n_cols]
+    al, au = _feat(a, a_l)[0], _feat(a, a_u)[0]
+    for b in range(batch):
+        idx = np.flatnonzero(flat_un[b])
+        if idx.size == 0:
+            continue
+        sub = a3[b][:, idx]
+        neg = np.minimum(sub, 0.0)
+        pos = np.subtract(sub, neg)  # max(sub, 0), exactly
+        p_sums[b] = pos @ pc[b, idx][:, None]
+        n_sums[b] = neg @ np.stack([c[b, idx] for c in ncs], axis=1)
+        pos *= al[b, idx]
+        neg *= au[b, idx]
+        pos += neg
+        new3[b][:, idx] = pos
+    return new, p_sums, n_sums
+
+
+def _column_matrix(coef: Array, cols: list[Array]) -> Array:
+    """The columns, each broadcast to (batch, features) of coef, side by side:
+    (batch, features, columns)."""
+    batch, n = coef.shape[0], int(np.prod(coef.shape[2:]))
+    m = np.empty((batch, n, len(cols)))
+    for j, col in enumerate(cols):
+        m[:, :, j] = _feat(coef, col)[0]
+    return m
+
+
+def _column_sums(coef: Array, cols: list[Array]) -> Array:
+    """For coef (batch, rows, *feat) and columns broadcastable to (batch, *feat): the
+    float sums over the features of coef * col, one per column, (batch, rows, columns),
+    in one matrix product (any summation order: the callers' error terms allow it)."""
+    n = int(np.prod(coef.shape[2:]))
+    sums: Array = np.matmul(coef.reshape(coef.shape[:2] + (n,)), _column_matrix(coef, cols))
+    return sums
 
 
 for _tag in RELAXATION.rules:

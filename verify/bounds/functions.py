@@ -26,8 +26,8 @@ import numpy as np
 from ..outward import dn, mul_dn, mul_up, up
 from .problem import Array
 
-__all__ = ["ULPS", "Smooth", "SMOOTH", "enclose", "widen", "RECIPROCAL", "gelu_enclosure",
-           "silu_enclosure"]
+__all__ = ["ULPS", "Smooth", "SMOOTH", "enclose", "widen", "RECIPROCAL",
+           "gelu_enclosure", "silu_enclosure"]
 
 ULPS = 8.0
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -35,10 +35,16 @@ _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
 def widen(v: Array, ulps: float | Array) -> tuple[Array, Array]:
-    """[v - ulps spacing(v), v + ulps spacing(v)] one step outward; inf stays inf."""
+    """An interval around v that holds [v - ulps spacing(v), v + ulps spacing(v)] (over
+    the reals); inf stays inf."""
+    # With k = ceil(ulps) + 1, a whole number, k spacing(v) is exact, and so is v -+ k
+    # spacing(v) (a multiple of spacing(v) in v's binade or a finer one) unless it moves
+    # into the binade above, where it rounds by at most spacing(v): either way it lies
+    # beyond v -+ ulps spacing(v), with no step outward (for whole ulps, mostly the bits
+    # of the step outward from v -+ ulps spacing(v)).
     with np.errstate(invalid="ignore", over="ignore"):
-        s = ulps * np.spacing(np.abs(v))
-        lo, hi = dn(v - s), up(v + s)
+        s = (np.ceil(ulps) + 1.0) * np.spacing(np.abs(v))
+        lo, hi = v - s, v + s
     inf = np.isinf(v)
     if np.any(inf):  # an overflowed value is a finite real above the largest float
         big = np.finfo(np.float64).max
@@ -95,8 +101,12 @@ def enclose(f: Smooth, z: Array) -> tuple[Array, Array]:
 
 
 def _tanh_deriv(z: Array, lo: Array, hi: Array) -> tuple[Array, Array]:
-    big = np.maximum(mul_up(lo, lo), mul_up(hi, hi))
-    small = np.where((lo <= 0) & (hi >= 0), 0.0, np.minimum(mul_dn(lo, lo), mul_dn(hi, hi)))
+    # the square of the larger |end| rounded up is the larger rounded-up square (rounding
+    # and the step are monotone): one product per bound
+    m_lo, m_hi = np.abs(lo), np.abs(hi)
+    big = mul_up(np.maximum(m_lo, m_hi), np.maximum(m_lo, m_hi))
+    least = np.minimum(m_lo, m_hi)
+    small = np.where((lo <= 0) & (hi >= 0), 0.0, mul_dn(least, least))
     return np.maximum(dn(1.0 - big), 0.0), up(1.0 - small)
 
 

@@ -5,7 +5,7 @@ of the operands to an enclosure of the result, over the reals, with outward roun
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -15,8 +15,20 @@ from ...spec.errors import ShapeError, UnsupportedOperation
 from ...spec.fields import float64
 from ...spec.ops.registry import get_op
 from ...spec.ops.rules import RuleTable
-from ..outward import TINY_NORMAL, U64, dn, gamma64, magnitude, mul_dn, mul_up, up
+from ..outward import (
+    TINY_NORMAL,
+    U64,
+    dn,
+    gamma64,
+    magnitude,
+    mul_dn,
+    mul_up,
+    next_down,
+    next_up,
+    up,
+)
 from .functions import SMOOTH, ULPS, enclose, gelu_enclosure, silu_enclosure, widen
+from .ibp_plan import Fusion, plan_fusions, use_counts
 from .problem import LEAVES, Array, describe, leaf_value
 
 __all__ = ["IBP", "ibp_nodes", "Interval"]
@@ -26,25 +38,121 @@ IbpRule = Callable[[Any, list[Interval]], Interval]
 IBP: RuleTable[IbpRule] = RuleTable("ibp")
 
 
-def ibp_nodes(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array) -> list[Any]:
-    """Interval bounds (lo, hi) for every node of `g` over the input box [lo, hi]."""
+def ibp_nodes(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array, *,
+              only: int | None = None) -> list[Any]:
+    """Interval bounds (lo, hi) for every node of `g` over the input box [lo, hi].
+
+    With `only` (a node id) just that node's interval is sure to be in the list: the
+    others are dropped once used (less memory), and a layer's matmul and bias add, or an
+    average pool's windows and their sum, are bounded in one step (`ibp_plan`)."""
     IBP.check_ops(g.nodes, skip=LEAVES, describe=lambda n: g.describe(g.nodes[n.id]))
     out: list[Any] = [None] * len(g.nodes)
+    fusions = plan_fusions(g, only) if only is not None else {}
+    inner = {k for f in fusions.values() for k in f.inner}
+    uses = use_counts(g)
+    left = list(uses)
+    fresh: set[int] = set()  # nodes whose arrays nothing else refers to
+
+    def done(k: int) -> None:
+        for a in g.nodes[k].args:
+            left[a] -= 1
+            if only is not None and left[a] == 0 and a != only:
+                out[a] = None
+
     for n in g.nodes:
+        if n.id in inner:
+            continue
         if n.op == "input":
             if lo.shape != n.shape or hi.shape != n.shape:
                 raise ShapeError(f"input box has shape {lo.shape}/{hi.shape}, graph input "
                                  f"{n.name!r} has {n.shape}")
             out[n.id] = (lo, hi)
-        elif n.is_leaf or n.is_constant:
+            continue
+        if n.is_leaf or n.is_constant:
             out[n.id] = leaf_value(n, params)
+            continue
+        fusion = fusions.get(n.id)
+        got = None if fusion is None else _fused(g, n, fusion, out)
+        if got is not None:
+            fresh.add(n.id)
         else:
-            out[n.id] = IBP.rules[n.op](n, [out[a] for a in n.args])
+            for k in () if fusion is None else fusion.inner:  # bounded node by node
+                out[k] = IBP.rules[g.nodes[k].op](g.nodes[k], [out[a] for a in g.nodes[k].args])
+        if fusion is not None:
+            for k in fusion.inner:
+                done(k)
+        if got is None:
+            arg = n.args[0] if n.args else -1
+            if n.op == "relu" and arg in fresh and uses[arg] == 1 and arg != only:
+                # the operand's arrays are this node's alone (no view of them elsewhere):
+                # clipped in place
+                a_lo, a_hi = out[arg]
+                got = np.maximum(a_lo, 0.0, out=a_lo), np.maximum(a_hi, 0.0, out=a_hi)
+            else:
+                got = IBP.rules[n.op](n, [out[a] for a in n.args])
+        out[n.id] = got
+        done(n.id)
     return out
 
 
+def _fused(g: Graph, n: Any, fusion: Fusion, out: list[Any]) -> Interval | None:
+    """Node `n` bounded together with its fusion's inner nodes, or None where the values
+    do not fit (an operand that is not a constant)."""
+    if fusion.kind == "pool":
+        parts = [out[a] for a in g.nodes[fusion.inner[0]].args]
+        return _pool_sum(n, parts, int(g.nodes[fusion.inner[0]].attr("axis")))
+    m = g.nodes[fusion.inner[0]]
+    b = out[fusion.other]
+    x, w = out[m.args[0]], out[m.args[1]]
+    if not _point(b):
+        return None
+    if _point(w) and w[0].ndim == 2 and x[0].ndim >= 1:
+        xin, c, left = x, w[0], False
+    elif _point(x) and x[0].ndim >= 2 and w[0].ndim >= 2:
+        xin, c, left = w, x[0], True
+    else:
+        return None
+    if left:
+        made = np.broadcast_shapes(c.shape[:-2], xin[0].shape[:-2]) + (c.shape[-2],
+                                                                       xin[0].shape[-1])
+    else:
+        made = xin[0].shape[:-1] + (c.shape[1],)
+    inner_shape = tuple(g.nodes[fusion.inner[-1]].shape)
+    if made != tuple(m.shape) or inner_shape != tuple(n.shape) or \
+            np.broadcast_shapes(inner_shape, np.shape(b[0])) != inner_shape:
+        return None
+    return _matmul_const(xin, c, left, bias=b[0], shape=inner_shape)
+
+
+def _pool_sum(n: Any, parts: list[Interval], axis: int) -> Interval:
+    """sum / mean over `axis` of the concat of `parts` (each one wide on it), from the
+    parts: the float sum in any order is off by <= gamma_cnt sum |x| (Higham eq. 3.5)."""
+    sl, sh = parts[0][0] + parts[1][0], parts[0][1] + parts[1][1]
+    for p_lo, p_hi in parts[2:]:
+        sl += p_lo
+        sh += p_hi
+    if not n.attr("keepdims"):
+        sl, sh = np.squeeze(sl, axis=axis), np.squeeze(sh, axis=axis)
+    nonneg = all(bool(np.min(p_lo) >= 0) for p_lo, _ in parts if p_lo.size)
+    if nonneg:
+        msum = sh
+    else:
+        msum = magnitude(*parts[0])
+        for p in parts[1:]:
+            msum = msum + magnitude(*p)
+        if not n.attr("keepdims"):
+            msum = np.squeeze(msum, axis=axis)
+    return _finish_sum(n.op, sl, sh, msum, len(parts))
+
+
 def _point(x: Interval) -> bool:
-    return x[0] is x[1] or bool(np.array_equal(x[0], x[1]))
+    lo, hi = x
+    if lo is hi:
+        return True
+    if np.shape(lo) != np.shape(hi) or (np.size(lo) and np.asarray(lo).flat[0] !=
+                                         np.asarray(hi).flat[0]):
+        return False  # the usual answer for a wide interval, without a pass over it
+    return bool(np.array_equal(lo, hi))
 
 
 def _exact_forward(n: Any, xs: list[Interval]) -> Array:
@@ -95,14 +203,14 @@ def _add_sub(n: Any, xs: list[Interval]) -> Interval:
     (al, ah), (bl, bh) = xs
     if n.op == "sub":
         bl, bh = -bh, -bl
-    if _point(xs[0]) and _point(xs[1]):
+    if _point(xs[1]) and _point(xs[0]):
         # two constants: keep an exact sum a point (Knuth's TwoSum: zero error term)
         s = al + bl
         t = s - al
         exact = (al - (s - t)) + (bl - t) == 0
         if np.all(exact & np.isfinite(s)):
             return s, s
-    return dn(al + bl), up(ah + bh)
+    return next_down(al + bl), next_up(ah + bh)  # np.nextafter, bit for bit, faster
 
 
 def _products(al: Array, ah: Array, bl: Array, bh: Array) -> Interval:
@@ -139,37 +247,94 @@ def _abs(n: Any, xs: list[Interval]) -> Interval:
     return _abs_interval(*xs[0])
 
 
-def _matmul_const_right(x: Interval, wt: Array) -> Interval:
+def _matmul_const(x: Interval, c: Array, left: bool, bias: Array | None = None,
+                  shape: tuple[int, ...] | None = None) -> Interval:
+    """[x] @ C (left=False, C of shape (k, n)) or C @ [x] (left=True, C of shape
+    (..., m, k) broadcasting against x's (..., k, n)) for a constant C, by midpoint and
+    radius, with one stated error term instead of a step outward per entry; the product
+    reshaped to `shape` and the constant `bias` added, when given.
+
+    No elementwise outward rounding of the (often large) input: its rounding is folded
+    into the scalar factors below and only the output is widened. With mid = fl((l+h)/2)
+    and rad = fl((h-l)/2): the exact max(h - mid, mid - l) <= rad(1+2u) + 2u|mid| + 2T
+    (T = 2^-1074 per halving). So over the box, x@C lies in mid@C +- E with
+      E <= (rad@|C|)(1+2u) + 2u |mid|@|C| + 2T colsum|C|,
+    fl(mid@C) is off by <= g ||mid_row||_1 max_k|C_k.| (+ k tiny), exact rad@|C| <=
+    fl(rad@|C|)(1+g) (+ k tiny), g = gamma_k (Higham, Accuracy and Stability of Numerical
+    Algorithms, 2002, eq. 3.5: any summation order, blocking or fused multiply-add). The
+    spread is formed from nonnegative terms in <= 4 roundings: 8u more on each factor
+    covers them. C @ [x] is the transpose of the same argument (norms along the other
+    axis). The bias add y' = fl(y + b) is off by <= u|y'| (exact when y' is subnormal):
+    the final widening below takes 6u instead of 4u of |y'| to cover it too."""
     (xl, xh) = x
-    # No elementwise outward rounding of the (often large) input: its rounding is folded
-    # into the scalar factors below and only the output is widened. With mid = fl((l+h)/2)
-    # and rad = fl((h-l)/2): the exact max(h - mid, mid - l) <= rad(1+2u) + 2u|mid| + 2T
-    # (T = 2^-1074 per halving). So over the box, x@W lies in mid@W +- E with
-    #   E <= (rad@|W|)(1+2u) + 2u |mid|@|W| + 2T colsum|W|,
-    # fl(mid@W) is off by <= g ||mid||_1 max_k|W_k.| (+ k tiny), exact rad@|W| <=
-    # fl(rad@|W|)(1+g) (+ k tiny), g = gamma_k (Higham eq. 3.5). The spread is formed from
-    # nonnegative terms in <= 4 roundings: 8u more on each factor covers them.
-    mid = 0.5 * (xl + xh)
-    rad = 0.5 * (xh - xl)
-    k = wt.shape[0]
-    aw = np.abs(wt)
-    yc = mid @ wt
-    r = rad @ aw
+    ac = np.abs(c)
+    k = c.shape[-1] if left else c.shape[0]
     g = gamma64(k)
     f_rad = (1.0 + g) * (1.0 + 2 * U64) + 8 * U64
     f_mid = g + 2 * U64 + 8 * U64
-    wmax = aw.max(axis=0)
-    tiny = (k + 1) * 2 * TINY_NORMAL * (1.0 + wmax)   # colsum|W| <= k max|W|
-    err = (f_mid * np.abs(mid).sum(axis=-1, keepdims=True)) * wmax
-    spread = r * f_rad + err + tiny
+    # one buffer of the input's size: mid, then |mid|, then rad
+    buf = np.add(xl, xh)
+    buf *= 0.5
+    yc = c @ buf if left else buf @ c
+    np.abs(buf, out=buf)
+    msum = buf.sum(axis=-2 if left else -1, keepdims=True)    # (..., 1, n) / (..., 1)
+    np.subtract(xh, xl, out=buf)
+    buf *= 0.5
+    spread = ac @ buf if left else buf @ ac
+    del buf
+    cmax = ac.max(axis=-1, keepdims=True) if left else ac.max(axis=0)  # (..., m, 1) / (n,)
+    msum *= f_mid
+    tiny = (k + 1) * 2 * TINY_NORMAL * (1.0 + cmax)         # colsum|C| <= k max|C|
+    # In place and in row blocks from here: a fresh array of the output's size costs
+    # more (memory, page faults) than the arithmetic that fills it
+    full = spread.shape
+    m_b, c_b, t_b = (np.broadcast_to(v, full) for v in (msum, cmax, tiny))
+    for sl, tmp in _blocks(full):
+        ss = spread[sl]
+        ss *= f_rad
+        ss += np.multiply(m_b[sl], c_b[sl], out=tmp)
+        ss += t_b[sl]
+    widen_by = 4 * U64
+    if shape is not None:  # fresh contiguous arrays: views
+        yc, spread = yc.reshape(shape), spread.reshape(shape)
+    if bias is not None:
+        yc += bias
+        widen_by = 6 * U64
     # The final yc -+ spread rounds by <= u(|yc| + spread) (+ 2^-1075): widening spread by
     # 4u(|yc| + spread) + 2^-1021 covers that and its own roundings, ten times cheaper
-    # than np.nextafter. An overflow gives inf - inf = nan, read as unbounded.
-    spread = spread + (np.abs(yc) + spread) * (4 * U64) + TINY_NORMAL
-    low, high = yc - spread, yc + spread
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+    # than np.nextafter. An overflow gives inf - inf = nan, read as unbounded. The low
+    # ends go into spread's buffer, the high ones into yc's.
+    for sl, tmp in _blocks(yc.shape):
+        ys, ss = yc[sl], spread[sl]
+        np.abs(ys, out=tmp)
+        tmp += ss
+        tmp *= widen_by
+        ss += tmp
+        ss += TINY_NORMAL
+        np.subtract(ys, ss, out=tmp)
+        ys += ss
+        ss[...] = tmp
+    low, high = spread, yc
+    if not (np.isfinite(np.sum(low)) and np.isfinite(np.sum(high))):
         low, high = np.where(np.isnan(low), -np.inf, low), np.where(np.isnan(high), np.inf, high)
     return low, high
+
+
+_BLOCK = 1 << 16  # entries per block: a block's temporaries stay in cache
+
+
+def _blocks(shape: tuple[int, ...]) -> Iterator[tuple[tuple[slice, ...], Array]]:
+    """Slices of the leading axis covering `shape` in blocks of about _BLOCK entries,
+    each with a temporary of the block's shape."""
+    if len(shape) == 0:
+        yield (), np.empty(())
+        return
+    row = max(int(np.prod(shape[1:])), 1)
+    step = max(1, _BLOCK // row)
+    buf = np.empty((min(step, shape[0]),) + tuple(shape[1:]))
+    for i in range(0, shape[0], step):
+        j = min(i + step, shape[0])
+        yield (slice(i, j),), buf[: j - i]
 
 
 def _matmul_general(a: Interval, b: Interval) -> Interval:
@@ -198,16 +363,11 @@ def _matmul_general(a: Interval, b: Interval) -> Interval:
 def _matmul(n: Any, xs: list[Interval]) -> Interval:
     x, w = xs
     if _point(w) and w[0].ndim == 2 and x[0].ndim >= 1:
-        return _matmul_const_right(x, w[0])
-    c = x[0]
-    if _point(x) and c.ndim >= 2 and c.ndim <= w[0].ndim and all(d == 1 for d in c.shape[:-2]):
-        # C @ W = (W^T @ C^T)^T: the same dot products, each of C's row length
-        c2 = c.reshape(c.shape[-2:])
-        lo, hi = _matmul_const_right((np.swapaxes(w[0], -1, -2), np.swapaxes(w[1], -1, -2)),
-                                     np.ascontiguousarray(c2.T))
-        lo, hi = np.swapaxes(lo, -1, -2), np.swapaxes(hi, -1, -2)
+        return _matmul_const(x, w[0], left=False)
+    if _point(x) and x[0].ndim >= 2 and w[0].ndim >= 2:  # a conv in im2col form: W @ [cols]
+        lo, hi = _matmul_const(w, x[0], left=True)
         if lo.shape == tuple(n.shape):
-            return np.ascontiguousarray(lo), np.ascontiguousarray(hi)
+            return lo, hi
     return _matmul_general(x, w)
 
 
@@ -362,12 +522,25 @@ def _sum_mean(n: Any, xs: list[Interval]) -> Interval:
     axes = at.get("axes")
     keep = bool(at.get("keepdims", False))
     axis = tuple(axes) if axes is not None else None
-    cnt = al.size // max(np.sum(al, axis=axis, keepdims=keep).size, 1)
-    err = gamma64(max(cnt, 1)) * np.sum(magnitude(al, ah), axis=axis, keepdims=keep) + (
-        cnt * TINY_NORMAL)
-    sl, sh = dn(np.sum(al, axis=axis, keepdims=keep) - err), up(
-        np.sum(ah, axis=axis, keepdims=keep) + err)
-    return (sl, sh) if n.op == "sum" else (dn(sl / cnt), up(sh / cnt))
+    sl, sh = np.sum(al, axis=axis, keepdims=keep), np.sum(ah, axis=axis, keepdims=keep)
+    cnt = al.size // max(np.size(sl), 1)
+    # the sum of max(|lo|, |hi|): for a nonnegative interval (after a relu) that is the sum
+    # of hi, already formed (the same numbers summed the same way, so the same bits)
+    if al.size and np.min(al) >= 0:
+        msum = sh
+    elif ah.size and np.max(ah) <= 0:
+        msum = -sl
+    else:
+        msum = np.sum(magnitude(al, ah), axis=axis, keepdims=keep)
+    return _finish_sum(n.op, sl, sh, msum, cnt)
+
+
+def _finish_sum(op: str, sl: Array, sh: Array, msum: Array, cnt: int) -> Interval:
+    """The interval of a sum (op "sum") or mean of cnt terms from the float sums of the
+    lower and upper ends and of the magnitudes (or any upper bound of that)."""
+    err = gamma64(max(cnt, 1)) * msum + cnt * TINY_NORMAL
+    sl, sh = next_down(sl - err), next_up(sh + err)
+    return (sl, sh) if op == "sum" else (next_down(sl / cnt), next_up(sh / cnt))
 
 
 @IBP.rule("max")

@@ -126,7 +126,20 @@ def _intercepts(f: Smooth, lo: Array, hi: Array, a_l: Array, a_u: Array,
 
 
 # -- slopes -------------------------------------------------------------------------
+# f' from f's float value, for the bisection's guide only (the rigorous enclosure's
+# midpoint differs by a few ulps, which only moves a tangent point by as little)
+_PLAIN_DERIV: dict[str, Callable[[Array], Array]] = {
+    "tanh": lambda v: np.asarray(1.0 - v * v),
+    "sigmoid": lambda v: np.asarray(v * (1.0 - v)),
+}
+
+
 def _mid_deriv(f: Smooth, z: Array) -> Array:
+    """f'(z), approximately (it only chooses slopes, whose intercepts are rigorous)."""
+    plain = _PLAIN_DERIV.get(f.name)
+    if plain is not None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            return plain(f.value(z))
     dl, dh = f.deriv(z, *enclose(f, z))
     with np.errstate(invalid="ignore", over="ignore"):
         return np.asarray(0.5 * dl + 0.5 * dh)
@@ -148,26 +161,24 @@ def _deriv_approx(f: Smooth, z: Array) -> Array:
     return _mid_deriv(f, z)
 
 
-# f' from f's float value, for the bisection's guide only (the rigorous enclosure's
-# midpoint differs by a few ulps, which only moves a tangent point by as little)
-_PLAIN_DERIV: dict[str, Callable[[Array], Array]] = {
-    "tanh": lambda v: np.asarray(1.0 - v * v),
-    "sigmoid": lambda v: np.asarray(v * (1.0 - v)),
-}
-
-
 def _tangent_through(f: Smooth, x0: Array, y0: Array, lo: Array, hi: Array) -> Array:
     """A point d in [lo, hi] where the tangent of f at d passes through (x0, y0) (by
     bisection on the sign of f(d) + f'(d)(x0 - d) - y0; approximate: guides only)."""
     a, b = lo.copy(), hi.copy()
     plain = _PLAIN_DERIV.get(f.name)
-    for _ in range(40):
-        m = 0.5 * (a + b)
-        with np.errstate(invalid="ignore", over="ignore"):
+    m, t = np.empty_like(a), np.empty_like(a)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for _ in range(40):  # in reused buffers: the arrays are small, calls dominate
+            np.add(a, b, out=m)
+            m *= 0.5
             v = _approx(f, m)
-            F = v + (_deriv_approx(f, m) if plain is None else plain(v)) * (x0 - m) - y0
-        go_right = F < 0  # F increases in d on either side (f'' has the sign needed)
-        a, b = np.where(go_right, m, a), np.where(go_right, b, m)
+            np.subtract(x0, m, out=t)
+            t *= _deriv_approx(f, m) if plain is None else plain(v)
+            t += v
+            t -= y0
+            go_right = t < 0  # F increases in d on either side (f'' has the sign needed)
+            np.copyto(a, m, where=go_right)
+            np.copyto(b, m, where=~go_right)
     return 0.5 * (a + b)
 
 
@@ -196,9 +207,13 @@ def smooth_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
         at = np.nonzero(cross)
         d_u, d_l = np.zeros_like(lo), np.zeros_like(lo)
         if at[0].size:
-            zero = np.zeros(at[0].size)
-            d_u[at] = _tangent_through(f, lo[at], _approx(f, lo[at]), zero, big[at])
-            d_l[at] = _tangent_through(f, hi[at], _approx(f, hi[at]), -big[at], zero)
+            # both bisections at once (elementwise: the same bits as one after the other)
+            k = at[0].size
+            zero = np.zeros(k)
+            x0 = np.concatenate([lo[at], hi[at]])
+            d = _tangent_through(f, x0, _approx(f, x0), np.concatenate([zero, -big[at]]),
+                                 np.concatenate([big[at], zero]))
+            d_u[at], d_l[at] = d[:k], d[k:]
         a_cross_u = np.where(d_u <= hi, _deriv_approx(f, d_u), sec)
         # below: tangent at d <= 0 through (hi, f(hi)); the secant when d < lo
         a_cross_l = np.where(d_l >= lo, _deriv_approx(f, d_l), sec)
@@ -211,11 +226,21 @@ def smooth_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
         a_l = np.where(lo >= 0, sec, np.where(hi <= 0, m_slope, a_cross_l))
         t_l = np.where(cross, np.where(mid_l, mid, np.where(d_l >= lo, d_l, lo)), mid)
         t_u = np.where(cross, np.where(mid_u, mid, np.where(d_u <= hi, d_u, hi)), mid)
-        b_l, b_u = _intercepts(f, lo, hi, a_l, a_u, t_l=np.minimum(t_l, 0.0),
-                               t_u=np.maximum(t_u, 0.0))
-        # a tangent point guessed from the slope can be tighter than the geometric one
-        g_l, g_u = _intercepts(f, lo, hi, a_l, a_u)
-        b_l, b_u = np.maximum(b_l, g_l), np.minimum(b_u, g_u)
+        # tangents at the geometric points and, where the interval crosses 0, also at
+        # the points where f' = a (a guess from the slope, sometimes tighter there; off 0
+        # the slope is f' at the midpoint, whose tangent point the midpoint already is):
+        # both in one stacked, elementwise call
+        assert f.tangent_point is not None
+        size = lo.size
+        geo_l, geo_u = np.minimum(t_l, 0.0), np.maximum(t_u, 0.0)
+        lo2, hi2, a_l2, a_u2 = (np.concatenate([v.ravel(), v[at]]) for v in (lo, hi, a_l, a_u))
+        b2_l, b2_u = _intercepts(
+            f, lo2, hi2, a_l2, a_u2,
+            t_l=np.concatenate([geo_l.ravel(), _guess(f, a_l[at], -1.0)]),
+            t_u=np.concatenate([geo_u.ravel(), _guess(f, a_u[at], 1.0)]))
+        b_l, b_u = b2_l[:size].reshape(lo.shape), b2_u[:size].reshape(lo.shape)
+        b_l[at] = np.maximum(b_l[at], b2_l[size:])
+        b_u[at] = np.minimum(b_u[at], b2_u[size:])
     return _finite(f, lo, hi, a_l, b_l, a_u, b_u)
 
 
