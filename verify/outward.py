@@ -95,14 +95,12 @@ def _step(x: Any, toward: float) -> Arr:
     res = out.view(np.float64)
     # The bit step is np.nextafter's result except for a zero stepped across 0 (+0 down,
     # -0 up), an infinity stepped outward, and NaN: the first two give NaN here, and a NaN
-    # input makes the input's sum NaN, so sums of both find them all (a non-finite x or
-    # result makes their dot product non-finite: one pass over both where a zero test, a
-    # min and a max took three); those elements then take np.nextafter.
+    # or infinite input makes the input's sum non-finite, so one sum of each finds them all
+    # (a large finite sum may overflow too: those arrays just take the slow path); those
+    # elements then take np.nextafter. Plain reductions, not a BLAS dot product: a
+    # threaded dot of 25600 entries took 9 ms on a loaded machine.
     with np.errstate(invalid="ignore", over="ignore"):
-        if xs.flags.c_contiguous:
-            check = np.dot(xs.reshape(-1), res.reshape(-1))
-        else:
-            check = np.add.reduce(xs, axis=None) + np.add.reduce(res, axis=None)
+        check = np.add.reduce(xs, axis=None) + np.add.reduce(res, axis=None)
     if not np.isfinite(check):
         special = ~(np.isfinite(xs) & (xs != 0))
         res[special] = np.nextafter(xs[special], toward)
