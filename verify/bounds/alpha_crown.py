@@ -26,7 +26,7 @@ from ...runtime.graph.ir import Node
 from ...spec.errors import UnsupportedOperation
 from .problem import batched_nodes, depends_on_input
 
-__all__ = ["Chain", "relu_chain", "optimize_slopes"]
+__all__ = ["Chain", "relu_chain", "optimize_slopes", "optimize_intermediate"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
@@ -190,6 +190,44 @@ def optimize_slopes(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, low
     value, _ = _bound_and_grad(chain, relax, alphas, spec, mid, rad)
     better = value > best_value
     return [np.where(better[:, :, None], a, b) for a, b in zip(alphas, best, strict=True)]
+
+
+def optimize_intermediate(chain: Chain, j: int, pre: Sequence[tuple[Arr, Arr]], lower: Arr,
+                          upper: Arr, *, unstable: Mask | None = None, iterations: int = 20,
+                          lr: float = 0.1) -> list[Arr] | None:
+    """Slopes for the pass that bounds the input of the chain's j-th ReLU (j >= 1): one
+    array (batch, 2 * width, width of ReLU i) per earlier ReLU i, rows [0, width) raising
+    each neuron's lower bound and rows [width, 2 width) lowering its upper bound, by
+    `optimize_slopes`. Only the neurons marked in `unstable` (batch, width; default all)
+    are optimised, the others keep CROWN's adaptive slopes; None when no earlier ReLU is
+    unstable or no neuron is marked (nothing to optimise)."""
+    width = chain.weights[j].shape[0]
+    batch = lower.shape[0]
+    if not any(np.any((lo < 0) & (hi > 0)) for lo, hi in pre):
+        return None
+    marked = np.ones((batch, width), bool) if unstable is None else unstable
+    count = marked.sum(axis=1)
+    rows = int(count.max(initial=0))
+    if rows == 0:
+        return None
+    # the marked neurons of each batch row first (stable sort), padded with repeats of
+    # the first: duplicate rows are optimised alike
+    order = np.argsort(~marked, axis=1, kind="stable")[:, :rows]
+    order = np.where(np.arange(rows)[None, :] < count[:, None], order, order[:, :1])
+    spec = np.zeros((batch, 2 * rows, width))
+    b_idx = np.arange(batch)[:, None]
+    spec[b_idx, np.arange(rows)[None, :], order] = 1.0
+    spec[b_idx, rows + np.arange(rows)[None, :], order] = -1.0
+    sub = Chain(chain.relus[:j], chain.weights[: j + 1], chain.biases[: j + 1])
+    got = optimize_slopes(sub, pre, spec, lower, upper, iterations=iterations, lr=lr)
+    out = []
+    for (lo, hi), s in zip(pre, got, strict=True):
+        full = np.broadcast_to((hi >= -lo).astype(np.float64)[:, None, :],
+                               (batch, 2 * width, lo.shape[1])).copy()
+        full[b_idx, order] = s[:, :rows]
+        full[b_idx, width + order] = s[:, rows:]
+        out.append(full)
+    return out
 
 
 def _bound_and_grad(chain: Chain, relax: list[Relaxation], alphas: list[Arr],
