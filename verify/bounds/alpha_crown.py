@@ -163,33 +163,49 @@ def optimize_slopes(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, low
 
     `pre[k]` are the k-th ReLU's input bounds, flattened (batch, width); `spec` is
     (batch, rows, outputs). Starts from CROWN's adaptive slopes (1 where u >= -l) and
-    runs Adam on the bound, projecting onto [0, 1] after every step.
+    runs Adam on the bound, projecting onto [0, 1] after every step. The search runs in
+    float32 (half the memory traffic of float64; its slopes are only candidates, which
+    the caller's sound pass re-bounds); the slopes come back in float64.
     """
-    relax = [_relaxation(lo, hi) for lo, hi in pre]
+    work = np.float32
+    relax = [tuple(x.astype(work) if x.dtype == np.float64 else x
+                   for x in _relaxation(lo, hi)) for lo, hi in pre]
+    small = Chain(chain.relus, tuple(w.astype(work) for w in chain.weights),
+                  tuple(b.astype(work) for b in chain.biases))
+    spec32 = spec.astype(work)
     alphas = []
     for lo, hi in pre:
-        a0 = (hi >= -lo).astype(np.float64)
+        a0 = (hi >= -lo).astype(work)
         alphas.append(np.broadcast_to(a0[:, None, :], (lo.shape[0], spec.shape[1],
                                                         lo.shape[1])).copy())
-    mid, rad = 0.5 * (lower + upper), 0.5 * (upper - lower)
+    mid = (0.5 * (lower + upper)).astype(work)
+    rad = (0.5 * (upper - lower)).astype(work)
     m = [np.zeros_like(a) for a in alphas]
     v = [np.zeros_like(a) for a in alphas]
     best = [a.copy() for a in alphas]
-    best_value = np.full(spec.shape[:2], -np.inf)
-    for step in range(1, iterations + 1):
-        value, grads = _bound_and_grad(chain, relax, alphas, spec, mid, rad)
+    best_value = np.full(spec.shape[:2], -np.inf, dtype=work)
+    for step in range(1, iterations + 2):
+        value, grads = _bound_and_grad(small, relax, alphas, spec32, mid, rad)  # type: ignore[arg-type]
         better = value > best_value
-        best_value = np.where(better, value, best_value)
+        np.copyto(best_value, value, where=better)
         for k, a in enumerate(alphas):
-            best[k] = np.where(better[:, :, None], a, best[k])
+            np.copyto(best[k], a, where=better[:, :, None])
+        if step > iterations:
+            break
+        c1, c2 = lr / (1 - 0.9**step), 1 / (1 - 0.999**step)
         for k, g in enumerate(grads):  # Adam ascent, then projection onto [0, 1]
-            m[k] = 0.9 * m[k] + 0.1 * g
-            v[k] = 0.999 * v[k] + 0.001 * g * g
-            mh, vh = m[k] / (1 - 0.9**step), v[k] / (1 - 0.999**step)
-            alphas[k] = np.clip(alphas[k] + lr * mh / (np.sqrt(vh) + 1e-12), 0.0, 1.0)
-    value, _ = _bound_and_grad(chain, relax, alphas, spec, mid, rad)
-    better = value > best_value
-    return [np.where(better[:, :, None], a, b) for a, b in zip(alphas, best, strict=True)]
+            m[k] *= 0.9
+            m[k] += 0.1 * g
+            v[k] *= 0.999
+            g *= g
+            g *= 0.001
+            v[k] += g
+            denom = np.sqrt(v[k] * c2, out=g)
+            denom += 1e-12
+            a = alphas[k]
+            a += np.divide(m[k] * c1, denom, out=denom)
+            np.clip(a, 0.0, 1.0, out=a)
+    return [b.astype(np.float64) for b in best]
 
 
 def optimize_intermediate(chain: Chain, j: int, pre: Sequence[tuple[Arr, Arr]], lower: Arr,
@@ -206,26 +222,24 @@ def optimize_intermediate(chain: Chain, j: int, pre: Sequence[tuple[Arr, Arr]], 
     if not any(np.any((lo < 0) & (hi > 0)) for lo, hi in pre):
         return None
     marked = np.ones((batch, width), bool) if unstable is None else unstable
-    count = marked.sum(axis=1)
-    rows = int(count.max(initial=0))
-    if rows == 0:
+    # every marked (box, neuron) pair is its own problem with two rows (its lower and
+    # upper bound): no padding where the boxes have different numbers of them
+    box, neuron = np.nonzero(marked)
+    if box.size == 0:
         return None
-    # the marked neurons of each batch row first (stable sort), padded with repeats of
-    # the first: duplicate rows are optimised alike
-    order = np.argsort(~marked, axis=1, kind="stable")[:, :rows]
-    order = np.where(np.arange(rows)[None, :] < count[:, None], order, order[:, :1])
-    spec = np.zeros((batch, 2 * rows, width))
-    b_idx = np.arange(batch)[:, None]
-    spec[b_idx, np.arange(rows)[None, :], order] = 1.0
-    spec[b_idx, rows + np.arange(rows)[None, :], order] = -1.0
+    pairs = box.size
+    spec = np.zeros((pairs, 2, width))
+    spec[np.arange(pairs), 0, neuron] = 1.0
+    spec[np.arange(pairs), 1, neuron] = -1.0
     sub = Chain(chain.relus[:j], chain.weights[: j + 1], chain.biases[: j + 1])
-    got = optimize_slopes(sub, pre, spec, lower, upper, iterations=iterations, lr=lr)
+    got = optimize_slopes(sub, [(lo[box], hi[box]) for lo, hi in pre], spec, lower[box],
+                          upper[box], iterations=iterations, lr=lr)
     out = []
     for (lo, hi), s in zip(pre, got, strict=True):
         full = np.broadcast_to((hi >= -lo).astype(np.float64)[:, None, :],
                                (batch, 2 * width, lo.shape[1])).copy()
-        full[b_idx, order] = s[:, :rows]
-        full[b_idx, width + order] = s[:, rows:]
+        full[box, neuron] = s[:, 0]
+        full[box, width + neuron] = s[:, 1]
         out.append(full)
     return out
 
@@ -233,24 +247,32 @@ def optimize_intermediate(chain: Chain, j: int, pre: Sequence[tuple[Arr, Arr]], 
 def _bound_and_grad(chain: Chain, relax: list[Relaxation], alphas: list[Arr],
                     spec: Arr, mid: Arr, rad: Arr) -> tuple[Arr, list[Arr]]:
     """The float CROWN lower bound (batch, rows) for the given slopes, and its gradient
-    with respect to each slope array (zero on stable neurons)."""
+    with respect to each slope array (zero on stable neurons), in spec's float type."""
+
+    def rowdot(a: Arr, x: Arr) -> Arr:  # (batch, rows, n) . (batch, n) -> (batch, rows)
+        return (a @ x[:, :, None])[:, :, 0]  # type: ignore[no-any-return]
+
     n_layers = len(chain.weights)
     lam = spec  # coefficients on the current segment's output
-    const = np.zeros(spec.shape[:2])
+    const = np.zeros(spec.shape[:2], dtype=spec.dtype)
     saved = []
     for k in range(n_layers - 1, -1, -1):
-        const = const + lam @ chain.biases[k]
+        const += lam @ chain.biases[k]
         pre_lam = lam @ chain.weights[k]  # on the previous ReLU's output (or the input)
         if k == 0:
             lam = pre_lam
             break
         s, t, unstable, active = relax[k - 1]
-        pos, neg = np.maximum(pre_lam, 0.0), np.minimum(pre_lam, 0.0)
-        lower_slope = np.where(unstable[:, None, :], alphas[k - 1], active[:, None, :])
-        const = const + np.einsum("brn,bn->br", neg, t)
+        neg = np.minimum(pre_lam, 0.0)
+        lower_slope = np.where(unstable[:, None, :], alphas[k - 1],
+                               active[:, None, :]).astype(spec.dtype, copy=False)
+        const += rowdot(neg, t)
         saved.append((k, pre_lam, lower_slope))
-        lam = pos * lower_slope + neg * s[:, None, :]
-    value = const + np.einsum("brn,bn->br", lam, mid) - np.einsum("brn,bn->br", np.abs(lam), rad)
+        lam = np.maximum(pre_lam, 0.0)
+        lam *= lower_slope
+        neg *= s[:, None, :]
+        lam += neg
+    value = const + rowdot(lam, mid) - rowdot(np.abs(lam), rad)
     # reverse pass: g = d value / d (coefficients on z_k), walked back up the chain
     g = mid[:, None, :] - np.sign(lam) * rad[:, None, :]
     g = g @ chain.weights[0].T + chain.biases[0]
