@@ -15,10 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import torchlean as tl
 from torchlean import nn
 from torchlean.spec.errors import ShapeError
 from torchlean.verify import bounds
 from torchlean.verify.bounds.alpha_crown import (
+    SparseMap,
     _bound_and_grad,
     _relaxation,
     optimize_intermediate,
@@ -218,3 +220,38 @@ def test_bad_intermediate_slope_keys_and_shapes_are_refused() -> None:
     nan[1, 3, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         bounds.crown(net, net.params, lo, hi, relu_slopes={(z, r0.id): nan})
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10**6), st.integers(1, 9), st.integers(1, 9), st.floats(0.0, 0.9))
+def test_sparse_maps_multiply_as_their_dense_matrices(seed: int, rows: int, cols: int,
+                                                      zeros: float) -> None:
+    rng = np.random.default_rng(seed)
+    dense = rng.normal(size=(rows, cols)) * (rng.uniform(size=(rows, cols)) > zeros)
+    r, c = np.nonzero(dense)
+    sparse = SparseMap.of((rows, cols), r, c, dense[r, c])
+    lam, g = rng.normal(size=(2, 3, rows)), rng.normal(size=(2, 3, cols))
+    # the same products summed in another order: equal to 1e-12 (O(10) terms of O(1))
+    np.testing.assert_allclose(sparse.left(lam), lam @ dense, atol=1e-12)
+    np.testing.assert_allclose(sparse.right(g), g @ dense.T, atol=1e-12)
+
+
+def test_a_conv_net_gets_alpha_crown_through_sparse_segments() -> None:
+    net = nn.build(nn.sequential(nn.conv2d(1, 4, 3), nn.relu(), nn.flatten(),
+                                 nn.linear(4 * 14 * 14, 3)), seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(2, 1, 16, 16))
+    lo, hi = x - 0.1, x + 0.1
+    g = bounds.as_graph(net, net.params, lo.shape)
+    chain = relu_chain(g, net.params)
+    assert isinstance(chain.weights[0], SparseMap)  # 9 of 256 inputs per output
+    b = bounds.alpha_crown(net, net.params, lo, hi)
+    assert b.method == "alpha-crown"
+    crown = bounds.crown(net, net.params, lo, hi)
+    assert np.all(b.lower >= crown.lower) and np.all(b.upper <= crown.upper)
+    assert b.width.mean() < crown.width.mean()
+    xs = rng.uniform(lo[:, None], hi[:, None], size=(2, 300, 1, 16, 16))
+    for i in range(2):
+        y = net.apply(net.params, tl.tensor(xs[i])).numpy()
+        # float64 evaluation of O(1) values through 3 layers: 1e-12 covers its rounding
+        assert np.all(y >= b.lower[i] - 1e-12) and np.all(y <= b.upper[i] + 1e-12)

@@ -26,7 +26,7 @@ from ...runtime.graph.ir import Node
 from ...spec.errors import UnsupportedOperation
 from .problem import batched_nodes, depends_on_input
 
-__all__ = ["Chain", "relu_chain", "optimize_slopes", "optimize_intermediate"]
+__all__ = ["Chain", "SparseMap", "relu_chain", "optimize_slopes", "optimize_intermediate"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
@@ -40,13 +40,70 @@ _ONE_VARIABLE = frozenset({"matmul", "mul", "div"})
 
 
 @dataclass(frozen=True)
+class SparseMap:
+    """A matrix (out, in) held by its nonzero entries (a convolution's map is mostly
+    zeros): `rows`, `cols`, `values`, sorted by column; `by_row` orders them by row."""
+
+    shape: tuple[int, int]
+    rows: np.ndarray[Any, np.dtype[np.intp]]
+    cols: np.ndarray[Any, np.dtype[np.intp]]
+    values: Arr
+    by_row: np.ndarray[Any, np.dtype[np.intp]]
+
+    @staticmethod
+    def of(shape: tuple[int, int], rows: Any, cols: Any, values: Arr) -> SparseMap:
+        """The map with these entries (any order)."""
+        order = np.lexsort((rows, cols))
+        rows, cols, values = rows[order], cols[order], values[order]
+        return SparseMap(shape, rows, cols, values, np.argsort(rows, kind="stable"))
+
+    def astype(self, dtype: Any) -> SparseMap:
+        """The same map with values of `dtype`."""
+        return SparseMap(self.shape, self.rows, self.cols, self.values.astype(dtype),
+                         self.by_row)
+
+    def left(self, lam: Arr) -> Arr:
+        """lam @ M for lam (..., out): (..., in)."""
+        return _segment_sums(lam[..., self.rows] * self.values, self.cols, self.shape[1])
+
+    def right(self, g: Arr) -> Arr:
+        """g @ M.T for g (..., in): (..., out)."""
+        idx = self.by_row
+        return _segment_sums(g[..., self.cols[idx]] * self.values[idx], self.rows[idx],
+                             self.shape[0])
+
+
+def _segment_sums(terms: Arr, keys: Any, size: int) -> Arr:
+    """Sums of `terms` along the last axis over runs of equal sorted `keys`, placed at
+    those keys in an axis of `size` (zero elsewhere)."""
+    out = np.zeros(terms.shape[:-1] + (size,), dtype=terms.dtype)
+    if keys.size:
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        out[..., keys[starts]] = np.add.reduceat(terms, starts, axis=-1)
+    return out
+
+
+Weights = Arr | SparseMap
+
+
+def _times(lam: Arr, w: Weights) -> Arr:
+    """lam @ w."""
+    return w.left(lam) if isinstance(w, SparseMap) else lam @ w  # type: ignore[no-any-return]
+
+
+def _times_t(g: Arr, w: Weights) -> Arr:
+    """g @ w.T."""
+    return w.right(g) if isinstance(w, SparseMap) else g @ w.T  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
 class Chain:
     """`relus[k]` is the node id of the k-th ReLU; segment k maps the previous ReLU's
     output (the graph input for k = 0), flattened, to the k-th ReLU's input (the graph
     output for the last segment): `z = W[k] h + b[k]`."""
 
     relus: tuple[int, ...]
-    weights: tuple[Arr, ...]
+    weights: tuple[Weights, ...]
     biases: tuple[Arr, ...]
 
 
@@ -96,9 +153,10 @@ def _segment(g: Graph, start: int, end: int) -> Graph:
     return Graph("float", tuple(nodes), (("out", renum[end]),))
 
 
-def _affine_map(seg: Graph, params: Mapping[str, Arr]) -> tuple[Arr, Arr]:
+def _affine_map(seg: Graph, params: Mapping[str, Arr]) -> tuple[Weights, Arr]:
     """(W, b) with seg(h) = W h + b per batch row, for flattened h and output, by probing
-    basis vectors (one per batch row of the cut, so a batch of B probes B at a time)."""
+    basis vectors (one per batch row of the cut, so a batch of B probes B at a time);
+    W as a `SparseMap` when under a tenth of its entries are nonzero."""
     cut = next(n for n in seg.nodes if n.op == "input")
     used = {n.name: params[n.name] for n in seg.nodes if n.op == "param"}
     rows, width = cut.shape[0], int(np.prod(cut.shape[1:]))
@@ -108,13 +166,22 @@ def _affine_map(seg: Graph, params: Mapping[str, Arr]) -> tuple[Arr, Arr]:
         return np.asarray(out.numpy(), dtype=np.float64).reshape(rows, -1)
 
     b = run(np.zeros((rows, width)))[0]
-    cols = []
+    ins, outs, vals = [], [], []
     for start in range(0, width, rows):
         k = min(rows, width - start)
         h = np.zeros((rows, width))
         h[np.arange(k), start + np.arange(k)] = 1.0
-        cols.append(run(h)[:k] - b)
-    return np.concatenate(cols, axis=0).T.copy(), b
+        cols = run(h)[:k] - b
+        i, o = np.nonzero(cols)
+        ins.append(start + i)
+        outs.append(o)
+        vals.append(cols[i, o])
+    i, o, v = np.concatenate(ins), np.concatenate(outs), np.concatenate(vals)
+    if v.size * 10 < width * b.size:
+        return SparseMap.of((b.size, width), o, i, v), b
+    w = np.zeros((b.size, width))
+    w[o, i] = v
+    return w, b
 
 
 def relu_chain(g: Graph, params: Mapping[str, Any]) -> Chain:
@@ -258,7 +325,7 @@ def _bound_and_grad(chain: Chain, relax: list[Relaxation], alphas: list[Arr],
     saved = []
     for k in range(n_layers - 1, -1, -1):
         const += lam @ chain.biases[k]
-        pre_lam = lam @ chain.weights[k]  # on the previous ReLU's output (or the input)
+        pre_lam = _times(lam, chain.weights[k])  # on the previous ReLU's output (the input)
         if k == 0:
             lam = pre_lam
             break
@@ -275,12 +342,12 @@ def _bound_and_grad(chain: Chain, relax: list[Relaxation], alphas: list[Arr],
     value = const + rowdot(lam, mid) - rowdot(np.abs(lam), rad)
     # reverse pass: g = d value / d (coefficients on z_k), walked back up the chain
     g = mid[:, None, :] - np.sign(lam) * rad[:, None, :]
-    g = g @ chain.weights[0].T + chain.biases[0]
+    g = _times_t(g, chain.weights[0]) + chain.biases[0]
     grads = [np.zeros_like(a) for a in alphas]
     for k, pre_lam, lower_slope in reversed(saved):
         s, t, unstable, _ = relax[k - 1]
         pos_mask = pre_lam > 0
         grads[k - 1] = np.where(unstable[:, None, :] & pos_mask, g * pre_lam, 0.0)
         g_pre = np.where(pos_mask, g * lower_slope, g * s[:, None, :] + t[:, None, :])
-        g = g_pre @ chain.weights[k].T + chain.biases[k]
+        g = _times_t(g_pre, chain.weights[k]) + chain.biases[k]
     return value, grads

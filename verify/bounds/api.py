@@ -12,7 +12,7 @@ import numpy as np
 from ...runtime.graph import Graph
 from ...spec.errors import ShapeError, UnsupportedOperation
 from ..outward import dn, magnitude, sum_up, up
-from .alpha_crown import optimize_intermediate, optimize_slopes, relu_chain
+from .alpha_crown import SparseMap, optimize_intermediate, optimize_slopes, relu_chain
 from .backward import CROWN, Backward, dot_lower
 from .ibp import IBP, ibp_nodes
 from .problem import (
@@ -337,8 +337,16 @@ def _labels(g: Graph, k: int, dep: list[bool]) -> Array | None:
     return out
 
 
-# the optimiser holds each affine segment as a dense matrix: at most this many entries
+# the optimiser holds each affine segment as a matrix (its nonzero entries when mostly
+# zeros, as a convolution's): at most this many entries in all; and probes a chain of at
+# most _PROBE_LIMIT entries as dense matrices to find them
 _DENSE_LIMIT = 4_000_000
+_PROBE_LIMIT = 100_000_000
+
+
+def _stored(chain: Any) -> int:
+    return sum(int(w.values.size) if isinstance(w, SparseMap) else int(w.size)
+               for w in chain.weights)
 
 
 def alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, *,
@@ -354,8 +362,8 @@ def alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, uppe
     are re-run with all the slopes and the result intersected with plain CROWN. A graph
     that is not a chain of affine maps and ReLUs over independent batch rows gets plain
     CROWN, with method "crown (alpha-crown: not an affine-relu chain)"; so does a chain
-    whose segments, as dense matrices, hold over 4e6 entries in all (a conv net on
-    images), with method "crown (alpha-crown: chain too large for the dense optimiser)".
+    whose segments hold over 4e6 nonzero entries in all (or over 1e8 entries as dense
+    matrices), with method "crown (alpha-crown: chain too large for the optimiser)".
     Same other arguments as `ibp`.
     """
     res, _ = _alpha_crown(graph_or_model, params, lower, upper, C=C, covers=covers,
@@ -388,12 +396,16 @@ def _alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upp
     widths = [int(np.prod(n.shape[1:])) for n in g.nodes if n.op in ("input", "relu")]
     widths.append(int(np.prod(g.nodes[g.outputs[0][1]].shape[1:])))
     dense = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
+    too_large = dense > _PROBE_LIMIT
     try:
-        if dense > _DENSE_LIMIT:
+        if too_large:
             raise UnsupportedOperation("graph", "float", "too large", analysis="alpha-crown")
         chain = relu_chain(g, params)
+        too_large = _stored(chain) > _DENSE_LIMIT
+        if too_large:
+            raise UnsupportedOperation("graph", "float", "too large", analysis="alpha-crown")
     except UnsupportedOperation:
-        why = ("chain too large for the dense optimiser" if dense > _DENSE_LIMIT
+        why = ("chain too large for the optimiser" if too_large
                else "not an affine-relu chain")
         res = Bounds(plain.lower, plain.upper, f"crown (alpha-crown: {why})")
     else:

@@ -28,6 +28,9 @@ __all__ = ["BatchedModel"]
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 _WEIGHTS = "torchlean:row_weights"
 SLOPE_BITS = 16  # alpha-CROWN slopes kept for certificates: multiples of 2^-16
+# the exact certificate checker back-substitutes every unstable ReLU in rational
+# arithmetic: beyond a few thousand ReLUs (a conv layer on an image) it is out of reach
+ALPHA_MAX_RELUS = 4096
 
 
 def _size(k: int) -> int:
@@ -178,8 +181,11 @@ class BatchedModel:
         """Sound lower bounds (1, R) of `C . y` over one box by full alpha-CROWN, with the
         slopes the bound used (keyed as `bounds.crown`'s `relu_slopes`, each rounded down
         to a multiple of 2^-SLOPE_BITS, so exactly `slope_ints(...) * 2^-SLOPE_BITS`);
-        None when alpha-CROWN does not apply (not an affine-ReLU chain, too large)."""
+        None when alpha-CROWN does not apply (not an affine-ReLU chain, too large) or the
+        net has over ALPHA_MAX_RELUS ReLUs (the exact checker could not re-derive it)."""
         g = self.graph_for(1)
+        if sum(int(np.prod(n.shape)) for n in g.nodes if n.op == "relu") > ALPHA_MAX_RELUS:
+            return None
         a = np.asarray(lo, np.float64).reshape(self.shape)
         b = np.asarray(hi, np.float64).reshape(self.shape)
         res, slopes = _alpha_crown_with_slopes(g, self.params, a, b, C=C)
