@@ -88,12 +88,12 @@ Weights = Arr | SparseMap
 
 def _times(lam: Arr, w: Weights) -> Arr:
     """lam @ w."""
-    return w.left(lam) if isinstance(w, SparseMap) else lam @ w  # type: ignore[no-any-return]
+    return w.left(lam) if isinstance(w, SparseMap) else lam @ w
 
 
 def _times_t(g: Arr, w: Weights) -> Arr:
     """g @ w.T."""
-    return w.right(g) if isinstance(w, SparseMap) else g @ w.T  # type: ignore[no-any-return]
+    return w.right(g) if isinstance(w, SparseMap) else g @ w.T
 
 
 @dataclass(frozen=True)
@@ -317,7 +317,7 @@ def _bound_and_grad(chain: Chain, relax: list[Relaxation], alphas: list[Arr],
     with respect to each slope array (zero on stable neurons), in spec's float type."""
 
     def rowdot(a: Arr, x: Arr) -> Arr:  # (batch, rows, n) . (batch, n) -> (batch, rows)
-        return (a @ x[:, :, None])[:, :, 0]  # type: ignore[no-any-return]
+        return (a @ x[:, :, None])[:, :, 0]
 
     n_layers = len(chain.weights)
     lam = spec  # coefficients on the current segment's output
