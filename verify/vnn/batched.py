@@ -193,9 +193,10 @@ class BatchedModel:
             return None
         grid = float(1 << SLOPE_BITS)
         on_grid = {k: np.floor(v * grid) / grid for k, v in slopes.items()}
-        # the bound the certificate will claim is the one with the rounded slopes
+        # the bound claimed is the one with exactly the slopes the certificate will carry
+        # (not intersected with plain CROWN: its rows could need other slopes)
         tuned = _bounds.crown(g, self.params, a, b, C=C, relu_slopes=on_grid)
-        return np.maximum(tuned.lower, _bounds.crown(g, self.params, a, b, C=C).lower), on_grid
+        return tuned.lower, on_grid
 
     def chain_slopes(self, slopes: Mapping[Any, Arr], rows: tuple[int, ...]) -> ChainSlopes:
         """`alpha_bound`'s slopes in the layout of the exact chain checker
