@@ -240,3 +240,9 @@ def test_slopes_in_a_format_1_file_are_rejected(fresh: Any) -> None:
     doc["format"] = "torchlean-vnn-tree/1"
     res = check_tree_certificate(_tampered(cert, doc), model, p)
     assert not res.ok and "list of 2" in res.reason
+
+
+def test_alpha_is_not_tried_where_the_exact_checker_cannot_follow() -> None:
+    net = nn.build(nn.linear(2, 4097) >> nn.relu() >> nn.linear(4097, 1), seed=0)
+    m = BatchedModel(as_graph(net, net.params, (1, 2)), net.params)
+    assert m.alpha_bound(-np.ones((1, 2)), np.ones((1, 2)), np.ones((1, 1))) is None
