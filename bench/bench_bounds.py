@@ -16,8 +16,9 @@ environment (--peer-python, default $LIRPA_PYTHON, else ../lirpa-venv/bin/python
 persistent subprocess that rebuilds the torch models from a temporary .npz (verivital:
 by hand from the ONNX initializers) and times compute_bounds only (its BoundedModule is
 built before). alpha-CROWN: 20 iterations on both sides, each side's default step; the
-peer bounds [C; -C] as lower bounds in one optimisation (what ours does), while ours
-keeps CROWN's intermediate bounds (auto_LiRPA also optimises intermediate slopes).
+peer bounds [C; -C] as lower bounds in one optimisation (what ours does); both optimise
+the slopes of the intermediate-bound passes too (ours per bounded neuron, layer by layer;
+auto_LiRPA through the gradient of the final bound).
 
 Peak memory: the peak resident size during one call minus the resident size just before
 it (Linux: VmHWM reset through /proc/self/clear_refs, then read from /proc/self/status),

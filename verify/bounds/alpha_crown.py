@@ -26,7 +26,7 @@ from ...runtime.graph.ir import Node
 from ...spec.errors import UnsupportedOperation
 from .problem import batched_nodes, depends_on_input
 
-__all__ = ["Chain", "relu_chain", "optimize_slopes"]
+__all__ = ["Chain", "SparseMap", "relu_chain", "optimize_slopes", "optimize_intermediate"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
@@ -40,13 +40,70 @@ _ONE_VARIABLE = frozenset({"matmul", "mul", "div"})
 
 
 @dataclass(frozen=True)
+class SparseMap:
+    """A matrix (out, in) held by its nonzero entries (a convolution's map is mostly
+    zeros): `rows`, `cols`, `values`, sorted by column; `by_row` orders them by row."""
+
+    shape: tuple[int, int]
+    rows: np.ndarray[Any, np.dtype[np.intp]]
+    cols: np.ndarray[Any, np.dtype[np.intp]]
+    values: Arr
+    by_row: np.ndarray[Any, np.dtype[np.intp]]
+
+    @staticmethod
+    def of(shape: tuple[int, int], rows: Any, cols: Any, values: Arr) -> SparseMap:
+        """The map with these entries (any order)."""
+        order = np.lexsort((rows, cols))
+        rows, cols, values = rows[order], cols[order], values[order]
+        return SparseMap(shape, rows, cols, values, np.argsort(rows, kind="stable"))
+
+    def astype(self, dtype: Any) -> SparseMap:
+        """The same map with values of `dtype`."""
+        return SparseMap(self.shape, self.rows, self.cols, self.values.astype(dtype),
+                         self.by_row)
+
+    def left(self, lam: Arr) -> Arr:
+        """lam @ M for lam (..., out): (..., in)."""
+        return _segment_sums(lam[..., self.rows] * self.values, self.cols, self.shape[1])
+
+    def right(self, g: Arr) -> Arr:
+        """g @ M.T for g (..., in): (..., out)."""
+        idx = self.by_row
+        return _segment_sums(g[..., self.cols[idx]] * self.values[idx], self.rows[idx],
+                             self.shape[0])
+
+
+def _segment_sums(terms: Arr, keys: Any, size: int) -> Arr:
+    """Sums of `terms` along the last axis over runs of equal sorted `keys`, placed at
+    those keys in an axis of `size` (zero elsewhere)."""
+    out = np.zeros(terms.shape[:-1] + (size,), dtype=terms.dtype)
+    if keys.size:
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        out[..., keys[starts]] = np.add.reduceat(terms, starts, axis=-1)
+    return out
+
+
+Weights = Arr | SparseMap
+
+
+def _times(lam: Arr, w: Weights) -> Arr:
+    """lam @ w."""
+    return w.left(lam) if isinstance(w, SparseMap) else lam @ w
+
+
+def _times_t(g: Arr, w: Weights) -> Arr:
+    """g @ w.T."""
+    return w.right(g) if isinstance(w, SparseMap) else g @ w.T
+
+
+@dataclass(frozen=True)
 class Chain:
     """`relus[k]` is the node id of the k-th ReLU; segment k maps the previous ReLU's
     output (the graph input for k = 0), flattened, to the k-th ReLU's input (the graph
     output for the last segment): `z = W[k] h + b[k]`."""
 
     relus: tuple[int, ...]
-    weights: tuple[Arr, ...]
+    weights: tuple[Weights, ...]
     biases: tuple[Arr, ...]
 
 
@@ -96,9 +153,10 @@ def _segment(g: Graph, start: int, end: int) -> Graph:
     return Graph("float", tuple(nodes), (("out", renum[end]),))
 
 
-def _affine_map(seg: Graph, params: Mapping[str, Arr]) -> tuple[Arr, Arr]:
+def _affine_map(seg: Graph, params: Mapping[str, Arr]) -> tuple[Weights, Arr]:
     """(W, b) with seg(h) = W h + b per batch row, for flattened h and output, by probing
-    basis vectors (one per batch row of the cut, so a batch of B probes B at a time)."""
+    basis vectors (one per batch row of the cut, so a batch of B probes B at a time);
+    W as a `SparseMap` when under a tenth of its entries are nonzero."""
     cut = next(n for n in seg.nodes if n.op == "input")
     used = {n.name: params[n.name] for n in seg.nodes if n.op == "param"}
     rows, width = cut.shape[0], int(np.prod(cut.shape[1:]))
@@ -108,13 +166,22 @@ def _affine_map(seg: Graph, params: Mapping[str, Arr]) -> tuple[Arr, Arr]:
         return np.asarray(out.numpy(), dtype=np.float64).reshape(rows, -1)
 
     b = run(np.zeros((rows, width)))[0]
-    cols = []
+    ins, outs, vals = [], [], []
     for start in range(0, width, rows):
         k = min(rows, width - start)
         h = np.zeros((rows, width))
         h[np.arange(k), start + np.arange(k)] = 1.0
-        cols.append(run(h)[:k] - b)
-    return np.concatenate(cols, axis=0).T.copy(), b
+        cols = run(h)[:k] - b
+        i, o = np.nonzero(cols)
+        ins.append(start + i)
+        outs.append(o)
+        vals.append(cols[i, o])
+    i, o, v = np.concatenate(ins), np.concatenate(outs), np.concatenate(vals)
+    if v.size * 10 < width * b.size:
+        return SparseMap.of((b.size, width), o, i, v), b
+    w = np.zeros((b.size, width))
+    w[o, i] = v
+    return w, b
 
 
 def relu_chain(g: Graph, params: Mapping[str, Any]) -> Chain:
@@ -163,64 +230,124 @@ def optimize_slopes(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, low
 
     `pre[k]` are the k-th ReLU's input bounds, flattened (batch, width); `spec` is
     (batch, rows, outputs). Starts from CROWN's adaptive slopes (1 where u >= -l) and
-    runs Adam on the bound, projecting onto [0, 1] after every step.
+    runs Adam on the bound, projecting onto [0, 1] after every step. The search runs in
+    float32 (half the memory traffic of float64; its slopes are only candidates, which
+    the caller's sound pass re-bounds); the slopes come back in float64.
     """
-    relax = [_relaxation(lo, hi) for lo, hi in pre]
+    work = np.float32
+    relax = [tuple(x.astype(work) if x.dtype == np.float64 else x
+                   for x in _relaxation(lo, hi)) for lo, hi in pre]
+    small = Chain(chain.relus, tuple(w.astype(work) for w in chain.weights),
+                  tuple(b.astype(work) for b in chain.biases))
+    spec32 = spec.astype(work)
     alphas = []
     for lo, hi in pre:
-        a0 = (hi >= -lo).astype(np.float64)
+        a0 = (hi >= -lo).astype(work)
         alphas.append(np.broadcast_to(a0[:, None, :], (lo.shape[0], spec.shape[1],
                                                         lo.shape[1])).copy())
-    mid, rad = 0.5 * (lower + upper), 0.5 * (upper - lower)
+    mid = (0.5 * (lower + upper)).astype(work)
+    rad = (0.5 * (upper - lower)).astype(work)
     m = [np.zeros_like(a) for a in alphas]
     v = [np.zeros_like(a) for a in alphas]
     best = [a.copy() for a in alphas]
-    best_value = np.full(spec.shape[:2], -np.inf)
-    for step in range(1, iterations + 1):
-        value, grads = _bound_and_grad(chain, relax, alphas, spec, mid, rad)
+    best_value = np.full(spec.shape[:2], -np.inf, dtype=work)
+    for step in range(1, iterations + 2):
+        value, grads = _bound_and_grad(small, relax, alphas, spec32, mid, rad)  # type: ignore[arg-type]
         better = value > best_value
-        best_value = np.where(better, value, best_value)
+        np.copyto(best_value, value, where=better)
         for k, a in enumerate(alphas):
-            best[k] = np.where(better[:, :, None], a, best[k])
+            np.copyto(best[k], a, where=better[:, :, None])
+        if step > iterations:
+            break
+        c1, c2 = lr / (1 - 0.9**step), 1 / (1 - 0.999**step)
         for k, g in enumerate(grads):  # Adam ascent, then projection onto [0, 1]
-            m[k] = 0.9 * m[k] + 0.1 * g
-            v[k] = 0.999 * v[k] + 0.001 * g * g
-            mh, vh = m[k] / (1 - 0.9**step), v[k] / (1 - 0.999**step)
-            alphas[k] = np.clip(alphas[k] + lr * mh / (np.sqrt(vh) + 1e-12), 0.0, 1.0)
-    value, _ = _bound_and_grad(chain, relax, alphas, spec, mid, rad)
-    better = value > best_value
-    return [np.where(better[:, :, None], a, b) for a, b in zip(alphas, best, strict=True)]
+            m[k] *= 0.9
+            m[k] += 0.1 * g
+            v[k] *= 0.999
+            g *= g
+            g *= 0.001
+            v[k] += g
+            denom = np.sqrt(v[k] * c2, out=g)
+            denom += 1e-12
+            a = alphas[k]
+            a += np.divide(m[k] * c1, denom, out=denom)
+            np.clip(a, 0.0, 1.0, out=a)
+    return [b.astype(np.float64) for b in best]
+
+
+def optimize_intermediate(chain: Chain, j: int, pre: Sequence[tuple[Arr, Arr]], lower: Arr,
+                          upper: Arr, *, unstable: Mask | None = None, iterations: int = 20,
+                          lr: float = 0.1) -> list[Arr] | None:
+    """Slopes for the pass that bounds the input of the chain's j-th ReLU (j >= 1): one
+    array (batch, 2 * width, width of ReLU i) per earlier ReLU i, rows [0, width) raising
+    each neuron's lower bound and rows [width, 2 width) lowering its upper bound, by
+    `optimize_slopes`. Only the neurons marked in `unstable` (batch, width; default all)
+    are optimised, the others keep CROWN's adaptive slopes; None when no earlier ReLU is
+    unstable or no neuron is marked (nothing to optimise)."""
+    width = chain.weights[j].shape[0]
+    batch = lower.shape[0]
+    if not any(np.any((lo < 0) & (hi > 0)) for lo, hi in pre):
+        return None
+    marked = np.ones((batch, width), bool) if unstable is None else unstable
+    # every marked (box, neuron) pair is its own problem with two rows (its lower and
+    # upper bound): no padding where the boxes have different numbers of them
+    box, neuron = np.nonzero(marked)
+    if box.size == 0:
+        return None
+    pairs = box.size
+    spec = np.zeros((pairs, 2, width))
+    spec[np.arange(pairs), 0, neuron] = 1.0
+    spec[np.arange(pairs), 1, neuron] = -1.0
+    sub = Chain(chain.relus[:j], chain.weights[: j + 1], chain.biases[: j + 1])
+    got = optimize_slopes(sub, [(lo[box], hi[box]) for lo, hi in pre], spec, lower[box],
+                          upper[box], iterations=iterations, lr=lr)
+    out = []
+    for (lo, hi), s in zip(pre, got, strict=True):
+        full = np.broadcast_to((hi >= -lo).astype(np.float64)[:, None, :],
+                               (batch, 2 * width, lo.shape[1])).copy()
+        full[box, neuron] = s[:, 0]
+        full[box, width + neuron] = s[:, 1]
+        out.append(full)
+    return out
 
 
 def _bound_and_grad(chain: Chain, relax: list[Relaxation], alphas: list[Arr],
                     spec: Arr, mid: Arr, rad: Arr) -> tuple[Arr, list[Arr]]:
     """The float CROWN lower bound (batch, rows) for the given slopes, and its gradient
-    with respect to each slope array (zero on stable neurons)."""
+    with respect to each slope array (zero on stable neurons), in spec's float type."""
+
+    def rowdot(a: Arr, x: Arr) -> Arr:  # (batch, rows, n) . (batch, n) -> (batch, rows)
+        return (a @ x[:, :, None])[:, :, 0]
+
     n_layers = len(chain.weights)
     lam = spec  # coefficients on the current segment's output
-    const = np.zeros(spec.shape[:2])
+    const = np.zeros(spec.shape[:2], dtype=spec.dtype)
     saved = []
     for k in range(n_layers - 1, -1, -1):
-        const = const + lam @ chain.biases[k]
-        pre_lam = lam @ chain.weights[k]  # on the previous ReLU's output (or the input)
+        const += lam @ chain.biases[k]
+        pre_lam = _times(lam, chain.weights[k])  # on the previous ReLU's output (the input)
         if k == 0:
             lam = pre_lam
             break
         s, t, unstable, active = relax[k - 1]
-        pos, neg = np.maximum(pre_lam, 0.0), np.minimum(pre_lam, 0.0)
-        lower_slope = np.where(unstable[:, None, :], alphas[k - 1], active[:, None, :])
-        const = const + np.einsum("brn,bn->br", neg, t)
+        neg = np.minimum(pre_lam, 0.0)
+        lower_slope = np.where(unstable[:, None, :], alphas[k - 1],
+                               active[:, None, :]).astype(spec.dtype, copy=False)
+        const += rowdot(neg, t)
         saved.append((k, pre_lam, lower_slope))
-        lam = pos * lower_slope + neg * s[:, None, :]
-    value = const + np.einsum("brn,bn->br", lam, mid) - np.einsum("brn,bn->br", np.abs(lam), rad)
+        lam = np.maximum(pre_lam, 0.0)
+        lam *= lower_slope
+        neg *= s[:, None, :]
+        lam += neg
+    value = const + rowdot(lam, mid) - rowdot(np.abs(lam), rad)
     # reverse pass: g = d value / d (coefficients on z_k), walked back up the chain
     g = mid[:, None, :] - np.sign(lam) * rad[:, None, :]
-    g = g @ chain.weights[0].T + chain.biases[0]
+    g = _times_t(g, chain.weights[0]) + chain.biases[0]
     grads = [np.zeros_like(a) for a in alphas]
     for k, pre_lam, lower_slope in reversed(saved):
         s, t, unstable, _ = relax[k - 1]
         pos_mask = pre_lam > 0
         grads[k - 1] = np.where(unstable[:, None, :] & pos_mask, g * pre_lam, 0.0)
         g_pre = np.where(pos_mask, g * lower_slope, g * s[:, None, :] + t[:, None, :])
-        g = g_pre @ chain.weights[k].T + chain.biases[k]
+        g = _times_t(g_pre, chain.weights[k]) + chain.biases[k]
     return value, grads

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,7 @@ import numpy as np
 from ...runtime.graph import Graph
 from ...spec.errors import ShapeError, UnsupportedOperation
 from ..outward import dn, magnitude, sum_up, up
-from .alpha_crown import optimize_slopes, relu_chain
+from .alpha_crown import SparseMap, optimize_intermediate, optimize_slopes, relu_chain
 from .backward import CROWN, Backward, dot_lower
 from .ibp import IBP, ibp_nodes
 from .problem import (
@@ -27,7 +27,7 @@ from .problem import (
 )
 from .relaxations import RELAXATION
 
-__all__ = ["ibp", "crown", "crown_with_layers", "alpha_crown"]
+__all__ = ["ibp", "crown", "crown_with_layers", "alpha_crown", "alpha_crown_with_slopes"]
 
 
 def _float32_extension(b: Bounds, g: Graph, params: Mapping[str, Any], lo: Array,
@@ -83,7 +83,7 @@ def ibp(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, 
 
 def crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, *,
           C: Any = None, covers: str = "real", ibp_intermediate: bool = True,
-          relu_slopes: Mapping[int, Any] | None = None) -> Bounds:
+          relu_slopes: Mapping[Any, Any] | None = None) -> Bounds:
     """CROWN (backward linear relaxation, Zhang et al. 2018): sound bounds of C y.
 
     The input intervals of every relaxed node are computed by CROWN too, intersected with
@@ -116,7 +116,7 @@ def _identity_spec(shape: tuple[int, ...], batch: int) -> Array:
 
 def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any,
                       *, C: Any = None, covers: str = "real", ibp_intermediate: bool = True,
-                      relu_slopes: Mapping[int, Any] | None = None
+                      relu_slopes: Mapping[Any, Any] | None = None
                       ) -> tuple[Bounds, dict[int, tuple[Array, Array]]]:
     """`crown`, also returning by node id the interval of every input of a relaxed node
     (the operand of relu, tanh, ...; both operands of a product, quotient, max or min of
@@ -127,13 +127,21 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
     batch axis): rows [0, rows) serve the lower bounds of C y, rows [rows, 2 rows) those
     of -C y (the upper bounds). Slopes are clipped to [0, 1], where every slope gives a
     valid line relu(z) >= s z; a NaN slope, or a wrong shape, raises ValueError.
+    A key `(z, relu)` (full alpha-CROWN) gives instead the slopes of relu node `relu` in
+    the intermediate pass that bounds node `z` (an operand of a relaxed node, after
+    `relu`), shape (batch, 2 * size of z, *relu shape without the batch axis): rows
+    [0, size) serve z's lower bounds, the rest its upper bounds, in z's flattened order.
     """
     g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
-    bw, pre = _intermediate(g, params, lo, hi, ibp_intermediate)
     batch = lo.shape[0]
+    final = {k: v for k, v in (relu_slopes or {}).items() if not isinstance(k, tuple)}
+    inner = _checked_pair_slopes(g, {k: v for k, v in (relu_slopes or {}).items()
+                                     if isinstance(k, tuple)}, batch)
+    bw, pre = _intermediate(g, params, lo, hi, ibp_intermediate,
+                            slopes_for=(lambda z, _pre: inner.get(z)) if inner else None)
     spec = spec_matrix(C, g, batch)
-    if relu_slopes:
-        bw.relu_slopes = _checked_slopes(g, relu_slopes, batch, 2 * spec.shape[1])
+    if final:
+        bw.relu_slopes = _checked_slopes(g, final, batch, 2 * spec.shape[1])
     res = _final(bw, g, spec, "crown")
     if covers == "float32":
         res = _float32_extension(res, g, params, lo, hi, spec)
@@ -155,6 +163,22 @@ def _checked_slopes(g: Graph, slopes: Mapping[int, Any], batch: int, rows: int
         if np.any(np.isnan(arr)):
             raise ValueError(f"relu_slopes: node %{node} has a NaN slope")
         out[node] = np.clip(arr, 0.0, 1.0)
+    return out
+
+
+def _checked_pair_slopes(g: Graph, slopes: Mapping[Any, Any], batch: int
+                         ) -> dict[int, dict[int, Array]]:
+    """Intermediate-pass slopes keyed (bounded node, relu node), checked as
+    `_checked_slopes` does, grouped by bounded node."""
+    out: dict[int, dict[int, Array]] = {}
+    for key, s in slopes.items():
+        if len(key) != 2 or not all(isinstance(k, (int, np.integer)) for k in key):
+            raise ValueError(f"relu_slopes: key {key!r} is not (bounded node, relu node)")
+        z, relu = int(key[0]), int(key[1])
+        if not 0 <= z < len(g.nodes) or not z > relu:
+            raise ValueError(f"relu_slopes: node %{z} is not a node after relu %{relu}")
+        rows = 2 * int(np.prod(g.nodes[z].shape[1:]))
+        out.setdefault(z, {}).update(_checked_slopes(g, {relu: s}, batch, rows))
     return out
 
 
@@ -189,10 +213,16 @@ def _check_magnitudes(g: Graph, ib: list[Any], dep: list[bool]) -> None:
                 f"exceed 2^52, beyond CROWN's underflow allowance (use ibp)", analysis="crown")
 
 
+SlopesFor = Callable[[int, Mapping[int, tuple[Array, Array]]], "dict[int, Array] | None"]
+
+
 def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
-                  ibp_intermediate: bool) -> tuple[Backward, dict[int, tuple[Array, Array]]]:
+                  ibp_intermediate: bool, slopes_for: SlopesFor | None = None
+                  ) -> tuple[Backward, dict[int, tuple[Array, Array]]]:
     """The backward engine over `g` with every relaxed operand's interval tightened by
-    CROWN (intersected with IBP), and those intervals by node id."""
+    CROWN (intersected with IBP), and those intervals by node id. `slopes_for(z, pre)`,
+    given the node about to be bounded and the intervals so far, may return relu slopes
+    (checked, in the layout of `Backward.relu_slopes`) for that pass."""
     CROWN.check_ops(g.nodes, skip=LEAVES, describe=lambda n: g.describe(g.nodes[n.id]))
     IBP.check_ops(g.nodes, skip=LEAVES, describe=lambda n: g.describe(g.nodes[n.id]))
     ib = ibp_nodes(g, params, lo, hi)
@@ -213,7 +243,9 @@ def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
             return
         shape = g.nodes[z].shape
         w = int(np.prod(shape[1:]))
+        bw.relu_slopes = (slopes_for(z, pre) or {}) if slopes_for is not None else {}
         low = bw.run({z: _identity_spec(shape, batch)})
+        bw.relu_slopes = {}
         zl, zh = low[:, :w].reshape(shape), (-low[:, w:]).reshape(shape)
         if ibp_intermediate:
             zl, zh = np.maximum(zl, ib[z][0]), np.minimum(zh, ib[z][1])
@@ -305,8 +337,16 @@ def _labels(g: Graph, k: int, dep: list[bool]) -> Array | None:
     return out
 
 
-# the optimiser holds each affine segment as a dense matrix: at most this many entries
+# the optimiser holds each affine segment as a matrix (its nonzero entries when mostly
+# zeros, as a convolution's): at most this many entries in all; and probes a chain of at
+# most _PROBE_LIMIT entries as dense matrices to find them
 _DENSE_LIMIT = 4_000_000
+_PROBE_LIMIT = 100_000_000
+
+
+def _stored(chain: Any) -> int:
+    return sum(int(w.values.size) if isinstance(w, SparseMap) else int(w.size)
+               for w in chain.weights)
 
 
 def alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, *,
@@ -314,49 +354,103 @@ def alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, uppe
                 lr: float = 0.1) -> Bounds:
     """alpha-CROWN (Xu et al. 2021): sound bounds of C y, never looser than `crown`.
 
-    CROWN's intermediate intervals are kept; the lower-line slopes of the unstable ReLUs
-    in the final pass are chosen per spec row by `iterations` steps of projected Adam
-    (step `lr`) in plain floats (untrusted), then the sound CROWN pass is re-run with
-    them and intersected with plain CROWN. A graph that is not a chain of affine maps
-    and ReLUs over independent batch rows gets plain CROWN, with method
-    "crown (alpha-crown: not an affine-relu chain)"; so does a chain whose segments, as
-    dense matrices, hold over 4e6 entries in all (a conv net on images), with method
-    "crown (alpha-crown: chain too large for the dense optimiser)". Same other arguments
-    as `ibp`.
+    The lower-line slopes of the unstable ReLUs are chosen by `iterations` steps of
+    projected Adam (step `lr`) in plain floats (untrusted): separately for each
+    intermediate pre-activation bound (one slope set per (bounded node, earlier relu),
+    per bounded neuron and side, raising each neuron's bounds) layer by layer, then per
+    spec row for the final pass over those tightened intervals. The sound CROWN passes
+    are re-run with all the slopes and the result intersected with plain CROWN. A graph
+    that is not a chain of affine maps and ReLUs over independent batch rows gets plain
+    CROWN, with method "crown (alpha-crown: not an affine-relu chain)"; so does a chain
+    whose segments hold over 4e6 nonzero entries in all (or over 1e8 entries as dense
+    matrices), with method "crown (alpha-crown: chain too large for the optimiser)".
+    Same other arguments as `ibp`.
     """
+    res, _ = _alpha_crown(graph_or_model, params, lower, upper, C=C, covers=covers,
+                          iterations=iterations, lr=lr, keep=False)
+    return res
+
+
+def alpha_crown_with_slopes(graph_or_model: Any, params: Mapping[str, Any], lower: Any,
+                            upper: Any, *, C: Any = None, covers: str = "real",
+                            iterations: int = 20, lr: float = 0.1
+                            ) -> tuple[Bounds, dict[Any, Array]]:
+    """`alpha_crown`, also returning the slopes it found, clipped to [0, 1], keyed as
+    `crown_with_layers`'s `relu_slopes` takes them (empty when it fell back to CROWN).
+    The returned bounds are those of `crown_with_layers` with these slopes, intersected
+    with plain CROWN's."""
+    return _alpha_crown(graph_or_model, params, lower, upper, C=C, covers=covers,
+                        iterations=iterations, lr=lr, keep=True)
+
+
+def _alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, *,
+                 C: Any, covers: str, iterations: int, lr: float, keep: bool
+                 ) -> tuple[Bounds, dict[Any, Array]]:
     g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
-    bw, pre = _intermediate(g, params, lo, hi, True)
+    bw, plain_pre = _intermediate(g, params, lo, hi, True)
     batch = lo.shape[0]
     spec = spec_matrix(C, g, batch)
     plain = _final(bw, g, spec, "crown")
     res = plain
+    found: dict[Any, Array] = {}
     widths = [int(np.prod(n.shape[1:])) for n in g.nodes if n.op in ("input", "relu")]
     widths.append(int(np.prod(g.nodes[g.outputs[0][1]].shape[1:])))
     dense = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
+    too_large = dense > _PROBE_LIMIT
     try:
-        if dense > _DENSE_LIMIT:
+        if too_large:
             raise UnsupportedOperation("graph", "float", "too large", analysis="alpha-crown")
         chain = relu_chain(g, params)
+        too_large = _stored(chain) > _DENSE_LIMIT
+        if too_large:
+            raise UnsupportedOperation("graph", "float", "too large", analysis="alpha-crown")
     except UnsupportedOperation:
-        why = ("chain too large for the dense optimiser" if dense > _DENSE_LIMIT
+        why = ("chain too large for the optimiser" if too_large
                else "not an affine-relu chain")
         res = Bounds(plain.lower, plain.upper, f"crown (alpha-crown: {why})")
     else:
+        box = (lo.reshape(batch, -1), hi.reshape(batch, -1))
+        layer = {g.nodes[r].args[0]: j for j, r in enumerate(chain.relus)}
+
+        def flat(pre: Mapping[int, tuple[Array, Array]], j: int) -> list[tuple[Array, Array]]:
+            return [tuple(np.asarray(v).reshape(batch, -1)  # type: ignore[misc]
+                          for v in pre[g.nodes[r].args[0]]) for r in chain.relus[:j]]
+
+        def slopes_for(z: int, pre: Mapping[int, tuple[Array, Array]]
+                       ) -> dict[int, Array] | None:
+            j = layer.get(z, 0)
+            if j == 0:
+                return None
+            zl, zh = (np.asarray(v).reshape(batch, -1) for v in plain_pre[z])
+            got = optimize_intermediate(chain, j, flat(pre, j), *box,
+                                        unstable=(zl < 0) & (zh > 0),
+                                        iterations=iterations, lr=lr)
+            if got is None:
+                return None
+            rows = 2 * int(np.prod(g.nodes[z].shape[1:]))
+            checked = _checked_slopes(
+                g, {r: s.reshape((batch, rows) + g.nodes[r].shape[1:])
+                    for r, s in zip(chain.relus, got, strict=False)}, batch, rows)
+            if keep:
+                found.update({(z, r): s for r, s in checked.items()})
+            return checked
+
+        bw, pre = _intermediate(g, params, lo, hi, True, slopes_for=slopes_for)
         rows = spec.shape[1]
         both = np.concatenate([spec, -spec], axis=1).reshape(batch, 2 * rows, -1)
-        flat = [tuple(np.asarray(v).reshape(batch, -1) for v in pre[g.nodes[r].args[0]])
-                for r in chain.relus]
-        slopes = optimize_slopes(chain, flat, both, lo.reshape(batch, -1),  # type: ignore[arg-type]
-                                 hi.reshape(batch, -1), iterations=iterations, lr=lr)
+        slopes = optimize_slopes(chain, flat(pre, len(chain.relus)), both, *box,
+                                 iterations=iterations, lr=lr)
         bw.relu_slopes = _checked_slopes(
             g, {r: s.reshape((batch, 2 * rows) + g.nodes[r].shape[1:])
                 for r, s in zip(chain.relus, slopes, strict=True)}, batch, 2 * rows)
+        if keep:
+            found.update(bw.relu_slopes)
         tuned = _final(bw, g, spec, "alpha-crown")
         res = Bounds(np.maximum(plain.lower, tuned.lower), np.minimum(plain.upper, tuned.upper),
                      "alpha-crown")
     if covers == "float32":
         res = _float32_extension(res, g, params, lo, hi, spec)
-    return res
+    return res, found
 
 
 def _difference(bw: Backward, n: Any, batch: int) -> tuple[Array, Array]:

@@ -20,12 +20,18 @@ from ...runtime.graph.batching import rebatch
 from ...runtime.graph.tracing import GraphBuilder, Var
 from ...spec.errors import ShapeError, UnsupportedOperation
 from .. import bounds as _bounds
+from ..bounds.api import alpha_crown_with_slopes as _alpha_crown_with_slopes
+from .exact_chain import ChainSlopes
 
 __all__ = ["BatchedModel"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 _WEIGHTS = "torchlean:row_weights"
 _SMALLEST_CHUNK = 32  # below this a graph's fixed cost outweighs padding's waste
+SLOPE_BITS = 16  # alpha-CROWN slopes kept for certificates: multiples of 2^-16
+# the exact certificate checker back-substitutes every unstable ReLU in rational
+# arithmetic: beyond a few thousand ReLUs (a conv layer on an image) it is out of reach
+ALPHA_MAX_RELUS = 4096
 
 
 def _size(k: int) -> int:
@@ -170,9 +176,8 @@ class BatchedModel:
             a = _pad(lo[s:t], size).reshape((size, *self.shape[1:]))
             b = _pad(hi[s:t], size).reshape((size, *self.shape[1:]))
             try:
-                # ALPHA-CROWN HOOK: once the sound crown takes slopes (bounds branch), pass
-                # relu_slopes=verify.bounds.alpha_crown.optimize_slopes(...) here; any
-                # slopes in [0, 1] keep it sound. Until then: plain CROWN.
+                # alpha-CROWN over many boxes costs ~20 CROWN passes each: the engine asks
+                # for it once, at the root (`alpha_bound`); branch and bound uses CROWN
                 res = _bounds.crown(g, self.params, a, b, C=C)
             except UnsupportedOperation:
                 res = _bounds.ibp(g, self.params, a, b, C=C)
@@ -180,3 +185,44 @@ class BatchedModel:
             low[s:t] = res.lower[: t - s]
             up[s:t] = res.upper[: t - s]
         return low, up, method
+
+    def alpha_bound(self, lo: Arr, hi: Arr, C: Arr) -> tuple[Arr, dict[Any, Arr]] | None:
+        """Sound lower bounds (1, R) of `C . y` over one box by full alpha-CROWN, with the
+        slopes the bound used (keyed as `bounds.crown`'s `relu_slopes`, each rounded down
+        to a multiple of 2^-SLOPE_BITS, so exactly `slope_ints(...) * 2^-SLOPE_BITS`);
+        None when alpha-CROWN does not apply (not an affine-ReLU chain, too large) or the
+        net has over ALPHA_MAX_RELUS ReLUs (the exact checker could not re-derive it)."""
+        g = self.graph_for(1)
+        if sum(int(np.prod(n.shape)) for n in g.nodes if n.op == "relu") > ALPHA_MAX_RELUS:
+            return None
+        a = np.asarray(lo, np.float64).reshape(self.shape)
+        b = np.asarray(hi, np.float64).reshape(self.shape)
+        res, slopes = _alpha_crown_with_slopes(g, self.params, a, b, C=C)
+        if not slopes:
+            return None
+        grid = float(1 << SLOPE_BITS)
+        on_grid = {k: np.floor(v * grid) / grid for k, v in slopes.items()}
+        # the bound claimed is the one with exactly the slopes the certificate will carry
+        # (not intersected with plain CROWN: its rows could need other slopes)
+        tuned = _bounds.crown(g, self.params, a, b, C=C, relu_slopes=on_grid)
+        return tuned.lower, on_grid
+
+    def chain_slopes(self, slopes: Mapping[Any, Arr], rows: tuple[int, ...]) -> ChainSlopes:
+        """`alpha_bound`'s slopes in the layout of the exact chain checker
+        (`exact_chain.ChainSlopes`), the final pass restricted to the spec rows `rows`."""
+        g = self.graph_for(1)
+        relus = [n.id for n in g.nodes if n.op == "relu"]
+
+        def ints(a: Arr, n_rows: int) -> tuple[Any, int]:
+            return np.rint(a.reshape(n_rows, -1) * (1 << SLOPE_BITS)).astype(np.int64), \
+                SLOPE_BITS
+
+        final = tuple(None if r not in slopes else ints(slopes[r][0, list(rows)], len(rows))
+                      for r in relus)
+        inner: list[tuple[tuple[Any, int], ...] | None] = []
+        for k, r in enumerate(relus):
+            z = g.nodes[r].args[0]
+            per = [slopes.get((z, e)) for e in relus[:k]]
+            inner.append(None if k == 0 or any(p is None for p in per) else tuple(
+                ints(p[0], p.shape[1]) for p in per if p is not None))
+        return ChainSlopes(final, tuple(inner))

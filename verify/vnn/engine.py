@@ -401,6 +401,10 @@ def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
     if root is not None:
         return "holds", _case_tree(pc, Tree(leaves={0: root})), None, f"{method} bounds"
     if m.n > max_split:
+        proved = _alpha_root(pc, m, problem, C, phases)
+        if proved is not None:
+            return "holds", proved, None, "alpha-crown bounds"
+        clock.check()
         return "unknown", None, None, (f"bounds leave an unsafe disjunct open; {m.n} inputs "
                                        f"are too many to split (at most {max_split})")
     found: list[Confirmation] = []
@@ -431,6 +435,28 @@ def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
         return "timeout", None, None, ""
     return "unknown", None, None, (f"branch and bound stopped after {res.boxes_bounded} boxes "
                                    "(a box no binary64 point can split further)")
+
+
+def _alpha_root(pc: _Case, m: BatchedModel, problem: Problem, C: Array, phases: _Phases
+                ) -> CaseTree | None:
+    """A one-leaf tree whose leaf carries the slopes, when full alpha-CROWN refutes the
+    case over its root box (where CROWN did not); else None."""
+    t0 = time.monotonic()
+    try:
+        got = m.alpha_bound(pc.lo[None], pc.hi[None], C)
+    except (UnsupportedOperation, ShapeError):
+        return None
+    finally:
+        phases.add("bounds", t0)
+    if got is None:
+        return None
+    low, slopes = got
+    rows = refuted_rows(low, problem)[0]
+    if rows is None:
+        return None
+    tree = _case_tree(pc, Tree(leaves={0: rows}))
+    return CaseTree(tree.lower, tree.upper, tree.splits, tree.leaves,
+                    ((0, m.chain_slopes(slopes, rows)),))
 
 
 def _case_tree(pc: _Case, tree: Tree) -> CaseTree:

@@ -31,7 +31,7 @@ from ...runtime.graph.ir import freeze_attrs
 from ...spec.errors import UnsupportedOperation
 from .confirm import exact_graph
 
-__all__ = ["ExactChain", "exact_chain"]
+__all__ = ["ExactChain", "ChainSlopes", "exact_chain"]
 
 Obj = np.ndarray[Any, np.dtype[np.object_]]
 Relax = tuple[Obj, Obj, Obj, Obj, int]  # a, s, -s*l, l, exponent of l
@@ -71,6 +71,41 @@ def _round(a: Obj, e: int, direction: int) -> tuple[Obj, int]:
 
 
 @dataclass(frozen=True)
+class ChainSlopes:
+    """alpha-CROWN lower-line slopes for `ExactChain.lower_bound`, each array integers
+    (object or int64) times 2^-exponent, exponent in [0, GRID], values in [0, 1].
+
+    `final[i]`: the slopes of ReLU i (0-based) in the pass of the spec rows, shape
+    (rows, width of ReLU i), or None for CROWN's adaptive slopes. `inner[k]`: for the
+    pass bounding ReLU k's input, one array per earlier ReLU i < k, shape
+    (2 * width of ReLU k, width of ReLU i): row j for neuron j's lower bound, row
+    width + j for its upper bound; or None (adaptive). Only unstable neurons use them."""
+
+    final: tuple[tuple[Any, int] | None, ...]
+    inner: tuple[tuple[tuple[Any, int], ...] | None, ...]
+
+
+def _slope_ints(arr: tuple[Any, int], shape: tuple[int, int], what: str) -> Obj:
+    """The slope array as Python integers scaled to exponent GRID, checked: its shape,
+    an exponent in [0, GRID] and every value in [0, 1]; raises ValueError naming `what`."""
+    ints, e = arr
+    a = np.asarray(ints)
+    if a.shape != shape:
+        raise ValueError(f"{what}: slopes of shape {a.shape}, the chain needs {shape}")
+    if isinstance(e, bool) or not isinstance(e, int) or not 0 <= e <= GRID:
+        raise ValueError(f"{what}: slope exponent {e!r} outside [0, {GRID}]")
+    if a.dtype != object and not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{what}: slopes are not integers")
+    out = np.empty(shape, dtype=object)
+    for idx, v in np.ndenumerate(a):
+        v = int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
+        if v is None or not 0 <= v <= 1 << e:
+            raise ValueError(f"{what}: slope {a[idx]!r} * 2^-{e} at {idx} outside [0, 1]")
+        out[idx] = v << (GRID - e)
+    return out
+
+
+@dataclass(frozen=True)
 class ExactChain:
     """z_1 = W_1 x + b_1, z_k = W_k relu(z_{k-1}) + b_k, output y = z_L; every W, b as
     integers with one exponent per layer (value = ints * 2^-e)."""
@@ -78,9 +113,41 @@ class ExactChain:
     weights: tuple[tuple[Obj, int], ...]  # (out, in) ints, exponent
     biases: tuple[tuple[Obj, int], ...]
 
+    def widths(self) -> tuple[int, ...]:
+        """The width of each ReLU layer."""
+        return tuple(int(w.shape[0]) for w, _ in self.weights[:-1])
+
+    def _checked(self, slopes: ChainSlopes | None, rows: int
+                 ) -> tuple[list[Obj | None], list[list[Obj] | None]]:
+        """The slopes as integers at exponent GRID (None: adaptive), checked against the
+        chain's widths and the number of spec rows; raises ValueError."""
+        widths = self.widths()
+        if slopes is None:
+            return [None] * len(widths), [None] * len(widths)
+        if len(slopes.final) != len(widths) or len(slopes.inner) != len(widths):
+            raise ValueError(f"slopes for {len(slopes.final)} / {len(slopes.inner)} ReLU "
+                             f"layers, the chain has {len(widths)}")
+        final = [None if f is None else _slope_ints(f, (rows, widths[i]), f"final ReLU {i}")
+                 for i, f in enumerate(slopes.final)]
+        inner: list[list[Obj] | None] = []
+        for k, per in enumerate(slopes.inner):
+            if per is None:
+                inner.append(None)
+                continue
+            if len(per) != k:
+                raise ValueError(f"ReLU {k}'s pass has slopes for {len(per)} earlier ReLUs, "
+                                 f"not {k}")
+            inner.append([_slope_ints(a, (2 * widths[k], widths[i]), f"ReLU {k} pass, ReLU {i}")
+                          for i, a in enumerate(per)])
+        return final, inner
+
     def lower_bound(self, lower: Sequence[Fraction], upper: Sequence[Fraction],
-                    rows: Sequence[Sequence[Fraction]]) -> list[Fraction]:
-        """Exact sound lower bounds of `c . y` over the box, for each row c."""
+                    rows: Sequence[Sequence[Fraction]], slopes: ChainSlopes | None = None
+                    ) -> list[Fraction]:
+        """Exact sound lower bounds of `c . y` over the box, for each row c; with
+        `slopes`, the given alpha-CROWN lower lines replace the adaptive ones on unstable
+        neurons (checked: ValueError for a wrong shape or a slope outside [0, 1])."""
+        final, inner = self._checked(slopes, len(rows))
         xl, el = _dyadic(lower, -1)
         xu, eu = _dyadic(upper, +1)
         e_x = max(el, eu)
@@ -99,7 +166,10 @@ class ExactChain:
                 spec = np.zeros((2 * len(unstable), width), dtype=object)
                 for i, j in enumerate(unstable):
                     spec[i, j], spec[len(unstable) + i, j] = 1, -1
-                low, e_low = self._back(k, spec, 0, relax, box)
+                picked = None if inner[k] is None else [
+                    a[[*unstable, *(len(zl) + j for j in unstable)]]
+                    for a in inner[k]]  # type: ignore[union-attr]
+                low, e_low = self._back(k, spec, 0, relax, box, picked)
                 low_l, el2 = _round(low[: len(unstable)], e_low, -1)
                 neg_u, eu2 = _round(low[len(unstable):], e_low, -1)
                 e2 = max(e, el2, eu2)
@@ -119,7 +189,7 @@ class ExactChain:
         spec = np.array([[int(c * d) for c in r] for r, d in zip(rows, scale, strict=True)],
                         dtype=object)
         e_c = 0
-        low, e_low = self._back(len(self.weights) - 1, spec, e_c, relax, box)
+        low, e_low = self._back(len(self.weights) - 1, spec, e_c, relax, box, final)
         # interval arithmetic on the output too: sometimes tighter than back-substitution
         yl, yu, ey = self._ibp(len(self.weights) - 1, hl, hu, eh)
         sp = np.where(spec > 0, spec, 0)
@@ -159,9 +229,12 @@ class ExactChain:
         return a, s, c, zl, e
 
     def _back(self, k: int, spec: Obj, e_spec: int, relax: Sequence[Relax],
-              box: tuple[Obj, Obj, int]) -> tuple[Obj, int]:
+              box: tuple[Obj, Obj, int], slopes: Sequence[Obj | None] | None = None
+              ) -> tuple[Obj, int]:
         """Lower bounds of spec . z_{k+1} (rows of spec over layer k's output) by
-        back-substitution to the input box: integers and their exponent."""
+        back-substitution to the input box: integers and their exponent. `slopes[i]`
+        (rows, width of ReLU i), at exponent GRID, replace ReLU i's adaptive lower slopes
+        on its unstable neurons, row by row."""
         A, eA = spec, e_spec
         const = np.zeros(spec.shape[0], dtype=object)
         ec = 0
@@ -182,7 +255,12 @@ class ExactChain:
             e_new = max(ec, eA + GRID + ez)
             const = _shift(const, ec, e_new) + _shift(neg.dot(c), eA + GRID + ez, e_new)
             ec = e_new
-            A = pos * (a * (1 << GRID))[None, :] + neg * s[None, :]
+            given = None if slopes is None else slopes[j - 1]
+            if given is None:
+                A = pos * (a * (1 << GRID))[None, :] + neg * s[None, :]
+            else:  # relu(z) >= alpha z for any alpha in [0, 1]: used where unstable (c > 0)
+                lines = np.where((c != 0)[None, :], given, (a * (1 << GRID))[None, :])
+                A = pos * lines + neg * s[None, :]
             eA = eA + GRID
         xl, xu, ex = box
         pos = np.where(A > 0, A, 0)

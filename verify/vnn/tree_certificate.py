@@ -17,10 +17,20 @@ cannot weaken the property it claims.
    bounds of `c . y` over the leaf, re-derived independently (by default
    `exact_chain.ExactChain.lower_bound`, exact for affine-ReLU chains), which must
    exceed `d` (or reach it, for a strict row).
+
+Format /2 (written only when some leaf has them) lets a leaf carry alpha-CROWN slopes
+(`exact_chain.ChainSlopes`) as a third entry: {"final": [array or null per ReLU],
+"inner": [null or [array per earlier ReLU] per ReLU]}, each array {"exponent": e,
+"shape": [rows, cols], "uint32": base64 of little-endian unsigned integers}, the slopes
+being the integers times 2^-e. The checker only uses them: `leaf_bound(lo, hi, rows,
+slopes)` checks their shapes and that each lies in [0, 1] (any such slope gives a valid
+lower line), and a wrong shape or value makes the certificate invalid.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import time
@@ -34,14 +44,17 @@ import numpy as np
 from ...runtime.atomic_write import write_atomically
 from ...runtime.graph import Graph
 from ...spec.errors import DataFormatError, UnsupportedOperation
+from .exact_chain import ChainSlopes
 from .vnnlib import Case, LinearConstraint, Property, read_vnnlib
 
 __all__ = ["CaseTree", "TreeCheck", "write_tree_certificate", "check_tree_certificate",
-           "case_rows", "FORMAT"]
+           "case_rows", "FORMAT", "FORMAT_SLOPES"]
 
 FORMAT = "torchlean-vnn-tree/1"
-LeafBound = Callable[[Sequence[Fraction], Sequence[Fraction], Sequence[Sequence[Fraction]]],
-                     Sequence[Fraction]]
+FORMAT_SLOPES = "torchlean-vnn-tree/2"  # leaves may carry alpha-CROWN slopes
+# leaf_bound(lower, upper, rows), and for a leaf with slopes (lower, upper, rows, slopes)
+LeafBound = Callable[..., Sequence[Fraction]]
+MAX_SLOPES = 1 << 26  # slope entries one array may hold (a file is parsed, never trusted)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,8 @@ class CaseTree:
     upper: tuple[Fraction, ...]
     splits: tuple[tuple[int, int, Fraction, int, int], ...]
     leaves: tuple[tuple[int, tuple[int, ...]], ...]
+    # leaf box id -> the alpha-CROWN slopes its bound uses (final rows: its refuting rows)
+    slopes: tuple[tuple[int, ChainSlopes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,13 +94,34 @@ def _q(v: Fraction) -> str:
     return f"{v.numerator}/{v.denominator}"
 
 
+def _slope_array(arr: tuple[Any, int]) -> dict[str, Any]:
+    ints, e = arr
+    a = np.asarray(ints, dtype=np.int64)
+    if a.ndim != 2 or np.any(a < 0) or np.any(a >= 1 << 32):
+        raise ValueError("slopes must be 2-d arrays of integers in [0, 2^32)")
+    return {"exponent": int(e), "shape": list(a.shape),
+            "uint32": base64.b64encode(a.astype("<u4").tobytes()).decode("ascii")}
+
+
+def _slopes_doc(s: ChainSlopes) -> dict[str, Any]:
+    return {"final": [None if f is None else _slope_array(f) for f in s.final],
+            "inner": [None if per is None else [_slope_array(a) for a in per]
+                      for per in s.inner]}
+
+
 def write_tree_certificate(path: str | os.PathLike[str], prop: Property,
                            trees: Sequence[CaseTree]) -> None:
-    """Write the certificate for `prop` (one tree per case) atomically as JSON."""
-    doc = {"format": FORMAT, "property": prop.path, "cases": [
+    """Write the certificate for `prop` (one tree per case) atomically as JSON (format /2
+    when some leaf carries slopes, else /1)."""
+    def leaf(t: CaseTree, i: int, rows: tuple[int, ...]) -> list[Any]:
+        got = dict(t.slopes).get(i)
+        return [i, list(rows)] if got is None else [i, list(rows), _slopes_doc(got)]
+
+    doc = {"format": FORMAT_SLOPES if any(t.slopes for t in trees) else FORMAT,
+           "property": prop.path, "cases": [
         {"root": {"lower": [_q(v) for v in t.lower], "upper": [_q(v) for v in t.upper]},
          "splits": [[b, a, _q(p), left, right] for b, a, p, left, right in t.splits],
-         "leaves": [[i, list(rows)] for i, rows in t.leaves]} for t in trees]}
+         "leaves": [leaf(t, i, rows) for i, rows in t.leaves]} for t in trees]}
     write_atomically(path, lambda f: json.dump(doc, f, separators=(",", ":")))
 
 
@@ -114,9 +150,41 @@ def _list(v: Any, where: str, n: int | None = None) -> list[Any]:
     return v
 
 
+def _parse_slope_array(v: Any, where: str) -> tuple[Any, int]:
+    if not isinstance(v, dict) or set(v) != {"exponent", "shape", "uint32"}:
+        raise _Bad(f"{where}: expected a slope array {{exponent, shape, uint32}}")
+    e = _int(v["exponent"], where)
+    shape = [_int(d, where) for d in _list(v["shape"], where, 2)]
+    if min(shape) < 0 or shape[0] * shape[1] > MAX_SLOPES:
+        raise _Bad(f"{where}: bad slope array shape {shape}")
+    text = v["uint32"]
+    if not isinstance(text, str) or len(text) > 8 * MAX_SLOPES:
+        raise _Bad(f"{where}: slopes must be a base64 string")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Bad(f"{where}: slopes are not valid base64") from None
+    if len(raw) != 4 * shape[0] * shape[1]:
+        raise _Bad(f"{where}: {len(raw)} bytes of slopes for shape {shape}")
+    ints = np.frombuffer(raw, dtype="<u4").astype(np.int64).reshape(shape)
+    return ints, e
+
+
+def _parse_slopes(v: Any, where: str) -> ChainSlopes:
+    if not isinstance(v, dict) or set(v) != {"final", "inner"}:
+        raise _Bad(f"{where}: expected slopes {{final, inner}}")
+    final = tuple(None if f is None else _parse_slope_array(f, f"{where} final")
+                  for f in _list(v["final"], f"{where} final"))
+    inner = tuple(None if per is None else tuple(
+        _parse_slope_array(a, f"{where} inner") for a in _list(per, f"{where} inner"))
+        for per in _list(v["inner"], f"{where} inner"))
+    return ChainSlopes(final, inner)
+
+
 def _parse(doc: Any, n: int) -> list[CaseTree]:
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise _Bad(f"not a {FORMAT} certificate")
+    if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, FORMAT_SLOPES):
+        raise _Bad(f"not a {FORMAT} or {FORMAT_SLOPES} certificate")
+    with_slopes = doc["format"] == FORMAT_SLOPES
     out = []
     for ci, c in enumerate(_list(doc.get("cases"), "cases")):
         if not isinstance(c, dict) or not isinstance(c.get("root"), dict):
@@ -130,10 +198,14 @@ def _parse(doc: Any, n: int) -> list[CaseTree]:
             splits.append((_int(s[0], w), _int(s[1], w), _frac(s[2], w), _int(s[3], w),
                            _int(s[4], w)))
         leaves = []
+        slopes = []
         for lf in _list(c.get("leaves"), f"{w} leaves"):
-            lf = _list(lf, f"{w} leaf", 2)
+            lf = _list(lf, f"{w} leaf", 3 if with_slopes and isinstance(lf, list)
+                       and len(lf) == 3 else 2)
             leaves.append((_int(lf[0], w), tuple(_int(r, w) for r in _list(lf[1], w))))
-        out.append(CaseTree(lower, upper, tuple(splits), tuple(leaves)))
+            if len(lf) == 3:
+                slopes.append((leaves[-1][0], _parse_slopes(lf[2], f"{w} leaf {lf[0]}")))
+        out.append(CaseTree(lower, upper, tuple(splits), tuple(leaves), tuple(slopes)))
     return out
 
 
@@ -215,6 +287,9 @@ def check_tree_certificate(path: str | os.PathLike[str],
             if any(not g for g in groups):
                 raise _Bad(f"{w}: an unsafe conjunction is empty; no bound refutes it")
             leaves = _leaf_boxes(t, w)
+            leaf_slopes = dict(t.slopes)
+            if len(leaf_slopes) != len(t.slopes) or not set(leaf_slopes) <= set(leaves):
+                raise _Bad(f"{w}: slopes given twice for a leaf")
             for leaf, refuting in t.leaves:
                 if len(refuting) != len(groups) or any(
                         r not in g for r, g in zip(refuting, groups, strict=True)):
@@ -223,7 +298,14 @@ def check_tree_certificate(path: str | os.PathLike[str],
                 lo, hi = leaves[leaf]
                 ks = [rows[r] for r in refuting]
                 assert leaf_bound is not None
-                lows = leaf_bound(lo, hi, [k.coefficients for k in ks])
+                coefficients = [k.coefficients for k in ks]
+                if leaf in leaf_slopes:
+                    try:
+                        lows = leaf_bound(lo, hi, coefficients, leaf_slopes[leaf])
+                    except ValueError as e:
+                        raise _Bad(f"{w}: leaf {leaf}: bad slopes: {e}") from None
+                else:
+                    lows = leaf_bound(lo, hi, coefficients)
                 for k, low in zip(ks, lows, strict=True):
                     if not (low >= k.bound if k.strict else low > k.bound):
                         raise _Bad(f"{w}: leaf {leaf}: the re-derived lower bound "
