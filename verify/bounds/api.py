@@ -83,15 +83,17 @@ def ibp(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, 
 
 def crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, *,
           C: Any = None, covers: str = "real", ibp_intermediate: bool = True,
-          relu_slopes: Mapping[int, Any] | None = None) -> Bounds:
+          relu_slopes: Mapping[int, Any] | None = None,
+          relu_splits: Mapping[int, Any] | None = None) -> Bounds:
     """CROWN (backward linear relaxation, Zhang et al. 2018): sound bounds of C y.
 
     The input intervals of every relaxed node are computed by CROWN too, intersected with
-    IBP (`ibp_intermediate`). Same arguments as `ibp`; `relu_slopes` as in
-    `crown_with_layers`.
+    IBP (`ibp_intermediate`). Same arguments as `ibp`; `relu_slopes` and `relu_splits` as
+    in `crown_with_layers`.
     """
     b, _ = crown_with_layers(graph_or_model, params, lower, upper, C=C, covers=covers,
-                             ibp_intermediate=ibp_intermediate, relu_slopes=relu_slopes)
+                             ibp_intermediate=ibp_intermediate, relu_slopes=relu_slopes,
+                             relu_splits=relu_splits)
     return b
 
 
@@ -116,7 +118,9 @@ def _identity_spec(shape: tuple[int, ...], batch: int) -> Array:
 
 def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any,
                       *, C: Any = None, covers: str = "real", ibp_intermediate: bool = True,
-                      relu_slopes: Mapping[int, Any] | None = None
+                      relu_slopes: Mapping[int, Any] | None = None,
+                      relu_splits: Mapping[int, Any] | None = None,
+                      relu_coefficients: dict[int, Array] | None = None
                       ) -> tuple[Bounds, dict[int, tuple[Array, Array]]]:
     """`crown`, also returning by node id the interval of every input of a relaxed node
     (the operand of relu, tanh, ...; both operands of a product, quotient, max or min of
@@ -127,14 +131,40 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
     batch axis): rows [0, rows) serve the lower bounds of C y, rows [rows, 2 rows) those
     of -C y (the upper bounds). Slopes are clipped to [0, 1], where every slope gives a
     valid line relu(z) >= s z; a NaN slope, or a wrong shape, raises ValueError.
+
+    `relu_splits` (ReLU branch and bound) restricts each batch row to a subdomain of its
+    box: it maps a relu node id to an integer array of shape (batch, *node shape without
+    the batch axis), +1 where that row keeps only the points with the pre-activation
+    z >= 0 (active), -1 where z <= 0 (inactive), 0 where z is free. The split intersects
+    z's interval ([max(l, 0), u] or [l, min(u, 0)]) before its relaxation and before any
+    later interval is computed, so the bounds hold over the subdomain's points. A row
+    whose constraints contradict an interval (z >= 0 asked where u < 0, or z <= 0 where
+    l > 0) holds no point: its bounds are lower +inf and upper -inf. A relu node the
+    pass does not relax (a constant one) keeps its split unused (sound, no tighter).
+
+    `relu_coefficients`, when a dict, receives by relu node id the coefficient of that
+    node's output in the final pass for the lower bounds of C y: (batch, rows, *node
+    shape without the batch axis) (a branching heuristic reads it; nothing sound does).
     """
     g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
-    bw, pre = _intermediate(g, params, lo, hi, ibp_intermediate)
     batch = lo.shape[0]
+    splits = None if relu_splits is None else _checked_splits(g, relu_splits, batch)
+    empty = np.zeros(batch, dtype=bool)
+    bw, pre = _intermediate(g, params, lo, hi, ibp_intermediate, splits, empty)
     spec = spec_matrix(C, g, batch)
     if relu_slopes:
         bw.relu_slopes = _checked_slopes(g, relu_slopes, batch, 2 * spec.shape[1])
+    if relu_coefficients is not None:
+        bw.record = frozenset(n.id for n in g.nodes if n.op == "relu")
+        bw.record_rows = spec.shape[1]
     res = _final(bw, g, spec, "crown")
+    if splits is not None:  # interval arithmetic on the output too, as the exact checker
+        res = _max_with_interval(res, bw.ib[g.outputs[0][1]], spec)
+    if relu_coefficients is not None:
+        relu_coefficients.update(bw.recorded)
+    if np.any(empty):  # no point: every bound holds vacuously
+        res = Bounds(np.where(empty[:, None], np.inf, res.lower),
+                     np.where(empty[:, None], -np.inf, res.upper), res.method)
     if covers == "float32":
         res = _float32_extension(res, g, params, lo, hi, spec)
     return res, pre
@@ -156,6 +186,49 @@ def _checked_slopes(g: Graph, slopes: Mapping[int, Any], batch: int, rows: int
             raise ValueError(f"relu_slopes: node %{node} has a NaN slope")
         out[node] = np.clip(arr, 0.0, 1.0)
     return out
+
+
+def _max_with_interval(b: Bounds, out: tuple[Array, Array], spec: Array) -> Bounds:
+    """`b` intersected with the bounds of the spec rows by the output's interval."""
+    batch, rows = spec.shape[0], spec.shape[1]
+    yl = np.broadcast_to(out[0], (batch,) + spec.shape[2:])
+    yh = np.broadcast_to(out[1], (batch,) + spec.shape[2:])
+    pos, neg = np.maximum(spec, 0.0), np.minimum(spec, 0.0)
+    low = dn(dot_lower(pos, yl) + dot_lower(neg, yh))
+    high = up(-(dot_lower(-pos, yh) + dot_lower(-neg, yl)))
+    assert low.shape == (batch, rows)
+    return Bounds(np.maximum(b.lower, low), np.minimum(b.upper, high), b.method)
+
+
+def _checked_splits(g: Graph, splits: Mapping[int, Any], batch: int) -> dict[int, Array]:
+    """The splits by pre-activation node (the relu's operand), checked: relu node, shape
+    (batch, *shape without batch), values in {-1, 0, 1}."""
+    out: dict[int, Array] = {}
+    for node, s in splits.items():
+        if not 0 <= node < len(g.nodes) or g.nodes[node].op != "relu":
+            raise ValueError(f"relu_splits: node %{node} is not a relu node of the graph")
+        arr = np.asarray(s)
+        want = (batch,) + g.nodes[node].shape[1:]
+        if arr.shape != want:
+            raise ShapeError(f"relu_splits: node %{node} needs signs of shape {want}, "
+                             f"got {arr.shape}")
+        if not np.all((arr == -1) | (arr == 0) | (arr == 1)):
+            raise ValueError(f"relu_splits: node %{node} has a sign outside -1, 0, 1")
+        out[g.nodes[node].args[0]] = arr.astype(np.int8)
+    return out
+
+
+def _apply_splits(signs: Array, zl: Array, zh: Array, empty: Array) -> tuple[Array, Array]:
+    """z's interval intersected with its split half-lines; batch rows left with an empty
+    interval are marked in `empty` (and given the point 0 there, to keep later passes
+    finite: their bounds are replaced at the end)."""
+    zl = np.where(signs > 0, np.maximum(zl, 0.0), zl)
+    zh = np.where(signs < 0, np.minimum(zh, 0.0), zh)
+    bad = zl > zh
+    if np.any(bad):
+        empty |= np.any(bad.reshape(bad.shape[0], -1), axis=1)
+        zl, zh = np.where(bad, 0.0, zl), np.where(bad, 0.0, zh)
+    return zl, zh
 
 
 def _final(bw: Backward, g: Graph, spec: Array, method: str) -> Bounds:
@@ -190,9 +263,13 @@ def _check_magnitudes(g: Graph, ib: list[Any], dep: list[bool]) -> None:
 
 
 def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
-                  ibp_intermediate: bool) -> tuple[Backward, dict[int, tuple[Array, Array]]]:
+                  ibp_intermediate: bool, splits: Mapping[int, Array] | None = None,
+                  empty: Array | None = None
+                  ) -> tuple[Backward, dict[int, tuple[Array, Array]]]:
     """The backward engine over `g` with every relaxed operand's interval tightened by
-    CROWN (intersected with IBP), and those intervals by node id."""
+    CROWN (intersected with IBP), and those intervals by node id. `splits` (by operand
+    node: signs, see `crown_with_layers`) clamp those intervals as they are computed;
+    rows they leave empty are marked in `empty` (batch,)."""
     CROWN.check_ops(g.nodes, skip=LEAVES, describe=lambda n: g.describe(g.nodes[n.id]))
     IBP.check_ops(g.nodes, skip=LEAVES, describe=lambda n: g.describe(g.nodes[n.id]))
     ib = ibp_nodes(g, params, lo, hi)
@@ -208,8 +285,13 @@ def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
     def tighten(z: int) -> None:
         if z in pre or not bat[z]:
             return
+        if splits is not None:
+            tighten_unstable(z)
+            split(z)
+            return
         if _ibp_is_exact(g, z, dep):  # CROWN would give the same interval, at great cost
             pre[z] = ib[z]
+            split(z)
             return
         shape = g.nodes[z].shape
         w = int(np.prod(shape[1:]))
@@ -219,12 +301,49 @@ def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
             zl, zh = np.maximum(zl, ib[z][0]), np.minimum(zh, ib[z][1])
         pre[z] = (zl, zh)
         ib[z] = (zl, zh)  # the tighter intervals also tighten the magnitudes used later
+        split(z)
+
+    def tighten_unstable(z: int) -> None:
+        # with splits: CROWN on the neurons IBP leaves unstable only (the others' IBP
+        # interval is kept), IBP from the tightened intervals: what the exact checker of
+        # relu-split certificates (vnn.exact_chain) computes, so that its bounds agree
+        il, ih = (np.broadcast_to(v, g.nodes[z].shape) for v in ib[z])
+        shape = g.nodes[z].shape
+        unstable = ((il < 0) & (ih > 0)).reshape(batch, -1)
+        cols = np.flatnonzero(np.any(unstable, axis=0))
+        zl = np.array(il, dtype=np.float64).reshape(batch, -1)
+        zh = np.array(ih, dtype=np.float64).reshape(batch, -1)
+        if cols.size and not _ibp_is_exact(g, z, dep):
+            w = int(np.prod(shape[1:]))
+            eye = np.zeros((cols.size, w))
+            eye[np.arange(cols.size), cols] = 1.0
+            spec = np.broadcast_to(np.concatenate([eye, -eye]).reshape(
+                (2 * cols.size,) + shape[1:]), (batch, 2 * cols.size) + shape[1:])
+            low = bw.run({z: spec})
+            keep = unstable[:, cols]
+            zl[:, cols] = np.where(keep, np.maximum(low[:, : cols.size], zl[:, cols]),
+                                   zl[:, cols])
+            zh[:, cols] = np.where(keep, np.minimum(-low[:, cols.size:], zh[:, cols]),
+                                   zh[:, cols])
+        pre[z] = ib[z] = (zl.reshape(shape), zh.reshape(shape))
+
+    def split(z: int) -> None:
+        signs = splits.get(z) if splits else None
+        if signs is None:
+            return
+        assert empty is not None
+        got = _apply_splits(signs.reshape(g.nodes[z].shape), pre[z][0], pre[z][1], empty)
+        pre[z] = got
+        ib[z] = got
 
     for n in g.nodes:
         if not dep[n.id] or not bat[n.id]:
             continue
         operands = _relaxed_operands(n, dep)
         if not operands:
+            if splits is not None and n.op in IBP.rules:  # IBP from the clamped intervals
+                new = IBP.rules[n.op](n, [ib[a] for a in n.args])
+                ib[n.id] = (np.maximum(new[0], ib[n.id][0]), np.minimum(new[1], ib[n.id][1]))
             continue
         for z in operands:
             tighten(z)

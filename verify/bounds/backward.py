@@ -94,6 +94,11 @@ class Backward:
         self._mag: dict[int, tuple[Array, Array, Array]] = {}
         self.const = np.zeros((0, 0))
         self.slack = np.zeros((0, 0))
+        # relu nodes whose output coefficient a `run` copies into `recorded` (the first
+        # `record_rows` rows), for branching heuristics
+        self.record: frozenset[int] = frozenset()
+        self.record_rows = 0
+        self.recorded: dict[int, Array] = {}
 
     def run(self, starts: dict[int, Array]) -> Array:
         """Lower bounds over the box of sum over nodes k of starts[k] . v_k: (batch, rows).
@@ -110,6 +115,8 @@ class Backward:
             self.sliced.pop(n.id, None)
             if a is None:
                 continue
+            if n.id in self.record:
+                self.recorded[n.id] = np.array(a[:, : self.record_rows])
             if self._abs is not None and self._abs[0] is not a:
                 self._abs = None  # only the coefficient at hand's |a| is of use
             if n.op == "input":

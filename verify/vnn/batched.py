@@ -171,3 +171,49 @@ class BatchedModel:
             low[s:t] = res.lower[: t - s]
             up[s:t] = res.upper[: t - s]
         return low, up, method
+
+    # -- ReLU branch and bound ----------------------------------------------------------
+    def relu_nodes(self) -> tuple[tuple[int, int], ...]:
+        """(node id, neurons) of every relu node, in graph order."""
+        return tuple((n.id, int(np.prod(n.shape[1:]))) for n in self.graph.nodes
+                     if n.op == "relu")
+
+    def bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any]
+                     ) -> tuple[Arr, Arr, Arr, Arr]:
+        """Sound CROWN lower bounds of `C . y` (N, R) over the subdomains of the box
+        [lo, hi] (n,) given by `signs` (N, W): +1 / -1 / 0 per relu neuron, the relu nodes
+        of `relu_nodes()` concatenated (see `bounds.crown_with_layers`, `relu_splits`);
+        +inf for an empty subdomain. Also (untrusted, for branching) the pre-activation
+        intervals (N, W) and the relu outputs' coefficients in the lower-bound rows
+        (N, R, W)."""
+        relus = self.relu_nodes()
+        lo = np.asarray(lo, np.float64).reshape(1, self.n)
+        hi = np.asarray(hi, np.float64).reshape(1, self.n)
+        k, width = signs.shape[0], signs.shape[1]
+        low = np.empty((k, C.shape[0]))
+        zl, zu = np.empty((k, width)), np.empty((k, width))
+        coeff = np.zeros((k, C.shape[0], width))
+        for s, t, size in self._chunks(k):
+            g = self.graph_for(size)
+            a = np.repeat(lo, size, axis=0).reshape((size, *self.shape[1:]))
+            b = np.repeat(hi, size, axis=0).reshape((size, *self.shape[1:]))
+            part = _pad(signs[s:t], size)
+            splits, at = {}, 0
+            for node, w in relus:
+                splits[node] = part[:, at: at + w].reshape((size, *g.nodes[node].shape[1:]))
+                at += w
+            coeffs: dict[int, Arr] = {}
+            res, pre = _bounds.crown_with_layers(g, self.params, a, b, C=C,
+                                                 relu_splits=splits,
+                                                 relu_coefficients=coeffs)
+            low[s:t] = res.lower[: t - s]
+            at = 0
+            for node, w in relus:
+                z = g.nodes[node].args[0]
+                zl[s:t, at: at + w] = np.asarray(pre[z][0]).reshape(size, -1)[: t - s]
+                zu[s:t, at: at + w] = np.asarray(pre[z][1]).reshape(size, -1)[: t - s]
+                if node in coeffs:
+                    coeff[s:t, :, at: at + w] = coeffs[node].reshape(
+                        size, C.shape[0], -1)[: t - s]
+                at += w
+        return low, zl, zu, coeff

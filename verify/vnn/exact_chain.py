@@ -81,6 +81,28 @@ class ExactChain:
     def lower_bound(self, lower: Sequence[Fraction], upper: Sequence[Fraction],
                     rows: Sequence[Sequence[Fraction]]) -> list[Fraction]:
         """Exact sound lower bounds of `c . y` over the box, for each row c."""
+        got = self.lower_bound_split(lower, upper, rows, {})
+        assert got is not None  # no sign constraint: never empty
+        return got
+
+    def layer_widths(self) -> tuple[int, ...]:
+        """The neurons of each ReLU layer (the pre-activations z_1 .. z_{L-1})."""
+        return tuple(int(w.shape[0]) for w, _ in self.weights[:-1])
+
+    def lower_bound_split(self, lower: Sequence[Fraction], upper: Sequence[Fraction],
+                          rows: Sequence[Sequence[Fraction]],
+                          signs: Mapping[tuple[int, int], int]) -> list[Fraction] | None:
+        """Exact sound lower bounds of `c . y` over the points of the box whose
+        pre-activations meet `signs` ((layer k, neuron j) -> +1: z_{k+1, j} >= 0, -1:
+        z_{k+1, j} <= 0; k counts ReLU layers from 0); None when no point can meet them
+        (a constraint contradicts a sound interval of its neuron). Each constraint
+        clamps its neuron's interval (exactly: 0 is on every grid) before the ReLU is
+        relaxed and before later layers are bounded, which the points meeting the
+        constraints satisfy; keys out of range raise ValueError."""
+        widths = self.layer_widths()
+        for (k, j), sign in signs.items():
+            if not (0 <= k < len(widths) and 0 <= j < widths[k] and sign in (-1, 1)):
+                raise ValueError(f"sign constraint {(k, j)}: {sign} is out of range")
         xl, el = _dyadic(lower, -1)
         xu, eu = _dyadic(upper, +1)
         e_x = max(el, eu)
@@ -109,6 +131,15 @@ class ExactChain:
                 for i, j in enumerate(unstable):
                     zl[j] = max(zl[j], low_l[i])
                     zu[j] = min(zu[j], -neg_u[i])
+            for (layer, j), sign in signs.items():
+                if layer != k:
+                    continue
+                if sign > 0:
+                    zl[j] = max(zl[j], 0)
+                else:
+                    zu[j] = min(zu[j], 0)
+                if zl[j] > zu[j]:
+                    return None
             relax.append(self._relax(zl, zu, e))
             hl = np.array([max(v, 0) for v in zl], dtype=object)
             hu = np.array([max(v, 0) for v in zu], dtype=object)

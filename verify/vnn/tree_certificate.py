@@ -17,6 +17,18 @@ cannot weaken the property it claims.
    bounds of `c . y` over the leaf, re-derived independently (by default
    `exact_chain.ExactChain.lower_bound`, exact for affine-ReLU chains), which must
    exceed `d` (or reach it, for a strict row).
+
+A case of kind "relu-splits" (ReLU branch and bound, `ReluCaseTree`) instead splits
+subdomains of its root box: each split names a subdomain, a ReLU layer k and neuron j,
+and the child ids where that neuron's pre-activation is >= 0 (active) and <= 0
+(inactive); "refuted" lists nodes (any node, not only leaves) with, per conjunction, the
+row that refutes it there or -1. The checker proves 1. as above; 2'. the splits form a
+tree from node 0 (fresh child ids, a neuron split at most once on a path), whose leaves
+cover the root (every split's halves z >= 0 and z <= 0 cover its node); 3'. each listed
+row is refuted over its node's subdomain, by `ExactChain.lower_bound_split` with the
+node's sign constraints (a subdomain shown empty refutes every row); and every leaf has
+every conjunction refuted at itself or an ancestor (a subdomain's bound holds on its
+subsets).
 """
 
 from __future__ import annotations
@@ -36,8 +48,8 @@ from ...runtime.graph import Graph
 from ...spec.errors import DataFormatError, UnsupportedOperation
 from .vnnlib import Case, LinearConstraint, Property, read_vnnlib
 
-__all__ = ["CaseTree", "TreeCheck", "write_tree_certificate", "check_tree_certificate",
-           "case_rows", "FORMAT"]
+__all__ = ["CaseTree", "ReluCaseTree", "TreeCheck", "write_tree_certificate",
+           "check_tree_certificate", "case_rows", "FORMAT"]
 
 FORMAT = "torchlean-vnn-tree/1"
 LeafBound = Callable[[Sequence[Fraction], Sequence[Fraction], Sequence[Sequence[Fraction]]],
@@ -53,6 +65,18 @@ class CaseTree:
     upper: tuple[Fraction, ...]
     splits: tuple[tuple[int, int, Fraction, int, int], ...]
     leaves: tuple[tuple[int, tuple[int, ...]], ...]
+
+
+@dataclass(frozen=True)
+class ReluCaseTree:
+    """One case's ReLU-split tree: root box, splits (node, relu layer k, neuron j,
+    active child, inactive child), and refutations (node -> one row per conjunction, -1
+    where the node refutes nothing for it)."""
+
+    lower: tuple[Fraction, ...]
+    upper: tuple[Fraction, ...]
+    splits: tuple[tuple[int, int, int, int, int], ...]
+    refuted: tuple[tuple[int, tuple[int, ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -79,13 +103,20 @@ def _q(v: Fraction) -> str:
     return f"{v.numerator}/{v.denominator}"
 
 
+def _case_doc(t: CaseTree | ReluCaseTree) -> dict[str, Any]:
+    root = {"lower": [_q(v) for v in t.lower], "upper": [_q(v) for v in t.upper]}
+    if isinstance(t, ReluCaseTree):
+        return {"kind": "relu-splits", "root": root, "splits": [list(s) for s in t.splits],
+                "refuted": [[i, list(rows)] for i, rows in t.refuted]}
+    return {"root": root,
+            "splits": [[b, a, _q(p), left, right] for b, a, p, left, right in t.splits],
+            "leaves": [[i, list(rows)] for i, rows in t.leaves]}
+
+
 def write_tree_certificate(path: str | os.PathLike[str], prop: Property,
-                           trees: Sequence[CaseTree]) -> None:
+                           trees: Sequence[CaseTree | ReluCaseTree]) -> None:
     """Write the certificate for `prop` (one tree per case) atomically as JSON."""
-    doc = {"format": FORMAT, "property": prop.path, "cases": [
-        {"root": {"lower": [_q(v) for v in t.lower], "upper": [_q(v) for v in t.upper]},
-         "splits": [[b, a, _q(p), left, right] for b, a, p, left, right in t.splits],
-         "leaves": [[i, list(rows)] for i, rows in t.leaves]} for t in trees]}
+    doc = {"format": FORMAT, "property": prop.path, "cases": [_case_doc(t) for t in trees]}
     write_atomically(path, lambda f: json.dump(doc, f, separators=(",", ":")))
 
 
@@ -114,16 +145,36 @@ def _list(v: Any, where: str, n: int | None = None) -> list[Any]:
     return v
 
 
-def _parse(doc: Any, n: int) -> list[CaseTree]:
+def _parse_relu(c: dict[str, Any], w: str, lower: tuple[Fraction, ...],
+                upper: tuple[Fraction, ...]) -> ReluCaseTree:
+    splits = []
+    for s in _list(c.get("splits"), f"{w} splits"):
+        s = _list(s, f"{w} split", 5)
+        splits.append((_int(s[0], w), _int(s[1], w), _int(s[2], w), _int(s[3], w),
+                       _int(s[4], w)))
+    refuted = []
+    for r in _list(c.get("refuted"), f"{w} refuted"):
+        r = _list(r, f"{w} refutation", 2)
+        refuted.append((_int(r[0], w), tuple(_int(v, w) for v in _list(r[1], w))))
+    return ReluCaseTree(lower, upper, tuple(splits), tuple(refuted))
+
+
+def _parse(doc: Any, n: int) -> list[CaseTree | ReluCaseTree]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise _Bad(f"not a {FORMAT} certificate")
-    out = []
+    out: list[CaseTree | ReluCaseTree] = []
     for ci, c in enumerate(_list(doc.get("cases"), "cases")):
         if not isinstance(c, dict) or not isinstance(c.get("root"), dict):
             raise _Bad(f"case {ci}: expected an object with a root")
         w = f"case {ci}"
         lower = tuple(_frac(v, f"{w} root") for v in _list(c["root"].get("lower"), w, n))
         upper = tuple(_frac(v, f"{w} root") for v in _list(c["root"].get("upper"), w, n))
+        kind = c.get("kind", "input-splits")
+        if kind == "relu-splits":
+            out.append(_parse_relu(c, w, lower, upper))
+            continue
+        if kind != "input-splits":
+            raise _Bad(f"{w}: unknown kind {str(kind)[:40]!r}")
         splits = []
         for s in _list(c.get("splits"), f"{w} splits"):
             s = _list(s, f"{w} split", 5)
@@ -169,6 +220,72 @@ def _leaf_boxes(t: CaseTree, w: str) -> dict[int, tuple[list[Fraction], list[Fra
     return open_boxes
 
 
+Constraints = dict[tuple[int, int], int]
+
+
+def _relu_nodes(t: ReluCaseTree, widths: Sequence[int], w: str
+                ) -> tuple[dict[int, Constraints], dict[int, int], set[int]]:
+    """Every node's sign constraints, its parent (-1 for the root) and the leaves;
+    raises unless the splits form a tree from node 0 (fresh children, neurons in range,
+    no neuron split twice on one path)."""
+    cons: dict[int, Constraints] = {0: {}}
+    parent = {0: -1}
+    leaves = {0}
+    for node, k, j, active, inactive in t.splits:
+        if node not in leaves:
+            raise _Bad(f"{w}: split of node {node}, which is not an unsplit node")
+        if not (0 <= k < len(widths) and 0 <= j < widths[k]):
+            raise _Bad(f"{w}: split of node {node} names neuron {j} of relu layer {k}, "
+                       f"out of range")
+        if (k, j) in cons[node]:
+            raise _Bad(f"{w}: node {node} splits neuron {j} of layer {k} again")
+        if active == inactive or active in cons or inactive in cons:
+            raise _Bad(f"{w}: split of node {node} reuses a node id")
+        leaves.remove(node)
+        for child, sign in ((active, 1), (inactive, -1)):
+            cons[child] = {**cons[node], (k, j): sign}
+            parent[child] = node
+            leaves.add(child)
+    return cons, parent, leaves
+
+
+def _check_relu_case(t: ReluCaseTree, case: Case, chain: Any, w: str) -> int:
+    """Checks 2'. and 3'. of the module docstring; the refutations checked."""
+    rows, groups = case_rows(case)
+    cons, parent, leaves = _relu_nodes(t, chain.layer_widths(), w)
+    here: dict[int, set[int]] = {}
+    for node, refuting in t.refuted:
+        if node not in cons or node in here:
+            raise _Bad(f"{w}: refutation of node {node}, not a node of the tree or "
+                       "listed twice")
+        if len(refuting) != len(groups) or any(
+                r != -1 and r not in g for r, g in zip(refuting, groups, strict=True)):
+            raise _Bad(f"{w}: node {node} does not name, per conjunction, one of its rows "
+                       "or -1")
+        named = [(i, r) for i, r in enumerate(refuting) if r != -1]
+        if not named:
+            raise _Bad(f"{w}: node {node} refutes nothing")
+        ks = [rows[r] for _, r in named]
+        lows = chain.lower_bound_split(list(t.lower), list(t.upper),
+                                       [k.coefficients for k in ks], cons[node])
+        if lows is not None:  # None: no point meets the node's constraints
+            for k, low in zip(ks, lows, strict=True):
+                if not (low >= k.bound if k.strict else low > k.bound):
+                    raise _Bad(f"{w}: node {node}: the re-derived lower bound "
+                               f"{float(low):.6g} does not exceed {float(k.bound):.6g}")
+        here[node] = {i for i, _ in named}
+    for leaf in leaves:
+        covered: set[int] = set()
+        node = leaf
+        while node != -1:
+            covered |= here.get(node, set())
+            node = parent[node]
+        if len(covered) != len(groups):
+            raise _Bad(f"{w}: leaf {leaf} leaves conjunction(s) "
+                       f"{sorted(set(range(len(groups))) - covered)} unrefuted")
+    return len(here)
+
+
 def _default_leaf_bound(graph: Graph, params: Mapping[str, Any]) -> LeafBound:
     from .exact_chain import exact_chain
 
@@ -200,7 +317,15 @@ def check_tree_certificate(path: str | os.PathLike[str],
         trees = _parse(doc, n)
         if len(trees) != len(parsed.cases):
             raise _Bad(f"{len(trees)} trees for {len(parsed.cases)} cases")
-        if leaf_bound is None and trees:
+        chain: Any = None
+        if any(isinstance(t, ReluCaseTree) for t in trees):
+            from .exact_chain import exact_chain
+
+            try:
+                chain = exact_chain(graph, params)
+            except UnsupportedOperation as e:
+                raise _Bad(f"no exact checker of relu splits for this model: {e}") from None
+        if leaf_bound is None and any(isinstance(t, CaseTree) for t in trees):
             try:
                 leaf_bound = _default_leaf_bound(graph, params)
             except UnsupportedOperation as e:
@@ -211,6 +336,13 @@ def check_tree_certificate(path: str | os.PathLike[str],
             if any(r > b for r, b in zip(t.lower, box.lower, strict=True)) or any(
                     r < b for r, b in zip(t.upper, box.upper, strict=True)):
                 raise _Bad(f"{w}: the root box does not contain the property's box")
+            if isinstance(t, ReluCaseTree):
+                if any(a > b for a, b in zip(t.lower, t.upper, strict=True)):
+                    raise _Bad(f"{w}: the root has lower > upper")
+                if any(not g for g in case_rows(case)[1]):
+                    raise _Bad(f"{w}: an unsafe conjunction is empty; no bound refutes it")
+                checked += _check_relu_case(t, case, chain, w)
+                continue
             rows, groups = case_rows(case)
             if any(not g for g in groups):
                 raise _Bad(f"{w}: an unsafe conjunction is empty; no bound refutes it")

@@ -1,0 +1,200 @@
+"""Branch and bound over ReLU splits: prove that no point of an input box meets an
+unsafe condition by splitting unstable ReLUs (each into z >= 0 and z <= 0) instead of the
+box, for inputs too wide to split (beta-CROWN's search, without its beta multipliers).
+
+A *subdomain* is the root box with a sign fixed for some ReLU pre-activations. Subdomains
+are bounded in batches by a caller's sound bound (CROWN with the splits clamping the
+pre-activation intervals, `BatchedModel.bound_splits`); every subdomain's bound is also
+valid for its children, so a child keeps, row by row, the larger of its own and its
+parent's lower bound, and a conjunction refuted at a node is refuted for its whole
+subtree. Search is best first: the open subdomains with the lowest margin are split
+next. The neuron split is the BaBSR-like choice (Bunel et al. 2020): the unstable free
+neuron whose upper-line intercept `-l u / (u - l)` weighs most in the back-substituted
+coefficients of the open rows (the loss that splitting it removes).
+
+Nothing here is trusted: the result is a `ReluTree` (splits, and per node the rows that
+refute conjunctions there), which the certificate checker re-derives exactly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .bab import Problem
+
+__all__ = ["ReluSplit", "ReluTree", "ReluBabResult", "SplitBounds",
+           "relu_branch_and_bound", "split_choice"]
+
+Arr = np.ndarray[Any, np.dtype[np.float64]]
+Signs = np.ndarray[Any, np.dtype[np.int8]]
+SplitBounds = tuple[Arr, Arr, Arr, Arr]  # lower (N, R), zl, zu (N, W), coeff (N, R, W)
+SplitBoundFn = Callable[[Signs], SplitBounds]
+
+
+@dataclass(frozen=True)
+class ReluSplit:
+    """Subdomain `node` split on neuron `neuron` (flat over the ReLU layers) into the
+    subdomains `active` (z >= 0) and `inactive` (z <= 0)."""
+
+    node: int
+    neuron: int
+    active: int
+    inactive: int
+
+
+@dataclass
+class ReluTree:
+    """The splits in order, and by node the refuting row of each conjunction it refutes
+    (-1 where that node refutes nothing for the conjunction)."""
+
+    splits: list[ReluSplit] = field(default_factory=list)
+    refuted: dict[int, tuple[int, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReluBabResult:
+    """`status` is "holds", "unknown" (a subdomain with no neuron left to split, or the
+    subdomain budget spent) or "timeout"; `note` says why when not "holds"."""
+
+    status: str
+    tree: ReluTree
+    subdomains_bounded: int
+    seconds: float
+    note: str = ""
+
+
+def _margins(lower: Arr, problem: Problem) -> list[tuple[float, int]]:
+    """Per group: the best (largest) lower bound minus d over its rows, and that row."""
+    out = []
+    for g in problem.groups:
+        gap = lower[list(g)] - problem.d_up[list(g)]
+        k = int(np.argmax(gap))
+        out.append((float(gap[k]), g[k]))
+    return out
+
+
+def split_choice(signs: Signs, zl: Arr, zu: Arr, coeff: Arr, rows: list[int]) -> int:
+    """The neuron to split (flat index), or -1 when no free neuron is unstable: the
+    largest `sum over rows of max(-A, 0) * (-l u / (u - l))` (A the coefficient of the
+    neuron's output in the row's bound), else the widest `min(u, -l)`."""
+    free = (signs == 0) & (zl < 0) & (zu > 0)
+    if not np.any(free):
+        return -1
+    width = np.where(free, zu - zl, 1.0)
+    intercept = np.where(free, -zl * zu / width, 0.0)
+    a = coeff[rows].sum(axis=0) if len(rows) > 1 else coeff[rows[0]]
+    loss = np.where(free, np.maximum(-a, 0.0) * intercept, -1.0)
+    best = int(np.argmax(loss))
+    if loss[best] > 0:
+        return best
+    return int(np.argmax(np.where(free, np.minimum(zu, -zl), -1.0)))
+
+
+@dataclass(order=True)
+class _Open:
+    key: float
+    node: int
+    signs: Signs = field(compare=False)
+    lower: Arr = field(compare=False)
+    refuted: frozenset[int] = field(compare=False)
+    neuron: int = field(compare=False)
+
+
+def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
+                          deadline: float, batch: int = 64, max_subdomains: int = 10**6,
+                          seconds_per_subdomain: float = 0.0) -> ReluBabResult:
+    """Split ReLUs (`width` of them, flat over the layers) until every subdomain is
+    refuted ("holds"), `deadline` (a `time.monotonic()` value) passes ("timeout"), or no
+    progress is possible ("unknown", e.g. a subdomain with no unstable neuron left).
+
+    `bound(signs)` takes (N, width) signs (+1 active, -1 inactive, 0 free) and returns
+    sound lower bounds of the rows (N, R) (+inf for a subdomain with no point), with the
+    pre-activation intervals and the relu outputs' row coefficients (untrusted, for the
+    choice of split). Batches hold at most `batch` subdomains and, near the deadline,
+    only as many as the time left allows at the slowest seconds per subdomain seen (or
+    `seconds_per_subdomain` before any): a batch is never interrupted.
+    """
+    t0 = time.monotonic()
+    tree = ReluTree()
+    groups = len(problem.groups)
+
+    def result(status: str, note: str = "") -> ReluBabResult:
+        return ReluBabResult(status, tree, bounded, time.monotonic() - t0, note)
+
+    per = seconds_per_subdomain
+    heap: list[_Open] = []
+    bounded = 0
+    next_id = 1
+
+    def settle(node: int, signs: Signs, own: Arr, inherited: Arr, refuted: frozenset[int],
+               zl: Arr, zu: Arr, coeff: Arr) -> str:
+        """Record node's refutations; push it when open. Returns "done", "open", "stuck"."""
+        if np.all(np.isposinf(own)):  # no point: every conjunction is refuted here
+            tree.refuted[node] = tuple(g[0] for g in problem.groups)
+            return "done"
+        here = [row if gap > 0 else -1 for gap, row in _margins(own, problem)]
+        new = frozenset(i for i, r in enumerate(here) if r >= 0) - refuted
+        if new:
+            tree.refuted[node] = tuple(r if i in new else -1 for i, r in enumerate(here))
+        now = refuted | new
+        if len(now) == groups:
+            return "done"
+        lower = np.maximum(own, inherited)
+        margins = _margins(lower, problem)
+        open_groups = [i for i in range(groups) if i not in now]
+        rows = [margins[i][1] for i in open_groups]
+        neuron = split_choice(signs, zl, zu, coeff, rows)
+        if neuron < 0:
+            return "stuck"
+        key = min(margins[i][0] for i in open_groups)
+        heapq.heappush(heap, _Open(key, node, signs, lower, now, neuron))
+        return "open"
+
+    if time.monotonic() > deadline:
+        return result("timeout")
+    t_b = time.monotonic()
+    root_signs = np.zeros((1, width), dtype=np.int8)
+    low, zl, zu, coeff = bound(root_signs)
+    per = max(per, time.monotonic() - t_b)
+    bounded = 1
+    state = settle(0, root_signs[0], low[0], np.full(low.shape[1], -np.inf), frozenset(),
+                   zl[0], zu[0], coeff[0])
+    if state == "stuck":
+        return result("unknown", "the root has no unstable neuron to split")
+    while heap:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return result("timeout")
+        if bounded >= max_subdomains:
+            return result("unknown", f"the budget of {max_subdomains} subdomains is spent")
+        pairs = max(1, min(batch // 2, len(heap), int(left / (2 * per)) if per > 0 else 1))
+        if per > 0 and 2 * per > left:
+            return result("timeout")
+        parents = [heapq.heappop(heap) for _ in range(pairs)]
+        signs = np.empty((2 * pairs, width), dtype=np.int8)
+        for k, p in enumerate(parents):
+            signs[2 * k] = p.signs
+            signs[2 * k + 1] = p.signs
+            signs[2 * k, p.neuron] = 1
+            signs[2 * k + 1, p.neuron] = -1
+            tree.splits.append(ReluSplit(p.node, p.neuron, next_id + 2 * k,
+                                         next_id + 2 * k + 1))
+        t_b = time.monotonic()
+        low, zl, zu, coeff = bound(signs)
+        per = max(per, (time.monotonic() - t_b) / (2 * pairs))
+        bounded += 2 * pairs
+        for k, p in enumerate(parents):
+            for c in (2 * k, 2 * k + 1):
+                state = settle(next_id + c, signs[c], low[c], p.lower, p.refuted,
+                               zl[c], zu[c], coeff[c])
+                if state == "stuck":
+                    return result("unknown", "a subdomain with every unstable neuron split "
+                                  "is still open")
+        next_id += 2 * pairs
+    return result("holds")
