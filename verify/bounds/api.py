@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,8 @@ from .problem import (
 from .relaxations import RELAXATION
 
 __all__ = ["ibp", "crown", "crown_with_layers", "alpha_crown"]
+
+BetaFn = Callable[[Mapping[int, tuple[Array, Array]]], Mapping[int, Any]]
 
 
 def _float32_extension(b: Bounds, g: Graph, params: Mapping[str, Any], lo: Array,
@@ -120,7 +122,8 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
                       *, C: Any = None, covers: str = "real", ibp_intermediate: bool = True,
                       relu_slopes: Mapping[int, Any] | None = None,
                       relu_splits: Mapping[int, Any] | None = None,
-                      relu_coefficients: dict[int, Array] | None = None
+                      relu_coefficients: dict[int, Array] | None = None,
+                      relu_betas: BetaFn | None = None
                       ) -> tuple[Bounds, dict[int, tuple[Array, Array]]]:
     """`crown`, also returning by node id the interval of every input of a relaxed node
     (the operand of relu, tanh, ...; both operands of a product, quotient, max or min of
@@ -145,6 +148,14 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
     `relu_coefficients`, when a dict, receives by relu node id the coefficient of that
     node's output in the final pass for the lower bounds of C y: (batch, rows, *node
     shape without the batch axis) (a branching heuristic reads it; nothing sound does).
+
+    `relu_betas` (beta-CROWN, Wang et al. 2021; with `relu_splits`) is called once the
+    intermediate intervals are known, with the pre-activation intervals by relu node id,
+    and returns by relu node id multipliers beta >= 0 of shape (batch, 2 * rows, *node
+    shape without the batch axis) (rows as for `relu_slopes`): the final pass bounds
+    `C y - sum beta * sign * z` instead, a lower bound of C y on the subdomain for any
+    such betas (sign * z >= 0 there); betas on free neurons are ignored. A negative or
+    non-finite beta, or a wrong shape, raises ValueError or ShapeError.
     """
     g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
     batch = lo.shape[0]
@@ -154,6 +165,13 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
     spec = spec_matrix(C, g, batch)
     if relu_slopes:
         bw.relu_slopes = _checked_slopes(g, relu_slopes, batch, 2 * spec.shape[1])
+    if relu_betas is not None:
+        if splits is None:
+            raise ValueError("relu_betas: multipliers of split constraints need relu_splits")
+        assert relu_splits is not None
+        intervals = {r: pre[g.nodes[r].args[0]] for r in relu_splits}
+        bw.relu_betas = _beta_terms(g, relu_betas(intervals), relu_splits, batch,
+                                    2 * spec.shape[1])
     if relu_coefficients is not None:
         bw.record = frozenset(n.id for n in g.nodes if n.op == "relu")
         bw.record_rows = spec.shape[1]
@@ -185,6 +203,26 @@ def _checked_slopes(g: Graph, slopes: Mapping[int, Any], batch: int, rows: int
         if np.any(np.isnan(arr)):
             raise ValueError(f"relu_slopes: node %{node} has a NaN slope")
         out[node] = np.clip(arr, 0.0, 1.0)
+    return out
+
+
+def _beta_terms(g: Graph, betas: Mapping[int, Any], splits: Mapping[int, Any], batch: int,
+                rows: int) -> dict[int, Array]:
+    """The coefficient terms -beta * sign by relu node, checked (split relu node, shape,
+    beta finite and >= 0)."""
+    out: dict[int, Array] = {}
+    for node, b in betas.items():
+        if node not in splits:
+            raise ValueError(f"relu_betas: node %{node} has no relu_splits entry")
+        arr = np.asarray(b, dtype=np.float64)
+        want = (batch, rows) + g.nodes[node].shape[1:]
+        if arr.shape != want:
+            raise ShapeError(f"relu_betas: node %{node} needs multipliers of shape {want}, "
+                             f"got {arr.shape}")
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise ValueError(f"relu_betas: node %{node} has a negative or non-finite beta")
+        sign = np.asarray(splits[node]).astype(np.float64)[:, None]
+        out[node] = -(arr * sign)  # exact: sign is -1, 0 or 1
     return out
 
 

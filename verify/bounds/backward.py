@@ -84,6 +84,10 @@ class Backward:
         # per relu node: lower-line slopes in [0, 1] in the coefficient layout (batch,
         # rows, *shape); used on unstable neurons only (set for one `run` by the caller)
         self.relu_slopes: dict[int, Array] = {}
+        # per relu node: a term added to the coefficient of its operand z in the final
+        # pass, in the coefficient layout: -beta * sign (beta-CROWN's Lagrangian term of
+        # a split sign * z >= 0, nonpositive on the subdomain, so the bound stays one)
+        self.relu_betas: dict[int, Array] = {}
         # per node: (key of its operand's interval, its relaxation lines, that interval,
         # kept alive so that the key's ids stay unique)
         self.lines: dict[int, tuple[tuple[int, int, int], Any, tuple[Array, Array]]] = {}
@@ -553,6 +557,12 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
     new = np.multiply(pos, lower_slope, out=pos)
     new += np.multiply(neg, a_u[:, None], out=neg)
     del pos, neg
+    term = bw.relu_betas.get(n.id) if n.op == "relu" else None
+    if term is not None:
+        # new's own rounding (2u |new|) is charged here; `give` charges 2u |new + term|,
+        # more than the addition's rounding (u |sum|)
+        bw.charge(bw.absof(new), z, 2 * U64)
+        new = new + term
     bw.give(z, new, 2 * U64)
     return True
 

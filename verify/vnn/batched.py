@@ -20,6 +20,7 @@ from ...runtime.graph.batching import rebatch
 from ...runtime.graph.tracing import GraphBuilder, Var
 from ...spec.errors import ShapeError, UnsupportedOperation
 from .. import bounds as _bounds
+from ..bounds.alpha_crown import relu_chain
 
 __all__ = ["BatchedModel"]
 
@@ -63,6 +64,7 @@ class BatchedModel:
         self._run: dict[int, Any] = {}
         self._grad: dict[int, Any] = {}
         self.batching_error: str | None = None
+        self._chain: Any = None  # the float affine-ReLU chain, for beta multipliers
 
     # -- graphs per batch size --------------------------------------------------------
     def graph_for(self, size: int) -> Graph:
@@ -178,15 +180,21 @@ class BatchedModel:
         return tuple((n.id, int(np.prod(n.shape[1:]))) for n in self.graph.nodes
                      if n.op == "relu")
 
-    def bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any]
-                     ) -> tuple[Arr, Arr, Arr, Arr]:
+    def bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
+                     beta_iterations: int = 0) -> tuple[Arr, Arr, Arr, Arr, Arr]:
         """Sound CROWN lower bounds of `C . y` (N, R) over the subdomains of the box
         [lo, hi] (n,) given by `signs` (N, W): +1 / -1 / 0 per relu neuron, the relu nodes
         of `relu_nodes()` concatenated (see `bounds.crown_with_layers`, `relu_splits`);
         +inf for an empty subdomain. Also (untrusted, for branching) the pre-activation
         intervals (N, W) and the relu outputs' coefficients in the lower-bound rows
-        (N, R, W)."""
+        (N, R, W); and the beta multipliers (N, R, W) the bounds used: found by
+        `beta_iterations` steps of `relu_bab.optimize_betas` (zero when 0)."""
+        from .relu_bab import optimize_betas
+
         relus = self.relu_nodes()
+        if beta_iterations > 0 and self._chain is None:
+            self._chain = relu_chain(self.graph, self.params)
+        betas = np.zeros((signs.shape[0], C.shape[0], signs.shape[1]))
         lo = np.asarray(lo, np.float64).reshape(1, self.n)
         hi = np.asarray(hi, np.float64).reshape(1, self.n)
         k, width = signs.shape[0], signs.shape[1]
@@ -203,9 +211,26 @@ class BatchedModel:
                 splits[node] = part[:, at: at + w].reshape((size, *g.nodes[node].shape[1:]))
                 at += w
             coeffs: dict[int, Arr] = {}
-            res, pre = _bounds.crown_with_layers(g, self.params, a, b, C=C,
-                                                 relu_splits=splits,
-                                                 relu_coefficients=coeffs)
+
+            def beta_fn(intervals: Mapping[int, tuple[Arr, Arr]], s: int = s, t: int = t,
+                        size: int = size, part: Any = part, g: Graph = g) -> dict[int, Arr]:
+                assert self._chain is not None
+                il = np.concatenate([intervals[r][0].reshape(size, -1) for r, _ in relus], 1)
+                iu = np.concatenate([intervals[r][1].reshape(size, -1) for r, _ in relus], 1)
+                got = optimize_betas(self._chain, il, iu, part, C, lo[0], hi[0],
+                                     iterations=beta_iterations)
+                betas[s:t] = got[: t - s]
+                out, at = {}, 0
+                for node, w in relus:
+                    both = np.concatenate([got[:, :, at: at + w], np.zeros_like(
+                        got[:, :, at: at + w])], axis=1)
+                    out[node] = both.reshape((size, 2 * C.shape[0], *g.nodes[node].shape[1:]))
+                    at += w
+                return out
+
+            res, pre = _bounds.crown_with_layers(
+                g, self.params, a, b, C=C, relu_splits=splits, relu_coefficients=coeffs,
+                relu_betas=beta_fn if beta_iterations > 0 else None)
             low[s:t] = res.lower[: t - s]
             at = 0
             for node, w in relus:
@@ -216,4 +241,4 @@ class BatchedModel:
                     coeff[s:t, :, at: at + w] = coeffs[node].reshape(
                         size, C.shape[0], -1)[: t - s]
                 at += w
-        return low, zl, zu, coeff
+        return low, zl, zu, coeff, betas

@@ -74,6 +74,7 @@ Array = np.ndarray[Any, Any]
 Counterexample = tuple[tuple[Fraction, ...], tuple[Fraction, ...]]
 MAX_SPLIT_INPUTS = 16  # input splitting pays for low-dimensional inputs only
 RELU_BATCH = 64  # subdomains per ReLU-splitting batch: CROWN's cost grows with it
+BETA_ITERATIONS = 20  # projected Adam steps on the split multipliers per batch
 
 
 @dataclass(frozen=True)
@@ -439,10 +440,10 @@ def _relu_split_case(pc: _Case, m: BatchedModel, clock: _Clock, phases: _Phases,
     if not relus or m.batching_error is not None:
         return "unknown", None, None, f"{too_many}, and the model has no ReLU to split"
 
-    def bound(signs: np.ndarray[Any, Any]) -> tuple[Array, Array, Array, Array]:
+    def bound(signs: np.ndarray[Any, Any]) -> tuple[Array, Array, Array, Array, Array]:
         t0 = time.monotonic()
         try:
-            return m.bound_splits(pc.lo, pc.hi, pc.C, signs)
+            return m.bound_splits(pc.lo, pc.hi, pc.C, signs, BETA_ITERATIONS)
         finally:
             phases.add("bounds", t0)
 
@@ -467,7 +468,10 @@ def _relu_split_case(pc: _Case, m: BatchedModel, clock: _Clock, phases: _Phases,
     tree = ReluCaseTree(
         tuple(Fraction(float(v)) for v in pc.lo), tuple(Fraction(float(v)) for v in pc.hi),
         tuple((s.node, *layer_of[s.neuron], s.active, s.inactive) for s in res.tree.splits),
-        tuple(sorted(res.tree.refuted.items())))
+        tuple(sorted(res.tree.refuted.items())),
+        tuple((node, r, *layer_of[j], Fraction(beta))
+              for node, by_row in sorted(res.tree.betas.items())
+              for r, used in sorted(by_row.items()) for j, beta in used))
     return "holds", tree, None, (f"ReLU splitting with crown bounds "
                                  f"({res.subdomains_bounded} subdomains)")
 

@@ -91,18 +91,26 @@ class ExactChain:
 
     def lower_bound_split(self, lower: Sequence[Fraction], upper: Sequence[Fraction],
                           rows: Sequence[Sequence[Fraction]],
-                          signs: Mapping[tuple[int, int], int]) -> list[Fraction] | None:
+                          signs: Mapping[tuple[int, int], int],
+                          betas: Sequence[Mapping[tuple[int, int], Fraction]] = ()
+                          ) -> list[Fraction] | None:
         """Exact sound lower bounds of `c . y` over the points of the box whose
         pre-activations meet `signs` ((layer k, neuron j) -> +1: z_{k+1, j} >= 0, -1:
         z_{k+1, j} <= 0; k counts ReLU layers from 0); None when no point can meet them
         (a constraint contradicts a sound interval of its neuron). Each constraint
         clamps its neuron's interval (exactly: 0 is on every grid) before the ReLU is
         relaxed and before later layers are bounded, which the points meeting the
-        constraints satisfy; keys out of range raise ValueError."""
+        constraints satisfy; keys out of range raise ValueError.
+
+        `betas[i]` (beta-CROWN multipliers for row i, by constrained neuron; dyadic,
+        >= 0) make the final back-substitution bound `c . y - sum beta * sign * z`,
+        below c . y wherever the constraints hold; a beta on an unconstrained neuron, a
+        negative or a non-dyadic one raises ValueError."""
         widths = self.layer_widths()
         for (k, j), sign in signs.items():
             if not (0 <= k < len(widths) and 0 <= j < widths[k] and sign in (-1, 1)):
                 raise ValueError(f"sign constraint {(k, j)}: {sign} is out of range")
+        terms = self._beta_terms(betas, signs, len(rows)) if betas else {}
         xl, el = _dyadic(lower, -1)
         xu, eu = _dyadic(upper, +1)
         e_x = max(el, eu)
@@ -150,7 +158,7 @@ class ExactChain:
         spec = np.array([[int(c * d) for c in r] for r, d in zip(rows, scale, strict=True)],
                         dtype=object)
         e_c = 0
-        low, e_low = self._back(len(self.weights) - 1, spec, e_c, relax, box)
+        low, e_low = self._back(len(self.weights) - 1, spec, e_c, relax, box, terms)
         # interval arithmetic on the output too: sometimes tighter than back-substitution
         yl, yu, ey = self._ibp(len(self.weights) - 1, hl, hu, eh)
         sp = np.where(spec > 0, spec, 0)
@@ -189,8 +197,33 @@ class ExactChain:
                 c[j] = -s[j] * lo
         return a, s, c, zl, e
 
+    def _beta_terms(self, betas: Sequence[Mapping[tuple[int, int], Fraction]],
+                    signs: Mapping[tuple[int, int], int], n_rows: int
+                    ) -> dict[int, tuple[Obj, int]]:
+        """By layer k: the integers (rows, width) and exponent of -beta * sign."""
+        if len(betas) != n_rows:
+            raise ValueError(f"{len(betas)} beta rows for {n_rows} rows")
+        by_layer: dict[int, list[tuple[int, int, Fraction]]] = {}
+        for i, row in enumerate(betas):
+            for (k, j), beta in row.items():
+                d = beta.denominator
+                if (k, j) not in signs or beta < 0 or d & (d - 1):
+                    raise ValueError(f"beta {beta} of row {i} on {(k, j)}: not a dyadic "
+                                     "multiplier >= 0 of a constrained neuron")
+                by_layer.setdefault(k, []).append((i, j, -signs[(k, j)] * beta))
+        out = {}
+        widths = self.layer_widths()
+        for k, items in by_layer.items():
+            e = max(q.denominator.bit_length() - 1 for _, _, q in items)
+            t = np.zeros((n_rows, widths[k]), dtype=object)
+            for i, j, q in items:
+                t[i, j] = q.numerator << (e - (q.denominator.bit_length() - 1))
+            out[k] = (t, e)
+        return out
+
     def _back(self, k: int, spec: Obj, e_spec: int, relax: Sequence[Relax],
-              box: tuple[Obj, Obj, int]) -> tuple[Obj, int]:
+              box: tuple[Obj, Obj, int], terms: Mapping[int, tuple[Obj, int]] | None = None
+              ) -> tuple[Obj, int]:
         """Lower bounds of spec . z_{k+1} (rows of spec over layer k's output) by
         back-substitution to the input box: integers and their exponent."""
         A, eA = spec, e_spec
@@ -215,6 +248,11 @@ class ExactChain:
             ec = e_new
             A = pos * (a * (1 << GRID))[None, :] + neg * s[None, :]
             eA = eA + GRID
+            if terms and j - 1 in terms:  # -beta * sign on relu layer j - 1's inputs
+                t, et = terms[j - 1]
+                if et > eA:
+                    A, eA = _shift(A, eA, et), et
+                A = A + _shift(t, et, eA)
         xl, xu, ex = box
         pos = np.where(A > 0, A, 0)
         neg = A - pos

@@ -26,14 +26,16 @@ from typing import Any
 
 import numpy as np
 
+from ..bounds.alpha_crown import Chain
 from .bab import Problem
 
 __all__ = ["ReluSplit", "ReluTree", "ReluBabResult", "SplitBounds",
-           "relu_branch_and_bound", "split_choice"]
+           "relu_branch_and_bound", "split_choice", "optimize_betas"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 Signs = np.ndarray[Any, np.dtype[np.int8]]
-SplitBounds = tuple[Arr, Arr, Arr, Arr]  # lower (N, R), zl, zu (N, W), coeff (N, R, W)
+# lower (N, R), zl, zu (N, W), coeff (N, R, W), betas (N, R, W)
+SplitBounds = tuple[Arr, Arr, Arr, Arr, Arr]
 SplitBoundFn = Callable[[Signs], SplitBounds]
 
 
@@ -50,11 +52,13 @@ class ReluSplit:
 
 @dataclass
 class ReluTree:
-    """The splits in order, and by node the refuting row of each conjunction it refutes
-    (-1 where that node refutes nothing for the conjunction)."""
+    """The splits in order, by node the refuting row of each conjunction it refutes
+    (-1 where that node refutes nothing for the conjunction), and by node and refuting
+    row the nonzero beta multipliers (neuron, beta) its bound used."""
 
     splits: list[ReluSplit] = field(default_factory=list)
     refuted: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    betas: dict[int, dict[int, tuple[tuple[int, float], ...]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,8 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
     `bound(signs)` takes (N, width) signs (+1 active, -1 inactive, 0 free) and returns
     sound lower bounds of the rows (N, R) (+inf for a subdomain with no point), with the
     pre-activation intervals and the relu outputs' row coefficients (untrusted, for the
-    choice of split). Batches hold at most `batch` subdomains and, near the deadline,
+    choice of split) and the beta multipliers the bounds used (kept in the tree for the
+    certificate). Batches hold at most `batch` subdomains and, near the deadline,
     only as many as the time left allows at the slowest seconds per subdomain seen (or
     `seconds_per_subdomain` before any): a batch is never interrupted.
     """
@@ -133,7 +138,7 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
     next_id = 1
 
     def settle(node: int, signs: Signs, own: Arr, inherited: Arr, refuted: frozenset[int],
-               zl: Arr, zu: Arr, coeff: Arr) -> str:
+               zl: Arr, zu: Arr, coeff: Arr, betas: Arr) -> str:
         """Record node's refutations; push it when open. Returns "done", "open", "stuck"."""
         if np.all(np.isposinf(own)):  # no point: every conjunction is refuted here
             tree.refuted[node] = tuple(g[0] for g in problem.groups)
@@ -141,7 +146,12 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
         here = [row if gap > 0 else -1 for gap, row in _margins(own, problem)]
         new = frozenset(i for i, r in enumerate(here) if r >= 0) - refuted
         if new:
-            tree.refuted[node] = tuple(r if i in new else -1 for i, r in enumerate(here))
+            tree.refuted[node] = named = tuple(r if i in new else -1
+                                               for i, r in enumerate(here))
+            used = {r: tuple((int(j), float(betas[r, j])) for j in np.flatnonzero(betas[r]))
+                    for r in named if r >= 0}
+            if any(used.values()):
+                tree.betas[node] = {r: b for r, b in used.items() if b}
         now = refuted | new
         if len(now) == groups:
             return "done"
@@ -160,11 +170,11 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
         return result("timeout")
     t_b = time.monotonic()
     root_signs = np.zeros((1, width), dtype=np.int8)
-    low, zl, zu, coeff = bound(root_signs)
+    low, zl, zu, coeff, betas = bound(root_signs)
     per = max(per, time.monotonic() - t_b)
     bounded = 1
     state = settle(0, root_signs[0], low[0], np.full(low.shape[1], -np.inf), frozenset(),
-                   zl[0], zu[0], coeff[0])
+                   zl[0], zu[0], coeff[0], betas[0])
     if state == "stuck":
         return result("unknown", "the root has no unstable neuron to split")
     while heap:
@@ -186,15 +196,90 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
             tree.splits.append(ReluSplit(p.node, p.neuron, next_id + 2 * k,
                                          next_id + 2 * k + 1))
         t_b = time.monotonic()
-        low, zl, zu, coeff = bound(signs)
+        low, zl, zu, coeff, betas = bound(signs)
         per = max(per, (time.monotonic() - t_b) / (2 * pairs))
         bounded += 2 * pairs
         for k, p in enumerate(parents):
             for c in (2 * k, 2 * k + 1):
                 state = settle(next_id + c, signs[c], low[c], p.lower, p.refuted,
-                               zl[c], zu[c], coeff[c])
+                               zl[c], zu[c], coeff[c], betas[c])
                 if state == "stuck":
                     return result("unknown", "a subdomain with every unstable neuron split "
                                   "is still open")
         next_id += 2 * pairs
     return result("holds")
+
+
+# -- beta multipliers (beta-CROWN; untrusted float search) ------------------------------
+def optimize_betas(chain: Chain, zl: Arr, zu: Arr, signs: Signs, spec: Arr, lower: Arr,
+                   upper: Arr, *, iterations: int = 20, lr: float = 0.05) -> Arr:
+    """Multipliers beta >= 0 (N, R, W) on the split neurons of each subdomain that raise
+    the float CROWN lower bound of `spec . y` minus `sum beta * sign * z` over the box
+    [lower, upper] (n,), for the subdomains' pre-activation intervals zl, zu (N, W) and
+    signs (N, W); spec is (R, m). Projected Adam from beta = 0, keeping the best seen."""
+    widths = [w.shape[0] for w in chain.weights[:-1]]
+    cuts = np.cumsum([0, *widths])
+    n_sub, rows = signs.shape[0], spec.shape[0]
+    split = signs != 0
+    betas = np.zeros((n_sub, rows, signs.shape[1]))
+    if not split.any() or iterations <= 0:
+        return betas
+    layers = []
+    for k in range(len(widths)):
+        lo, hi = zl[:, cuts[k]: cuts[k + 1]], zu[:, cuts[k]: cuts[k + 1]]
+        unstable = (lo < 0) & (hi > 0)
+        slope = np.where(unstable, hi / np.where(unstable, hi - lo, 1.0), (lo >= 0) * 1.0)
+        cut = np.where(unstable, -slope * lo, 0.0)
+        low_slope = np.where(unstable, (hi >= -lo) * 1.0, (lo >= 0) * 1.0)
+        sign = signs[:, cuts[k]: cuts[k + 1]].astype(np.float64)
+        layers.append((slope, cut, low_slope, sign))
+    mid, rad = 0.5 * (lower + upper), 0.5 * (upper - lower)
+    m1, m2 = np.zeros_like(betas), np.zeros_like(betas)
+    best, best_value = betas.copy(), np.full((n_sub, rows), -np.inf)
+    for step in range(1, iterations + 2):
+        value, grad = _beta_bound_and_grad(chain, layers, cuts, betas, spec, mid, rad)
+        better = value > best_value
+        best_value = np.where(better, value, best_value)
+        best = np.where(better[:, :, None], betas, best)
+        if step > iterations:
+            break
+        m1 = 0.9 * m1 + 0.1 * grad
+        m2 = 0.999 * m2 + 0.001 * grad * grad
+        stepped = betas + lr * (m1 / (1 - 0.9**step)) / (np.sqrt(m2 / (1 - 0.999**step))
+                                                         + 1e-12)
+        betas = np.where(split[:, None, :], np.maximum(stepped, 0.0), 0.0)
+    return best
+
+
+def _beta_bound_and_grad(chain: Chain, layers: list[tuple[Arr, Arr, Arr, Arr]],
+                         cuts: Arr, betas: Arr, spec: Arr, mid: Arr, rad: Arr
+                         ) -> tuple[Arr, Arr]:
+    """The float CROWN lower bound (N, R) with the beta terms, and its gradient in the
+    betas (the relaxed optimum's -sign * z, relaxation choices held fixed)."""
+    n_sub = betas.shape[0]
+    lam = np.broadcast_to(spec, (n_sub,) + spec.shape)
+    const = np.zeros(lam.shape[:2])
+    pres = []
+    for k in range(len(chain.weights) - 1, -1, -1):
+        const = const + lam @ chain.biases[k]
+        pre = lam @ chain.weights[k]  # on the output of relu k - 1 (the input for k = 0)
+        if k == 0:
+            lam = pre
+            break
+        slope, cut, low_slope, sign = layers[k - 1]
+        pos, neg = np.maximum(pre, 0.0), np.minimum(pre, 0.0)
+        const = const + np.einsum("brn,bn->br", neg, cut)
+        lam = (pos * low_slope[:, None] + neg * slope[:, None]
+               - betas[:, :, cuts[k - 1]: cuts[k]] * sign[:, None])
+        pres.append(pre)
+    value = (const + np.einsum("brn,bn->br", lam, np.broadcast_to(mid, (n_sub, mid.size)))
+             - np.einsum("brn,n->br", np.abs(lam), rad))
+    g = mid[None, None, :] - np.sign(lam) * rad[None, None, :]  # the relaxed optimum x
+    g = g @ chain.weights[0].T + chain.biases[0]  # its z of relu 0
+    grad = np.zeros_like(betas)
+    for k, pre in enumerate(reversed(pres)):
+        slope, cut, low_slope, sign = layers[k]
+        grad[:, :, cuts[k]: cuts[k + 1]] = -sign[:, None] * g
+        g_pre = np.where(pre > 0, g * low_slope[:, None], g * slope[:, None] + cut[:, None])
+        g = g_pre @ chain.weights[k + 1].T + chain.biases[k + 1]
+    return value, grad

@@ -22,11 +22,14 @@ A case of kind "relu-splits" (ReLU branch and bound, `ReluCaseTree`) instead spl
 subdomains of its root box: each split names a subdomain, a ReLU layer k and neuron j,
 and the child ids where that neuron's pre-activation is >= 0 (active) and <= 0
 (inactive); "refuted" lists nodes (any node, not only leaves) with, per conjunction, the
-row that refutes it there or -1. The checker proves 1. as above; 2'. the splits form a
+row that refutes it there or -1; "betas" lists beta-CROWN multipliers (node, row, layer,
+neuron, beta) used in a refuting row's bound. The checker proves 1. as above; 2'. the splits form a
 tree from node 0 (fresh child ids, a neuron split at most once on a path), whose leaves
 cover the root (every split's halves z >= 0 and z <= 0 cover its node); 3'. each listed
 row is refuted over its node's subdomain, by `ExactChain.lower_bound_split` with the
-node's sign constraints (a subdomain shown empty refutes every row); and every leaf has
+node's sign constraints and the row's betas (each must be a dyadic beta >= 0 on a
+neuron split on the node's path: `c . y - beta * sign * z <= c . y` there; a subdomain
+shown empty refutes every row); and every leaf has
 every conjunction refuted at itself or an ancestor (a subdomain's bound holds on its
 subsets).
 """
@@ -70,13 +73,15 @@ class CaseTree:
 @dataclass(frozen=True)
 class ReluCaseTree:
     """One case's ReLU-split tree: root box, splits (node, relu layer k, neuron j,
-    active child, inactive child), and refutations (node -> one row per conjunction, -1
-    where the node refutes nothing for it)."""
+    active child, inactive child), refutations (node -> one row per conjunction, -1
+    where the node refutes nothing for it), and the beta multipliers of refuting rows
+    (node, row, layer k, neuron j, beta >= 0)."""
 
     lower: tuple[Fraction, ...]
     upper: tuple[Fraction, ...]
     splits: tuple[tuple[int, int, int, int, int], ...]
     refuted: tuple[tuple[int, tuple[int, ...]], ...]
+    betas: tuple[tuple[int, int, int, int, Fraction], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,8 @@ def _case_doc(t: CaseTree | ReluCaseTree) -> dict[str, Any]:
     root = {"lower": [_q(v) for v in t.lower], "upper": [_q(v) for v in t.upper]}
     if isinstance(t, ReluCaseTree):
         return {"kind": "relu-splits", "root": root, "splits": [list(s) for s in t.splits],
-                "refuted": [[i, list(rows)] for i, rows in t.refuted]}
+                "refuted": [[i, list(rows)] for i, rows in t.refuted],
+                "betas": [[i, r, k, j, _q(b)] for i, r, k, j, b in t.betas]}
     return {"root": root,
             "splits": [[b, a, _q(p), left, right] for b, a, p, left, right in t.splits],
             "leaves": [[i, list(rows)] for i, rows in t.leaves]}
@@ -156,7 +162,12 @@ def _parse_relu(c: dict[str, Any], w: str, lower: tuple[Fraction, ...],
     for r in _list(c.get("refuted"), f"{w} refuted"):
         r = _list(r, f"{w} refutation", 2)
         refuted.append((_int(r[0], w), tuple(_int(v, w) for v in _list(r[1], w))))
-    return ReluCaseTree(lower, upper, tuple(splits), tuple(refuted))
+    betas = []
+    for b in _list(c.get("betas", []), f"{w} betas"):
+        b = _list(b, f"{w} beta", 5)
+        betas.append((_int(b[0], w), _int(b[1], w), _int(b[2], w), _int(b[3], w),
+                      _frac(b[4], w)))
+    return ReluCaseTree(lower, upper, tuple(splits), tuple(refuted), tuple(betas))
 
 
 def _parse(doc: Any, n: int) -> list[CaseTree | ReluCaseTree]:
@@ -253,6 +264,20 @@ def _check_relu_case(t: ReluCaseTree, case: Case, chain: Any, w: str) -> int:
     """Checks 2'. and 3'. of the module docstring; the refutations checked."""
     rows, groups = case_rows(case)
     cons, parent, leaves = _relu_nodes(t, chain.layer_widths(), w)
+    named_rows = {node: {r for r in refuting if r != -1} for node, refuting in t.refuted}
+    betas: dict[int, dict[int, dict[tuple[int, int], Fraction]]] = {}
+    for node, r, layer, j, beta in t.betas:
+        d = beta.denominator
+        if r not in named_rows.get(node, ()) or (layer, j) not in cons.get(node, {}) or (
+                beta < 0 or d & (d - 1)):
+            raise _Bad(f"{w}: beta {float(beta):.6g} of node {node}, row {r}, neuron {j} of "
+                       f"layer {layer}: not a dyadic multiplier >= 0 of a refuting row and a "
+                       "split neuron of that node")
+        got = betas.setdefault(node, {}).setdefault(r, {})
+        if (layer, j) in got:
+            raise _Bad(f"{w}: node {node}, row {r}: two betas for neuron {j} of layer "
+                       f"{layer}")
+        got[(layer, j)] = beta
     here: dict[int, set[int]] = {}
     for node, refuting in t.refuted:
         if node not in cons or node in here:
@@ -266,8 +291,10 @@ def _check_relu_case(t: ReluCaseTree, case: Case, chain: Any, w: str) -> int:
         if not named:
             raise _Bad(f"{w}: node {node} refutes nothing")
         ks = [rows[r] for _, r in named]
+        by_row = betas.get(node, {})
         lows = chain.lower_bound_split(list(t.lower), list(t.upper),
-                                       [k.coefficients for k in ks], cons[node])
+                                       [k.coefficients for k in ks], cons[node],
+                                       [by_row.get(r, {}) for _, r in named])
         if lows is not None:  # None: no point meets the node's constraints
             for k, low in zip(ks, lows, strict=True):
                 if not (low >= k.bound if k.strict else low > k.bound):

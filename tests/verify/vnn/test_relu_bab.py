@@ -52,9 +52,9 @@ def _pre_activations(graph: Any, params: Any, x: Arr) -> tuple[Arr, Arr]:
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10**6), widths=st.sampled_from([(3, 6, 1), (4, 5, 5, 2),
                                                            (2, 8, 6, 3)]),
-       radius=st.floats(0.2, 1.5))
+       radius=st.floats(0.2, 1.5), beta_iterations=st.sampled_from([0, 5]))
 def test_crown_with_splits_bounds_every_point_of_the_subdomain(
-        seed: int, widths: tuple[int, ...], radius: float) -> None:
+        seed: int, widths: tuple[int, ...], radius: float, beta_iterations: int) -> None:
     graph, params = _model(widths, seed % 1000)
     m = BatchedModel(graph, params)
     rng = np.random.default_rng(seed)
@@ -64,7 +64,9 @@ def test_crown_with_splits_bounds_every_point_of_the_subdomain(
     signs = rng.integers(-1, 2, size=(6, width)).astype(np.int8)
     signs[rng.random((6, width)) < 0.6] = 0  # mostly free neurons: points remain
     C = rng.normal(size=(2, widths[-1]))
-    low, zl, zu, _ = m.bound_splits(lo, hi, C, signs)
+    low, zl, zu, _, betas = m.bound_splits(lo, hi, C, signs, beta_iterations)
+    assert np.all(betas >= 0) and np.all(betas[np.broadcast_to(signs[:, None] == 0,
+                                                               betas.shape)] == 0)
     x = rng.uniform(lo, hi, size=(4000, widths[0]))
     x[:8] = np.where(rng.random((8, widths[0])) < 0.5, lo, hi)  # some corners too
     z, y = _pre_activations(graph, params, x)
@@ -84,15 +86,63 @@ def test_crown_with_splits_bounds_every_point_of_the_subdomain(
         assert np.all(z[inside] >= zl[i] - ztol) and np.all(z[inside] <= zu[i] + ztol)
 
 
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10**6), scale=st.sampled_from([0.1, 1.0, 10.0]))
+def test_any_nonnegative_betas_keep_the_bounds_sound(seed: int, scale: float) -> None:
+    graph, params = _model((4, 6, 5, 2), seed % 1000)
+    batch = 4
+    wide = BatchedModel(graph, params).graph_for(batch)  # 4 subdomains of one box
+    relus = [n.id for n in wide.nodes if n.op == "relu"]
+    rng = np.random.default_rng(seed)
+    C = rng.normal(size=(3, 2))
+    lo = np.broadcast_to(rng.uniform(-1, 0, 4), (batch, 4))
+    hi = lo + 1.0
+    splits = {r: rng.integers(-1, 2, size=(batch, 6 if k == 0 else 5))
+              for k, r in enumerate(relus)}
+
+    def betas(intervals: Any) -> dict[int, Arr]:
+        assert set(intervals) == set(relus)
+        return {r: scale * rng.random((batch, 6) + wide.nodes[r].shape[1:])
+                for r in relus}
+
+    b, _ = bounds.crown_with_layers(wide, params, lo, hi, C=C, relu_splits=splits,
+                                    relu_betas=betas)
+    x = rng.uniform(lo[0], hi[0], size=(4000, 4))
+    z, y = _pre_activations(graph, params, x)
+    signs = np.concatenate([splits[r] for r in relus], axis=1)
+    vals = y @ C.T
+    for i in range(batch):
+        inside = np.all((signs[i] == 0) | (signs[i] * z >= 0), axis=1)
+        tol = 2.0**-40 * (1.0 + np.abs(vals).max())  # binary64 evaluation (see above)
+        assert np.all(vals[inside] >= b.lower[i] - tol)
+        assert np.all(vals[inside] <= b.upper[i] + tol)
+
+
+def test_bad_betas_are_refused() -> None:
+    graph, params = _model((3, 6, 1), 5)
+    relu = next(n.id for n in graph.nodes if n.op == "relu")
+    lo, hi = -np.ones((1, 3)), np.ones((1, 3))
+    splits = {relu: np.ones((1, 6))}
+    with pytest.raises(ValueError, match="need relu_splits"):
+        bounds.crown_with_layers(graph, params, lo, hi,
+                                 relu_betas=lambda _: {relu: np.zeros((1, 2, 6))})
+    with pytest.raises(ValueError, match="negative"):
+        bounds.crown_with_layers(graph, params, lo, hi, relu_splits=splits,
+                                 relu_betas=lambda _: {relu: -np.ones((1, 2, 6))})
+    with pytest.raises(ShapeError, match="multipliers of shape"):
+        bounds.crown_with_layers(graph, params, lo, hi, relu_splits=splits,
+                                 relu_betas=lambda _: {relu: np.ones((1, 1, 6))})
+
+
 def test_splits_tighten_the_split_neuron_and_never_drop_points() -> None:
     graph, params = _model((3, 6, 1), 5)
     m = BatchedModel(graph, params)
     lo, hi = -np.ones(3), np.ones(3)
-    root, zl, zu, _ = m.bound_splits(lo, hi, np.eye(1), np.zeros((1, 6), np.int8))
+    root, zl, zu, _, _ = m.bound_splits(lo, hi, np.eye(1), np.zeros((1, 6), np.int8))
     j = int(np.flatnonzero((zl[0] < 0) & (zu[0] > 0))[0])
     signs = np.zeros((2, 6), np.int8)
     signs[0, j], signs[1, j] = 1, -1
-    _, zl2, zu2, _ = m.bound_splits(lo, hi, np.eye(1), signs)
+    _, zl2, zu2, _, _ = m.bound_splits(lo, hi, np.eye(1), signs)
     assert zl2[0, j] == 0.0 and zu2[0, j] == zu[0, j]
     assert zu2[1, j] == 0.0 and zl2[1, j] == zl[0, j]
 
@@ -148,6 +198,7 @@ def test_the_toy_holds_with_a_certificate_that_checks(toy_cert: Any) -> None:
     cert, model, p, doc = toy_cert
     case = doc["cases"][0]
     assert case["kind"] == "relu-splits" and len(case["splits"]) >= 2
+    assert case["betas"]  # beta multipliers are in use, and checked below
     res = check_tree_certificate(cert, model, p)
     assert res.ok, res.reason
     assert res.leaves == len(case["refuted"])
@@ -210,6 +261,7 @@ def test_a_row_of_another_conjunction_is_rejected(toy_cert: Any, tmp_path: Path)
     bad = copy.deepcopy(doc)
     node, rows = bad["cases"][0]["refuted"][0]
     rows[0] = 1
+    bad["cases"][0]["betas"] = [b for b in bad["cases"][0]["betas"] if b[0] != node]
     assert "one of its rows" in _rejected(cert, bad, (graph, params), p)
 
 
@@ -225,3 +277,22 @@ def test_out_of_range_and_repeated_splits_are_rejected(toy_cert: Any) -> None:
     bad["cases"][0]["splits"].append([child, first[1], first[2], fresh, fresh + 1])
     # splitting again a neuron split above (the child may already be split: either way)
     assert _rejected(cert, bad, model, p)
+
+
+def test_tampered_betas_are_rejected(toy_cert: Any) -> None:
+    cert, model, p, doc = toy_cert
+    bad = copy.deepcopy(doc)
+    bad["cases"][0]["betas"][0][4] = "-1/2"
+    assert "multiplier >= 0" in _rejected(cert, bad, model, p)
+    bad = copy.deepcopy(doc)
+    bad["cases"][0]["betas"][0][4] = "1/3"  # not dyadic
+    assert "multiplier >= 0" in _rejected(cert, bad, model, p)
+    bad = copy.deepcopy(doc)
+    beta = bad["cases"][0]["betas"][0]
+    beta[3] = next(j for j in range(10) if all(
+        s[1:3] != [beta[2], j] for s in bad["cases"][0]["splits"]))  # a neuron never split
+    assert "split neuron of that node" in _rejected(cert, bad, model, p)
+    bad = copy.deepcopy(doc)
+    for beta in bad["cases"][0]["betas"]:
+        beta[4] = "1000000/1"  # valid multipliers, but far from useful ones
+    assert "does not exceed" in _rejected(cert, bad, model, p)
