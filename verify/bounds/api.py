@@ -257,14 +257,17 @@ def _checked_splits(g: Graph, splits: Mapping[int, Any], batch: int) -> dict[int
 
 
 def _apply_splits(signs: Array, zl: Array, zh: Array, empty: Array) -> tuple[Array, Array]:
-    """z's interval intersected with its split half-lines; batch rows left with an empty
-    interval are marked in `empty` (and given the point 0 there, to keep later passes
-    finite: their bounds are replaced at the end)."""
+    """z's interval intersected with its split half-lines; batch rows left with an
+    interval empty by more than 2^-30 are marked in `empty`. An empty interval becomes
+    the point 0 (a superset, so sound; it keeps later passes finite): a row empty by less
+    is bounded on as if not empty, which an independent exact re-derivation, whose
+    intervals differ from these by roundings, can then reproduce."""
     zl = np.where(signs > 0, np.maximum(zl, 0.0), zl)
     zh = np.where(signs < 0, np.minimum(zh, 0.0), zh)
     bad = zl > zh
     if np.any(bad):
-        empty |= np.any(bad.reshape(bad.shape[0], -1), axis=1)
+        clear = zl - zh > 2.0**-30 * (1.0 + np.abs(zl) + np.abs(zh))
+        empty |= np.any(clear.reshape(clear.shape[0], -1), axis=1)
         zl, zh = np.where(bad, 0.0, zl), np.where(bad, 0.0, zh)
     return zl, zh
 

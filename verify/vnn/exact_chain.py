@@ -299,6 +299,71 @@ def _segment(g: Graph, start: int, end: int) -> Graph:
     return Graph(g.field, nodes, (("z", ids[end]),))
 
 
+Form = tuple[str, Obj, Obj]  # ("diag", d, c): v = d * h + c entrywise; ("dense", M, c)
+
+
+def _read_affine(seg: Graph, params: Mapping[str, Any]) -> tuple[Obj, Obj] | None:
+    """The segment's map as exact (W (out, in), b (out,)) of Fractions, read off its ops
+    without probing when its input goes through one matmul by a constant matrix and
+    otherwise only reshapes and elementwise ops with constants (a linear layer, with an
+    input normalisation before it); None for any other segment (probed instead). The
+    constants are the segment's own, computed over `exact`."""
+    dep = {n.id: False for n in seg.nodes}
+    for n in seg.nodes:
+        dep[n.id] = n.op == "input" or any(dep[a] for a in n.args)
+    consts = sorted({a for n in seg.nodes if dep[n.id] for a in n.args if not dep[a]})
+    inp = next(n for n in seg.nodes if n.op == "input")
+    names = {n.attr("name") for n in seg.nodes if n.op == "param"}
+    zero = np.empty(inp.shape, dtype=object)
+    zero[...] = Fraction(0)
+    values = interpret(Graph(seg.field, seg.nodes, tuple((f"c{i}", i) for i in consts)),
+                       {"h": zero, **{k: v for k, v in params.items() if k in names}})
+    const = {i: np.asarray(values[f"c{i}"].data, dtype=object) for i in consts}
+    width = int(np.prod(inp.shape))
+    one = np.empty(width, dtype=object)
+    one[...] = Fraction(1)
+    forms: dict[int, Form] = {inp.id: ("diag", one, np.zeros(width, dtype=object) + 0)}
+    for n in seg.nodes:
+        if not dep[n.id] or n.op == "input":
+            continue
+        var = [a for a in n.args if dep[a]]
+        if len(var) != 1:
+            return None
+        kind, m, c = forms[var[0]]
+        size = int(np.prod(n.shape))
+        if n.op == "reshape":
+            forms[n.id] = (kind, m, c)
+        elif n.op == "neg":
+            forms[n.id] = (kind, -m, -c)
+        elif n.op in ("add", "sub", "mul", "div"):
+            other = n.args[1] if n.args[0] == var[0] else n.args[0]
+            k = np.broadcast_to(const[other], n.shape).reshape(-1)
+            if size != len(c) or (n.op == "div" and other != n.args[1]):
+                return None
+            if n.op == "sub" and other == n.args[0]:  # k - v
+                m, c, n_op = -m, -c, "add"
+            else:
+                n_op = n.op
+            if n_op == "add":
+                forms[n.id] = (kind, m, c + k)
+            elif n_op == "sub":
+                forms[n.id] = (kind, m, c - k)
+            else:
+                f = k if n_op == "mul" else np.array([Fraction(1) / v for v in k], dtype=object)
+                forms[n.id] = (kind, m * (f if kind == "diag" else f[:, None]), c * f)
+        elif n.op == "matmul" and kind == "diag" and n.args[0] == var[0]:
+            w = const[n.args[1]]
+            if w.ndim != 2 or len(n.shape) != 2 or n.shape[0] != 1:
+                return None
+            forms[n.id] = ("dense", (w * m[:, None]).T.copy(), c.dot(w))
+        else:
+            return None
+    kind, m, c = forms[seg.outputs[0][1]]
+    if kind != "dense":
+        return None
+    return m, c
+
+
 def exact_chain(graph: Graph, params: Mapping[str, Any]) -> ExactChain:
     """The graph as an `ExactChain`; raises UnsupportedOperation when it is not a chain of
     affine maps and ReLUs (one input, batch axis 1, one output)."""
@@ -316,6 +381,17 @@ def exact_chain(graph: Graph, params: Mapping[str, Any]) -> ExactChain:
     for s, e in zip(starts, ends, strict=True):
         seg = _segment(g, s, e)
         width = int(np.prod(g.nodes[s].shape))
+        read = _read_affine(seg, ps)
+        if read is not None:
+            bias = [Fraction(v) for v in read[1]]
+            w_flat = [Fraction(v) for v in read[0].reshape(-1)]
+            if any(q.denominator & (q.denominator - 1) for q in w_flat + bias):
+                raise UnsupportedOperation("param", "exact", "weights are not binary "
+                                           "fractions")
+            wi, ew = _dyadic(w_flat, -1)
+            weights.append((wi.reshape(len(bias), width), ew))
+            biases.append(_dyadic(bias, -1))
+            continue
         rb = rebatch(seg, width + 1)
         basis = np.zeros((width + 1, width), dtype=object)
         basis[:] = Fraction(0)

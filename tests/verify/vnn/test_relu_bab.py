@@ -296,3 +296,25 @@ def test_tampered_betas_are_rejected(toy_cert: Any) -> None:
     for beta in bad["cases"][0]["betas"]:
         beta[4] = "1000000/1"  # valid multipliers, but far from useful ones
     assert "does not exceed" in _rejected(cert, bad, model, p)
+
+
+def test_linear_layers_read_off_the_ops_equal_the_probed_maps(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchlean.verify.vnn import exact_chain as ec
+
+    graph, params = _model((7, 5, 4, 3), 11)
+    reader, fast = ec._read_affine, []
+
+    def counted(seg: Any, ps: Any) -> Any:
+        got = reader(seg, ps)
+        fast.append(got is not None)
+        return got
+
+    monkeypatch.setattr(ec, "_read_affine", counted)
+    read = ec.exact_chain(graph, params)
+    assert fast == [True, True, True]  # every layer read off its ops
+    monkeypatch.setattr(ec, "_read_affine", lambda seg, ps: None)
+    probed = ec.exact_chain(graph, params)
+    for (wa, ea), (wb, eb) in zip(read.weights + read.biases, probed.weights + probed.biases,
+                                  strict=True):
+        assert ea == eb and wa.shape == wb.shape and bool(np.all(wa == wb))
