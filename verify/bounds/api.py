@@ -147,7 +147,8 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
 
     `relu_coefficients`, when a dict, receives by relu node id the coefficient of that
     node's output in the final pass for the lower bounds of C y: (batch, rows, *node
-    shape without the batch axis) (a branching heuristic reads it; nothing sound does).
+    shape without the batch axis), and by the input node's id the input's (a branching
+    heuristic and a search for counterexamples read them; nothing sound does).
 
     `relu_betas` (beta-CROWN, Wang et al. 2021; with `relu_splits`) is called once the
     intermediate intervals are known, with the pre-activation intervals by relu node id,
@@ -173,7 +174,7 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
         bw.relu_betas = _beta_terms(g, relu_betas(intervals), relu_splits, batch,
                                     2 * spec.shape[1])
     if relu_coefficients is not None:
-        bw.record = frozenset(n.id for n in g.nodes if n.op == "relu")
+        bw.record = frozenset(n.id for n in g.nodes if n.op in ("relu", "input"))
         bw.record_rows = spec.shape[1]
     res = _final(bw, g, spec, "crown")
     if splits is not None:  # interval arithmetic on the output too, as the exact checker

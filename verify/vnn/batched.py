@@ -181,20 +181,22 @@ class BatchedModel:
                      if n.op == "relu")
 
     def bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
-                     beta_iterations: int = 0) -> tuple[Arr, Arr, Arr, Arr, Arr]:
+                     beta_iterations: int = 0) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr]:
         """Sound CROWN lower bounds of `C . y` (N, R) over the subdomains of the box
         [lo, hi] (n,) given by `signs` (N, W): +1 / -1 / 0 per relu neuron, the relu nodes
         of `relu_nodes()` concatenated (see `bounds.crown_with_layers`, `relu_splits`);
         +inf for an empty subdomain. Also (untrusted, for branching) the pre-activation
         intervals (N, W) and the relu outputs' coefficients in the lower-bound rows
-        (N, R, W); and the beta multipliers (N, R, W) the bounds used: found by
-        `beta_iterations` steps of `relu_bab.optimize_betas` (zero when 0)."""
+        (N, R, W); the beta multipliers (N, R, W) the bounds used: found by
+        `beta_iterations` steps of `relu_bab.optimize_betas` (zero when 0); and the
+        input's coefficients in the lower-bound rows (N, R, n)."""
         from .relu_bab import optimize_betas
 
         relus = self.relu_nodes()
         if beta_iterations > 0 and self._chain is None:
             self._chain = relu_chain(self.graph, self.params)
         betas = np.zeros((signs.shape[0], C.shape[0], signs.shape[1]))
+        inputs = np.zeros((signs.shape[0], C.shape[0], self.n))
         lo = np.asarray(lo, np.float64).reshape(1, self.n)
         hi = np.asarray(hi, np.float64).reshape(1, self.n)
         k, width = signs.shape[0], signs.shape[1]
@@ -232,6 +234,9 @@ class BatchedModel:
                 g, self.params, a, b, C=C, relu_splits=splits, relu_coefficients=coeffs,
                 relu_betas=beta_fn if beta_iterations > 0 else None)
             low[s:t] = res.lower[: t - s]
+            if g.inputs[0].id in coeffs:
+                inputs[s:t] = coeffs[g.inputs[0].id].reshape(
+                    size, C.shape[0], -1)[: t - s]
             at = 0
             for node, w in relus:
                 z = g.nodes[node].args[0]
@@ -241,4 +246,4 @@ class BatchedModel:
                     coeff[s:t, :, at: at + w] = coeffs[node].reshape(
                         size, C.shape[0], -1)[: t - s]
                 at += w
-        return low, zl, zu, coeff, betas
+        return low, zl, zu, coeff, betas, inputs

@@ -400,7 +400,7 @@ def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
     if root is not None:
         return "holds", _case_tree(pc, Tree(leaves={0: root})), None, f"{method} bounds"
     if m.n > max_split:
-        return _relu_split_case(pc, m, clock, phases, batch, max_split)
+        return _relu_split_case(pc, m, confirmer, clock, phases, batch, max_split)
     found: list[Confirmation] = []
 
     def evaluate(x: Array) -> Array:
@@ -423,11 +423,12 @@ def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
                                    "(a box no binary64 point can split further)")
 
 
-def _relu_split_case(pc: _Case, m: BatchedModel, clock: _Clock, phases: _Phases,
-                     batch: int, max_split: int
+def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
+                     phases: _Phases, batch: int, max_split: int
                      ) -> tuple[str, CaseTree | ReluCaseTree | None, Confirmation | None, str]:
-    """(status, tree, None, note) by branch and bound over ReLU splits, for models that
-    are chains of affine maps and ReLUs (the exact checker's reach)."""
+    """(status, tree, counterexample, note) by branch and bound over ReLU splits (the
+    relaxed minimisers of open subdomains tried as counterexamples), for models that are
+    chains of affine maps and ReLUs (the exact checker's reach)."""
     assert pc.problem is not None
     too_many = (f"bounds leave an unsafe disjunct open; {m.n} inputs are too many to split "
                 f"(at most {max_split})")
@@ -440,12 +441,19 @@ def _relu_split_case(pc: _Case, m: BatchedModel, clock: _Clock, phases: _Phases,
     if not relus or m.batching_error is not None:
         return "unknown", None, None, f"{too_many}, and the model has no ReLU to split"
 
-    def bound(signs: np.ndarray[Any, Any]) -> tuple[Array, Array, Array, Array, Array]:
+    def bound(signs: np.ndarray[Any, Any]
+              ) -> tuple[Array, Array, Array, Array, Array, Array]:
         t0 = time.monotonic()
         try:
             return m.bound_splits(pc.lo, pc.hi, pc.C, signs, BETA_ITERATIONS)
         finally:
             phases.add("bounds", t0)
+
+    found: list[Confirmation] = []
+    C = pc.C
+
+    def evaluate(x: Array) -> Array:
+        return np.asarray(m.evaluate(x) @ C.T, np.float64)
 
     t0 = time.monotonic()
     before = phases.seconds["bounds"]
@@ -453,7 +461,8 @@ def _relu_split_case(pc: _Case, m: BatchedModel, clock: _Clock, phases: _Phases,
         res = relu_branch_and_bound(
             pc.problem, bound, sum(w for _, w in relus),
             deadline=clock.deadline if clock.deadline is not None else np.inf,
-            batch=min(batch, RELU_BATCH))
+            batch=min(batch, RELU_BATCH), evaluate=evaluate,
+            confirm=_confirm_fn(pc, confirmer, found))
     except (UnsupportedOperation, ShapeError) as e:
         return "unknown", None, None, f"{too_many}; ReLU splitting found no bounds ({e})"
     finally:
@@ -461,6 +470,8 @@ def _relu_split_case(pc: _Case, m: BatchedModel, clock: _Clock, phases: _Phases,
                                         - (phases.seconds["bounds"] - before))
     if res.status == "timeout":
         return "timeout", None, None, ""
+    if res.status == "violated" and found:
+        return "violated", None, found[-1], ""
     if res.status != "holds":
         return "unknown", None, None, (f"ReLU splitting stopped after "
                                        f"{res.subdomains_bounded} subdomains: {res.note}")

@@ -27,16 +27,18 @@ from typing import Any
 import numpy as np
 
 from ..bounds.alpha_crown import Chain
-from .bab import Problem
+from .bab import Problem, _unsafe
 
 __all__ = ["ReluSplit", "ReluTree", "ReluBabResult", "SplitBounds",
            "relu_branch_and_bound", "split_choice", "optimize_betas"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 Signs = np.ndarray[Any, np.dtype[np.int8]]
-# lower (N, R), zl, zu (N, W), coeff (N, R, W), betas (N, R, W)
-SplitBounds = tuple[Arr, Arr, Arr, Arr, Arr]
+# lower (N, R), zl, zu (N, W), coeff (N, R, W), betas (N, R, W), input coeff (N, R, n)
+SplitBounds = tuple[Arr, Arr, Arr, Arr, Arr, Arr]
 SplitBoundFn = Callable[[Signs], SplitBounds]
+EvalFn = Callable[[Arr], Arr]
+ConfirmFn = Callable[[Arr], bool]
 
 
 @dataclass(frozen=True)
@@ -63,14 +65,16 @@ class ReluTree:
 
 @dataclass(frozen=True)
 class ReluBabResult:
-    """`status` is "holds", "unknown" (a subdomain with no neuron left to split, or the
-    subdomain budget spent) or "timeout"; `note` says why when not "holds"."""
+    """`status` is "holds", "violated" (a confirmed counterexample), "unknown" (a
+    subdomain with no neuron left to split, or the subdomain budget spent) or
+    "timeout"; `note` says why when not "holds"."""
 
     status: str
     tree: ReluTree
     subdomains_bounded: int
     seconds: float
     note: str = ""
+    counterexample: Arr | None = None
 
 
 def _margins(lower: Arr, problem: Problem) -> list[tuple[float, int]]:
@@ -112,7 +116,9 @@ class _Open:
 
 def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
                           deadline: float, batch: int = 64, max_subdomains: int = 10**6,
-                          seconds_per_subdomain: float = 0.0) -> ReluBabResult:
+                          seconds_per_subdomain: float = 0.0,
+                          evaluate: EvalFn | None = None,
+                          confirm: ConfirmFn | None = None) -> ReluBabResult:
     """Split ReLUs (`width` of them, flat over the layers) until every subdomain is
     refuted ("holds"), `deadline` (a `time.monotonic()` value) passes ("timeout"), or no
     progress is possible ("unknown", e.g. a subdomain with no unstable neuron left).
@@ -123,17 +129,35 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
     choice of split) and the beta multipliers the bounds used (kept in the tree for the
     certificate). Batches hold at most `batch` subdomains and, near the deadline,
     only as many as the time left (less 0.2 s) allows at 1.5 times the slowest seconds
-    per subdomain seen (or `seconds_per_subdomain` before any): a batch is never
-    interrupted.
+    per subdomain seen in batches of 8 or more (or smaller ones, or
+    `seconds_per_subdomain`, before any): a batch is never interrupted.
+
+    With `evaluate` (rows' values (N, R) at points (N, n), float) and `confirm` (exact,
+    the caller's), the corner of the box that minimises each open subdomain's relaxed
+    bound of its lowest row is tried as a counterexample ("violated" when confirmed).
     """
     t0 = time.monotonic()
     tree = ReluTree()
     groups = len(problem.groups)
 
-    def result(status: str, note: str = "") -> ReluBabResult:
-        return ReluBabResult(status, tree, bounded, time.monotonic() - t0, note)
+    def result(status: str, note: str = "", x: Arr | None = None) -> ReluBabResult:
+        return ReluBabResult(status, tree, bounded, time.monotonic() - t0, note, x)
+
+    def attack(low: Arr, inputs: Arr, rows: list[int]) -> Arr | None:
+        """A confirmed counterexample among the relaxed minimisers of `rows`' rows."""
+        if evaluate is None or confirm is None or not rows:
+            return None
+        worst = [int(np.argmin(low[i] - problem.d_up)) for i in rows]
+        a = inputs[rows, worst]  # (k, n): the input coefficients of each worst row
+        pts = np.where(a > 0, problem.lower, problem.upper)
+        hits = np.flatnonzero(_unsafe(np.asarray(evaluate(pts), np.float64), problem))
+        for h in hits:
+            if confirm(pts[h]):
+                return np.asarray(pts[h], np.float64)
+        return None
 
     per = seconds_per_subdomain
+    per_full = False  # whether `per` comes from batches of 8 subdomains or more
     heap: list[_Open] = []
     bounded = 0
     next_id = 1
@@ -171,11 +195,14 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
         return result("timeout")
     t_b = time.monotonic()
     root_signs = np.zeros((1, width), dtype=np.int8)
-    low, zl, zu, coeff, betas = bound(root_signs)
+    low, zl, zu, coeff, betas, inputs = bound(root_signs)
     per = max(per, time.monotonic() - t_b)
     bounded = 1
     state = settle(0, root_signs[0], low[0], np.full(low.shape[1], -np.inf), frozenset(),
                    zl[0], zu[0], coeff[0], betas[0])
+    x = attack(low, inputs, [0] if state != "done" else [])
+    if x is not None:
+        return result("violated", "", x)
     if state == "stuck":
         return result("unknown", "the root has no unstable neuron to split")
     while heap:
@@ -200,17 +227,29 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
             tree.splits.append(ReluSplit(p.node, p.neuron, next_id + 2 * k,
                                          next_id + 2 * k + 1))
         t_b = time.monotonic()
-        low, zl, zu, coeff, betas = bound(signs)
-        per = max(per, (time.monotonic() - t_b) / (2 * pairs))
+        low, zl, zu, coeff, betas, inputs = bound(signs)
+        rate = (time.monotonic() - t_b) / (2 * pairs)
+        if 2 * pairs >= 8:  # a batch of a few pays a fixed cost: rates from 8 on plan
+            per = max(rate, per if per_full else 0.0)
+            per_full = True
+        elif not per_full:
+            per = max(per, rate)
         bounded += 2 * pairs
+        stuck, still_open = False, []
         for k, p in enumerate(parents):
             for c in (2 * k, 2 * k + 1):
                 state = settle(next_id + c, signs[c], low[c], p.lower, p.refuted,
                                zl[c], zu[c], coeff[c], betas[c])
-                if state == "stuck":
-                    return result("unknown", "a subdomain with every unstable neuron split "
-                                  "is still open")
+                stuck = stuck or state == "stuck"
+                if state != "done":
+                    still_open.append(c)
         next_id += 2 * pairs
+        x = attack(low, inputs, still_open)
+        if x is not None:
+            return result("violated", "", x)
+        if stuck:
+            return result("unknown", "a subdomain with every unstable neuron split is "
+                          "still open")
     return result("holds")
 
 

@@ -64,7 +64,7 @@ def test_crown_with_splits_bounds_every_point_of_the_subdomain(
     signs = rng.integers(-1, 2, size=(6, width)).astype(np.int8)
     signs[rng.random((6, width)) < 0.6] = 0  # mostly free neurons: points remain
     C = rng.normal(size=(2, widths[-1]))
-    low, zl, zu, _, betas = m.bound_splits(lo, hi, C, signs, beta_iterations)
+    low, zl, zu, _, betas, _ = m.bound_splits(lo, hi, C, signs, beta_iterations)
     assert np.all(betas >= 0) and np.all(betas[np.broadcast_to(signs[:, None] == 0,
                                                                betas.shape)] == 0)
     x = rng.uniform(lo, hi, size=(4000, widths[0]))
@@ -138,11 +138,11 @@ def test_splits_tighten_the_split_neuron_and_never_drop_points() -> None:
     graph, params = _model((3, 6, 1), 5)
     m = BatchedModel(graph, params)
     lo, hi = -np.ones(3), np.ones(3)
-    root, zl, zu, _, _ = m.bound_splits(lo, hi, np.eye(1), np.zeros((1, 6), np.int8))
+    root, zl, zu, _, _, _ = m.bound_splits(lo, hi, np.eye(1), np.zeros((1, 6), np.int8))
     j = int(np.flatnonzero((zl[0] < 0) & (zu[0] > 0))[0])
     signs = np.zeros((2, 6), np.int8)
     signs[0, j], signs[1, j] = 1, -1
-    _, zl2, zu2, _, _ = m.bound_splits(lo, hi, np.eye(1), signs)
+    _, zl2, zu2, _, _, _ = m.bound_splits(lo, hi, np.eye(1), signs)
     assert zl2[0, j] == 0.0 and zu2[0, j] == zu[0, j]
     assert zu2[1, j] == 0.0 and zl2[1, j] == zl[0, j]
 
@@ -318,3 +318,31 @@ def test_linear_layers_read_off_the_ops_equal_the_probed_maps(
     for (wa, ea), (wb, eb) in zip(read.weights + read.biases, probed.weights + probed.biases,
                                   strict=True):
         assert ea == eb and wa.shape == wb.shape and bool(np.all(wa == wb))
+
+
+def test_relu_bab_tries_the_relaxed_minimisers_as_counterexamples() -> None:
+    import time
+
+    from torchlean.verify.vnn.bab import Problem
+    from torchlean.verify.vnn.relu_bab import relu_branch_and_bound
+
+    graph, params = _model(TOY_WIDTHS, 1)
+    m = BatchedModel(graph, params)
+    lo, hi = -0.5 * np.ones(20), 0.5 * np.ones(20)
+    C = np.eye(1)
+    # unsafe: Y_0 <= 0.28, which sampled points reach (Y_0 down to about 0.267)
+    problem = Problem(lo, hi, ((0,),), np.array([0.28]))
+    tried: list[Arr] = []
+
+    def confirm(x: Arr) -> bool:
+        tried.append(x)
+        return bool(m.evaluate(x[None])[0, 0] <= 0.28)
+
+    res = relu_branch_and_bound(
+        problem, lambda s: m.bound_splits(lo, hi, C, s, 5), 20,
+        deadline=time.monotonic() + 30, evaluate=lambda x: m.evaluate(x) @ C.T,
+        confirm=confirm)
+    assert res.status == "violated" and res.counterexample is not None
+    x = res.counterexample
+    assert np.all(lo <= x) and np.all(x <= hi) and m.evaluate(x[None])[0, 0] <= 0.28
+    assert any(np.array_equal(x, t) for t in tried)  # only a confirmed point is returned
