@@ -33,6 +33,7 @@ __all__ = ["ReluSplit", "ReluTree", "ReluBabResult", "SplitBounds",
            "relu_branch_and_bound", "split_choice", "optimize_betas"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
+MAX_CONFIRMS = 2  # float-unsafe points confirmed exactly per batch
 Signs = np.ndarray[Any, np.dtype[np.int8]]
 # lower (N, R), zl, zu (N, W), coeff (N, R, W), betas (N, R, W), input coeff (N, R, n)
 SplitBounds = tuple[Arr, Arr, Arr, Arr, Arr, Arr]
@@ -151,7 +152,7 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
         a = inputs[rows, worst]  # (k, n): the input coefficients of each worst row
         pts = np.where(a > 0, problem.lower, problem.upper)
         hits = np.flatnonzero(_unsafe(np.asarray(evaluate(pts), np.float64), problem))
-        for h in hits:
+        for h in hits[:MAX_CONFIRMS]:  # exact confirmations cost: a few per batch
             if confirm(pts[h]):
                 return np.asarray(pts[h], np.float64)
         return None
@@ -228,12 +229,6 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
                                          next_id + 2 * k + 1))
         t_b = time.monotonic()
         low, zl, zu, coeff, betas, inputs = bound(signs)
-        rate = (time.monotonic() - t_b) / (2 * pairs)
-        if 2 * pairs >= 8:  # a batch of a few pays a fixed cost: rates from 8 on plan
-            per = max(rate, per if per_full else 0.0)
-            per_full = True
-        elif not per_full:
-            per = max(per, rate)
         bounded += 2 * pairs
         stuck, still_open = False, []
         for k, p in enumerate(parents):
@@ -247,6 +242,12 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
         x = attack(low, inputs, still_open)
         if x is not None:
             return result("violated", "", x)
+        rate = (time.monotonic() - t_b) / (2 * pairs)  # the whole round, attack included
+        if 2 * pairs >= 8:  # a batch of a few pays a fixed cost: rates from 8 on plan
+            per = max(rate, per if per_full else 0.0)
+            per_full = True
+        elif not per_full:
+            per = max(per, rate)
         if stuck:
             return result("unknown", "a subdomain with every unstable neuron split is "
                           "still open")
