@@ -144,6 +144,10 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
     whose constraints contradict an interval (z >= 0 asked where u < 0, or z <= 0 where
     l > 0) holds no point: its bounds are lower +inf and upper -inf. A relu node the
     pass does not relax (a constant one) keeps its split unused (sound, no tighter).
+    With `relu_splits` (even empty) the intervals are computed as the exact checker of
+    relu-split certificates (`vnn.exact_chain`) computes them, so that the two agree: IBP
+    from the clamped intervals, CROWN only on the neurons IBP leaves unstable, and the
+    final bounds intersected with the output's interval.
 
     `relu_coefficients`, when a dict, receives by relu node id the coefficient of that
     node's output in the final pass for the lower bounds of C y: (batch, rows, *node

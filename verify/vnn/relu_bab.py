@@ -1,16 +1,20 @@
 """Branch and bound over ReLU splits: prove that no point of an input box meets an
 unsafe condition by splitting unstable ReLUs (each into z >= 0 and z <= 0) instead of the
-box, for inputs too wide to split (beta-CROWN's search, without its beta multipliers).
+box, for inputs too wide to split (beta-CROWN's search: Wang et al., NeurIPS 2021).
 
 A *subdomain* is the root box with a sign fixed for some ReLU pre-activations. Subdomains
 are bounded in batches by a caller's sound bound (CROWN with the splits clamping the
-pre-activation intervals, `BatchedModel.bound_splits`); every subdomain's bound is also
-valid for its children, so a child keeps, row by row, the larger of its own and its
-parent's lower bound, and a conjunction refuted at a node is refuted for its whole
-subtree. Search is best first: the open subdomains with the lowest margin are split
-next. The neuron split is the BaBSR-like choice (Bunel et al. 2020): the unstable free
-neuron whose upper-line intercept `-l u / (u - l)` weighs most in the back-substituted
-coefficients of the open rows (the loss that splitting it removes).
+pre-activation intervals and beta multipliers on the split constraints, found by
+`optimize_betas`: `BatchedModel.bound_splits`). CROWN is not monotone in its intervals
+(a child's bound can be below its parent's); a subdomain's bound also holds on its
+children, so a child keeps, row by row, the larger of its own and its parent's lower
+bound, and a conjunction refuted at a node is refuted for its whole subtree.
+
+Search is best first: the open subdomains with the lowest margin are split next. The
+neuron split is the BaBSR-like choice (Bunel et al. 2020): the unstable free neuron whose
+upper-line intercept `-l u / (u - l)` weighs most in the back-substituted coefficients of
+the open rows (the loss that splitting it removes). After each batch, the box corner that
+minimises each open subdomain's relaxed bound is tried as a counterexample.
 
 Nothing here is trusted: the result is a `ReluTree` (splits, and per node the rows that
 refute conjunctions there), which the certificate checker re-derives exactly.
