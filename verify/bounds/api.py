@@ -123,7 +123,8 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
                       relu_slopes: Mapping[int, Any] | None = None,
                       relu_splits: Mapping[int, Any] | None = None,
                       relu_coefficients: dict[int, Array] | None = None,
-                      relu_betas: BetaFn | None = None
+                      relu_betas: BetaFn | None = None,
+                      relu_intervals: Mapping[int, tuple[Any, Any]] | None = None
                       ) -> tuple[Bounds, dict[int, tuple[Array, Array]]]:
     """`crown`, also returning by node id the interval of every input of a relaxed node
     (the operand of relu, tanh, ...; both operands of a product, quotient, max or min of
@@ -147,7 +148,11 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
     With `relu_splits` (even empty) the intervals are computed as the exact checker of
     relu-split certificates (`vnn.exact_chain`) computes them, so that the two agree: IBP
     from the clamped intervals, CROWN only on the neurons IBP leaves unstable, and the
-    final bounds intersected with the output's interval.
+    final bounds intersected with the output's interval. `relu_intervals` (with
+    `relu_splits`) gives by relu node id intervals of its operand, (batch, *node shape
+    without the batch axis) each, already known to hold on every row's subdomain (a
+    parent subdomain's, in branch and bound): they are used as computed (then clamped by
+    the splits), which saves their CROWN passes; soundness rests on that claim.
 
     `relu_coefficients`, when a dict, receives by relu node id the coefficient of that
     node's output in the final pass for the lower bounds of C y: (batch, rows, *node
@@ -165,8 +170,13 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
     g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
     batch = lo.shape[0]
     splits = None if relu_splits is None else _checked_splits(g, relu_splits, batch)
+    known = None
+    if relu_intervals is not None:
+        if splits is None:
+            raise ValueError("relu_intervals: known intervals go with relu_splits")
+        known = _checked_intervals(g, relu_intervals, batch)
     empty = np.zeros(batch, dtype=bool)
-    bw, pre = _intermediate(g, params, lo, hi, ibp_intermediate, splits, empty)
+    bw, pre = _intermediate(g, params, lo, hi, ibp_intermediate, splits, empty, known)
     spec = spec_matrix(C, g, batch)
     if relu_slopes:
         bw.relu_slopes = _checked_slopes(g, relu_slopes, batch, 2 * spec.shape[1])
@@ -243,6 +253,25 @@ def _max_with_interval(b: Bounds, out: tuple[Array, Array], spec: Array) -> Boun
     return Bounds(np.maximum(b.lower, low), np.minimum(b.upper, high), b.method)
 
 
+def _checked_intervals(g: Graph, given: Mapping[int, tuple[Any, Any]], batch: int
+                       ) -> dict[int, tuple[Array, Array]]:
+    """The known intervals by pre-activation node, checked (relu node, shapes, lo <= hi,
+    no NaN)."""
+    out: dict[int, tuple[Array, Array]] = {}
+    for node, (a, b) in given.items():
+        if not 0 <= node < len(g.nodes) or g.nodes[node].op != "relu":
+            raise ValueError(f"relu_intervals: node %{node} is not a relu node of the graph")
+        want = (batch,) + g.nodes[node].shape[1:]
+        lo, hi = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        if lo.shape != want or hi.shape != want:
+            raise ShapeError(f"relu_intervals: node %{node} needs intervals of shape {want}, "
+                             f"got {lo.shape} and {hi.shape}")
+        if not np.all(lo <= hi):  # also refuses NaN
+            raise ValueError(f"relu_intervals: node %{node} has lower > upper or a NaN")
+        out[g.nodes[node].args[0]] = (lo, hi)
+    return out
+
+
 def _checked_splits(g: Graph, splits: Mapping[int, Any], batch: int) -> dict[int, Array]:
     """The splits by pre-activation node (the relu's operand), checked: relu node, shape
     (batch, *shape without batch), values in {-1, 0, 1}."""
@@ -310,7 +339,8 @@ def _check_magnitudes(g: Graph, ib: list[Any], dep: list[bool]) -> None:
 
 def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
                   ibp_intermediate: bool, splits: Mapping[int, Array] | None = None,
-                  empty: Array | None = None
+                  empty: Array | None = None,
+                  known: Mapping[int, tuple[Array, Array]] | None = None
                   ) -> tuple[Backward, dict[int, tuple[Array, Array]]]:
     """The backward engine over `g` with every relaxed operand's interval tightened by
     CROWN (intersected with IBP), and those intervals by node id. `splits` (by operand
@@ -332,7 +362,11 @@ def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
         if z in pre or not bat[z]:
             return
         if splits is not None:
-            tighten_unstable(z)
+            if known and z in known:
+                shape = g.nodes[z].shape
+                pre[z] = ib[z] = (known[z][0].reshape(shape), known[z][1].reshape(shape))
+            else:
+                tighten_unstable(z)
             split(z)
             return
         if _ibp_is_exact(g, z, dep):  # CROWN would give the same interval, at great cost

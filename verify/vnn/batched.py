@@ -181,7 +181,9 @@ class BatchedModel:
                      if n.op == "relu")
 
     def bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
-                     beta_iterations: int = 0) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr]:
+                     beta_iterations: int = 0,
+                     known: tuple[Arr, Arr, np.ndarray[Any, Any]] | None = None
+                     ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr]:
         """Sound CROWN lower bounds of `C . y` (N, R) over the subdomains of the box
         [lo, hi] (n,) given by `signs` (N, W): +1 / -1 / 0 per relu neuron, the relu nodes
         of `relu_nodes()` concatenated (see `bounds.crown_with_layers`, `relu_splits`);
@@ -189,7 +191,32 @@ class BatchedModel:
         intervals (N, W) and the relu outputs' coefficients in the lower-bound rows
         (N, R, W); the beta multipliers (N, R, W) the bounds used: found by
         `beta_iterations` steps of `relu_bab.optimize_betas` (zero when 0); and the
-        input's coefficients in the lower-bound rows (N, R, n)."""
+        input's coefficients in the lower-bound rows (N, R, n).
+
+        `known` = (zl, zu (N, W), depth (N,)): for row i, the intervals of the first
+        depth[i] relu layers are known to hold on its subdomain (its parent's, in branch
+        and bound) and are used instead of computed (`relu_intervals`); rows are bounded
+        in groups of one depth."""
+        if known is not None and np.any(known[2] > 0):
+            zl0, zu0, depth = known
+            outs = [np.empty((signs.shape[0],) + shape) for shape in (
+                (C.shape[0],), (signs.shape[1],), (signs.shape[1],),
+                (C.shape[0], signs.shape[1]), (C.shape[0], signs.shape[1]),
+                (C.shape[0], self.n))]
+            for d in np.unique(depth):
+                idx = np.flatnonzero(depth == d)
+                got = self._bound_splits(lo, hi, C, signs[idx], beta_iterations,
+                                         zl0[idx], zu0[idx], int(d))
+                for o, g in zip(outs, got, strict=True):
+                    o[idx] = g
+            return outs[0], outs[1], outs[2], outs[3], outs[4], outs[5]
+        return self._bound_splits(lo, hi, C, signs, beta_iterations, None, None, 0)
+
+    def _bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
+                      beta_iterations: int, zl0: Arr | None, zu0: Arr | None, depth: int
+                      ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr]:
+        """`bound_splits` for rows that all reuse the first `depth` relu layers' intervals
+        from zl0, zu0."""
         from .relu_bab import optimize_betas
 
         relus = self.relu_nodes()
@@ -230,9 +257,17 @@ class BatchedModel:
                     at += w
                 return out
 
+            given: dict[int, tuple[Arr, Arr]] | None = None
+            if depth > 0 and zl0 is not None and zu0 is not None:
+                given, at = {}, 0
+                for node, w in relus[:depth]:
+                    shape = (size, *g.nodes[node].shape[1:])
+                    given[node] = (_pad(zl0[s:t, at: at + w], size).reshape(shape),
+                                   _pad(zu0[s:t, at: at + w], size).reshape(shape))
+                    at += w
             res, pre = _bounds.crown_with_layers(
                 g, self.params, a, b, C=C, relu_splits=splits, relu_coefficients=coeffs,
-                relu_betas=beta_fn if beta_iterations > 0 else None)
+                relu_betas=beta_fn if beta_iterations > 0 else None, relu_intervals=given)
             low[s:t] = res.lower[: t - s]
             if g.inputs[0].id in coeffs:
                 inputs[s:t] = coeffs[g.inputs[0].id].reshape(

@@ -441,11 +441,11 @@ def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _C
     if not relus or m.batching_error is not None:
         return "unknown", None, None, f"{too_many}, and the model has no ReLU to split"
 
-    def bound(signs: np.ndarray[Any, Any]
+    def bound(signs: np.ndarray[Any, Any], known: Any
               ) -> tuple[Array, Array, Array, Array, Array, Array]:
         t0 = time.monotonic()
         try:
-            return m.bound_splits(pc.lo, pc.hi, pc.C, signs, BETA_ITERATIONS)
+            return m.bound_splits(pc.lo, pc.hi, pc.C, signs, BETA_ITERATIONS, known)
         finally:
             phases.add("bounds", t0)
 
@@ -462,7 +462,7 @@ def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _C
             pc.problem, bound, sum(w for _, w in relus),
             deadline=clock.deadline if clock.deadline is not None else np.inf,
             batch=min(batch, RELU_BATCH), evaluate=evaluate,
-            confirm=_confirm_fn(pc, confirmer, found))
+            confirm=_confirm_fn(pc, confirmer, found), layers=[w for _, w in relus])
     except (UnsupportedOperation, ShapeError) as e:
         return "unknown", None, None, f"{too_many}; ReLU splitting found no bounds ({e})"
     finally:

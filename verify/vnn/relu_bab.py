@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +41,10 @@ MAX_CONFIRMS = 2  # float-unsafe points confirmed exactly per batch
 Signs = np.ndarray[Any, np.dtype[np.int8]]
 # lower (N, R), zl, zu (N, W), coeff (N, R, W), betas (N, R, W), input coeff (N, R, n)
 SplitBounds = tuple[Arr, Arr, Arr, Arr, Arr, Arr]
-SplitBoundFn = Callable[[Signs], SplitBounds]
+# what a child knows from its parent: zl, zu (N, W), and how many leading relu layers
+# of them hold for it (those before and at the split neuron's layer)
+Known = tuple[Arr, Arr, np.ndarray[Any, Any]]
+SplitBoundFn = Callable[[Signs, Known | None], SplitBounds]
 EvalFn = Callable[[Arr], Arr]
 ConfirmFn = Callable[[Arr], bool]
 
@@ -117,18 +120,24 @@ class _Open:
     lower: Arr = field(compare=False)
     refuted: frozenset[int] = field(compare=False)
     neuron: int = field(compare=False)
+    zl: Arr = field(compare=False)
+    zu: Arr = field(compare=False)
 
 
 def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
                           deadline: float, batch: int = 64, max_subdomains: int = 10**6,
                           seconds_per_subdomain: float = 0.0,
                           evaluate: EvalFn | None = None,
-                          confirm: ConfirmFn | None = None) -> ReluBabResult:
+                          confirm: ConfirmFn | None = None,
+                          layers: Sequence[int] = ()) -> ReluBabResult:
     """Split ReLUs (`width` of them, flat over the layers) until every subdomain is
     refuted ("holds"), `deadline` (a `time.monotonic()` value) passes ("timeout"), or no
     progress is possible ("unknown", e.g. a subdomain with no unstable neuron left).
 
-    `bound(signs)` takes (N, width) signs (+1 active, -1 inactive, 0 free) and returns
+    `bound(signs, known)` takes (N, width) signs (+1 active, -1 inactive, 0 free) and,
+    when `layers` (the neurons per relu layer) is given, what each child knows from its
+    parent (`Known`: the parent's intervals hold on the child up to the split layer;
+    else None), and returns
     sound lower bounds of the rows (N, R) (+inf for a subdomain with no point), with the
     pre-activation intervals and the relu outputs' row coefficients (untrusted, for the
     choice of split) and the beta multipliers the bounds used (kept in the tree for the
@@ -162,6 +171,9 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
         return None
 
     per = seconds_per_subdomain
+    layer_of = np.repeat(np.arange(len(layers)), layers) if layers else np.zeros(0, int)
+    if layers and sum(layers) != width:
+        raise ValueError(f"layers {list(layers)} do not add up to {width} neurons")
     per_full = False  # whether `per` comes from batches of 8 subdomains or more
     heap: list[_Open] = []
     bounded = 0
@@ -193,14 +205,14 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
         if neuron < 0:
             return "stuck"
         key = min(margins[i][0] for i in open_groups)
-        heapq.heappush(heap, _Open(key, node, signs, lower, now, neuron))
+        heapq.heappush(heap, _Open(key, node, signs, lower, now, neuron, zl, zu))
         return "open"
 
     if time.monotonic() > deadline:
         return result("timeout")
     t_b = time.monotonic()
     root_signs = np.zeros((1, width), dtype=np.int8)
-    low, zl, zu, coeff, betas, inputs = bound(root_signs)
+    low, zl, zu, coeff, betas, inputs = bound(root_signs, None)
     per = max(per, time.monotonic() - t_b)
     bounded = 1
     state = settle(0, root_signs[0], low[0], np.full(low.shape[1], -np.inf), frozenset(),
@@ -231,8 +243,13 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
             signs[2 * k + 1, p.neuron] = -1
             tree.splits.append(ReluSplit(p.node, p.neuron, next_id + 2 * k,
                                          next_id + 2 * k + 1))
+        known: Known | None = None
+        if layers:
+            reuse = np.repeat([layer_of[p.neuron] + 1 for p in parents], 2)
+            known = (np.repeat(np.stack([p.zl for p in parents]), 2, axis=0),
+                     np.repeat(np.stack([p.zu for p in parents]), 2, axis=0), reuse)
         t_b = time.monotonic()
-        low, zl, zu, coeff, betas, inputs = bound(signs)
+        low, zl, zu, coeff, betas, inputs = bound(signs, known)
         bounded += 2 * pairs
         stuck, still_open = False, []
         for k, p in enumerate(parents):

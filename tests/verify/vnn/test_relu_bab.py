@@ -339,10 +339,36 @@ def test_relu_bab_tries_the_relaxed_minimisers_as_counterexamples() -> None:
         return bool(m.evaluate(x[None])[0, 0] <= 0.28)
 
     res = relu_branch_and_bound(
-        problem, lambda s: m.bound_splits(lo, hi, C, s, 5), 20,
+        problem, lambda s, known: m.bound_splits(lo, hi, C, s, 5, known), 20,
         deadline=time.monotonic() + 30, evaluate=lambda x: m.evaluate(x) @ C.T,
-        confirm=confirm)
+        confirm=confirm, layers=[10, 10])
     assert res.status == "violated" and res.counterexample is not None
     x = res.counterexample
     assert np.all(lo <= x) and np.all(x <= hi) and m.evaluate(x[None])[0, 0] <= 0.28
     assert any(np.array_equal(x, t) for t in tried)  # only a confirmed point is returned
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10**6))
+def test_children_reusing_the_parents_intervals_bound_as_if_recomputed(seed: int) -> None:
+    graph, params = _model((4, 6, 5, 5, 2), seed % 1000)
+    m = BatchedModel(graph, params)
+    rng = np.random.default_rng(seed)
+    lo = rng.uniform(-1, 0, 4)
+    hi = lo + 1.0
+    C = rng.normal(size=(2, 2))
+    parent = np.zeros((1, 16), np.int8)
+    _, zl, zu, _, _, _ = m.bound_splits(lo, hi, C, parent)
+    free = np.flatnonzero((zl[0] < 0) & (zu[0] > 0))
+    if free.size == 0:
+        return
+    j = int(rng.choice(free))
+    children = np.repeat(parent, 2, axis=0)
+    children[0, j], children[1, j] = 1, -1
+    depth = np.full(2, 1 if j < 6 else 2 if j < 11 else 3)
+    known = (np.repeat(zl, 2, axis=0), np.repeat(zu, 2, axis=0), depth)
+    got = m.bound_splits(lo, hi, C, children, 3, known)
+    again = m.bound_splits(lo, hi, C, children, 3)
+    # the same computation on the same numbers, up to summation order in the products
+    for a, b in zip(got[:3], again[:3], strict=True):
+        assert np.allclose(a, b, rtol=1e-9, atol=1e-12) or np.array_equal(a, b)
