@@ -134,6 +134,22 @@ def test_bad_betas_are_refused() -> None:
                                  relu_betas=lambda _: {relu: np.ones((1, 1, 6))})
 
 
+def test_bad_known_intervals_are_refused() -> None:
+    graph, params = _model((3, 6, 1), 5)
+    relu = next(n.id for n in graph.nodes if n.op == "relu")
+    lo, hi = -np.ones((1, 3)), np.ones((1, 3))
+    splits = {relu: np.zeros((1, 6))}
+    z = np.zeros((1, 6))
+    with pytest.raises(ValueError, match="go with relu_splits"):
+        bounds.crown_with_layers(graph, params, lo, hi, relu_intervals={relu: (z, z)})
+    with pytest.raises(ValueError, match="lower > upper"):
+        bounds.crown_with_layers(graph, params, lo, hi, relu_splits=splits,
+                                 relu_intervals={relu: (z + 1, z)})
+    with pytest.raises(ShapeError, match="intervals of shape"):
+        bounds.crown_with_layers(graph, params, lo, hi, relu_splits=splits,
+                                 relu_intervals={relu: (z[:, :5], z[:, :5])})
+
+
 def test_splits_tighten_the_split_neuron_and_never_drop_points() -> None:
     graph, params = _model((3, 6, 1), 5)
     m = BatchedModel(graph, params)
