@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 import json
 
                 with open(cert, encoding="utf-8") as f:
-                    leaves = sum(len(c["leaves"]) for c in json.load(f)["cases"])
+                    leaves = sum(len(c.get("leaves", c.get("refuted", [])))
+                             for c in json.load(f)["cases"])
                 if leaves > args.check_max_leaves:
                     check = f"unchecked ({leaves} leaves)"
                 else:

@@ -29,6 +29,8 @@ from .relaxations import RELAXATION
 
 __all__ = ["ibp", "crown", "crown_with_layers", "alpha_crown", "alpha_crown_with_slopes"]
 
+BetaFn = Callable[[Mapping[int, tuple[Array, Array]]], Mapping[int, Any]]
+
 
 def _float32_extension(b: Bounds, g: Graph, params: Mapping[str, Any], lo: Array,
                        hi: Array, spec: Array) -> Bounds:
@@ -83,15 +85,17 @@ def ibp(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, 
 
 def crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any, *,
           C: Any = None, covers: str = "real", ibp_intermediate: bool = True,
-          relu_slopes: Mapping[Any, Any] | None = None) -> Bounds:
+          relu_slopes: Mapping[Any, Any] | None = None,
+          relu_splits: Mapping[int, Any] | None = None) -> Bounds:
     """CROWN (backward linear relaxation, Zhang et al. 2018): sound bounds of C y.
 
     The input intervals of every relaxed node are computed by CROWN too, intersected with
-    IBP (`ibp_intermediate`). Same arguments as `ibp`; `relu_slopes` as in
-    `crown_with_layers`.
+    IBP (`ibp_intermediate`). Same arguments as `ibp`; `relu_slopes` and `relu_splits` as
+    in `crown_with_layers`.
     """
     b, _ = crown_with_layers(graph_or_model, params, lower, upper, C=C, covers=covers,
-                             ibp_intermediate=ibp_intermediate, relu_slopes=relu_slopes)
+                             ibp_intermediate=ibp_intermediate, relu_slopes=relu_slopes,
+                             relu_splits=relu_splits)
     return b
 
 
@@ -116,7 +120,11 @@ def _identity_spec(shape: tuple[int, ...], batch: int) -> Array:
 
 def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upper: Any,
                       *, C: Any = None, covers: str = "real", ibp_intermediate: bool = True,
-                      relu_slopes: Mapping[Any, Any] | None = None
+                      relu_slopes: Mapping[Any, Any] | None = None,
+                      relu_splits: Mapping[int, Any] | None = None,
+                      relu_coefficients: dict[int, Array] | None = None,
+                      relu_betas: BetaFn | None = None,
+                      relu_intervals: Mapping[int, tuple[Any, Any]] | None = None
                       ) -> tuple[Bounds, dict[int, tuple[Array, Array]]]:
     """`crown`, also returning by node id the interval of every input of a relaxed node
     (the operand of relu, tanh, ...; both operands of a product, quotient, max or min of
@@ -131,18 +139,74 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
     the intermediate pass that bounds node `z` (an operand of a relaxed node, after
     `relu`), shape (batch, 2 * size of z, *relu shape without the batch axis): rows
     [0, size) serve z's lower bounds, the rest its upper bounds, in z's flattened order.
+
+    `relu_splits` (ReLU branch and bound) restricts each batch row to a subdomain of its
+    box: it maps a relu node id to an integer array of shape (batch, *node shape without
+    the batch axis), +1 where that row keeps only the points with the pre-activation
+    z >= 0 (active), -1 where z <= 0 (inactive), 0 where z is free. The split intersects
+    z's interval ([max(l, 0), u] or [l, min(u, 0)]) before its relaxation and before any
+    later interval is computed, so the bounds hold over the subdomain's points. A row
+    whose constraints contradict an interval (z >= 0 asked where u < 0, or z <= 0 where
+    l > 0) holds no point: its bounds are lower +inf and upper -inf. A relu node the
+    pass does not relax (a constant one) keeps its split unused (sound, no tighter).
+    With `relu_splits` (even empty) the intervals are computed as the exact checker of
+    relu-split certificates (`vnn.exact_chain`) computes them, so that the two agree: IBP
+    from the clamped intervals, CROWN only on the neurons IBP leaves unstable, and the
+    final bounds intersected with the output's interval. `relu_intervals` (with
+    `relu_splits`) gives by relu node id intervals of its operand, (batch, *node shape
+    without the batch axis) each, already known to hold on every row's subdomain (a
+    parent subdomain's, in branch and bound): they are used as computed (then clamped by
+    the splits), which saves their CROWN passes; soundness rests on that claim.
+
+    `relu_coefficients`, when a dict, receives by relu node id the coefficient of that
+    node's output in the final pass for the lower bounds of C y: (batch, rows, *node
+    shape without the batch axis), and by the input node's id the input's (a branching
+    heuristic and a search for counterexamples read them; nothing sound does).
+
+    `relu_betas` (beta-CROWN, Wang et al. 2021; with `relu_splits`) is called once the
+    intermediate intervals are known, with the pre-activation intervals by relu node id,
+    and returns by relu node id multipliers beta >= 0 of shape (batch, 2 * rows, *node
+    shape without the batch axis) (rows as for `relu_slopes`): the final pass bounds
+    `C y - sum beta * sign * z` instead, a lower bound of C y on the subdomain for any
+    such betas (sign * z >= 0 there); betas on free neurons are ignored. A negative or
+    non-finite beta, or a wrong shape, raises ValueError or ShapeError.
     """
     g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
     batch = lo.shape[0]
     final = {k: v for k, v in (relu_slopes or {}).items() if not isinstance(k, tuple)}
     inner = _checked_pair_slopes(g, {k: v for k, v in (relu_slopes or {}).items()
                                      if isinstance(k, tuple)}, batch)
+    splits = None if relu_splits is None else _checked_splits(g, relu_splits, batch)
+    known = None
+    if relu_intervals is not None:
+        if splits is None:
+            raise ValueError("relu_intervals: known intervals go with relu_splits")
+        known = _checked_intervals(g, relu_intervals, batch)
+    empty = np.zeros(batch, dtype=bool)
     bw, pre = _intermediate(g, params, lo, hi, ibp_intermediate,
-                            slopes_for=(lambda z, _pre: inner.get(z)) if inner else None)
+                            slopes_for=(lambda z, _pre: inner.get(z)) if inner else None,
+                            splits=splits, empty=empty, known=known)
     spec = spec_matrix(C, g, batch)
     if final:
         bw.relu_slopes = _checked_slopes(g, final, batch, 2 * spec.shape[1])
+    if relu_betas is not None:
+        if splits is None:
+            raise ValueError("relu_betas: multipliers of split constraints need relu_splits")
+        assert relu_splits is not None
+        intervals = {r: pre[g.nodes[r].args[0]] for r in relu_splits}
+        bw.relu_betas = _beta_terms(g, relu_betas(intervals), relu_splits, batch,
+                                    2 * spec.shape[1])
+    if relu_coefficients is not None:
+        bw.record = frozenset(n.id for n in g.nodes if n.op in ("relu", "input"))
+        bw.record_rows = spec.shape[1]
     res = _final(bw, g, spec, "crown")
+    if splits is not None:  # interval arithmetic on the output too, as the exact checker
+        res = _max_with_interval(res, bw.ib[g.outputs[0][1]], spec)
+    if relu_coefficients is not None:
+        relu_coefficients.update(bw.recorded)
+    if np.any(empty):  # no point: every bound holds vacuously
+        res = Bounds(np.where(empty[:, None], np.inf, res.lower),
+                     np.where(empty[:, None], -np.inf, res.upper), res.method)
     if covers == "float32":
         res = _float32_extension(res, g, params, lo, hi, spec)
     return res, pre
@@ -182,6 +246,91 @@ def _checked_pair_slopes(g: Graph, slopes: Mapping[Any, Any], batch: int
     return out
 
 
+def _beta_terms(g: Graph, betas: Mapping[int, Any], splits: Mapping[int, Any], batch: int,
+                rows: int) -> dict[int, Array]:
+    """The coefficient terms -beta * sign by relu node, checked (split relu node, shape,
+    beta finite and >= 0)."""
+    out: dict[int, Array] = {}
+    for node, b in betas.items():
+        if node not in splits:
+            raise ValueError(f"relu_betas: node %{node} has no relu_splits entry")
+        arr = np.asarray(b, dtype=np.float64)
+        want = (batch, rows) + g.nodes[node].shape[1:]
+        if arr.shape != want:
+            raise ShapeError(f"relu_betas: node %{node} needs multipliers of shape {want}, "
+                             f"got {arr.shape}")
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise ValueError(f"relu_betas: node %{node} has a negative or non-finite beta")
+        sign = np.asarray(splits[node]).astype(np.float64)[:, None]
+        out[node] = -(arr * sign)  # exact: sign is -1, 0 or 1
+    return out
+
+
+def _max_with_interval(b: Bounds, out: tuple[Array, Array], spec: Array) -> Bounds:
+    """`b` intersected with the bounds of the spec rows by the output's interval."""
+    batch, rows = spec.shape[0], spec.shape[1]
+    yl = np.broadcast_to(out[0], (batch,) + spec.shape[2:])
+    yh = np.broadcast_to(out[1], (batch,) + spec.shape[2:])
+    pos, neg = np.maximum(spec, 0.0), np.minimum(spec, 0.0)
+    low = dn(dot_lower(pos, yl) + dot_lower(neg, yh))
+    high = up(-(dot_lower(-pos, yh) + dot_lower(-neg, yl)))
+    assert low.shape == (batch, rows)
+    return Bounds(np.maximum(b.lower, low), np.minimum(b.upper, high), b.method)
+
+
+def _checked_intervals(g: Graph, given: Mapping[int, tuple[Any, Any]], batch: int
+                       ) -> dict[int, tuple[Array, Array]]:
+    """The known intervals by pre-activation node, checked (relu node, shapes, lo <= hi,
+    no NaN)."""
+    out: dict[int, tuple[Array, Array]] = {}
+    for node, (a, b) in given.items():
+        if not 0 <= node < len(g.nodes) or g.nodes[node].op != "relu":
+            raise ValueError(f"relu_intervals: node %{node} is not a relu node of the graph")
+        want = (batch,) + g.nodes[node].shape[1:]
+        lo, hi = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        if lo.shape != want or hi.shape != want:
+            raise ShapeError(f"relu_intervals: node %{node} needs intervals of shape {want}, "
+                             f"got {lo.shape} and {hi.shape}")
+        if not np.all(lo <= hi):  # also refuses NaN
+            raise ValueError(f"relu_intervals: node %{node} has lower > upper or a NaN")
+        out[g.nodes[node].args[0]] = (lo, hi)
+    return out
+
+
+def _checked_splits(g: Graph, splits: Mapping[int, Any], batch: int) -> dict[int, Array]:
+    """The splits by pre-activation node (the relu's operand), checked: relu node, shape
+    (batch, *shape without batch), values in {-1, 0, 1}."""
+    out: dict[int, Array] = {}
+    for node, s in splits.items():
+        if not 0 <= node < len(g.nodes) or g.nodes[node].op != "relu":
+            raise ValueError(f"relu_splits: node %{node} is not a relu node of the graph")
+        arr = np.asarray(s)
+        want = (batch,) + g.nodes[node].shape[1:]
+        if arr.shape != want:
+            raise ShapeError(f"relu_splits: node %{node} needs signs of shape {want}, "
+                             f"got {arr.shape}")
+        if not np.all((arr == -1) | (arr == 0) | (arr == 1)):
+            raise ValueError(f"relu_splits: node %{node} has a sign outside -1, 0, 1")
+        out[g.nodes[node].args[0]] = arr.astype(np.int8)
+    return out
+
+
+def _apply_splits(signs: Array, zl: Array, zh: Array, empty: Array) -> tuple[Array, Array]:
+    """z's interval intersected with its split half-lines; batch rows left with an
+    interval empty by more than 2^-30 are marked in `empty`. An empty interval becomes
+    the point 0 (a superset, so sound; it keeps later passes finite): a row empty by less
+    is bounded on as if not empty, which an independent exact re-derivation, whose
+    intervals differ from these by roundings, can then reproduce."""
+    zl = np.where(signs > 0, np.maximum(zl, 0.0), zl)
+    zh = np.where(signs < 0, np.minimum(zh, 0.0), zh)
+    bad = zl > zh
+    if np.any(bad):
+        clear = zl - zh > 2.0**-30 * (1.0 + np.abs(zl) + np.abs(zh))
+        empty |= np.any(clear.reshape(clear.shape[0], -1), axis=1)
+        zl, zh = np.where(bad, 0.0, zl), np.where(bad, 0.0, zh)
+    return zl, zh
+
+
 def _final(bw: Backward, g: Graph, spec: Array, method: str) -> Bounds:
     """The backward pass of the spec rows (and their negations) from the output."""
     out = g.outputs[0][1]
@@ -217,12 +366,16 @@ SlopesFor = Callable[[int, Mapping[int, tuple[Array, Array]]], "dict[int, Array]
 
 
 def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
-                  ibp_intermediate: bool, slopes_for: SlopesFor | None = None
+                  ibp_intermediate: bool, slopes_for: SlopesFor | None = None,
+                  splits: Mapping[int, Array] | None = None, empty: Array | None = None,
+                  known: Mapping[int, tuple[Array, Array]] | None = None
                   ) -> tuple[Backward, dict[int, tuple[Array, Array]]]:
     """The backward engine over `g` with every relaxed operand's interval tightened by
     CROWN (intersected with IBP), and those intervals by node id. `slopes_for(z, pre)`,
     given the node about to be bounded and the intervals so far, may return relu slopes
-    (checked, in the layout of `Backward.relu_slopes`) for that pass."""
+    (checked, in the layout of `Backward.relu_slopes`) for that pass. `splits` (by operand
+    node: signs, see `crown_with_layers`) clamp those intervals as they are computed;
+    rows they leave empty are marked in `empty` (batch,)."""
     CROWN.check_ops(g.nodes, skip=LEAVES, describe=lambda n: g.describe(g.nodes[n.id]))
     IBP.check_ops(g.nodes, skip=LEAVES, describe=lambda n: g.describe(g.nodes[n.id]))
     ib = ibp_nodes(g, params, lo, hi)
@@ -238,8 +391,17 @@ def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
     def tighten(z: int) -> None:
         if z in pre or not bat[z]:
             return
+        if splits is not None:
+            if known and z in known:
+                shape = g.nodes[z].shape
+                pre[z] = ib[z] = (known[z][0].reshape(shape), known[z][1].reshape(shape))
+            else:
+                tighten_unstable(z)
+            split(z)
+            return
         if _ibp_is_exact(g, z, dep):  # CROWN would give the same interval, at great cost
             pre[z] = ib[z]
+            split(z)
             return
         shape = g.nodes[z].shape
         w = int(np.prod(shape[1:]))
@@ -251,12 +413,49 @@ def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
             zl, zh = np.maximum(zl, ib[z][0]), np.minimum(zh, ib[z][1])
         pre[z] = (zl, zh)
         ib[z] = (zl, zh)  # the tighter intervals also tighten the magnitudes used later
+        split(z)
+
+    def tighten_unstable(z: int) -> None:
+        # with splits: CROWN on the neurons IBP leaves unstable only (the others' IBP
+        # interval is kept), IBP from the tightened intervals: what the exact checker of
+        # relu-split certificates (vnn.exact_chain) computes, so that its bounds agree
+        il, ih = (np.broadcast_to(v, g.nodes[z].shape) for v in ib[z])
+        shape = g.nodes[z].shape
+        unstable = ((il < 0) & (ih > 0)).reshape(batch, -1)
+        cols = np.flatnonzero(np.any(unstable, axis=0))
+        zl = np.array(il, dtype=np.float64).reshape(batch, -1)
+        zh = np.array(ih, dtype=np.float64).reshape(batch, -1)
+        if cols.size and not _ibp_is_exact(g, z, dep):
+            w = int(np.prod(shape[1:]))
+            eye = np.zeros((cols.size, w))
+            eye[np.arange(cols.size), cols] = 1.0
+            spec = np.broadcast_to(np.concatenate([eye, -eye]).reshape(
+                (2 * cols.size,) + shape[1:]), (batch, 2 * cols.size) + shape[1:])
+            low = bw.run({z: spec})
+            keep = unstable[:, cols]
+            zl[:, cols] = np.where(keep, np.maximum(low[:, : cols.size], zl[:, cols]),
+                                   zl[:, cols])
+            zh[:, cols] = np.where(keep, np.minimum(-low[:, cols.size:], zh[:, cols]),
+                                   zh[:, cols])
+        pre[z] = ib[z] = (zl.reshape(shape), zh.reshape(shape))
+
+    def split(z: int) -> None:
+        signs = splits.get(z) if splits else None
+        if signs is None:
+            return
+        assert empty is not None
+        got = _apply_splits(signs.reshape(g.nodes[z].shape), pre[z][0], pre[z][1], empty)
+        pre[z] = got
+        ib[z] = got
 
     for n in g.nodes:
         if not dep[n.id] or not bat[n.id]:
             continue
         operands = _relaxed_operands(n, dep)
         if not operands:
+            if splits is not None and n.op in IBP.rules:  # IBP from the clamped intervals
+                new = IBP.rules[n.op](n, [ib[a] for a in n.args])
+                ib[n.id] = (np.maximum(new[0], ib[n.id][0]), np.minimum(new[1], ib[n.id][1]))
             continue
         for z in operands:
             tighten(z)

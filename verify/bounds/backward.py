@@ -88,6 +88,10 @@ class Backward:
         # per relu node: lower-line slopes in [0, 1] in the coefficient layout (batch,
         # rows, *shape); used on unstable neurons only (set for one `run` by the caller)
         self.relu_slopes: dict[int, Array] = {}
+        # per relu node: a term added to the coefficient of its operand z in the final
+        # pass, in the coefficient layout: -beta * sign (beta-CROWN's Lagrangian term of
+        # a split sign * z >= 0, nonpositive on the subdomain, so the bound stays one)
+        self.relu_betas: dict[int, Array] = {}
         # per node: (key of its operand's interval, its relaxation lines, that interval,
         # kept alive so that the key's ids stay unique)
         self.lines: dict[int, tuple[tuple[int, int, int], Any, tuple[Array, Array]]] = {}
@@ -101,6 +105,11 @@ class Backward:
         self._mag: dict[int, tuple[Array, Array, Array]] = {}
         self.const = np.zeros((0, 0))
         self.slack = np.zeros((0, 0))
+        # relu nodes whose output coefficient a `run` copies into `recorded` (the first
+        # `record_rows` rows), for branching heuristics
+        self.record: frozenset[int] = frozenset()
+        self.record_rows = 0
+        self.recorded: dict[int, Array] = {}
 
     def run(self, starts: dict[int, Array]) -> Array:
         """Lower bounds over the box of sum over nodes k of starts[k] . v_k: (batch, rows).
@@ -119,6 +128,8 @@ class Backward:
             self.slice_sets.pop(n.id, None)
             if a is None:
                 continue
+            if n.id in self.record:
+                self.recorded[n.id] = np.array(a[:, : self.record_rows])
             if self._abs is not None and not _same_entries(self._abs[0], a):
                 self._abs = None  # only the coefficient at hand's |a| is of use
             if n.op == "input":
@@ -653,7 +664,14 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
         bw.add_const(dn(p_sums[..., -2] - up(err * (g + 2 * U64))))
     err = up(-n_sums[..., 2] * (1.0 + g) + count * TINY_NORMAL)
     bw.add_const(dn(n_sums[..., 1] - up(err * (g + 2 * U64))))
+    # beta-CROWN: the split constraints' terms -beta * sign * z join the coefficient
+    term = bw.relu_betas.get(n.id) if n.op == "relu" else None
     if per_row:
+        if term is not None:
+            # new's own rounding (2u |new|) is charged here; `give` charges 2u |new +
+            # term|, more than the addition's rounding (u |sum|)
+            bw.charge(bw.absof(new), z, 2 * U64)
+            new = new + term
         bw.give(z, new, 2 * U64)
         return True
     assert p_sums is not None
@@ -662,7 +680,10 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
     total = up((p_sums[..., 0] - n_sums[..., 0]) * ((1.0 + g) * (1.0 + 8 * U64))
                + 2 * count * TINY_NORMAL)
     bw.slack = up(bw.slack + up(total * (1.01 * 2 * U64) + TINY_NORMAL))
-    bw.give(z, new, 0.0)
+    if term is not None:  # new's rounding is in the slack; 2u |new + term| covers the sum's
+        bw.give(z, new + term, 2 * U64)
+    else:
+        bw.give(z, new, 0.0)
     return True
 
 

@@ -137,6 +137,12 @@ def refuted_rows(lower: Arr, problem: Problem) -> list[tuple[int, ...] | None]:
     return [tuple(table[b]) if refuted[b] else None for b in range(lower.shape[0])]
 
 
+def unsafe(values: Arr, problem: Problem) -> Arr:
+    """Which points (their rows' values (N, R)) meet some group, by float evaluation (a
+    guide for the search; only an exact confirmation decides)."""
+    return np.asarray(_margins(values, problem) <= 0)
+
+
 def _margins(lower: Arr, problem: Problem) -> Arr:
     """How far each box (row lower bounds (N, R)) is from being refuted: min over groups
     of max over the group's rows of lower - d; > 0 exactly when the box is refuted."""

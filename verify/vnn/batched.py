@@ -20,6 +20,7 @@ from ...runtime.graph.batching import rebatch
 from ...runtime.graph.tracing import GraphBuilder, Var
 from ...spec.errors import ShapeError, UnsupportedOperation
 from .. import bounds as _bounds
+from ..bounds.alpha_crown import relu_chain
 from ..bounds.api import alpha_crown_with_slopes as _alpha_crown_with_slopes
 from .exact_chain import ChainSlopes
 
@@ -70,6 +71,7 @@ class BatchedModel:
         self._run: dict[int, Any] = {}
         self._grad: dict[int, Any] = {}
         self.batching_error: str | None = None
+        self._chain: Any = None  # the float affine-ReLU chain, for beta multipliers
 
     # -- graphs per batch size --------------------------------------------------------
     def graph_for(self, size: int) -> Graph:
@@ -226,3 +228,112 @@ class BatchedModel:
             inner.append(None if k == 0 or any(p is None for p in per) else tuple(
                 ints(p[0], p.shape[1]) for p in per if p is not None))
         return ChainSlopes(final, tuple(inner))
+
+    # -- ReLU branch and bound ----------------------------------------------------------
+    def relu_nodes(self) -> tuple[tuple[int, int], ...]:
+        """(node id, neurons) of every relu node, in graph order."""
+        return tuple((n.id, int(np.prod(n.shape[1:]))) for n in self.graph.nodes
+                     if n.op == "relu")
+
+    def bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
+                     beta_iterations: int = 0,
+                     known: tuple[Arr, Arr, np.ndarray[Any, Any]] | None = None
+                     ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr]:
+        """Sound CROWN lower bounds of `C . y` (N, R) over the subdomains of the box
+        [lo, hi] (n,) given by `signs` (N, W): +1 / -1 / 0 per relu neuron, the relu nodes
+        of `relu_nodes()` concatenated (see `bounds.crown_with_layers`, `relu_splits`);
+        +inf for an empty subdomain. Also (untrusted, for branching) the pre-activation
+        intervals (N, W) and the relu outputs' coefficients in the lower-bound rows
+        (N, R, W); the beta multipliers (N, R, W) the bounds used: found by
+        `beta_iterations` steps of `relu_bab.optimize_betas` (zero when 0); and the
+        input's coefficients in the lower-bound rows (N, R, n).
+
+        `known` = (zl, zu (N, W), depth (N,)): for row i, the intervals of the first
+        depth[i] relu layers are known to hold on its subdomain (its parent's, in branch
+        and bound) and are used instead of computed (`relu_intervals`); rows are bounded
+        in groups of one depth."""
+        if known is not None and np.any(known[2] > 0):
+            zl0, zu0, depth = known
+            outs = [np.empty((signs.shape[0],) + shape) for shape in (
+                (C.shape[0],), (signs.shape[1],), (signs.shape[1],),
+                (C.shape[0], signs.shape[1]), (C.shape[0], signs.shape[1]),
+                (C.shape[0], self.n))]
+            for d in np.unique(depth):
+                idx = np.flatnonzero(depth == d)
+                got = self._bound_splits(lo, hi, C, signs[idx], beta_iterations,
+                                         zl0[idx], zu0[idx], int(d))
+                for o, g in zip(outs, got, strict=True):
+                    o[idx] = g
+            return outs[0], outs[1], outs[2], outs[3], outs[4], outs[5]
+        return self._bound_splits(lo, hi, C, signs, beta_iterations, None, None, 0)
+
+    def _bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
+                      beta_iterations: int, zl0: Arr | None, zu0: Arr | None, depth: int
+                      ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr]:
+        """`bound_splits` for rows that all reuse the first `depth` relu layers' intervals
+        from zl0, zu0."""
+        from .relu_bab import optimize_betas
+
+        relus = self.relu_nodes()
+        if beta_iterations > 0 and self._chain is None:
+            self._chain = relu_chain(self.graph, self.params)
+        betas = np.zeros((signs.shape[0], C.shape[0], signs.shape[1]))
+        inputs = np.zeros((signs.shape[0], C.shape[0], self.n))
+        lo = np.asarray(lo, np.float64).reshape(1, self.n)
+        hi = np.asarray(hi, np.float64).reshape(1, self.n)
+        k, width = signs.shape[0], signs.shape[1]
+        low = np.empty((k, C.shape[0]))
+        zl, zu = np.empty((k, width)), np.empty((k, width))
+        coeff = np.zeros((k, C.shape[0], width))
+        for s, t, size in self._chunks(k):
+            g = self.graph_for(size)
+            a = np.repeat(lo, size, axis=0).reshape((size, *self.shape[1:]))
+            b = np.repeat(hi, size, axis=0).reshape((size, *self.shape[1:]))
+            part = _pad(signs[s:t], size)
+            splits, at = {}, 0
+            for node, w in relus:
+                splits[node] = part[:, at: at + w].reshape((size, *g.nodes[node].shape[1:]))
+                at += w
+            coeffs: dict[int, Arr] = {}
+
+            def beta_fn(intervals: Mapping[int, tuple[Arr, Arr]], s: int = s, t: int = t,
+                        size: int = size, part: Any = part, g: Graph = g) -> dict[int, Arr]:
+                assert self._chain is not None
+                il = np.concatenate([intervals[r][0].reshape(size, -1) for r, _ in relus], 1)
+                iu = np.concatenate([intervals[r][1].reshape(size, -1) for r, _ in relus], 1)
+                got = optimize_betas(self._chain, il, iu, part, C, lo[0], hi[0],
+                                     iterations=beta_iterations)
+                betas[s:t] = got[: t - s]
+                out, at = {}, 0
+                for node, w in relus:
+                    both = np.concatenate([got[:, :, at: at + w], np.zeros_like(
+                        got[:, :, at: at + w])], axis=1)
+                    out[node] = both.reshape((size, 2 * C.shape[0], *g.nodes[node].shape[1:]))
+                    at += w
+                return out
+
+            given: dict[int, tuple[Arr, Arr]] | None = None
+            if depth > 0 and zl0 is not None and zu0 is not None:
+                given, at = {}, 0
+                for node, w in relus[:depth]:
+                    shape = (size, *g.nodes[node].shape[1:])
+                    given[node] = (_pad(zl0[s:t, at: at + w], size).reshape(shape),
+                                   _pad(zu0[s:t, at: at + w], size).reshape(shape))
+                    at += w
+            res, pre = _bounds.crown_with_layers(
+                g, self.params, a, b, C=C, relu_splits=splits, relu_coefficients=coeffs,
+                relu_betas=beta_fn if beta_iterations > 0 else None, relu_intervals=given)
+            low[s:t] = res.lower[: t - s]
+            if g.inputs[0].id in coeffs:
+                inputs[s:t] = coeffs[g.inputs[0].id].reshape(
+                    size, C.shape[0], -1)[: t - s]
+            at = 0
+            for node, w in relus:
+                z = g.nodes[node].args[0]
+                zl[s:t, at: at + w] = np.asarray(pre[z][0]).reshape(size, -1)[: t - s]
+                zu[s:t, at: at + w] = np.asarray(pre[z][1]).reshape(size, -1)[: t - s]
+                if node in coeffs:
+                    coeff[s:t, :, at: at + w] = coeffs[node].reshape(
+                        size, C.shape[0], -1)[: t - s]
+                at += w
+        return low, zl, zu, coeff, betas, inputs

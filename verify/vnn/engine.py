@@ -17,18 +17,22 @@ Per case of the property (an input box and a disjunction of conjunctions of outp
 2. Bounds: CROWN (IBP where CROWN lacks an op) over a binary64 box containing the exact
    box, outward rounded (`verify.bounds`). A conjunction is refuted when one of its rows
    has a lower bound above `d` (rows that are not binary64 numbers are charged their
-   rounding times the output magnitudes).
+   rounding times the output magnitudes). For wider inputs than input splitting takes,
+   full alpha-CROWN is tried next (its slopes travel in the certificate).
 3. Branch and bound (`bab.py`) over input splits when the input has at most
    `max_split_inputs` entries: boxes bounded in batches through the re-batched graph
    (optionally spread over a `verify.workers.WorkPool`). Every leaf is refuted, or a
-   confirmed counterexample is found, or the deadline passes.
+   confirmed counterexample is found, or the deadline passes. Wider inputs get branch
+   and bound over ReLU splits instead (`relu_bab.py`: subdomains fixing the signs of
+   unstable pre-activations, bounded in batches by CROWN with the splits), when the
+   model is a chain of affine maps and ReLUs (what the exact checker reads); other
+   models answer `unknown` when CROWN alone cannot prove them.
 
 `holds` when every case's tree is refuted; the trees are written as a certificate when
-asked (`tree_certificate.py`: re-checked exactly by `check_tree_certificate`). High-
-dimensional inputs get steps 1-2 only (ReLU splitting is not implemented): `unknown` when
-CROWN alone cannot prove them. `timeout` when the deadline passes first: every batch of
-boxes is sized to the time left and every exact confirmation must fit in it (the slowest
-so far), so an instance overruns its limit by about one box's or one confirmation's cost.
+asked (`tree_certificate.py`: re-checked exactly by `check_tree_certificate`).
+`timeout` when the deadline passes first: every batch of boxes or subdomains is sized to
+the time left and every exact confirmation must fit in it (the slowest so far), so an
+instance overruns its limit by about one batch's or one confirmation's cost.
 
 Verdicts are about the real-number function the graph denotes (weights read exactly),
 the semantics `verify.bounds` and the `exact` field share.
@@ -53,13 +57,15 @@ import numpy as np
 from ...runtime.graph import Graph
 from ...runtime.graph.autodiff import NotDifferentiableError
 from ...spec.errors import ShapeError, UnsupportedOperation
+from ..bounds.alpha_crown import relu_chain
 from ..workers import Shared, UnitError, WorkPool
 from .attack import attack
 from .bab import Problem, Tree, branch_and_bound, refuted_rows
 from .batched import BatchedModel
 from .confirm import Confirmation, Confirmer
 from .instance import fit_property, load_model, model_sizes
-from .tree_certificate import CaseTree, case_rows, write_tree_certificate
+from .relu_bab import relu_branch_and_bound
+from .tree_certificate import CaseTree, ReluCaseTree, case_rows, write_tree_certificate
 from .vnnlib import Case, Property, read_vnnlib
 
 __all__ = ["Verdict", "STATUSES", "verify_instance", "load_model", "model_sizes",
@@ -69,6 +75,8 @@ STATUSES = ("holds", "violated", "unknown", "timeout")
 Array = np.ndarray[Any, Any]
 Counterexample = tuple[tuple[Fraction, ...], tuple[Fraction, ...]]
 MAX_SPLIT_INPUTS = 16  # input splitting pays for low-dimensional inputs only
+RELU_BATCH = 64  # subdomains per ReLU-splitting batch: CROWN's cost grows with it
+BETA_ITERATIONS = 20  # projected Adam steps on the split multipliers per batch
 
 
 @dataclass(frozen=True)
@@ -291,7 +299,7 @@ def verify_instance(model: str | os.PathLike[str] | tuple[Graph, Mapping[str, An
                 return done("violated", _cex_detail(found, i, len(cases)),
                             (found.x, found.y))
         # 2-3. bounds, then branch and bound, per case
-        trees: list[CaseTree] = []
+        trees: list[CaseTree | ReluCaseTree] = []
         notes: list[str] = []
         unknown = ""
         for i, pc in enumerate(cases):
@@ -319,9 +327,11 @@ def verify_instance(model: str | os.PathLike[str] | tuple[Graph, Mapping[str, An
         if certificate is not None:
             write_tree_certificate(certificate, parsed, trees)
             cert = os.fspath(certificate)
-        leaves = sum(len(t.leaves) for t in trees)
+        leaves = sum(len(t.leaves) if isinstance(t, CaseTree) else len(t.refuted)
+                     for t in trees)
         return done("holds", f"every unsafe disjunct of {len(cases)} case(s) is refuted "
-                    f"on {leaves} box(es) by {', '.join(sorted(set(notes)))}", cert=cert)
+                    f"on {leaves} box(es) or subdomain(s) by "
+                    f"{', '.join(sorted(set(notes)))}", cert=cert)
     except _Timeout:
         return done("timeout", f"no verdict within {timeout} s")
 
@@ -387,7 +397,7 @@ def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
                 phases: _Phases, bound3: Callable[[Array, Array, Array], Array],
                 filtered: Callable[[Problem, Array], Callable[[Array, Array], Array]],
                 batch: int, max_split: int
-                ) -> tuple[str, CaseTree | None, Confirmation | None, str]:
+                ) -> tuple[str, CaseTree | ReluCaseTree | None, Confirmation | None, str]:
     """(status, tree, counterexample, note) for one case after the attack."""
     if pc.problem is None:
         return "unknown", None, None, "an unsafe disjunct has no output constraint"
@@ -405,8 +415,7 @@ def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
         if proved is not None:
             return "holds", proved, None, "alpha-crown bounds"
         clock.check()
-        return "unknown", None, None, (f"bounds leave an unsafe disjunct open; {m.n} inputs "
-                                       f"are too many to split (at most {max_split})")
+        return _relu_split_case(pc, m, confirmer, clock, phases, batch, max_split)
     found: list[Confirmation] = []
 
     def evaluate(x: Array) -> Array:
@@ -457,6 +466,70 @@ def _alpha_root(pc: _Case, m: BatchedModel, problem: Problem, C: Array, phases: 
     tree = _case_tree(pc, Tree(leaves={0: rows}))
     return CaseTree(tree.lower, tree.upper, tree.splits, tree.leaves,
                     ((0, m.chain_slopes(slopes, rows)),))
+
+
+def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
+                     phases: _Phases, batch: int, max_split: int
+                     ) -> tuple[str, CaseTree | ReluCaseTree | None, Confirmation | None, str]:
+    """(status, tree, counterexample, note) by branch and bound over ReLU splits (the
+    relaxed minimisers of open subdomains tried as counterexamples), for models that are
+    chains of affine maps and ReLUs (the exact checker's reach)."""
+    assert pc.problem is not None
+    too_many = (f"bounds leave an unsafe disjunct open; {m.n} inputs are too many to split "
+                f"(at most {max_split})")
+    try:
+        relu_chain(m.graph, m.params)
+    except UnsupportedOperation as e:
+        return "unknown", None, None, (f"{too_many}, and ReLU splitting needs a chain of "
+                                       f"affine maps and ReLUs ({e})")
+    relus = m.relu_nodes()
+    if not relus or m.batching_error is not None:
+        return "unknown", None, None, f"{too_many}, and the model has no ReLU to split"
+
+    def bound(signs: np.ndarray[Any, Any], known: Any
+              ) -> tuple[Array, Array, Array, Array, Array, Array]:
+        t0 = time.monotonic()
+        try:
+            return m.bound_splits(pc.lo, pc.hi, pc.C, signs, BETA_ITERATIONS, known)
+        finally:
+            phases.add("bounds", t0)
+
+    found: list[Confirmation] = []
+    C = pc.C
+
+    def evaluate(x: Array) -> Array:
+        return np.asarray(m.evaluate(x) @ C.T, np.float64)
+
+    t0 = time.monotonic()
+    before = phases.seconds["bounds"]
+    try:
+        res = relu_branch_and_bound(
+            pc.problem, bound, sum(w for _, w in relus),
+            deadline=clock.deadline if clock.deadline is not None else np.inf,
+            batch=min(batch, RELU_BATCH), evaluate=evaluate,
+            confirm=_confirm_fn(pc, confirmer, found, clock), layers=[w for _, w in relus])
+    except (UnsupportedOperation, ShapeError) as e:
+        return "unknown", None, None, f"{too_many}; ReLU splitting found no bounds ({e})"
+    finally:
+        phases.seconds["branching"] += ((time.monotonic() - t0)
+                                        - (phases.seconds["bounds"] - before))
+    if res.status == "timeout":
+        return "timeout", None, None, ""
+    if res.status == "violated" and found:
+        return "violated", None, found[-1], ""
+    if res.status != "holds":
+        return "unknown", None, None, (f"ReLU splitting stopped after "
+                                       f"{res.subdomains_bounded} subdomains: {res.note}")
+    layer_of = [(k, j) for k, (_, w) in enumerate(relus) for j in range(w)]
+    tree = ReluCaseTree(
+        tuple(Fraction(float(v)) for v in pc.lo), tuple(Fraction(float(v)) for v in pc.hi),
+        tuple((s.node, *layer_of[s.neuron], s.active, s.inactive) for s in res.tree.splits),
+        tuple(sorted(res.tree.refuted.items())),
+        tuple((node, r, *layer_of[j], Fraction(beta))
+              for node, by_row in sorted(res.tree.betas.items())
+              for r, used in sorted(by_row.items()) for j, beta in used))
+    return "holds", tree, None, (f"ReLU splitting with crown bounds "
+                                 f"({res.subdomains_bounded} subdomains)")
 
 
 def _case_tree(pc: _Case, tree: Tree) -> CaseTree:

@@ -113,15 +113,11 @@ class ExactChain:
     weights: tuple[tuple[Obj, int], ...]  # (out, in) ints, exponent
     biases: tuple[tuple[Obj, int], ...]
 
-    def widths(self) -> tuple[int, ...]:
-        """The width of each ReLU layer."""
-        return tuple(int(w.shape[0]) for w, _ in self.weights[:-1])
-
     def _checked(self, slopes: ChainSlopes | None, rows: int
                  ) -> tuple[list[Obj | None], list[list[Obj] | None]]:
         """The slopes as integers at exponent GRID (None: adaptive), checked against the
         chain's widths and the number of spec rows; raises ValueError."""
-        widths = self.widths()
+        widths = self.layer_widths()
         if slopes is None:
             return [None] * len(widths), [None] * len(widths)
         if len(slopes.final) != len(widths) or len(slopes.inner) != len(widths):
@@ -147,7 +143,37 @@ class ExactChain:
         """Exact sound lower bounds of `c . y` over the box, for each row c; with
         `slopes`, the given alpha-CROWN lower lines replace the adaptive ones on unstable
         neurons (checked: ValueError for a wrong shape or a slope outside [0, 1])."""
+        got = self.lower_bound_split(lower, upper, rows, {}, slopes=slopes)
+        assert got is not None  # no sign constraint: never empty
+        return got
+
+    def layer_widths(self) -> tuple[int, ...]:
+        """The neurons of each ReLU layer (the pre-activations z_1 .. z_{L-1})."""
+        return tuple(int(w.shape[0]) for w, _ in self.weights[:-1])
+
+    def lower_bound_split(self, lower: Sequence[Fraction], upper: Sequence[Fraction],
+                          rows: Sequence[Sequence[Fraction]],
+                          signs: Mapping[tuple[int, int], int],
+                          betas: Sequence[Mapping[tuple[int, int], Fraction]] = (),
+                          slopes: ChainSlopes | None = None) -> list[Fraction] | None:
+        """Exact sound lower bounds of `c . y` over the points of the box whose
+        pre-activations meet `signs` ((layer k, neuron j) -> +1: z_{k+1, j} >= 0, -1:
+        z_{k+1, j} <= 0; k counts ReLU layers from 0); None when no point can meet them
+        (a constraint contradicts a sound interval of its neuron). Each constraint
+        clamps its neuron's interval (exactly: 0 is on every grid) before the ReLU is
+        relaxed and before later layers are bounded, which the points meeting the
+        constraints satisfy; keys out of range raise ValueError.
+
+        `betas[i]` (beta-CROWN multipliers for row i, by constrained neuron; dyadic,
+        >= 0) make the final back-substitution bound `c . y - sum beta * sign * z`,
+        below c . y wherever the constraints hold; a beta on an unconstrained neuron, a
+        negative or a non-dyadic one raises ValueError. `slopes` as in `lower_bound`."""
         final, inner = self._checked(slopes, len(rows))
+        widths = self.layer_widths()
+        for (k, j), sign in signs.items():
+            if not (0 <= k < len(widths) and 0 <= j < widths[k] and sign in (-1, 1)):
+                raise ValueError(f"sign constraint {(k, j)}: {sign} is out of range")
+        terms = self._beta_terms(betas, signs, len(rows)) if betas else {}
         xl, el = _dyadic(lower, -1)
         xu, eu = _dyadic(upper, +1)
         e_x = max(el, eu)
@@ -179,6 +205,15 @@ class ExactChain:
                 for i, j in enumerate(unstable):
                     zl[j] = max(zl[j], low_l[i])
                     zu[j] = min(zu[j], -neg_u[i])
+            for (layer, j), sign in signs.items():
+                if layer != k:
+                    continue
+                if sign > 0:
+                    zl[j] = max(zl[j], 0)
+                else:
+                    zu[j] = min(zu[j], 0)
+                if zl[j] > zu[j]:
+                    return None
             relax.append(self._relax(zl, zu, e))
             hl = np.array([max(v, 0) for v in zl], dtype=object)
             hu = np.array([max(v, 0) for v in zu], dtype=object)
@@ -189,7 +224,7 @@ class ExactChain:
         spec = np.array([[int(c * d) for c in r] for r, d in zip(rows, scale, strict=True)],
                         dtype=object)
         e_c = 0
-        low, e_low = self._back(len(self.weights) - 1, spec, e_c, relax, box, final)
+        low, e_low = self._back(len(self.weights) - 1, spec, e_c, relax, box, final, terms)
         # interval arithmetic on the output too: sometimes tighter than back-substitution
         yl, yu, ey = self._ibp(len(self.weights) - 1, hl, hu, eh)
         sp = np.where(spec > 0, spec, 0)
@@ -228,13 +263,39 @@ class ExactChain:
                 c[j] = -s[j] * lo
         return a, s, c, zl, e
 
+    def _beta_terms(self, betas: Sequence[Mapping[tuple[int, int], Fraction]],
+                    signs: Mapping[tuple[int, int], int], n_rows: int
+                    ) -> dict[int, tuple[Obj, int]]:
+        """By layer k: the integers (rows, width) and exponent of -beta * sign."""
+        if len(betas) != n_rows:
+            raise ValueError(f"{len(betas)} beta rows for {n_rows} rows")
+        by_layer: dict[int, list[tuple[int, int, Fraction]]] = {}
+        for i, row in enumerate(betas):
+            for (k, j), beta in row.items():
+                d = beta.denominator
+                if (k, j) not in signs or beta < 0 or d & (d - 1):
+                    raise ValueError(f"beta {beta} of row {i} on {(k, j)}: not a dyadic "
+                                     "multiplier >= 0 of a constrained neuron")
+                by_layer.setdefault(k, []).append((i, j, -signs[(k, j)] * beta))
+        out = {}
+        widths = self.layer_widths()
+        for k, items in by_layer.items():
+            e = max(q.denominator.bit_length() - 1 for _, _, q in items)
+            t = np.zeros((n_rows, widths[k]), dtype=object)
+            for i, j, q in items:
+                t[i, j] = q.numerator << (e - (q.denominator.bit_length() - 1))
+            out[k] = (t, e)
+        return out
+
     def _back(self, k: int, spec: Obj, e_spec: int, relax: Sequence[Relax],
-              box: tuple[Obj, Obj, int], slopes: Sequence[Obj | None] | None = None
+              box: tuple[Obj, Obj, int], slopes: Sequence[Obj | None] | None = None,
+              terms: Mapping[int, tuple[Obj, int]] | None = None
               ) -> tuple[Obj, int]:
         """Lower bounds of spec . z_{k+1} (rows of spec over layer k's output) by
         back-substitution to the input box: integers and their exponent. `slopes[i]`
         (rows, width of ReLU i), at exponent GRID, replace ReLU i's adaptive lower slopes
-        on its unstable neurons, row by row."""
+        on its unstable neurons, row by row. `terms[k]` (integers (rows, width), exponent)
+        are added to the coefficients of ReLU layer k's inputs (beta-CROWN's split terms)."""
         A, eA = spec, e_spec
         const = np.zeros(spec.shape[0], dtype=object)
         ec = 0
@@ -262,6 +323,11 @@ class ExactChain:
                 lines = np.where((c != 0)[None, :], given, (a * (1 << GRID))[None, :])
                 A = pos * lines + neg * s[None, :]
             eA = eA + GRID
+            if terms and j - 1 in terms:  # -beta * sign on relu layer j - 1's inputs
+                t, et = terms[j - 1]
+                if et > eA:
+                    A, eA = _shift(A, eA, et), et
+                A = A + _shift(t, et, eA)
         xl, xu, ex = box
         pos = np.where(A > 0, A, 0)
         neg = A - pos
@@ -308,6 +374,71 @@ def _segment(g: Graph, start: int, end: int) -> Graph:
     return Graph(g.field, nodes, (("z", ids[end]),))
 
 
+Form = tuple[str, Obj, Obj]  # ("diag", d, c): v = d * h + c entrywise; ("dense", M, c)
+
+
+def _read_affine(seg: Graph, params: Mapping[str, Any]) -> tuple[Obj, Obj] | None:
+    """The segment's map as exact (W (out, in), b (out,)) of Fractions, read off its ops
+    without probing when its input goes through one matmul by a constant matrix and
+    otherwise only reshapes and elementwise ops with constants (a linear layer, with an
+    input normalisation before it); None for any other segment (probed instead). The
+    constants are the segment's own, computed over `exact`."""
+    dep = {n.id: False for n in seg.nodes}
+    for n in seg.nodes:
+        dep[n.id] = n.op == "input" or any(dep[a] for a in n.args)
+    consts = sorted({a for n in seg.nodes if dep[n.id] for a in n.args if not dep[a]})
+    inp = next(n for n in seg.nodes if n.op == "input")
+    names = {n.attr("name") for n in seg.nodes if n.op == "param"}
+    zero = np.empty(inp.shape, dtype=object)
+    zero[...] = Fraction(0)
+    values = interpret(Graph(seg.field, seg.nodes, tuple((f"c{i}", i) for i in consts)),
+                       {"h": zero, **{k: v for k, v in params.items() if k in names}})
+    const = {i: np.asarray(values[f"c{i}"].data, dtype=object) for i in consts}
+    width = int(np.prod(inp.shape))
+    one = np.empty(width, dtype=object)
+    one[...] = Fraction(1)
+    forms: dict[int, Form] = {inp.id: ("diag", one, np.zeros(width, dtype=object) + 0)}
+    for n in seg.nodes:
+        if not dep[n.id] or n.op == "input":
+            continue
+        var = [a for a in n.args if dep[a]]
+        if len(var) != 1:
+            return None
+        kind, m, c = forms[var[0]]
+        size = int(np.prod(n.shape))
+        if n.op == "reshape":
+            forms[n.id] = (kind, m, c)
+        elif n.op == "neg":
+            forms[n.id] = (kind, -m, -c)
+        elif n.op in ("add", "sub", "mul", "div"):
+            other = n.args[1] if n.args[0] == var[0] else n.args[0]
+            k = np.broadcast_to(const[other], n.shape).reshape(-1)
+            if size != len(c) or (n.op == "div" and other != n.args[1]):
+                return None
+            if n.op == "sub" and other == n.args[0]:  # k - v
+                m, c, n_op = -m, -c, "add"
+            else:
+                n_op = n.op
+            if n_op == "add":
+                forms[n.id] = (kind, m, c + k)
+            elif n_op == "sub":
+                forms[n.id] = (kind, m, c - k)
+            else:
+                f = k if n_op == "mul" else np.array([Fraction(1) / v for v in k], dtype=object)
+                forms[n.id] = (kind, m * (f if kind == "diag" else f[:, None]), c * f)
+        elif n.op == "matmul" and kind == "diag" and n.args[0] == var[0]:
+            w = const[n.args[1]]
+            if w.ndim != 2 or len(n.shape) != 2 or n.shape[0] != 1:
+                return None
+            forms[n.id] = ("dense", (w * m[:, None]).T.copy(), c.dot(w))
+        else:
+            return None
+    kind, m, c = forms[seg.outputs[0][1]]
+    if kind != "dense":
+        return None
+    return m, c
+
+
 def exact_chain(graph: Graph, params: Mapping[str, Any]) -> ExactChain:
     """The graph as an `ExactChain`; raises UnsupportedOperation when it is not a chain of
     affine maps and ReLUs (one input, batch axis 1, one output)."""
@@ -325,6 +456,17 @@ def exact_chain(graph: Graph, params: Mapping[str, Any]) -> ExactChain:
     for s, e in zip(starts, ends, strict=True):
         seg = _segment(g, s, e)
         width = int(np.prod(g.nodes[s].shape))
+        read = _read_affine(seg, ps)
+        if read is not None:
+            bias = [Fraction(v) for v in read[1]]
+            w_flat = [Fraction(v) for v in read[0].reshape(-1)]
+            if any(q.denominator & (q.denominator - 1) for q in w_flat + bias):
+                raise UnsupportedOperation("param", "exact", "weights are not binary "
+                                           "fractions")
+            wi, ew = _dyadic(w_flat, -1)
+            weights.append((wi.reshape(len(bias), width), ew))
+            biases.append(_dyadic(bias, -1))
+            continue
         rb = rebatch(seg, width + 1)
         basis = np.zeros((width + 1, width), dtype=object)
         basis[:] = Fraction(0)

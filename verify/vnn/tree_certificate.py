@@ -25,6 +25,21 @@ Format /2 (written only when some leaf has them) lets a leaf carry alpha-CROWN s
 being the integers times 2^-e. The checker only uses them: `leaf_bound(lo, hi, rows,
 slopes)` checks their shapes and that each lies in [0, 1] (any such slope gives a valid
 lower line), and a wrong shape or value makes the certificate invalid.
+
+A case of kind "relu-splits" (ReLU branch and bound, `ReluCaseTree`) instead splits
+subdomains of its root box: each split names a subdomain, a ReLU layer k and neuron j,
+and the child ids where that neuron's pre-activation is >= 0 (active) and <= 0
+(inactive); "refuted" lists nodes (any node, not only leaves) with, per conjunction, the
+row that refutes it there or -1; "betas" lists beta-CROWN multipliers (node, row, layer,
+neuron, beta) used in a refuting row's bound. The checker proves 1. as above; 2'. the splits form a
+tree from node 0 (fresh child ids, a neuron split at most once on a path), whose leaves
+cover the root (every split's halves z >= 0 and z <= 0 cover its node); 3'. each listed
+row is refuted over its node's subdomain, by `ExactChain.lower_bound_split` with the
+node's sign constraints and the row's betas (each must be a dyadic beta >= 0 on a
+neuron split on the node's path: `c . y - beta * sign * z <= c . y` there; a subdomain
+shown empty refutes every row); and every leaf has
+every conjunction refuted at itself or an ancestor (a subdomain's bound holds on its
+subsets).
 """
 
 from __future__ import annotations
@@ -47,8 +62,8 @@ from ...spec.errors import DataFormatError, UnsupportedOperation
 from .exact_chain import ChainSlopes
 from .vnnlib import Case, LinearConstraint, Property, read_vnnlib
 
-__all__ = ["CaseTree", "TreeCheck", "write_tree_certificate", "check_tree_certificate",
-           "case_rows", "FORMAT", "FORMAT_SLOPES"]
+__all__ = ["CaseTree", "ReluCaseTree", "TreeCheck", "write_tree_certificate",
+           "check_tree_certificate", "case_rows", "FORMAT", "FORMAT_SLOPES"]
 
 FORMAT = "torchlean-vnn-tree/1"
 FORMAT_SLOPES = "torchlean-vnn-tree/2"  # leaves may carry alpha-CROWN slopes
@@ -68,6 +83,20 @@ class CaseTree:
     leaves: tuple[tuple[int, tuple[int, ...]], ...]
     # leaf box id -> the alpha-CROWN slopes its bound uses (final rows: its refuting rows)
     slopes: tuple[tuple[int, ChainSlopes], ...] = ()
+
+
+@dataclass(frozen=True)
+class ReluCaseTree:
+    """One case's ReLU-split tree: root box, splits (node, relu layer k, neuron j,
+    active child, inactive child), refutations (node -> one row per conjunction, -1
+    where the node refutes nothing for it), and the beta multipliers of refuting rows
+    (node, row, layer k, neuron j, beta >= 0)."""
+
+    lower: tuple[Fraction, ...]
+    upper: tuple[Fraction, ...]
+    splits: tuple[tuple[int, int, int, int, int], ...]
+    refuted: tuple[tuple[int, tuple[int, ...]], ...]
+    betas: tuple[tuple[int, int, int, int, Fraction], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,19 +138,30 @@ def _slopes_doc(s: ChainSlopes) -> dict[str, Any]:
                       for per in s.inner]}
 
 
-def write_tree_certificate(path: str | os.PathLike[str], prop: Property,
-                           trees: Sequence[CaseTree]) -> None:
-    """Write the certificate for `prop` (one tree per case) atomically as JSON (format /2
-    when some leaf carries slopes, else /1)."""
-    def leaf(t: CaseTree, i: int, rows: tuple[int, ...]) -> list[Any]:
-        got = dict(t.slopes).get(i)
+def _case_doc(t: CaseTree | ReluCaseTree) -> dict[str, Any]:
+    root = {"lower": [_q(v) for v in t.lower], "upper": [_q(v) for v in t.upper]}
+    if isinstance(t, ReluCaseTree):
+        return {"kind": "relu-splits", "root": root, "splits": [list(s) for s in t.splits],
+                "refuted": [[i, list(rows)] for i, rows in t.refuted],
+                "betas": [[i, r, k, j, _q(b)] for i, r, k, j, b in t.betas]}
+    slopes = dict(t.slopes)
+
+    def leaf(i: int, rows: tuple[int, ...]) -> list[Any]:
+        got = slopes.get(i)
         return [i, list(rows)] if got is None else [i, list(rows), _slopes_doc(got)]
 
-    doc = {"format": FORMAT_SLOPES if any(t.slopes for t in trees) else FORMAT,
-           "property": prop.path, "cases": [
-        {"root": {"lower": [_q(v) for v in t.lower], "upper": [_q(v) for v in t.upper]},
-         "splits": [[b, a, _q(p), left, right] for b, a, p, left, right in t.splits],
-         "leaves": [leaf(t, i, rows) for i, rows in t.leaves]} for t in trees]}
+    return {"root": root,
+            "splits": [[b, a, _q(p), left, right] for b, a, p, left, right in t.splits],
+            "leaves": [leaf(i, rows) for i, rows in t.leaves]}
+
+
+def write_tree_certificate(path: str | os.PathLike[str], prop: Property,
+                           trees: Sequence[CaseTree | ReluCaseTree]) -> None:
+    """Write the certificate for `prop` (one tree per case) atomically as JSON (format /2
+    when some leaf carries slopes, else /1)."""
+    with_slopes = any(isinstance(t, CaseTree) and t.slopes for t in trees)
+    doc = {"format": FORMAT_SLOPES if with_slopes else FORMAT, "property": prop.path,
+           "cases": [_case_doc(t) for t in trees]}
     write_atomically(path, lambda f: json.dump(doc, f, separators=(",", ":")))
 
 
@@ -181,17 +221,42 @@ def _parse_slopes(v: Any, where: str) -> ChainSlopes:
     return ChainSlopes(final, inner)
 
 
-def _parse(doc: Any, n: int) -> list[CaseTree]:
+def _parse_relu(c: dict[str, Any], w: str, lower: tuple[Fraction, ...],
+                upper: tuple[Fraction, ...]) -> ReluCaseTree:
+    splits = []
+    for s in _list(c.get("splits"), f"{w} splits"):
+        s = _list(s, f"{w} split", 5)
+        splits.append((_int(s[0], w), _int(s[1], w), _int(s[2], w), _int(s[3], w),
+                       _int(s[4], w)))
+    refuted = []
+    for r in _list(c.get("refuted"), f"{w} refuted"):
+        r = _list(r, f"{w} refutation", 2)
+        refuted.append((_int(r[0], w), tuple(_int(v, w) for v in _list(r[1], w))))
+    betas = []
+    for b in _list(c.get("betas", []), f"{w} betas"):
+        b = _list(b, f"{w} beta", 5)
+        betas.append((_int(b[0], w), _int(b[1], w), _int(b[2], w), _int(b[3], w),
+                      _frac(b[4], w)))
+    return ReluCaseTree(lower, upper, tuple(splits), tuple(refuted), tuple(betas))
+
+
+def _parse(doc: Any, n: int) -> list[CaseTree | ReluCaseTree]:
     if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, FORMAT_SLOPES):
         raise _Bad(f"not a {FORMAT} or {FORMAT_SLOPES} certificate")
     with_slopes = doc["format"] == FORMAT_SLOPES
-    out = []
+    out: list[CaseTree | ReluCaseTree] = []
     for ci, c in enumerate(_list(doc.get("cases"), "cases")):
         if not isinstance(c, dict) or not isinstance(c.get("root"), dict):
             raise _Bad(f"case {ci}: expected an object with a root")
         w = f"case {ci}"
         lower = tuple(_frac(v, f"{w} root") for v in _list(c["root"].get("lower"), w, n))
         upper = tuple(_frac(v, f"{w} root") for v in _list(c["root"].get("upper"), w, n))
+        kind = c.get("kind", "input-splits")
+        if kind == "relu-splits":
+            out.append(_parse_relu(c, w, lower, upper))
+            continue
+        if kind != "input-splits":
+            raise _Bad(f"{w}: unknown kind {str(kind)[:40]!r}")
         splits = []
         for s in _list(c.get("splits"), f"{w} splits"):
             s = _list(s, f"{w} split", 5)
@@ -241,6 +306,88 @@ def _leaf_boxes(t: CaseTree, w: str) -> dict[int, tuple[list[Fraction], list[Fra
     return open_boxes
 
 
+Constraints = dict[tuple[int, int], int]
+
+
+def _relu_nodes(t: ReluCaseTree, widths: Sequence[int], w: str
+                ) -> tuple[dict[int, Constraints], dict[int, int], set[int]]:
+    """Every node's sign constraints, its parent (-1 for the root) and the leaves;
+    raises unless the splits form a tree from node 0 (fresh children, neurons in range,
+    no neuron split twice on one path)."""
+    cons: dict[int, Constraints] = {0: {}}
+    parent = {0: -1}
+    leaves = {0}
+    for node, k, j, active, inactive in t.splits:
+        if node not in leaves:
+            raise _Bad(f"{w}: split of node {node}, which is not an unsplit node")
+        if not (0 <= k < len(widths) and 0 <= j < widths[k]):
+            raise _Bad(f"{w}: split of node {node} names neuron {j} of relu layer {k}, "
+                       f"out of range")
+        if (k, j) in cons[node]:
+            raise _Bad(f"{w}: node {node} splits neuron {j} of layer {k} again")
+        if active == inactive or active in cons or inactive in cons:
+            raise _Bad(f"{w}: split of node {node} reuses a node id")
+        leaves.remove(node)
+        for child, sign in ((active, 1), (inactive, -1)):
+            cons[child] = {**cons[node], (k, j): sign}
+            parent[child] = node
+            leaves.add(child)
+    return cons, parent, leaves
+
+
+def _check_relu_case(t: ReluCaseTree, case: Case, chain: Any, w: str) -> int:
+    """Checks 2'. and 3'. of the module docstring; the refutations checked."""
+    rows, groups = case_rows(case)
+    cons, parent, leaves = _relu_nodes(t, chain.layer_widths(), w)
+    named_rows = {node: {r for r in refuting if r != -1} for node, refuting in t.refuted}
+    betas: dict[int, dict[int, dict[tuple[int, int], Fraction]]] = {}
+    for node, r, layer, j, beta in t.betas:
+        d = beta.denominator
+        if r not in named_rows.get(node, ()) or (layer, j) not in cons.get(node, {}) or (
+                beta < 0 or d & (d - 1)):
+            raise _Bad(f"{w}: beta {float(beta):.6g} of node {node}, row {r}, neuron {j} of "
+                       f"layer {layer}: not a dyadic multiplier >= 0 of a refuting row and a "
+                       "split neuron of that node")
+        got = betas.setdefault(node, {}).setdefault(r, {})
+        if (layer, j) in got:
+            raise _Bad(f"{w}: node {node}, row {r}: two betas for neuron {j} of layer "
+                       f"{layer}")
+        got[(layer, j)] = beta
+    here: dict[int, set[int]] = {}
+    for node, refuting in t.refuted:
+        if node not in cons or node in here:
+            raise _Bad(f"{w}: refutation of node {node}, not a node of the tree or "
+                       "listed twice")
+        if len(refuting) != len(groups) or any(
+                r != -1 and r not in g for r, g in zip(refuting, groups, strict=True)):
+            raise _Bad(f"{w}: node {node} does not name, per conjunction, one of its rows "
+                       "or -1")
+        named = [(i, r) for i, r in enumerate(refuting) if r != -1]
+        if not named:
+            raise _Bad(f"{w}: node {node} refutes nothing")
+        ks = [rows[r] for _, r in named]
+        by_row = betas.get(node, {})
+        lows = chain.lower_bound_split(list(t.lower), list(t.upper),
+                                       [k.coefficients for k in ks], cons[node],
+                                       [by_row.get(r, {}) for _, r in named])
+        if lows is not None:  # None: no point meets the node's constraints
+            for k, low in zip(ks, lows, strict=True):
+                if not (low >= k.bound if k.strict else low > k.bound):
+                    raise _Bad(f"{w}: node {node}: the re-derived lower bound "
+                               f"{float(low):.6g} does not exceed {float(k.bound):.6g}")
+        here[node] = {i for i, _ in named}
+    for leaf in leaves:
+        covered: set[int] = set()
+        node = leaf
+        while node != -1:
+            covered |= here.get(node, set())
+            node = parent[node]
+        if len(covered) != len(groups):
+            raise _Bad(f"{w}: leaf {leaf} leaves conjunction(s) "
+                       f"{sorted(set(range(len(groups))) - covered)} unrefuted")
+    return len(here)
+
+
 def _default_leaf_bound(graph: Graph, params: Mapping[str, Any]) -> LeafBound:
     from .exact_chain import exact_chain
 
@@ -272,7 +419,15 @@ def check_tree_certificate(path: str | os.PathLike[str],
         trees = _parse(doc, n)
         if len(trees) != len(parsed.cases):
             raise _Bad(f"{len(trees)} trees for {len(parsed.cases)} cases")
-        if leaf_bound is None and trees:
+        chain: Any = None
+        if any(isinstance(t, ReluCaseTree) for t in trees):
+            from .exact_chain import exact_chain
+
+            try:
+                chain = exact_chain(graph, params)
+            except UnsupportedOperation as e:
+                raise _Bad(f"no exact checker of relu splits for this model: {e}") from None
+        if leaf_bound is None and any(isinstance(t, CaseTree) for t in trees):
             try:
                 leaf_bound = _default_leaf_bound(graph, params)
             except UnsupportedOperation as e:
@@ -283,6 +438,13 @@ def check_tree_certificate(path: str | os.PathLike[str],
             if any(r > b for r, b in zip(t.lower, box.lower, strict=True)) or any(
                     r < b for r, b in zip(t.upper, box.upper, strict=True)):
                 raise _Bad(f"{w}: the root box does not contain the property's box")
+            if isinstance(t, ReluCaseTree):
+                if any(a > b for a, b in zip(t.lower, t.upper, strict=True)):
+                    raise _Bad(f"{w}: the root has lower > upper")
+                if any(not g for g in case_rows(case)[1]):
+                    raise _Bad(f"{w}: an unsafe conjunction is empty; no bound refutes it")
+                checked += _check_relu_case(t, case, chain, w)
+                continue
             rows, groups = case_rows(case)
             if any(not g for g in groups):
                 raise _Bad(f"{w}: an unsafe conjunction is empty; no bound refutes it")

@@ -65,7 +65,7 @@ def test_the_exact_bound_with_any_slopes_is_below_every_exact_output(
     chain = exact_chain(as_graph(net, net.params, (1, 2)), net.params)
     lo, hi = (F(a), F(b)), (F(a) + F(w), F(b) + F(w))
     rows = [[F(1), F(0)], [F(1, 3), F(-2, 7)]]
-    slopes = _random_chain_slopes(np.random.default_rng(seed), chain.widths(), 2, e)
+    slopes = _random_chain_slopes(np.random.default_rng(seed), chain.layer_widths(), 2, e)
     bound = chain.lower_bound(lo, hi, rows, slopes)
     for i in range(5):
         for j in range(5):
@@ -103,7 +103,7 @@ def test_bad_slopes_are_refused_by_the_exact_chain() -> None:
     chain = exact_chain(as_graph(net, net.params, (1, 2)), net.params)
     box = (F(-1), F(-1)), (F(1), F(1))
     rows = [[F(1), F(0)]]
-    good = _random_chain_slopes(np.random.default_rng(0), chain.widths(), 1, 4)
+    good = _random_chain_slopes(np.random.default_rng(0), chain.layer_widths(), 1, 4)
     chain.lower_bound(*box, rows, good)
     over = np.array(good.final[0][0])
     over[0, 0] = 17  # 17 * 2^-4 > 1

@@ -1,0 +1,350 @@
+"""Branch and bound over ReLU splits: prove that no point of an input box meets an
+unsafe condition by splitting unstable ReLUs (each into z >= 0 and z <= 0) instead of the
+box, for inputs too wide to split (beta-CROWN's search: Wang et al., NeurIPS 2021).
+
+A *subdomain* is the root box with a sign fixed for some ReLU pre-activations. Subdomains
+are bounded in batches by a caller's sound bound (CROWN with the splits clamping the
+pre-activation intervals and beta multipliers on the split constraints, found by
+`optimize_betas`: `BatchedModel.bound_splits`). CROWN is not monotone in its intervals
+(a child's bound can be below its parent's); a subdomain's bound also holds on its
+children, so a child keeps, row by row, the larger of its own and its parent's lower
+bound, and a conjunction refuted at a node is refuted for its whole subtree.
+
+Search is best first: the open subdomains with the lowest margin are split next. The
+neuron split is the BaBSR-like choice (Bunel et al. 2020): the unstable free neuron whose
+upper-line intercept `-l u / (u - l)` weighs most in the back-substituted coefficients of
+the open rows (the loss that splitting it removes). After each batch, the box corner that
+minimises each open subdomain's relaxed bound is tried as a counterexample.
+
+Nothing here is trusted: the result is a `ReluTree` (splits, and per node the rows that
+refute conjunctions there), which the certificate checker re-derives exactly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..bounds.alpha_crown import Chain
+from .bab import Problem, unsafe
+
+__all__ = ["ReluSplit", "ReluTree", "ReluBabResult", "SplitBounds",
+           "relu_branch_and_bound", "split_choice", "optimize_betas"]
+
+Arr = np.ndarray[Any, np.dtype[np.float64]]
+MAX_CONFIRMS = 2  # float-unsafe points confirmed exactly per batch
+Signs = np.ndarray[Any, np.dtype[np.int8]]
+# lower (N, R), zl, zu (N, W), coeff (N, R, W), betas (N, R, W), input coeff (N, R, n)
+SplitBounds = tuple[Arr, Arr, Arr, Arr, Arr, Arr]
+# what a child knows from its parent: zl, zu (N, W), and how many leading relu layers
+# of them hold for it (those before and at the split neuron's layer)
+Known = tuple[Arr, Arr, np.ndarray[Any, Any]]
+SplitBoundFn = Callable[[Signs, Known | None], SplitBounds]
+EvalFn = Callable[[Arr], Arr]
+ConfirmFn = Callable[[Arr], bool]
+
+
+@dataclass(frozen=True)
+class ReluSplit:
+    """Subdomain `node` split on neuron `neuron` (flat over the ReLU layers) into the
+    subdomains `active` (z >= 0) and `inactive` (z <= 0)."""
+
+    node: int
+    neuron: int
+    active: int
+    inactive: int
+
+
+@dataclass
+class ReluTree:
+    """The splits in order, by node the refuting row of each conjunction it refutes
+    (-1 where that node refutes nothing for the conjunction), and by node and refuting
+    row the nonzero beta multipliers (neuron, beta) its bound used."""
+
+    splits: list[ReluSplit] = field(default_factory=list)
+    refuted: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    betas: dict[int, dict[int, tuple[tuple[int, float], ...]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReluBabResult:
+    """`status` is "holds", "violated" (a confirmed counterexample), "unknown" (a
+    subdomain with no neuron left to split, or the subdomain budget spent) or
+    "timeout"; `note` says why when not "holds"."""
+
+    status: str
+    tree: ReluTree
+    subdomains_bounded: int
+    seconds: float
+    note: str = ""
+    counterexample: Arr | None = None
+
+
+def _margins(lower: Arr, problem: Problem) -> list[tuple[float, int]]:
+    """Per group: the best (largest) lower bound minus d over its rows, and that row."""
+    out = []
+    for g in problem.groups:
+        gap = lower[list(g)] - problem.d_up[list(g)]
+        k = int(np.argmax(gap))
+        out.append((float(gap[k]), g[k]))
+    return out
+
+
+def split_choice(signs: Signs, zl: Arr, zu: Arr, coeff: Arr, rows: list[int]) -> int:
+    """The neuron to split (flat index), or -1 when no free neuron is unstable: the
+    largest `sum over rows of max(-A, 0) * (-l u / (u - l))` (A the coefficient of the
+    neuron's output in the row's bound), else the widest `min(u, -l)`."""
+    free = (signs == 0) & (zl < 0) & (zu > 0)
+    if not np.any(free):
+        return -1
+    width = np.where(free, zu - zl, 1.0)
+    intercept = np.where(free, -zl * zu / width, 0.0)
+    a = coeff[rows].sum(axis=0) if len(rows) > 1 else coeff[rows[0]]
+    loss = np.where(free, np.maximum(-a, 0.0) * intercept, -1.0)
+    best = int(np.argmax(loss))
+    if loss[best] > 0:
+        return best
+    return int(np.argmax(np.where(free, np.minimum(zu, -zl), -1.0)))
+
+
+@dataclass(order=True)
+class _Open:
+    key: float
+    node: int
+    signs: Signs = field(compare=False)
+    lower: Arr = field(compare=False)
+    refuted: frozenset[int] = field(compare=False)
+    neuron: int = field(compare=False)
+    zl: Arr = field(compare=False)
+    zu: Arr = field(compare=False)
+
+
+def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
+                          deadline: float, batch: int = 64, max_subdomains: int = 10**6,
+                          seconds_per_subdomain: float = 0.0,
+                          evaluate: EvalFn | None = None,
+                          confirm: ConfirmFn | None = None,
+                          layers: Sequence[int] = ()) -> ReluBabResult:
+    """Split ReLUs (`width` of them, flat over the layers) until every subdomain is
+    refuted ("holds"), `deadline` (a `time.monotonic()` value) passes ("timeout"), or no
+    progress is possible ("unknown", e.g. a subdomain with no unstable neuron left).
+
+    `bound(signs, known)` takes (N, width) signs (+1 active, -1 inactive, 0 free) and,
+    when `layers` (the neurons per relu layer) is given, what each child knows from its
+    parent (`Known`: the parent's intervals hold on the child up to the split layer;
+    else None), and returns
+    sound lower bounds of the rows (N, R) (+inf for a subdomain with no point), with the
+    pre-activation intervals and the relu outputs' row coefficients (untrusted, for the
+    choice of split) and the beta multipliers the bounds used (kept in the tree for the
+    certificate). Batches hold at most `batch` subdomains and, near the deadline,
+    only as many as the time left (less 0.2 s) allows at 1.5 times the slowest seconds
+    per subdomain seen in batches of 8 or more (or smaller ones, or
+    `seconds_per_subdomain`, before any): a batch is never interrupted.
+
+    With `evaluate` (rows' values (N, R) at points (N, n), float) and `confirm` (exact,
+    the caller's), the corner of the box that minimises each open subdomain's relaxed
+    bound of its lowest row is tried as a counterexample ("violated" when confirmed).
+    """
+    t0 = time.monotonic()
+    tree = ReluTree()
+    groups = len(problem.groups)
+
+    def result(status: str, note: str = "", x: Arr | None = None) -> ReluBabResult:
+        return ReluBabResult(status, tree, bounded, time.monotonic() - t0, note, x)
+
+    def attack(low: Arr, inputs: Arr, rows: list[int]) -> Arr | None:
+        """A confirmed counterexample among the relaxed minimisers of `rows`' rows."""
+        if evaluate is None or confirm is None or not rows:
+            return None
+        worst = [int(np.argmin(low[i] - problem.d_up)) for i in rows]
+        a = inputs[rows, worst]  # (k, n): the input coefficients of each worst row
+        pts = np.where(a > 0, problem.lower, problem.upper)
+        hits = np.flatnonzero(unsafe(np.asarray(evaluate(pts), np.float64), problem))
+        for h in hits[:MAX_CONFIRMS]:  # exact confirmations cost: a few per batch
+            if confirm(pts[h]):
+                return np.asarray(pts[h], np.float64)
+        return None
+
+    per = seconds_per_subdomain
+    layer_of = np.repeat(np.arange(len(layers)), layers) if layers else np.zeros(0, int)
+    if layers and sum(layers) != width:
+        raise ValueError(f"layers {list(layers)} do not add up to {width} neurons")
+    per_full = False  # whether `per` comes from batches of 8 subdomains or more
+    heap: list[_Open] = []
+    bounded = 0
+    next_id = 1
+
+    def settle(node: int, signs: Signs, own: Arr, inherited: Arr, refuted: frozenset[int],
+               zl: Arr, zu: Arr, coeff: Arr, betas: Arr) -> str:
+        """Record node's refutations; push it when open. Returns "done", "open", "stuck"."""
+        if np.all(np.isposinf(own)):  # no point: every conjunction is refuted here
+            tree.refuted[node] = tuple(g[0] for g in problem.groups)
+            return "done"
+        here = [row if gap > 0 else -1 for gap, row in _margins(own, problem)]
+        new = frozenset(i for i, r in enumerate(here) if r >= 0) - refuted
+        if new:
+            tree.refuted[node] = named = tuple(r if i in new else -1
+                                               for i, r in enumerate(here))
+            used = {r: tuple((int(j), float(betas[r, j])) for j in np.flatnonzero(betas[r]))
+                    for r in named if r >= 0}
+            if any(used.values()):
+                tree.betas[node] = {r: b for r, b in used.items() if b}
+        now = refuted | new
+        if len(now) == groups:
+            return "done"
+        lower = np.maximum(own, inherited)
+        margins = _margins(lower, problem)
+        open_groups = [i for i in range(groups) if i not in now]
+        rows = [margins[i][1] for i in open_groups]
+        neuron = split_choice(signs, zl, zu, coeff, rows)
+        if neuron < 0:
+            return "stuck"
+        key = min(margins[i][0] for i in open_groups)
+        heapq.heappush(heap, _Open(key, node, signs, lower, now, neuron, zl, zu))
+        return "open"
+
+    if time.monotonic() > deadline:
+        return result("timeout")
+    t_b = time.monotonic()
+    root_signs = np.zeros((1, width), dtype=np.int8)
+    low, zl, zu, coeff, betas, inputs = bound(root_signs, None)
+    per = max(per, time.monotonic() - t_b)
+    bounded = 1
+    state = settle(0, root_signs[0], low[0], np.full(low.shape[1], -np.inf), frozenset(),
+                   zl[0], zu[0], coeff[0], betas[0])
+    x = attack(low, inputs, [0] if state != "done" else [])
+    if x is not None:
+        return result("violated", "", x)
+    if state == "stuck":
+        return result("unknown", "the root has no unstable neuron to split")
+    while heap:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return result("timeout")
+        if bounded >= max_subdomains:
+            return result("unknown", f"the budget of {max_subdomains} subdomains is spent")
+        # the time a batch takes varies (a loaded machine, threaded BLAS): plan for 1.5x
+        # the slowest rate seen, and keep 0.2 s in hand
+        room = int((left - 0.2) / (3 * per)) if per > 0 else 1
+        if room < 1:
+            return result("timeout")
+        pairs = min(batch // 2, len(heap), room)
+        parents = [heapq.heappop(heap) for _ in range(pairs)]
+        signs = np.empty((2 * pairs, width), dtype=np.int8)
+        for k, p in enumerate(parents):
+            signs[2 * k] = p.signs
+            signs[2 * k + 1] = p.signs
+            signs[2 * k, p.neuron] = 1
+            signs[2 * k + 1, p.neuron] = -1
+            tree.splits.append(ReluSplit(p.node, p.neuron, next_id + 2 * k,
+                                         next_id + 2 * k + 1))
+        known: Known | None = None
+        if layers:
+            reuse = np.repeat([layer_of[p.neuron] + 1 for p in parents], 2)
+            known = (np.repeat(np.stack([p.zl for p in parents]), 2, axis=0),
+                     np.repeat(np.stack([p.zu for p in parents]), 2, axis=0), reuse)
+        t_b = time.monotonic()
+        low, zl, zu, coeff, betas, inputs = bound(signs, known)
+        bounded += 2 * pairs
+        stuck, still_open = False, []
+        for k, p in enumerate(parents):
+            for c in (2 * k, 2 * k + 1):
+                state = settle(next_id + c, signs[c], low[c], p.lower, p.refuted,
+                               zl[c], zu[c], coeff[c], betas[c])
+                stuck = stuck or state == "stuck"
+                if state != "done":
+                    still_open.append(c)
+        next_id += 2 * pairs
+        x = attack(low, inputs, still_open)
+        if x is not None:
+            return result("violated", "", x)
+        rate = (time.monotonic() - t_b) / (2 * pairs)  # the whole round, attack included
+        if 2 * pairs >= 8:  # a batch of a few pays a fixed cost: rates from 8 on plan
+            per = max(rate, per if per_full else 0.0)
+            per_full = True
+        elif not per_full:
+            per = max(per, rate)
+        if stuck:
+            return result("unknown", "a subdomain with every unstable neuron split is "
+                          "still open")
+    return result("holds")
+
+
+# -- beta multipliers (beta-CROWN; untrusted float search) ------------------------------
+def optimize_betas(chain: Chain, zl: Arr, zu: Arr, signs: Signs, spec: Arr, lower: Arr,
+                   upper: Arr, *, iterations: int = 20, lr: float = 0.05) -> Arr:
+    """Multipliers beta >= 0 (N, R, W) on the split neurons of each subdomain that raise
+    the float CROWN lower bound of `spec . y` minus `sum beta * sign * z` over the box
+    [lower, upper] (n,), for the subdomains' pre-activation intervals zl, zu (N, W) and
+    signs (N, W); spec is (R, m). Projected Adam from beta = 0, keeping the best seen."""
+    widths = [w.shape[0] for w in chain.weights[:-1]]
+    cuts = np.cumsum([0, *widths])
+    n_sub, rows = signs.shape[0], spec.shape[0]
+    split = signs != 0
+    betas = np.zeros((n_sub, rows, signs.shape[1]))
+    if not split.any() or iterations <= 0:
+        return betas
+    layers = []
+    for k in range(len(widths)):
+        lo, hi = zl[:, cuts[k]: cuts[k + 1]], zu[:, cuts[k]: cuts[k + 1]]
+        unstable = (lo < 0) & (hi > 0)
+        slope = np.where(unstable, hi / np.where(unstable, hi - lo, 1.0), (lo >= 0) * 1.0)
+        cut = np.where(unstable, -slope * lo, 0.0)
+        low_slope = np.where(unstable, (hi >= -lo) * 1.0, (lo >= 0) * 1.0)
+        sign = signs[:, cuts[k]: cuts[k + 1]].astype(np.float64)
+        layers.append((slope, cut, low_slope, sign))
+    mid, rad = 0.5 * (lower + upper), 0.5 * (upper - lower)
+    m1, m2 = np.zeros_like(betas), np.zeros_like(betas)
+    best, best_value = betas.copy(), np.full((n_sub, rows), -np.inf)
+    for step in range(1, iterations + 2):
+        value, grad = _beta_bound_and_grad(chain, layers, cuts, betas, spec, mid, rad)
+        better = value > best_value
+        best_value = np.where(better, value, best_value)
+        best = np.where(better[:, :, None], betas, best)
+        if step > iterations:
+            break
+        m1 = 0.9 * m1 + 0.1 * grad
+        m2 = 0.999 * m2 + 0.001 * grad * grad
+        stepped = betas + lr * (m1 / (1 - 0.9**step)) / (np.sqrt(m2 / (1 - 0.999**step))
+                                                         + 1e-12)
+        betas = np.where(split[:, None, :], np.maximum(stepped, 0.0), 0.0)
+    return best
+
+
+def _beta_bound_and_grad(chain: Chain, layers: list[tuple[Arr, Arr, Arr, Arr]],
+                         cuts: Arr, betas: Arr, spec: Arr, mid: Arr, rad: Arr
+                         ) -> tuple[Arr, Arr]:
+    """The float CROWN lower bound (N, R) with the beta terms, and its gradient in the
+    betas (the relaxed optimum's -sign * z, relaxation choices held fixed)."""
+    n_sub = betas.shape[0]
+    lam = np.broadcast_to(spec, (n_sub,) + spec.shape)
+    const = np.zeros(lam.shape[:2])
+    pres = []
+    for k in range(len(chain.weights) - 1, -1, -1):
+        const = const + lam @ chain.biases[k]
+        pre = lam @ chain.weights[k]  # on the output of relu k - 1 (the input for k = 0)
+        if k == 0:
+            lam = pre
+            break
+        slope, cut, low_slope, sign = layers[k - 1]
+        pos, neg = np.maximum(pre, 0.0), np.minimum(pre, 0.0)
+        const = const + np.einsum("brn,bn->br", neg, cut)
+        lam = (pos * low_slope[:, None] + neg * slope[:, None]
+               - betas[:, :, cuts[k - 1]: cuts[k]] * sign[:, None])
+        pres.append(pre)
+    value = (const + np.einsum("brn,bn->br", lam, np.broadcast_to(mid, (n_sub, mid.size)))
+             - np.einsum("brn,n->br", np.abs(lam), rad))
+    g = mid[None, None, :] - np.sign(lam) * rad[None, None, :]  # the relaxed optimum x
+    g = g @ chain.weights[0].T + chain.biases[0]  # its z of relu 0
+    grad = np.zeros_like(betas)
+    for k, pre in enumerate(reversed(pres)):
+        slope, cut, low_slope, sign = layers[k]
+        grad[:, :, cuts[k]: cuts[k + 1]] = -sign[:, None] * g
+        g_pre = np.where(pre > 0, g * low_slope[:, None], g * slope[:, None] + cut[:, None])
+        g = g_pre @ chain.weights[k + 1].T + chain.biases[k + 1]
+    return value, grad
