@@ -26,7 +26,8 @@ from ...runtime.graph.ir import Node
 from ...spec.errors import UnsupportedOperation
 from .problem import batched_nodes, depends_on_input
 
-__all__ = ["Chain", "SparseMap", "relu_chain", "optimize_slopes", "optimize_intermediate"]
+__all__ = ["Chain", "SparseMap", "relu_chain", "optimize_slopes", "optimize_intermediate",
+           "times", "times_transposed"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
@@ -86,12 +87,12 @@ def _segment_sums(terms: Arr, keys: Any, size: int) -> Arr:
 Weights = Arr | SparseMap
 
 
-def _times(lam: Arr, w: Weights) -> Arr:
+def times(lam: Arr, w: Weights) -> Arr:
     """lam @ w."""
     return w.left(lam) if isinstance(w, SparseMap) else lam @ w
 
 
-def _times_t(g: Arr, w: Weights) -> Arr:
+def times_transposed(g: Arr, w: Weights) -> Arr:
     """g @ w.T."""
     return w.right(g) if isinstance(w, SparseMap) else g @ w.T
 
@@ -325,7 +326,7 @@ def _bound_and_grad(chain: Chain, relax: list[Relaxation], alphas: list[Arr],
     saved = []
     for k in range(n_layers - 1, -1, -1):
         const += lam @ chain.biases[k]
-        pre_lam = _times(lam, chain.weights[k])  # on the previous ReLU's output (the input)
+        pre_lam = times(lam, chain.weights[k])  # on the previous ReLU's output (the input)
         if k == 0:
             lam = pre_lam
             break
@@ -342,12 +343,12 @@ def _bound_and_grad(chain: Chain, relax: list[Relaxation], alphas: list[Arr],
     value = const + rowdot(lam, mid) - rowdot(np.abs(lam), rad)
     # reverse pass: g = d value / d (coefficients on z_k), walked back up the chain
     g = mid[:, None, :] - np.sign(lam) * rad[:, None, :]
-    g = _times_t(g, chain.weights[0]) + chain.biases[0]
+    g = times_transposed(g, chain.weights[0]) + chain.biases[0]
     grads = [np.zeros_like(a) for a in alphas]
     for k, pre_lam, lower_slope in reversed(saved):
         s, t, unstable, _ = relax[k - 1]
         pos_mask = pre_lam > 0
         grads[k - 1] = np.where(unstable[:, None, :] & pos_mask, g * pre_lam, 0.0)
         g_pre = np.where(pos_mask, g * lower_slope, g * s[:, None, :] + t[:, None, :])
-        g = _times_t(g_pre, chain.weights[k]) + chain.biases[k]
+        g = times_transposed(g_pre, chain.weights[k]) + chain.biases[k]
     return value, grads

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..bounds.alpha_crown import Chain
+from ..bounds.alpha_crown import Chain, times, times_transposed
 from .bab import Problem, unsafe
 
 __all__ = ["ReluSplit", "ReluTree", "ReluBabResult", "SplitBounds",
@@ -327,7 +327,7 @@ def _beta_bound_and_grad(chain: Chain, layers: list[tuple[Arr, Arr, Arr, Arr]],
     pres = []
     for k in range(len(chain.weights) - 1, -1, -1):
         const = const + lam @ chain.biases[k]
-        pre = lam @ chain.weights[k]  # on the output of relu k - 1 (the input for k = 0)
+        pre = times(lam, chain.weights[k])  # on the output of relu k - 1 (the input for k = 0)
         if k == 0:
             lam = pre
             break
@@ -340,11 +340,11 @@ def _beta_bound_and_grad(chain: Chain, layers: list[tuple[Arr, Arr, Arr, Arr]],
     value = (const + np.einsum("brn,bn->br", lam, np.broadcast_to(mid, (n_sub, mid.size)))
              - np.einsum("brn,n->br", np.abs(lam), rad))
     g = mid[None, None, :] - np.sign(lam) * rad[None, None, :]  # the relaxed optimum x
-    g = g @ chain.weights[0].T + chain.biases[0]  # its z of relu 0
+    g = times_transposed(g, chain.weights[0]) + chain.biases[0]  # its z of relu 0
     grad = np.zeros_like(betas)
     for k, pre in enumerate(reversed(pres)):
         slope, cut, low_slope, sign = layers[k]
         grad[:, :, cuts[k]: cuts[k + 1]] = -sign[:, None] * g
         g_pre = np.where(pre > 0, g * low_slope[:, None], g * slope[:, None] + cut[:, None])
-        g = g_pre @ chain.weights[k + 1].T + chain.biases[k + 1]
+        g = times_transposed(g_pre, chain.weights[k + 1]) + chain.biases[k + 1]
     return value, grad
