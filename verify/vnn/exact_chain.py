@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -30,6 +30,7 @@ from ...runtime.graph.batching import rebatch
 from ...runtime.graph.ir import freeze_attrs
 from ...spec.errors import UnsupportedOperation
 from .confirm import exact_graph
+from .exact_matmul import LIMB_WORK, Limbs, exact_dot, limbs_dot, split
 
 __all__ = ["ExactChain", "ChainSlopes", "exact_chain"]
 
@@ -66,8 +67,8 @@ def _round(a: Obj, e: int, direction: int) -> tuple[Obj, int]:
         return a, e
     k = e - GRID
     if direction < 0:
-        return np.array([v >> k for v in a], dtype=object), GRID
-    return np.array([-((-v) >> k) for v in a], dtype=object), GRID
+        return np.asarray(a >> k, dtype=object), GRID
+    return np.asarray(-((-a) >> k), dtype=object), GRID
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,17 @@ class ExactChain:
 
     weights: tuple[tuple[Obj, int], ...]  # (out, in) ints, exponent
     biases: tuple[tuple[Obj, int], ...]
+    # by layer: the limbs of W, of its positive part and of its negative part (made once)
+    _limbs: dict[int, tuple[Limbs, Limbs, Limbs]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+
+    def _weight_limbs(self, k: int) -> tuple[Limbs, Limbs, Limbs]:
+        """Layer k's weights as limbs: W, max(W, 0), min(W, 0)."""
+        if k not in self._limbs:
+            w = self.weights[k][0]
+            whole = split(w)
+            self._limbs[k] = (whole, whole.positive(w > 0), whole.positive(w < 0))
+        return self._limbs[k]
 
     def _checked(self, slopes: ChainSlopes | None, rows: int
                  ) -> tuple[list[Obj | None], list[list[Obj] | None]]:
@@ -215,8 +227,8 @@ class ExactChain:
                 if zl[j] > zu[j]:
                     return None
             relax.append(self._relax(zl, zu, e))
-            hl = np.array([max(v, 0) for v in zl], dtype=object)
-            hu = np.array([max(v, 0) for v in zu], dtype=object)
+            hl = np.asarray(np.where(zl > 0, zl, 0), dtype=object)
+            hu = np.asarray(np.where(zu > 0, zu, 0), dtype=object)
             eh = e
         # each row scaled by the lcm D of its denominators: integers, bounded exactly,
         # then divided by D > 0
@@ -228,16 +240,22 @@ class ExactChain:
         # interval arithmetic on the output too: sometimes tighter than back-substitution
         yl, yu, ey = self._ibp(len(self.weights) - 1, hl, hu, eh)
         sp = np.where(spec > 0, spec, 0)
-        by_interval = sp.dot(yl) + (spec - sp).dot(yu)
+        by_interval = exact_dot(sp, yl) + exact_dot(spec - sp, yu)
         return [max(Fraction(int(v), 1 << e_low), Fraction(int(w), 1 << (e_c + ey))) / d
                 for v, w, d in zip(low, by_interval, scale, strict=True)]
 
     def _ibp(self, k: int, hl: Obj, hu: Obj, eh: int) -> tuple[Obj, Obj, int]:
         (w, ew), (b, eb) = self.weights[k], self.biases[k]
-        wp = np.where(w > 0, w, 0)
-        wn = w - wp
-        lo = wp.dot(hl) + wn.dot(hu)
-        hi = wp.dot(hu) + wn.dot(hl)
+        if w.size >= LIMB_WORK:
+            _, wp_l, wn_l = self._weight_limbs(k)
+            hl_l, hu_l = split(hl), split(hu)
+            lo = limbs_dot(wp_l, hl_l).ints() + limbs_dot(wn_l, hu_l).ints()
+            hi = limbs_dot(wp_l, hu_l).ints() + limbs_dot(wn_l, hl_l).ints()
+        else:
+            wp = np.where(w > 0, w, 0)
+            wn = w - wp
+            lo = wp.dot(hl) + wn.dot(hu)
+            hi = wp.dot(hu) + wn.dot(hl)
         e = max(ew + eh, eb)
         return (_shift(lo, ew + eh, e) + _shift(b, eb, e),
                 _shift(hi, ew + eh, e) + _shift(b, eb, e), e)
@@ -299,16 +317,25 @@ class ExactChain:
         A, eA = spec, e_spec
         const = np.zeros(spec.shape[0], dtype=object)
         ec = 0
+        prod: Limbs | None = None  # A W as limbs, where the product was done in limbs
         for j in range(k, -1, -1):
             (w, ew), (b, eb) = self.weights[j], self.biases[j]
             live = np.flatnonzero(np.any(A != 0, axis=0))  # skip dead neurons' columns
-            A, w, b = A[:, live], w[live], b[live]
+            A, b = A[:, live], b[live]
             e_new = max(ec, eA + eb)
             const = _shift(const, ec, e_new) + _shift(A.dot(b), eA + eb, e_new)
             ec = e_new
-            A, eA = A.dot(w), eA + ew
-            if j == 0:
-                break
+            eA += ew
+            if A.size * w.shape[1] >= LIMB_WORK:
+                prod = limbs_dot(split(A), self._weight_limbs(j)[0][live])
+                if j == 0:
+                    break
+                A = prod.ints()
+            else:
+                prod = None
+                A = A.dot(w[live])
+                if j == 0:
+                    break
             a, s, c, _, ez = relax[j - 1]
             pos = np.where(A > 0, A, 0)
             neg = A - pos
@@ -329,9 +356,13 @@ class ExactChain:
                     A, eA = _shift(A, eA, et), et
                 A = A + _shift(t, et, eA)
         xl, xu, ex = box
-        pos = np.where(A > 0, A, 0)
-        neg = A - pos
-        val = pos.dot(xl) + neg.dot(xu)
+        if prod is not None:  # the input coefficients stay limbs: their signs pick x
+            positive, negative = prod.signs()
+            val = (limbs_dot(prod.positive(positive), split(xl)).ints()
+                   + limbs_dot(prod.positive(negative), split(xu)).ints())
+        else:
+            pos = np.where(A > 0, A, 0)
+            val = pos.dot(xl) + (A - pos).dot(xu)
         e = max(ec, eA + ex)
         return _shift(val, eA + ex, e) + _shift(const, ec, e), e
 
