@@ -97,6 +97,10 @@ def _slope_ints(arr: tuple[Any, int], shape: tuple[int, int], what: str) -> Obj:
         raise ValueError(f"{what}: slope exponent {e!r} outside [0, {GRID}]")
     if a.dtype != object and not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{what}: slopes are not integers")
+    if a.dtype != object and a.dtype != np.bool_:  # numpy integers: checked at once
+        bad = np.argwhere((a < 0) | (a > (1 << e)))
+        if len(bad) == 0:
+            return np.asarray(a.astype(object) * (1 << (GRID - e)), dtype=object)
     out = np.empty(shape, dtype=object)
     for idx, v in np.ndenumerate(a):
         v = int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
@@ -419,11 +423,14 @@ def _read_affine(seg: Graph, params: Mapping[str, Any]) -> tuple[Obj, Obj] | Non
         dep[n.id] = n.op == "input" or any(dep[a] for a in n.args)
     consts = sorted({a for n in seg.nodes if dep[n.id] for a in n.args if not dep[a]})
     inp = next(n for n in seg.nodes if n.op == "input")
-    names = {n.attr("name") for n in seg.nodes if n.op == "param"}
-    zero = np.empty(inp.shape, dtype=object)
-    zero[...] = Fraction(0)
-    values = interpret(Graph(seg.field, seg.nodes, tuple((f"c{i}", i) for i in consts)),
-                       {"h": zero, **{k: v for k, v in params.items() if k in names}})
+    # only the constants are run (over exact): the nodes that do not depend on the input
+    fixed = [n for n in seg.nodes if not dep[n.id]]
+    ids = {n.id: i for i, n in enumerate(fixed)}
+    names = {n.attr("name") for n in fixed if n.op == "param"}
+    values = interpret(Graph(seg.field, tuple(
+        Node(ids[n.id], n.op, tuple(ids[a] for a in n.args), n.attrs, n.shape) for n in fixed),
+        tuple((f"c{i}", ids[i]) for i in consts)),
+        {k: v for k, v in params.items() if k in names})
     const = {i: np.asarray(values[f"c{i}"].data, dtype=object) for i in consts}
     width = int(np.prod(inp.shape))
     one = np.empty(width, dtype=object)
@@ -461,7 +468,13 @@ def _read_affine(seg: Graph, params: Mapping[str, Any]) -> tuple[Obj, Obj] | Non
             w = const[n.args[1]]
             if w.ndim != 2 or len(n.shape) != 2 or n.shape[0] != 1:
                 return None
-            forms[n.id] = ("dense", (w * m[:, None]).T.copy(), c.dot(w))
+            scaled = w if all(v == 1 for v in m) else w * m[:, None]
+            if any(v != 0 for v in c):
+                shift = c.dot(w)
+            else:  # 0 . w, without a product of Fractions
+                shift = np.empty(w.shape[1], dtype=object)
+                shift[...] = Fraction(0)
+            forms[n.id] = ("dense", scaled.T.copy(), shift)
         else:
             return None
     kind, m, c = forms[seg.outputs[0][1]]
