@@ -322,25 +322,33 @@ class ExactChain:
         const = np.zeros(spec.shape[0], dtype=object)
         ec = 0
         prod: Limbs | None = None  # A W as limbs, where the product was done in limbs
+        cols = np.arange(spec.shape[1])  # the neurons of layer k that A's columns stand for
         for j in range(k, -1, -1):
             (w, ew), (b, eb) = self.weights[j], self.biases[j]
-            live = np.flatnonzero(np.any(A != 0, axis=0))  # skip dead neurons' columns
-            A, b = A[:, live], b[live]
+            nonzero = np.any(A != 0, axis=0)
+            live = cols[nonzero]  # zero columns (dead neurons) skipped
+            A, b = A[:, nonzero], b[live]
             e_new = max(ec, eA + eb)
             const = _shift(const, ec, e_new) + _shift(A.dot(b), eA + eb, e_new)
             ec = e_new
             eA += ew
-            if A.size * w.shape[1] >= LIMB_WORK:
-                prod = limbs_dot(split(A), self._weight_limbs(j)[0][live])
-                if j == 0:
-                    break
-                A = prod.ints()
-            else:
-                prod = None
-                A = A.dot(w[live])
-                if j == 0:
-                    break
+            if j == 0:
+                if A.size * w.shape[1] >= LIMB_WORK:
+                    prod = limbs_dot(split(A), self._weight_limbs(j)[0][live])
+                else:
+                    prod, A = None, A.dot(w[live])
+                break
             a, s, c, _, ez = relax[j - 1]
+            t, et = terms[j - 1] if terms and j - 1 in terms else (None, 0)
+            # only neurons of ReLU j - 1 that are not dead (or carry a split term) get a
+            # nonzero coefficient below: the others' columns are not made at all
+            cols = np.flatnonzero((a != 0) | (s != 0) | (
+                np.zeros(len(a), dtype=bool) if t is None else np.any(t != 0, axis=0)))
+            if A.size * len(cols) >= LIMB_WORK:
+                A = limbs_dot(split(A), self._weight_limbs(j)[0][live][:, cols]).ints()
+            else:
+                A = A.dot(w[np.ix_(live, cols)])
+            a, s, c = a[cols], s[cols], c[cols]
             pos = np.where(A > 0, A, 0)
             neg = A - pos
             # lower line on positive coefficients, upper line on negative ones
@@ -351,14 +359,13 @@ class ExactChain:
             if given is None:
                 A = pos * (a * (1 << GRID))[None, :] + neg * s[None, :]
             else:  # relu(z) >= alpha z for any alpha in [0, 1]: used where unstable (c > 0)
-                lines = np.where((c != 0)[None, :], given, (a * (1 << GRID))[None, :])
+                lines = np.where((c != 0)[None, :], given[:, cols], (a * (1 << GRID))[None, :])
                 A = pos * lines + neg * s[None, :]
             eA = eA + GRID
-            if terms and j - 1 in terms:  # -beta * sign on relu layer j - 1's inputs
-                t, et = terms[j - 1]
+            if t is not None:  # -beta * sign on relu layer j - 1's inputs
                 if et > eA:
                     A, eA = _shift(A, eA, et), et
-                A = A + _shift(t, et, eA)
+                A = A + _shift(t[:, cols], et, eA)
         xl, xu, ex = box
         if prod is not None:  # the input coefficients stay limbs: their signs pick x
             positive, negative = prod.signs()
