@@ -247,7 +247,10 @@ def test_a_split_term_on_a_dead_neuron_still_counts() -> None:
     """z = (x, x) on x in [-1, 1], y = -relu(z_1); z_0 constrained <= 0 is dead after
     the clamp, but its beta term (y >= y + z_0 / 2 there) gives its column a coefficient
     that must reach the input: the bound is -1/2, not -1."""
-    ints = lambda rows: np.array(rows, dtype=object)  # noqa: E731
+
+    def ints(rows: list[Any]) -> Any:
+        return np.array(rows, dtype=object)
+
     chain = ExactChain(((ints([[1], [1]]), 0), (ints([[0, -1]]), 0)),
                        ((ints([0, 0]), 0), (ints([0]), 0)))
     args = ([Fraction(-1)], [Fraction(1)], [[Fraction(1)]], {(0, 0): -1},
