@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -30,6 +30,7 @@ from ...runtime.graph.batching import rebatch
 from ...runtime.graph.ir import freeze_attrs
 from ...spec.errors import UnsupportedOperation
 from .confirm import exact_graph
+from .exact_matmul import LIMB_WORK, Limbs, exact_dot, limbs_dot, split
 
 __all__ = ["ExactChain", "ChainSlopes", "exact_chain"]
 
@@ -66,8 +67,8 @@ def _round(a: Obj, e: int, direction: int) -> tuple[Obj, int]:
         return a, e
     k = e - GRID
     if direction < 0:
-        return np.array([v >> k for v in a], dtype=object), GRID
-    return np.array([-((-v) >> k) for v in a], dtype=object), GRID
+        return np.asarray(a >> k, dtype=object), GRID
+    return np.asarray(-((-a) >> k), dtype=object), GRID
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,10 @@ def _slope_ints(arr: tuple[Any, int], shape: tuple[int, int], what: str) -> Obj:
         raise ValueError(f"{what}: slope exponent {e!r} outside [0, {GRID}]")
     if a.dtype != object and not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{what}: slopes are not integers")
+    if a.dtype != object and a.dtype != np.bool_:  # numpy integers: checked at once
+        bad = np.argwhere((a < 0) | (a > (1 << e)))
+        if len(bad) == 0:
+            return np.asarray(a.astype(object) * (1 << (GRID - e)), dtype=object)
     out = np.empty(shape, dtype=object)
     for idx, v in np.ndenumerate(a):
         v = int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
@@ -112,6 +117,17 @@ class ExactChain:
 
     weights: tuple[tuple[Obj, int], ...]  # (out, in) ints, exponent
     biases: tuple[tuple[Obj, int], ...]
+    # by layer: the limbs of W, of its positive part and of its negative part (made once)
+    _limbs: dict[int, tuple[Limbs, Limbs, Limbs]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+
+    def _weight_limbs(self, k: int) -> tuple[Limbs, Limbs, Limbs]:
+        """Layer k's weights as limbs: W, max(W, 0), min(W, 0)."""
+        if k not in self._limbs:
+            w = self.weights[k][0]
+            whole = split(w)
+            self._limbs[k] = (whole, whole.positive(w > 0), whole.positive(w < 0))
+        return self._limbs[k]
 
     def _checked(self, slopes: ChainSlopes | None, rows: int
                  ) -> tuple[list[Obj | None], list[list[Obj] | None]]:
@@ -215,8 +231,8 @@ class ExactChain:
                 if zl[j] > zu[j]:
                     return None
             relax.append(self._relax(zl, zu, e))
-            hl = np.array([max(v, 0) for v in zl], dtype=object)
-            hu = np.array([max(v, 0) for v in zu], dtype=object)
+            hl = np.asarray(np.where(zl > 0, zl, 0), dtype=object)
+            hu = np.asarray(np.where(zu > 0, zu, 0), dtype=object)
             eh = e
         # each row scaled by the lcm D of its denominators: integers, bounded exactly,
         # then divided by D > 0
@@ -228,16 +244,22 @@ class ExactChain:
         # interval arithmetic on the output too: sometimes tighter than back-substitution
         yl, yu, ey = self._ibp(len(self.weights) - 1, hl, hu, eh)
         sp = np.where(spec > 0, spec, 0)
-        by_interval = sp.dot(yl) + (spec - sp).dot(yu)
+        by_interval = exact_dot(sp, yl) + exact_dot(spec - sp, yu)
         return [max(Fraction(int(v), 1 << e_low), Fraction(int(w), 1 << (e_c + ey))) / d
                 for v, w, d in zip(low, by_interval, scale, strict=True)]
 
     def _ibp(self, k: int, hl: Obj, hu: Obj, eh: int) -> tuple[Obj, Obj, int]:
         (w, ew), (b, eb) = self.weights[k], self.biases[k]
-        wp = np.where(w > 0, w, 0)
-        wn = w - wp
-        lo = wp.dot(hl) + wn.dot(hu)
-        hi = wp.dot(hu) + wn.dot(hl)
+        if w.size >= LIMB_WORK:
+            _, wp_l, wn_l = self._weight_limbs(k)
+            hl_l, hu_l = split(hl), split(hu)
+            lo = limbs_dot(wp_l, hl_l).ints() + limbs_dot(wn_l, hu_l).ints()
+            hi = limbs_dot(wp_l, hu_l).ints() + limbs_dot(wn_l, hl_l).ints()
+        else:
+            wp = np.where(w > 0, w, 0)
+            wn = w - wp
+            lo = wp.dot(hl) + wn.dot(hu)
+            hi = wp.dot(hu) + wn.dot(hl)
         e = max(ew + eh, eb)
         return (_shift(lo, ew + eh, e) + _shift(b, eb, e),
                 _shift(hi, ew + eh, e) + _shift(b, eb, e), e)
@@ -299,17 +321,34 @@ class ExactChain:
         A, eA = spec, e_spec
         const = np.zeros(spec.shape[0], dtype=object)
         ec = 0
+        prod: Limbs | None = None  # A W as limbs, where the product was done in limbs
+        cols = np.arange(spec.shape[1])  # the neurons of layer k that A's columns stand for
         for j in range(k, -1, -1):
             (w, ew), (b, eb) = self.weights[j], self.biases[j]
-            live = np.flatnonzero(np.any(A != 0, axis=0))  # skip dead neurons' columns
-            A, w, b = A[:, live], w[live], b[live]
+            nonzero = np.any(A != 0, axis=0)
+            live = cols[nonzero]  # zero columns (dead neurons) skipped
+            A, b = A[:, nonzero], b[live]
             e_new = max(ec, eA + eb)
             const = _shift(const, ec, e_new) + _shift(A.dot(b), eA + eb, e_new)
             ec = e_new
-            A, eA = A.dot(w), eA + ew
+            eA += ew
             if j == 0:
+                if A.size * w.shape[1] >= LIMB_WORK:
+                    prod = limbs_dot(split(A), self._weight_limbs(j)[0][live])
+                else:
+                    prod, A = None, A.dot(w[live])
                 break
             a, s, c, _, ez = relax[j - 1]
+            t, et = terms[j - 1] if terms and j - 1 in terms else (None, 0)
+            # only neurons of ReLU j - 1 that are not dead (or carry a split term) get a
+            # nonzero coefficient below: the others' columns are not made at all
+            cols = np.flatnonzero((a != 0) | (s != 0) | (
+                np.zeros(len(a), dtype=bool) if t is None else np.any(t != 0, axis=0)))
+            if A.size * len(cols) >= LIMB_WORK:
+                A = limbs_dot(split(A), self._weight_limbs(j)[0][live][:, cols]).ints()
+            else:
+                A = A.dot(w[np.ix_(live, cols)])
+            a, s, c = a[cols], s[cols], c[cols]
             pos = np.where(A > 0, A, 0)
             neg = A - pos
             # lower line on positive coefficients, upper line on negative ones
@@ -320,18 +359,21 @@ class ExactChain:
             if given is None:
                 A = pos * (a * (1 << GRID))[None, :] + neg * s[None, :]
             else:  # relu(z) >= alpha z for any alpha in [0, 1]: used where unstable (c > 0)
-                lines = np.where((c != 0)[None, :], given, (a * (1 << GRID))[None, :])
+                lines = np.where((c != 0)[None, :], given[:, cols], (a * (1 << GRID))[None, :])
                 A = pos * lines + neg * s[None, :]
             eA = eA + GRID
-            if terms and j - 1 in terms:  # -beta * sign on relu layer j - 1's inputs
-                t, et = terms[j - 1]
+            if t is not None:  # -beta * sign on relu layer j - 1's inputs
                 if et > eA:
                     A, eA = _shift(A, eA, et), et
-                A = A + _shift(t, et, eA)
+                A = A + _shift(t[:, cols], et, eA)
         xl, xu, ex = box
-        pos = np.where(A > 0, A, 0)
-        neg = A - pos
-        val = pos.dot(xl) + neg.dot(xu)
+        if prod is not None:  # the input coefficients stay limbs: their signs pick x
+            positive, negative = prod.signs()
+            val = (limbs_dot(prod.positive(positive), split(xl)).ints()
+                   + limbs_dot(prod.positive(negative), split(xu)).ints())
+        else:
+            pos = np.where(A > 0, A, 0)
+            val = pos.dot(xl) + (A - pos).dot(xu)
         e = max(ec, eA + ex)
         return _shift(val, eA + ex, e) + _shift(const, ec, e), e
 
@@ -388,11 +430,14 @@ def _read_affine(seg: Graph, params: Mapping[str, Any]) -> tuple[Obj, Obj] | Non
         dep[n.id] = n.op == "input" or any(dep[a] for a in n.args)
     consts = sorted({a for n in seg.nodes if dep[n.id] for a in n.args if not dep[a]})
     inp = next(n for n in seg.nodes if n.op == "input")
-    names = {n.attr("name") for n in seg.nodes if n.op == "param"}
-    zero = np.empty(inp.shape, dtype=object)
-    zero[...] = Fraction(0)
-    values = interpret(Graph(seg.field, seg.nodes, tuple((f"c{i}", i) for i in consts)),
-                       {"h": zero, **{k: v for k, v in params.items() if k in names}})
+    # only the constants are run (over exact): the nodes that do not depend on the input
+    fixed = [n for n in seg.nodes if not dep[n.id]]
+    ids = {n.id: i for i, n in enumerate(fixed)}
+    names = {n.attr("name") for n in fixed if n.op == "param"}
+    values = interpret(Graph(seg.field, tuple(
+        Node(ids[n.id], n.op, tuple(ids[a] for a in n.args), n.attrs, n.shape) for n in fixed),
+        tuple((f"c{i}", ids[i]) for i in consts)),
+        {k: v for k, v in params.items() if k in names})
     const = {i: np.asarray(values[f"c{i}"].data, dtype=object) for i in consts}
     width = int(np.prod(inp.shape))
     one = np.empty(width, dtype=object)
@@ -430,7 +475,13 @@ def _read_affine(seg: Graph, params: Mapping[str, Any]) -> tuple[Obj, Obj] | Non
             w = const[n.args[1]]
             if w.ndim != 2 or len(n.shape) != 2 or n.shape[0] != 1:
                 return None
-            forms[n.id] = ("dense", (w * m[:, None]).T.copy(), c.dot(w))
+            scaled = w if all(v == 1 for v in m) else w * m[:, None]
+            if any(v != 0 for v in c):
+                shift = c.dot(w)
+            else:  # 0 . w, without a product of Fractions
+                shift = np.empty(w.shape[1], dtype=object)
+                shift[...] = Fraction(0)
+            forms[n.id] = ("dense", scaled.T.copy(), shift)
         else:
             return None
     kind, m, c = forms[seg.outputs[0][1]]
