@@ -61,7 +61,7 @@ from ..bounds.alpha_crown import relu_chain
 from ..workers import Shared, UnitError, WorkPool
 from .attack import attack
 from .bab import Problem, Tree, branch_and_bound, refuted_rows
-from .batched import BatchedModel
+from .batched import ALPHA_MAX_RELUS, BatchedModel
 from .confirm import Confirmation, Confirmer
 from .instance import fit_property, load_model, model_sizes
 from .relu_bab import relu_branch_and_bound
@@ -306,7 +306,7 @@ def verify_instance(model: str | os.PathLike[str] | tuple[Graph, Mapping[str, An
             clock.check()
             status, tree, found, note = _prove_case(pc, m, confirmer, clock, phases,
                                                     bound3, filtered, batch,
-                                                    max_split_inputs)
+                                                    max_split_inputs, certificate is not None)
             where = f"case {i + 1} of {len(cases)}"
             if status == "violated":
                 assert found is not None
@@ -396,9 +396,10 @@ def _attack_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock
 def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
                 phases: _Phases, bound3: Callable[[Array, Array, Array], Array],
                 filtered: Callable[[Problem, Array], Callable[[Array, Array], Array]],
-                batch: int, max_split: int
+                batch: int, max_split: int, keep_slopes: bool = True
                 ) -> tuple[str, CaseTree | ReluCaseTree | None, Confirmation | None, str]:
-    """(status, tree, counterexample, note) for one case after the attack."""
+    """(status, tree, counterexample, note) for one case after the attack; the slopes of
+    leaves that alpha-CROWN refutes are kept for the certificate when `keep_slopes`."""
     if pc.problem is None:
         return "unknown", None, None, "an unsafe disjunct has no output constraint"
     problem, C = pc.problem, pc.C
@@ -434,16 +435,53 @@ def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
     res = branch_and_bound(problem, filtered(problem, C), evaluate,
                            _confirm_fn(pc, confirmer, found, clock),
                            deadline=clock.deadline if clock.deadline is not None else np.inf,
-                           batch=batch, split_bound=steer)
+                           batch=batch, split_bound=steer,
+                           refine=_alpha_refine(m, C, phases, keep_slopes))
     phases.seconds["branching"] += (time.monotonic() - t0) - (phases.seconds["bounds"] - before)
     if res.status == "violated":
         return "violated", None, found[-1], ""
     if res.status == "holds":
-        return "holds", _case_tree(pc, res.tree), None, "input splitting with crown bounds"
+        tree = _case_tree(pc, res.tree)
+        if not res.tree.refined:
+            return "holds", tree, None, "input splitting with crown bounds"
+        slopes = tuple((leaf, m.chain_slopes(res.tree.refined[leaf], rows))
+                       for leaf, rows in tree.leaves if leaf in res.tree.refined)
+        return "holds", CaseTree(tree.lower, tree.upper, tree.splits, tree.leaves, slopes), \
+            None, (f"input splitting with crown and alpha-crown bounds "
+                   f"({len(slopes)} alpha-crown leaves)")
     if res.status == "timeout":
         return "timeout", None, None, ""
     return "unknown", None, None, (f"branch and bound stopped after {res.boxes_bounded} boxes "
                                    "(a box no binary64 point can split further)")
+
+
+def _alpha_refine(m: BatchedModel, C: Array, phases: _Phases, keep_slopes: bool
+                  ) -> Callable[[Array, Array], tuple[Array, list[Any]]] | None:
+    """Full alpha-CROWN over the boxes input splitting leaves open after CROWN (each leaf
+    it refutes keeps its grid slopes for the certificate when `keep_slopes`), or None
+    when alpha-CROWN does not apply to the model (not an affine-ReLU chain the exact
+    checker reads, too many ReLUs, or a graph that cannot be re-batched)."""
+    if m.batching_error is not None or sum(w for _, w in m.relu_nodes()) > ALPHA_MAX_RELUS:
+        return None
+    try:
+        relu_chain(m.graph, m.params)
+    except UnsupportedOperation:
+        return None
+    usable = [True]
+
+    def refine(lo: Array, hi: Array) -> tuple[Array, list[Any]]:
+        t0 = time.monotonic()
+        try:
+            got = m.alpha_bounds(lo, hi, C, keep_slopes=keep_slopes) if usable[0] else None
+        except (UnsupportedOperation, ShapeError):
+            got = None
+        finally:
+            phases.add("bounds", t0)
+        if got is None:  # no refutation claimed: the boxes stay open
+            usable[0] = False
+            return np.full((lo.shape[0], C.shape[0]), -np.inf), [None] * lo.shape[0]
+        return got[0], list(got[1])
+    return refine
 
 
 def _alpha_root(pc: _Case, m: BatchedModel, problem: Problem, C: Array, phases: _Phases
