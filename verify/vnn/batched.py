@@ -200,13 +200,13 @@ class BatchedModel:
             return None
         return got[0], {k: v.astype(np.float64) for k, v in got[1][0].items()}
 
-    def alpha_bounds(self, lo: Arr, hi: Arr, C: Arr, *, keep_slopes: bool = True
-                     ) -> tuple[Arr, list[dict[Any, Arr]]] | None:
+    def alpha_bounds(self, lo: Arr, hi: Arr, C: Arr, *, keep_slopes: bool = True,
+                     iterations: int = 20) -> tuple[Arr, list[dict[Any, Arr]]] | None:
         """`alpha_bound` for each box [lo[i], hi[i]] (N, n), bounded in batches: lower
         bounds (N, R) and each box's slopes (float32 arrays with a batch axis of 1; empty dicts
-        when not `keep_slopes`: a search that writes no certificate needs none). Each
-        bound is the sound CROWN pass with exactly those grid slopes. None where
-        `alpha_bound` is None."""
+        when not `keep_slopes`: a search that writes no certificate needs none), the
+        slopes found by `iterations` optimiser steps. Each bound is the sound CROWN pass
+        with exactly those grid slopes. None where `alpha_bound` is None."""
         if sum(int(np.prod(n.shape)) for n in self.graph.nodes if n.op == "relu") \
                 > ALPHA_MAX_RELUS:
             return None
@@ -219,7 +219,8 @@ class BatchedModel:
             g = self.graph_for(size)
             a = _pad(lo[s:t], size).reshape((size, *self.shape[1:]))
             b = _pad(hi[s:t], size).reshape((size, *self.shape[1:]))
-            _, slopes = _alpha_crown_with_slopes(g, self.params, a, b, C=C)
+            _, slopes = _alpha_crown_with_slopes(g, self.params, a, b, C=C,
+                                                 iterations=iterations)
             if not slopes:
                 return None
             on_grid = {k: np.floor(v * grid) / grid for k, v in slopes.items()}
