@@ -14,11 +14,15 @@ refuted. What this module trusts nothing about: it takes
 and optionally `refine(lo, hi) -> ((N, R), data)`: tighter (dearer) sound lower bounds,
 alpha-CROWN say, asked only for the boxes `bound` leaves open, whose verdict is taken from
 `refine`'s bounds alone (a leaf it refutes keeps its `data`, the slopes a checker needs
-to re-derive that very bound). It returns a `Tree`: the root box, every split (box, axis,
-point), and every leaf with the row that refutes each group. Children of a split are
-`[lo, point]` and `[point, hi]` along the axis, so the leaves cover the root by
-construction; a checker re-derives each leaf's bound on its own (see `check_tree`'s
-contract in the certificate module).
+to re-derive that very bound), and only where a box's float margin at its centre says a
+tighter bound could refute it (`_worth_refining`: a box near a counterexample never is,
+and refining it slows the search that finds the counterexample), once `refine_after`
+boxes were bounded (a search that `bound` settles soon, or that soon finds a
+counterexample, does not pay for it). It returns a `Tree`:
+the root box, every split (box, axis, point), and every leaf with the row that refutes
+each group. Children of a split are `[lo, point]` and `[point, hi]` along the axis, so
+the leaves cover the root by construction; a checker re-derives each leaf's bound on its
+own (see `check_tree`'s contract in the certificate module).
 
 Search order: batches (bounding N boxes costs little more than one) of the open boxes
 whose centre comes nearest to unsafe in floats (counterexamples early; a proof bounds
@@ -249,14 +253,17 @@ def _fill(stack: list[_Open], tree: Tree, next_id: int, batch: int,
 def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm: ConfirmFn,
                      *, deadline: float, batch: int = 256, max_boxes: int = 10**7,
                      starts: Sequence[Arr] = (), split_bound: BoundFn | None = None,
-                     refine: RefineFn | None = None, seed: int = 0) -> BabResult:
+                     refine: RefineFn | None = None, refine_reach: float = 8.0,
+                     refine_after: int = 0, seed: int = 0) -> BabResult:
     """Split the problem's box until every leaf is refuted ("holds"), a confirmed
     counterexample is found ("violated"), `deadline` (a `time.monotonic()` value) passes
     ("timeout") or `max_boxes` boxes were bounded ("unknown").
 
     `starts` are extra candidate points (from an attack) checked first; `split_bound`, a
     cheap bound like `bound`'s, steers the choice of split axis; `refine` bounds the boxes
-    `bound` leaves open, as many as fit in the time left (module docstring). Each
+    `bound` leaves open, as many as fit in the time left, those whose float margin at the
+    centre is positive and at least 1/`refine_reach` of `bound`'s shortfall, once more
+    than `refine_after` boxes were bounded (module docstring). Each
     open box's centre, and `seed`-ed random points in the open boxes nearest to unsafe,
     are checked in floats; those that look unsafe go to `confirm`. The
     search returns about one box's cost, or one confirmation, after the deadline at most.
@@ -297,10 +304,11 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
             if v is not None:
                 tree.leaves[ids[i]] = v
         refine_s = 0.0
-        if refine is not None and open_idx:
+        if refine is not None and open_idx and bounded > refine_after:
             t_refine = time.monotonic()
-            open_idx = _refine(open_idx, ids, lo, hi, refine, problem, tree, clock,
-                               len(take))
+            worth = _worth_refining(open_idx, lo, hi, lower, problem, evaluate, refine_reach)
+            still = set(_refine(worth, ids, lo, hi, refine, problem, tree, clock, len(take)))
+            open_idx = [i for i in open_idx if i in still or i not in worth]
             refine_s = time.monotonic() - t_refine
         if not open_idx:
             clock.measured(t_iter, len(take), refine_s)
@@ -341,6 +349,20 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
         prios = _margins(np.asarray(evaluate(mids), np.float64), problem).tolist()
         stack.extend((c[0], c[1], c[2], p) for c, p in zip(children, prios, strict=True))
     return result("holds")
+
+
+def _worth_refining(open_idx: list[int], lo: Arr, hi: Arr, lower: Arr, problem: Problem,
+                    evaluate: EvalFn, reach: float) -> list[int]:
+    """The open boxes (indices into the batch) a tighter bound might refute: the float
+    margin m at the centre is positive (else the box looks unsafe: no sound bound
+    refutes it) and the bound's shortfall below zero is under `reach` times m (a
+    relaxation's gap grows with the box; one far below the centre's value is rarely
+    closed). An untrusted steer: a box left out is split, never claimed."""
+    centre = 0.5 * (lo[open_idx] + hi[open_idx])
+    at_centre = _margins(np.asarray(evaluate(centre), np.float64), problem)
+    bound_margin = np.nan_to_num(_margins(lower[open_idx], problem), nan=-np.inf)
+    keep = (at_centre > 0) & (bound_margin + reach * at_centre > 0)
+    return [i for i, k in zip(open_idx, keep.tolist(), strict=True) if k]
 
 
 def _refine(open_idx: list[int], ids: list[int], lo: Arr, hi: Arr, refine: RefineFn,

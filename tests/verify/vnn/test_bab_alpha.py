@@ -17,7 +17,8 @@ from vnnlib_text import header, prop
 
 from torchlean.spec import nn
 from torchlean.verify.bounds import as_graph, crown
-from torchlean.verify.vnn.bab import Problem, branch_and_bound
+from torchlean.verify.vnn import engine
+from torchlean.verify.vnn.bab import Problem, _worth_refining, branch_and_bound
 from torchlean.verify.vnn.batched import SLOPE_BITS, BatchedModel
 from torchlean.verify.vnn.engine import verify_instance
 from torchlean.verify.vnn.tree_certificate import FORMAT_SLOPES, check_tree_certificate
@@ -83,6 +84,47 @@ def test_the_refinement_decides_alone() -> None:
                            lambda x: False, deadline=time.monotonic() + 30, batch=16,
                            refine=refine, max_boxes=200)
     assert res.status == "unknown" and not res.tree.leaves
+
+
+def test_refinement_waits_for_refine_after_boxes() -> None:
+    """The same search as above with `refine_after`: no box is refined before that many
+    were bounded, and the proof still holds."""
+    problem = Problem(ROOT_LO, ROOT_HI, ((0,),), np.array([0.0]))
+    seen = [0]
+    asked_at: list[int] = []
+
+    def bound(lo: Arr, hi: Arr) -> Arr:
+        seen[0] += lo.shape[0]
+        small = np.max(hi - lo, axis=1, keepdims=True) <= 1 / 64
+        return np.where(small, 1.0, -1.0)
+
+    def refine(lo: Arr, hi: Arr) -> tuple[Arr, list[Any]]:
+        asked_at.append(seen[0])
+        small = np.max(hi - lo, axis=1, keepdims=True) <= 0.125
+        return np.where(small, 1.0, -1.0), [None] * lo.shape[0]
+
+    res = branch_and_bound(problem, bound, _nowhere_unsafe, lambda x: False,
+                           deadline=time.monotonic() + 30, batch=16, refine=refine,
+                           refine_after=100)
+    assert res.status == "holds"
+    assert asked_at and min(asked_at) > 100 and res.tree.refined
+
+
+def test_boxes_that_look_unsafe_or_far_below_are_not_worth_refining() -> None:
+    """Centre margins 1, 1, -0.5, 0.1 against bound margins -2, -9, -0.1, -0.5: with
+    reach 8, the first box (shortfall 2 < 8) and the last (0.5 < 0.8) are refined; the
+    second falls 9 below (over 8 times its centre's 1), the third looks unsafe."""
+    problem = Problem(np.zeros(1), np.ones(1), ((0,),), np.array([0.0]))
+    lo = np.array([[0.0], [1.0], [2.0], [3.0]])
+    hi = lo + 1.0
+    lower = np.array([[-2.0], [-9.0], [-0.1], [-0.5]])
+    centre_values = {0.5: 1.0, 1.5: 1.0, 2.5: -0.5, 3.5: 0.1}
+
+    def evaluate(x: Arr) -> Arr:
+        return np.array([[centre_values[float(v)]] for v in x[:, 0]])
+
+    assert _worth_refining([0, 1, 2, 3], lo, hi, lower, problem, evaluate, 8.0) == [0, 3]
+    assert _worth_refining([1, 2], lo, hi, lower, problem, evaluate, 10.0) == [1]
 
 
 def test_a_slow_refinement_keeps_the_deadline() -> None:
@@ -176,7 +218,9 @@ def _tight_instance() -> tuple[Any, Any, float]:
     raise AssertionError("no net where alpha-CROWN gains and splitting is needed")
 
 
-def test_engine_alpha_leaves_in_input_splitting_pass_the_exact_checker(tmp_path: Path) -> None:
+def test_engine_alpha_leaves_in_input_splitting_pass_the_exact_checker(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(engine, "ALPHA_AFTER_BOXES", 0)  # a toy proof needs few boxes
     net, g, d = _tight_instance()
     p = prop(header(2, 2) + f"(assert (<= Y_0 {d:.6f}))")
     cert = tmp_path / "cert.json"
@@ -192,8 +236,9 @@ def test_engine_alpha_leaves_in_input_splitting_pass_the_exact_checker(tmp_path:
 
 
 @pytest.mark.parametrize("certificate", [False, True])
-def test_the_engine_proves_the_same_with_or_without_kept_slopes(tmp_path: Path,
-                                                                 certificate: bool) -> None:
+def test_the_engine_proves_the_same_with_or_without_kept_slopes(
+        tmp_path: Path, monkeypatch: Any, certificate: bool) -> None:
+    monkeypatch.setattr(engine, "ALPHA_AFTER_BOXES", 0)
     net, g, d = _tight_instance()
     p = prop(header(2, 2) + f"(assert (<= Y_0 {d:.6f}))")
     v = verify_instance((g, net.params), p, timeout=120, batch=2,
