@@ -80,8 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="vnncomp_results.csv", help="results CSV")
     ap.add_argument("--check", action="store_true", help="re-check holds certificates")
     ap.add_argument("--check-max-leaves", type=int, default=2000)
+    ap.add_argument("--match", action="append", default=None,
+                    help="only instances whose 'onnx vnnlib' contains this (repeatable)")
+    ap.add_argument("--alpha-after", type=int, default=None,
+                    help="boxes input splitting bounds before alpha-CROWN joins (default: "
+                         "the engine's ALPHA_AFTER_BOXES; a huge value: CROWN alone)")
     args = ap.parse_args(argv)
 
+    from torchlean.verify.vnn import engine
     from torchlean.verify.vnn.engine import verify_instance
     from torchlean.verify.vnn.results import read_instances
     from torchlean.verify.vnn.tree_certificate import check_tree_certificate
@@ -101,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{cat}: {csv_path} is absent; skipped")
             continue
         insts = read_instances(csv_path)[:: max(1, args.stride)][: args.limit]
+        if args.match:
+            insts = [i for i in insts if any(m in f"{i.onnx} {i.vnnlib}" for m in args.match)]
+        if args.alpha_after is not None:
+            engine.ALPHA_AFTER_BOXES = args.alpha_after
         for k, inst in enumerate(insts):
             limit = inst.timeout if args.max_timeout is None else min(inst.timeout,
                                                                        args.max_timeout)
@@ -151,7 +161,7 @@ def _summary(rows: list[dict[str, Any]], root: str, cap: float | None) -> None:
     print("category   run solved holds violated unknown timeout error  s/solved  "
           "attack/bounds/branching s")
     for cat, rs in by.items():
-        count = defaultdict(int)
+        count: dict[str, int] = defaultdict(int)
         for r in rs:
             count[r["verdict"]] += 1
         solved = [r for r in rs if r["verdict"] in ("holds", "violated")]

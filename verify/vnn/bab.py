@@ -11,10 +11,18 @@ refuted. What this module trusts nothing about: it takes
 - `evaluate(x) -> (N, R)`: `C . f(x)` at N points (float64; only steers the search),
 - `confirm(x) -> bool`: whether x really is a counterexample (exact, the caller's),
 
-and returns a `Tree`: the root box, every split (box, axis, point), and every leaf with
-the row that refutes each group. Children of a split are `[lo, point]` and `[point, hi]`
-along the axis, so the leaves cover the root by construction; a checker re-derives each
-leaf's bound on its own (see `check_tree`'s contract in the certificate module).
+and optionally `refine(lo, hi) -> ((N, R), data)`: tighter (dearer) sound lower bounds,
+alpha-CROWN say, asked only for the boxes `bound` leaves open, whose verdict is taken from
+`refine`'s bounds alone (a leaf it refutes keeps its `data`, the slopes a checker needs
+to re-derive that very bound), and only where a box's float margin at its centre says a
+tighter bound could refute it (`_worth_refining`: a box near a counterexample never is,
+and refining it slows the search that finds the counterexample), once `refine_after`
+boxes were bounded (a search that `bound` settles soon, or that soon finds a
+counterexample, does not pay for it). It returns a `Tree`:
+the root box, every split (box, axis, point), and every leaf with the row that refutes
+each group. Children of a split are `[lo, point]` and `[point, hi]` along the axis, so
+the leaves cover the root by construction; a checker re-derives each leaf's bound on its
+own (see `check_tree`'s contract in the certificate module).
 
 Search order: batches (bounding N boxes costs little more than one) of the open boxes
 whose centre comes nearest to unsafe in floats (counterexamples early; a proof bounds
@@ -29,8 +37,10 @@ differences of `evaluate`. Both are cheap for the low-dimensional inputs where i
 splitting pays; high-dimensional inputs want activation splitting instead.
 
 Time: every bounds call is sized to the time left before the deadline, from the slowest
-seconds per box (bounding, splitting and the centre checks together) seen so far, and
-the deadline is checked before every confirmation, so a search returns "timeout" at most
+seconds per box (bounding, splitting and the centre checks together) seen so far, plus
+the refinement's slowest seconds per box times the largest share of a batch it was asked
+for; a refinement is asked for only as many boxes as its slowest cost says fit; and the
+deadline is checked before every confirmation, so a search returns "timeout" at most
 about one box's cost, or one confirmation, after its deadline.
 """
 
@@ -47,6 +57,7 @@ __all__ = ["Problem", "Split", "Tree", "BabResult", "branch_and_bound", "refuted
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 BoundFn = Callable[[Arr, Arr], Arr]
+RefineFn = Callable[[Arr, Arr], tuple[Arr, Sequence[Any]]]
 EvalFn = Callable[[Arr], Arr]
 ConfirmFn = Callable[[Arr], bool]
 
@@ -91,10 +102,12 @@ class Split:
 @dataclass
 class Tree:
     """The search tree: splits in order, and each leaf box with its refuting rows
-    (one row per group whose lower bound was above its right-hand side)."""
+    (one row per group whose lower bound was above its right-hand side); `refined`: for
+    the leaves refuted by the refining bound, the data it returned with their bounds."""
 
     splits: list[Split] = field(default_factory=list)
     leaves: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    refined: dict[int, Any] = field(default_factory=dict)
 
     def boxes(self, lower: Arr, upper: Arr) -> dict[int, tuple[Arr, Arr]]:
         """Every box of the tree by id, re-derived from the root and the splits."""
@@ -240,13 +253,17 @@ def _fill(stack: list[_Open], tree: Tree, next_id: int, batch: int,
 def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm: ConfirmFn,
                      *, deadline: float, batch: int = 256, max_boxes: int = 10**7,
                      starts: Sequence[Arr] = (), split_bound: BoundFn | None = None,
-                     seed: int = 0) -> BabResult:
+                     refine: RefineFn | None = None, refine_reach: float = 8.0,
+                     refine_after: int = 0, seed: int = 0) -> BabResult:
     """Split the problem's box until every leaf is refuted ("holds"), a confirmed
     counterexample is found ("violated"), `deadline` (a `time.monotonic()` value) passes
     ("timeout") or `max_boxes` boxes were bounded ("unknown").
 
     `starts` are extra candidate points (from an attack) checked first; `split_bound`, a
-    cheap bound like `bound`'s, steers the choice of split axis (module docstring). Each
+    cheap bound like `bound`'s, steers the choice of split axis; `refine` bounds the boxes
+    `bound` leaves open, as many as fit in the time left, those whose float margin at the
+    centre is positive and at least 1/`refine_reach` of `bound`'s shortfall, once more
+    than `refine_after` boxes were bounded (module docstring). Each
     open box's centre, and `seed`-ed random points in the open boxes nearest to unsafe,
     are checked in floats; those that look unsafe go to `confirm`. The
     search returns about one box's cost, or one confirmation, after the deadline at most.
@@ -286,8 +303,15 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
         for i, v in enumerate(verdicts):
             if v is not None:
                 tree.leaves[ids[i]] = v
+        refine_s = 0.0
+        if refine is not None and open_idx and bounded > refine_after:
+            t_refine = time.monotonic()
+            worth = _worth_refining(open_idx, lo, hi, lower, problem, evaluate, refine_reach)
+            still = set(_refine(worth, ids, lo, hi, refine, problem, tree, clock, len(take)))
+            open_idx = [i for i in open_idx if i in still or i not in worth]
+            refine_s = time.monotonic() - t_refine
         if not open_idx:
-            clock.measured(t_iter, len(take))
+            clock.measured(t_iter, len(take), refine_s)
             continue
         olo, ohi, olower = lo[open_idx], hi[open_idx], lower[open_idx]
         centre = 0.5 * (olo + ohi)
@@ -300,7 +324,7 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
             centre_margin, _margins(np.asarray(evaluate(probes[len(centre):]), np.float64),
                                     problem)])
         axes = _split_axes(olo, ohi, olower, problem, evaluate, split_bound)
-        clock.measured(t_iter, len(take))
+        clock.measured(t_iter, len(take), refine_s)
         for hit in np.flatnonzero(probe_margin <= 0)[:_MAX_CONFIRMS]:
             if not clock.may_confirm():
                 return result("timeout")
@@ -327,6 +351,42 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
     return result("holds")
 
 
+def _worth_refining(open_idx: list[int], lo: Arr, hi: Arr, lower: Arr, problem: Problem,
+                    evaluate: EvalFn, reach: float) -> list[int]:
+    """The open boxes (indices into the batch) a tighter bound might refute: the float
+    margin m at the centre is positive (else the box looks unsafe: no sound bound
+    refutes it) and the bound's shortfall below zero is under `reach` times m (a
+    relaxation's gap grows with the box; one far below the centre's value is rarely
+    closed). An untrusted steer: a box left out is split, never claimed."""
+    centre = 0.5 * (lo[open_idx] + hi[open_idx])
+    at_centre = _margins(np.asarray(evaluate(centre), np.float64), problem)
+    bound_margin = np.nan_to_num(_margins(lower[open_idx], problem), nan=-np.inf)
+    keep = (at_centre > 0) & (bound_margin + reach * at_centre > 0)
+    return [i for i, k in zip(open_idx, keep.tolist(), strict=True) if k]
+
+
+def _refine(open_idx: list[int], ids: list[int], lo: Arr, hi: Arr, refine: RefineFn,
+            problem: Problem, tree: Tree, clock: _Budget, batch: int) -> list[int]:
+    """Bound the open boxes (indices into the batch) by `refine`, as many as fit in the
+    time left; record the leaves it refutes, with their data. Returns the boxes still
+    open."""
+    count = clock.refine_count(len(open_idx))
+    if count == 0:
+        return open_idx
+    chosen = open_idx[:count]
+    t = time.monotonic()
+    lower, data = refine(lo[chosen], hi[chosen])
+    clock.refined(t, count, batch)
+    verdicts = refuted_rows(np.asarray(lower, dtype=np.float64), problem)
+    refuted = set()
+    for i, v, d in zip(chosen, verdicts, data, strict=True):
+        if v is not None:
+            tree.leaves[ids[i]] = v
+            tree.refined[ids[i]] = d
+            refuted.add(i)
+    return [i for i in open_idx if i not in refuted]
+
+
 def _take(stack: list[_Open], size: int) -> list[_Open]:
     """Remove and return the `size` boxes of least priority (the float margin at the
     box's centre, or its parent's: nearest to unsafe first, so counterexamples turn up
@@ -350,26 +410,47 @@ def _take(stack: list[_Open], size: int) -> list[_Open]:
 
 class _Budget:
     """The time left before a deadline, and the costs seen so far: the slowest seconds
-    per box of a whole search step, and the slowest confirmation."""
+    per box of a whole search step (refinement aside), the slowest seconds per refined
+    box, the largest share of a batch refined, and the slowest confirmation."""
 
-    FIRST_BATCH = 16  # boxes bounded before any cost is known
+    FIRST_BATCH = 16  # boxes bounded (or refined) before any cost is known
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.per_box = 0.0
+        self.per_refine = 0.0
+        self.refine_share = 0.0
         self.per_confirm = 0.0
 
     def batch_size(self, batch: int) -> int:
         """How many boxes to bound next: `batch`, fewer when the time left allows fewer
-        at the slowest cost per box seen (at least one)."""
+        at the slowest cost per box seen, refinement's share included (at least one)."""
         if self.per_box <= 0:
             return min(batch, self.FIRST_BATCH)
         left = self.deadline - time.monotonic()
-        return int(max(1, min(batch, left / self.per_box)))
+        cost = self.per_box + self.refine_share * self.per_refine
+        return int(max(1, min(batch, left / cost)))
 
-    def measured(self, since: float, boxes: int) -> None:
-        """Record a step over `boxes` boxes that began at `since`."""
-        self.per_box = max(self.per_box, (time.monotonic() - since) / max(1, boxes))
+    def refine_count(self, boxes: int) -> int:
+        """How many of `boxes` open boxes to refine: those whose refinement, at the slowest
+        cost per box seen, ends before the deadline with the rest of the step's cost for
+        them (at most FIRST_BATCH before any cost is known)."""
+        if self.per_refine <= 0:
+            return min(boxes, self.FIRST_BATCH)
+        left = self.deadline - time.monotonic() - self.per_box * boxes
+        return int(max(0, min(boxes, left / self.per_refine)))
+
+    def refined(self, since: float, boxes: int, batch: int) -> None:
+        """Record a refinement of `boxes` of a batch of `batch` boxes that began at
+        `since`."""
+        self.per_refine = max(self.per_refine, (time.monotonic() - since) / max(1, boxes))
+        self.refine_share = max(self.refine_share, boxes / max(1, batch))
+
+    def measured(self, since: float, boxes: int, refining: float = 0.0) -> None:
+        """Record a step over `boxes` boxes that began at `since` and spent `refining`
+        seconds of it refining."""
+        spent = time.monotonic() - since - refining
+        self.per_box = max(self.per_box, spent / max(1, boxes))
 
     def may_confirm(self) -> bool:
         """Whether the slowest confirmation seen so far still fits before the deadline."""

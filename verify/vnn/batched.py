@@ -178,8 +178,8 @@ class BatchedModel:
             a = _pad(lo[s:t], size).reshape((size, *self.shape[1:]))
             b = _pad(hi[s:t], size).reshape((size, *self.shape[1:]))
             try:
-                # alpha-CROWN over many boxes costs ~20 CROWN passes each: the engine asks
-                # for it once, at the root (`alpha_bound`); branch and bound uses CROWN
+                # alpha-CROWN costs several CROWN passes a box: branch and bound asks for
+                # it (`alpha_bounds`) only on the boxes CROWN leaves open
                 res = _bounds.crown(g, self.params, a, b, C=C)
             except UnsupportedOperation:
                 res = _bounds.ibp(g, self.params, a, b, C=C)
@@ -194,20 +194,45 @@ class BatchedModel:
         to a multiple of 2^-SLOPE_BITS, so exactly `slope_ints(...) * 2^-SLOPE_BITS`);
         None when alpha-CROWN does not apply (not an affine-ReLU chain, too large) or the
         net has over ALPHA_MAX_RELUS ReLUs (the exact checker could not re-derive it)."""
-        g = self.graph_for(1)
-        if sum(int(np.prod(n.shape)) for n in g.nodes if n.op == "relu") > ALPHA_MAX_RELUS:
+        got = self.alpha_bounds(np.asarray(lo, np.float64).reshape(1, self.n),
+                                np.asarray(hi, np.float64).reshape(1, self.n), C)
+        if got is None:
             return None
-        a = np.asarray(lo, np.float64).reshape(self.shape)
-        b = np.asarray(hi, np.float64).reshape(self.shape)
-        res, slopes = _alpha_crown_with_slopes(g, self.params, a, b, C=C)
-        if not slopes:
+        return got[0], {k: v.astype(np.float64) for k, v in got[1][0].items()}
+
+    def alpha_bounds(self, lo: Arr, hi: Arr, C: Arr, *, keep_slopes: bool = True,
+                     iterations: int = 20) -> tuple[Arr, list[dict[Any, Arr]]] | None:
+        """`alpha_bound` for each box [lo[i], hi[i]] (N, n), bounded in batches: lower
+        bounds (N, R) and each box's slopes (float32 arrays with a batch axis of 1; empty dicts
+        when not `keep_slopes`: a search that writes no certificate needs none), the
+        slopes found by `iterations` optimiser steps. Each bound is the sound CROWN pass
+        with exactly those grid slopes. None where `alpha_bound` is None."""
+        if sum(int(np.prod(n.shape)) for n in self.graph.nodes if n.op == "relu") \
+                > ALPHA_MAX_RELUS:
             return None
+        lo = np.asarray(lo, np.float64).reshape(-1, self.n)
+        hi = np.asarray(hi, np.float64).reshape(-1, self.n)
+        low = np.empty((lo.shape[0], C.shape[0]))
+        per_box: list[dict[Any, Arr]] = []
         grid = float(1 << SLOPE_BITS)
-        on_grid = {k: np.floor(v * grid) / grid for k, v in slopes.items()}
-        # the bound claimed is the one with exactly the slopes the certificate will carry
-        # (not intersected with plain CROWN: its rows could need other slopes)
-        tuned = _bounds.crown(g, self.params, a, b, C=C, relu_slopes=on_grid)
-        return tuned.lower, on_grid
+        for s, t, size in self._chunks(lo.shape[0]):
+            g = self.graph_for(size)
+            a = _pad(lo[s:t], size).reshape((size, *self.shape[1:]))
+            b = _pad(hi[s:t], size).reshape((size, *self.shape[1:]))
+            _, slopes = _alpha_crown_with_slopes(g, self.params, a, b, C=C,
+                                                 iterations=iterations)
+            if not slopes:
+                return None
+            on_grid = {k: np.floor(v * grid) / grid for k, v in slopes.items()}
+            # the bound claimed is the one with exactly the slopes the certificate will
+            # carry (not intersected with plain CROWN: its rows could need other slopes)
+            tuned = _bounds.crown(g, self.params, a, b, C=C, relu_slopes=on_grid)
+            low[s:t] = tuned.lower[: t - s]
+            # float32 copies: exact (multiples of 2^-16 in [0, 1]), half the memory, and
+            # no view keeps a whole chunk's slopes alive for one leaf
+            per_box.extend({k: v[i: i + 1].astype(np.float32) for k, v in on_grid.items()}
+                           if keep_slopes else {} for i in range(t - s))
+        return low, per_box
 
     def chain_slopes(self, slopes: Mapping[Any, Arr], rows: tuple[int, ...]) -> ChainSlopes:
         """`alpha_bound`'s slopes in the layout of the exact chain checker
