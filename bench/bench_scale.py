@@ -14,7 +14,7 @@ overhead of one work unit, a simulation of 8 and 32 workers, and the memory of o
    free worker (what Dask's scheduler does for independent tasks of equal priority); the
    makespan is the finish time of the last worker. An instance is one unit, so the slowest
    instance bounds every N. Splitting one instance: `--sub-onnx`/`--sub-prop` (default
-   1_1 prop_1, the slowest the engine solves within its CSV timeout here) run with its CSV
+   1_1 prop_3, the slowest the engine solves within its CSV timeout here) run with its CSV
    timeout through `verify_instance(..., pool=)` with no pool, `WorkPool(1)` (in process)
    and `WorkPool(workers=2)`: wall time, the driver's CPU time, each unit's wall and CPU
    (its thread) time, whether verdicts and certificate bytes agree, the overhead per unit
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path("benchmarks") / "vnncomp2021"
 # the slowest ACAS Xu instance the engine solves within its CSV timeout on one core here
 # (holds in about 22-28 s, about 4000 leaves), short enough for a bench
-SUB_ONNX, SUB_PROP = "ACASXU_run2a_1_1_batch_2000.onnx", "prop_1.vnnlib"
+SUB_ONNX, SUB_PROP = "ACASXU_run2a_1_1_batch_2000.onnx", "prop_3.vnnlib"
 
 
 def _shared_benchmarks() -> Path | None:
