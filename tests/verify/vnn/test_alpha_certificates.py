@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from exact_nets import exact_forward
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from vnnlib_text import header, prop
@@ -30,19 +31,6 @@ NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 def deep(seed: int, hidden: int = 12) -> Any:
     return nn.build(nn.linear(2, hidden) >> nn.relu() >> nn.linear(hidden, hidden) >> nn.relu()
                     >> nn.linear(hidden, hidden) >> nn.relu() >> nn.linear(hidden, 2), seed=seed)
-
-
-def exact_forward(net: Any, x: tuple[Fraction, ...]) -> list[Fraction]:
-    """The net by hand over Fractions (independent of the graph and the checkers)."""
-    q = {k: np.vectorize(lambda t: F(float(t)), otypes=[object])(v.numpy())
-         for k, v in net.params.items()}
-    h = np.array(list(x), dtype=object)
-    layers = sorted({k.split(".")[0] for k in q}, key=int)
-    for i, name in enumerate(layers):
-        h = q[f"{name}.weight"].dot(h) + q[f"{name}.bias"]
-        if i + 1 < len(layers):
-            h = np.array([max(t, F(0)) for t in h], dtype=object)
-    return list(h)
 
 
 def _random_chain_slopes(rng: Any, widths: tuple[int, ...], rows: int, e: int) -> ChainSlopes:

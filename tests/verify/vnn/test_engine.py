@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from exact_nets import exact_forward
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from vnnlib_text import header, prop
@@ -32,19 +33,6 @@ NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)  # each example costs 
 def mlp(seed: int, hidden: int = 8) -> Any:
     return nn.build(nn.linear(2, hidden) >> nn.relu() >> nn.linear(hidden, hidden) >> nn.relu()
                     >> nn.linear(hidden, 2), seed=seed)
-
-
-def exact_forward(net: Any, x: tuple[Fraction, ...]) -> list[Fraction]:
-    """The net by hand over Fractions (independent of the graph and the engine)."""
-    q = {k: np.vectorize(lambda t: F(float(t)), otypes=[object])(v.numpy())
-         for k, v in net.params.items()}
-    h = np.array(list(x), dtype=object)
-    layers = sorted({k.split(".")[0] for k in q}, key=int)
-    for i, name in enumerate(layers):
-        h = q[f"{name}.weight"].dot(h) + q[f"{name}.bias"]
-        if i + 1 < len(layers):
-            h = np.array([max(t, F(0)) for t in h], dtype=object)
-    return list(h)
 
 
 def grid_values(net: Any, points: int = 41) -> tuple[list[tuple[Fraction, ...]], list[Any]]:
