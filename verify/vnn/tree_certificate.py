@@ -58,6 +58,7 @@ import numpy as np
 
 from ...runtime.atomic_write import write_atomically
 from ...runtime.graph import Graph
+from ...spec import strict_json
 from ...spec.errors import DataFormatError, UnsupportedOperation
 from .exact_chain import ChainSlopes
 from .vnnlib import Case, LinearConstraint, Property, read_vnnlib
@@ -69,6 +70,10 @@ FORMAT = "torchlean-vnn-tree/1"
 FORMAT_SLOPES = "torchlean-vnn-tree/2"  # leaves may carry alpha-CROWN slopes
 # leaf_bound(lower, upper, rows), and for a leaf with slopes (lower, upper, rows, slopes)
 LeafBound = Callable[..., Sequence[Fraction]]
+# Read by spec/strict_json (bounded, duplicate keys and NaN refused). Alpha leaves carry
+# about 300 kB of slopes each, so a long input-splitting run's file can pass strict_json's
+# 1 GiB default; a file over this limit is answered "not ok", never accepted.
+MAX_CERTIFICATE_BYTES = 4 << 30
 MAX_SLOPES = 1 << 26  # slope entries one array may hold (a file is parsed, never trusted)
 
 
@@ -412,9 +417,8 @@ def check_tree_certificate(path: str | os.PathLike[str],
     checked = 0
     try:
         try:
-            with open(path, encoding="utf-8") as f:
-                doc = json.load(f)
-        except (OSError, ValueError) as e:
+            doc = strict_json.read_json_file(path, max_bytes=MAX_CERTIFICATE_BYTES)
+        except (OSError, DataFormatError) as e:
             raise _Bad(f"cannot read the certificate: {e}") from None
         trees = _parse(doc, n)
         if len(trees) != len(parsed.cases):

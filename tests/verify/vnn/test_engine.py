@@ -199,6 +199,19 @@ def test_a_certificate_for_another_property_is_rejected(band_cert: Any) -> None:
     assert not check_tree_certificate(malformed, model, prop(BAND)).ok
 
 
+def test_a_certificate_that_is_not_strict_json_is_rejected(band_cert: Any) -> None:
+    """The checker reads with spec/strict_json: a key given twice (json.load would keep
+    the last) or a NaN makes the file invalid, with the position named."""
+    cert, model, p, doc = band_cert
+    twice = cert.with_name("twice.json")
+    twice.write_text(json.dumps(doc)[:-1] + ', "format": "torchlean-vnn-tree/1"}')
+    res = check_tree_certificate(twice, model, p)
+    assert not res.ok and "twice.json: line 1" in res.reason
+    doc["cases"][0]["leaves"][0].append(float("nan"))
+    res = check_tree_certificate(_tampered(cert, doc), model, p)
+    assert not res.ok and "NaN" in res.reason
+
+
 # -- the exact leaf bound ---------------------------------------------------------------
 @settings(max_examples=10, deadline=None, phases=NO_SHRINK)
 @given(st.integers(0, 10**6), st.floats(-1, 0.5), st.floats(-1, 0.5), st.floats(0.01, 0.5))
