@@ -329,11 +329,11 @@ def optimize_intermediate(chain: Chain, j: int, pre: Sequence[tuple[Arr, Arr]], 
                 chain.ops[:j])
     fams = [None if chain.op(k) == "relu" else tangent_family(SMOOTH[chain.op(k)], lo, hi)
             for k, (lo, hi) in enumerate(pre)]
-    boxed = [pre[k] if general else (lo[box], hi[box]) for k, (lo, hi) in enumerate(pre)]
-    if general:
-        got = optimize_lines(sub, [(lo[box], hi[box]) for lo, hi in pre], spec, lower[box],
-                             upper[box], iterations=iterations, lr=lr,
-                             families=[None if f is None else _take(f, box) for f in fams])
+    boxed = [(lo[box], hi[box]) for lo, hi in pre]
+    if general:  # the families of the boxes' rows, not recomputed for each pair
+        got = optimize_lines(sub, boxed, spec, lower[box], upper[box], iterations=iterations,
+                             lr=lr, families=[None if f is None else _take(f, box)
+                                              for f in fams])
     else:
         got = optimize_slopes(sub, boxed, spec, lower[box], upper[box],
                               iterations=iterations, lr=lr)
@@ -449,8 +449,10 @@ class _Relu:
         return al.astype(self.dtype, copy=False), np.zeros((1, 1, 1), self.dtype), \
             self.s[:, None, :], self.t[:, None, :]
 
-    def grads(self, p: list[Arr], lam: Arr, g: Arr) -> list[Arr]:
-        return [np.where(self.unstable[:, None, :] & (lam > 0), g * lam, 0.0)]
+    def grads(self, p: list[Arr], pos: Arr, neg: Arr, g: Arr) -> list[Arr]:
+        out = g * pos
+        out *= self.unstable[:, None, :]
+        return [out]
 
     def project(self, p: list[Arr]) -> None:
         np.clip(p[0], 0.0, 1.0, out=p[0])
@@ -464,37 +466,54 @@ class _SShape:
         self.model = _MODELS[op]
         self.fam = fam
         self.dtype = _WORK if dtype is None else dtype
-
-        def rows(v: Arr) -> Arr:
-            return np.asarray(v[:, None, :], dtype=self.dtype)
-
-        self.fixed = tuple(rows(v) for v in fam.fixed)
-        self.opt_l, self.opt_u = fam.opt_l[:, None, :], fam.opt_u[:, None, :]
-        self.box = [(rows(fam.lo_l), rows(fam.hi_l)), (rows(fam.lo_u), rows(fam.hi_u))]
         self._at: list[tuple[Arr, Arr, Arr]] = []
 
     def init(self, rows: int) -> list[Arr]:
-        b, n = self.fam.init_l.shape
-        return [np.broadcast_to(v[:, None, :], (b, rows, n)).astype(self.dtype)
-                for v in (self.fam.init_l, self.fam.init_u)]
+        # every per-neuron array expanded to the parameters' full shape once: the
+        # iterations then run on same-shape contiguous arrays (broadcasting the middle
+        # axis would cut each operation into loops of one row's length)
+        fam = self.fam
+        b, n = fam.init_l.shape
+
+        def full(v: Arr) -> Arr:
+            return np.broadcast_to(v[:, None, :], (b, rows, n)).astype(self.dtype)
+
+        self.fixed = tuple(full(v) for v in fam.fixed)
+        self.opt_l, self.opt_u = full(fam.opt_l) != 0, full(fam.opt_u) != 0
+        self.on_l, self.on_u = full(fam.opt_l), full(fam.opt_u)  # as 0 / 1
+        self.box = [(full(fam.lo_l), full(fam.hi_l)), (full(fam.lo_u), full(fam.hi_u))]
+        return [full(fam.init_l), full(fam.init_u)]
 
     def lines(self, p: list[Arr]) -> tuple[Arr, Arr, Arr, Arr]:
         self._at = [self.model(d) for d in p]
-        (vl, dl, _), (vu, du, _) = self._at
-        fa_l, fb_l, fa_u, fb_u = self.fixed
-        return (np.where(self.opt_l, dl, fa_l), np.where(self.opt_l, vl - dl * p[0], fb_l),
-                np.where(self.opt_u, du, fa_u), np.where(self.opt_u, vu - du * p[1], fb_u))
+        out = []
+        for d, (v, dv, _), opt, (fa, fb) in zip(
+                p, self._at, (self.opt_l, self.opt_u),
+                (self.fixed[:2], self.fixed[2:]), strict=True):
+            b = dv * d
+            np.subtract(v, b, out=b)
+            a = np.copy(dv)
+            np.copyto(a, fa, where=~opt)
+            np.copyto(b, fb, where=~opt)
+            out += [a, b]
+        return out[0], out[1], out[2], out[3]
 
-    def grads(self, p: list[Arr], lam: Arr, g: Arr) -> list[Arr]:
+    def grads(self, p: list[Arr], pos: Arr, neg: Arr, g: Arr) -> list[Arr]:
         # d/dd of the line's value at z: f''(d) (z - d), z the point the bound takes
-        (_, _, ddl), (_, _, ddu) = self._at
-        return [np.where(self.opt_l & (lam > 0), lam * ddl * (g - p[0]), 0.0),
-                np.where(self.opt_u & (lam < 0), lam * ddu * (g - p[1]), 0.0)]
+        out = []
+        for d, (_, _, dd), lam, on in zip(p, self._at, (pos, neg), (self.on_l, self.on_u),
+                                          strict=True):
+            gr = g - d
+            gr *= dd
+            gr *= lam
+            gr *= on
+            out.append(gr)
+        return out
 
     def project(self, p: list[Arr]) -> None:
         for d, (a, b) in zip(p, self.box, strict=True):
-            np.clip(d, a, b, out=d)
-            np.copyto(d, np.broadcast_to(a, d.shape), where=np.isnan(d))
+            np.maximum(d, a, out=d)
+            np.minimum(d, b, out=d)
 
 
 def optimize_lines(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, lower: Arr,
@@ -573,7 +592,7 @@ def _lines_bound_and_grad(chain: Chain, layers: Sequence[_Relu | _SShape],
         al, bl, au, bu = lines
         pos, neg = np.maximum(pre_lam, 0.0), np.minimum(pre_lam, 0.0)
         const += np.sum(pos * bl + neg * bu, axis=2)
-        saved.append((k, pre_lam, lines))
+        saved.append((k, pos, neg, lines))
         lam = pos * al + neg * au
     value = const + np.sum(lam * mid[:, None, :], axis=2) \
         - np.sum(np.abs(lam) * rad[:, None, :], axis=2)
@@ -581,9 +600,9 @@ def _lines_bound_and_grad(chain: Chain, layers: Sequence[_Relu | _SShape],
     g = mid[:, None, :] - np.sign(lam) * rad[:, None, :]
     g = times_transposed(g, chain.weights[0]) + chain.biases[0]
     grads: list[list[Arr]] = [[] for _ in layers]
-    for k, pre_lam, (al, bl, au, bu) in reversed(saved):
-        grads[k - 1] = layers[k - 1].grads(params[k - 1], pre_lam, g)
-        g_pre = np.where(pre_lam > 0, al * g + bl, au * g + bu)
+    for k, pos, neg, (al, bl, au, bu) in reversed(saved):
+        grads[k - 1] = layers[k - 1].grads(params[k - 1], pos, neg, g)
+        g_pre = np.where(pos > 0, al * g + bl, au * g + bu)
         g = times_transposed(g_pre, chain.weights[k]) + chain.biases[k]
     return value, grads
 

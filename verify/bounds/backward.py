@@ -711,7 +711,10 @@ def _row_lines(bw: Backward, n: Any, a: Array, z: int, lo: Array, hi: Array,
     g = gamma64(count)
     err = up(np.abs(t).sum(axis=2) * (1.0 + g) + count * TINY_NORMAL)
     bw.add_const(dn(t.sum(axis=2) - up(err * (g + 2 * U64))))
-    bw.give(z, new, 2 * U64)
+    # new's own rounding, against |new| (give charges a sum's rounding, if z has a
+    # coefficient already, against |sum|)
+    bw.charge(bw.absof(new), z, 2 * U64)
+    bw.give(z, new, 0.0)
     return True
 
 

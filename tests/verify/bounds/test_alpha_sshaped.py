@@ -277,6 +277,8 @@ def test_optimised_points_reproduce_the_float_bound_in_the_sound_pass() -> None:
     tuned = _final(bw, g, spec_matrix(spec, g, 3), "alpha-crown")
     layers = [_SShape("tanh", tangent_family(SMOOTH["tanh"], a, c), np.float64)
               for a, c in flat]
+    for layer in layers:
+        layer.init(6)  # the per-row arrays; the parameters are the optimiser's
     params = [[p[0], p[1]] for p in got]
     value, _ = _lines_bound_and_grad(chain, layers, params, both, 0.5 * (lo + hi),
                                      0.5 * (hi - lo))
