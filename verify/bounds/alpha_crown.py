@@ -575,7 +575,7 @@ def optimize_lines(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, lowe
 
 
 def _lines_bound_and_grad(chain: Chain, layers: Sequence[_Relu | _SShape],
-                          params: list[list[Arr]], spec: Arr, mid: Arr, rad: Arr
+                          params: list[list[Arr]], spec: Arr, mid: Any, rad: Any
                           ) -> tuple[Arr, list[list[Arr]]]:
     """The float CROWN lower bound (batch, rows) with each layer's lines from its
     parameters, and its gradient with respect to every parameter array."""
@@ -609,7 +609,7 @@ def _lines_bound_and_grad(chain: Chain, layers: Sequence[_Relu | _SShape],
 
 def _take(fam: TangentFamily, rows: Any) -> TangentFamily:
     """The family of the batch rows `rows` (an index array)."""
-    return TangentFamily(tuple(v[rows] for v in fam.fixed),  # type: ignore[arg-type]
+    return TangentFamily(tuple(v[rows] for v in fam.fixed),
                          *(getattr(fam, k)[rows] for k in (
                              "opt_l", "lo_l", "hi_l", "init_l", "opt_u", "lo_u", "hi_u",
                              "init_u")))
