@@ -330,10 +330,21 @@ def optimize_intermediate(chain: Chain, j: int, pre: Sequence[tuple[Arr, Arr]], 
     fams = [None if chain.op(k) == "relu" else tangent_family(SMOOTH[chain.op(k)], lo, hi)
             for k, (lo, hi) in enumerate(pre)]
     boxed = [(lo[box], hi[box]) for lo, hi in pre]
-    if general:  # the families of the boxes' rows, not recomputed for each pair
-        got = optimize_lines(sub, boxed, spec, lower[box], upper[box], iterations=iterations,
-                             lr=lr, families=[None if f is None else _take(f, box)
-                                              for f in fams])
+    if general:
+        # the pairs are independent problems: in chunks of at most _CHUNK parameter
+        # entries per array (a wide layer's pairs would otherwise hold pairs x 2 x width
+        # entries in each of the optimiser's arrays at once)
+        step = max(1, _CHUNK // (2 * sum(lo.shape[1] for lo, _ in pre)))
+        parts = []
+        for c in range(0, pairs, step):
+            at = slice(c, c + step)
+            rows_of = box[at]
+            parts.append(optimize_lines(
+                sub, [(lo[at], hi[at]) for lo, hi in boxed], spec[at], lower[rows_of],
+                upper[rows_of], iterations=iterations, lr=lr,
+                # the families of the boxes' rows, not recomputed for each pair
+                families=[None if f is None else _take(f, rows_of) for f in fams]))
+        got = [np.concatenate(ps, axis=-3) for ps in zip(*parts, strict=True)]
     else:
         got = optimize_slopes(sub, boxed, spec, lower[box], upper[box],
                               iterations=iterations, lr=lr)
@@ -428,6 +439,7 @@ def _erf_model(z: Arr) -> tuple[Arr, Arr, Arr]:
 _MODELS = {"tanh": _tanh_model, "sigmoid": _sigmoid_model, "erf": _erf_model}
 S_SHAPED = frozenset(_MODELS)
 _WORK = np.float32  # the optimiser's float type (half the memory traffic of float64)
+_CHUNK = 1 << 21  # entries per parameter array in one intermediate optimisation
 
 
 class _Relu:
