@@ -588,8 +588,10 @@ def alpha_crown_with_slopes(graph_or_model: Any, params: Mapping[str, Any], lowe
                             iterations: int = 20, lr: float = 0.1
                             ) -> tuple[Bounds, dict[Any, Array]]:
     """`alpha_crown`, also returning the ReLU slopes it found, clipped to [0, 1], keyed
-    as `crown_with_layers`'s `relu_slopes` takes them (empty when it fell back to CROWN;
-    tangent points of S-shaped activations are not returned).
+    as `crown_with_layers`'s `relu_slopes` takes them; empty when it fell back to CROWN
+    and for chains with S-shaped activations (their bounds rest on tangent points too,
+    which `relu_slopes` cannot carry: the verdict engine, which certifies with these
+    slopes, keeps to ReLU chains).
     The returned bounds are those of `crown_with_layers` with these slopes, intersected
     with plain CROWN's."""
     return _alpha_crown(graph_or_model, params, lower, upper, C=C, covers=covers,
@@ -643,7 +645,7 @@ def _alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upp
                 return None
             rows = 2 * int(np.prod(g.nodes[z].shape[1:]))
             checked, points = _split_found(g, chain, got, batch, rows)
-            if keep:
+            if keep and not chain.ops:
                 found.update({(z, r): s for r, s in checked.items()})
             return {**checked, **points}
 
@@ -654,7 +656,7 @@ def _alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upp
         slopes = optimize(chain, flat(pre, len(chain.relus)), both, *box,
                           iterations=iterations, lr=lr)
         bw.relu_slopes, bw.row_points = _split_found(g, chain, slopes, batch, 2 * rows)
-        if keep:
+        if keep and not chain.ops:  # ReLU chains only (see alpha_crown_with_slopes)
             found.update(bw.relu_slopes)
         tuned = _final(bw, g, spec, "alpha-crown")
         res = Bounds(np.maximum(plain.lower, tuned.lower), np.minimum(plain.upper, tuned.upper),

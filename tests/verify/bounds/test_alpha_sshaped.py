@@ -303,3 +303,16 @@ def test_intermediate_optimisation_in_chunks_gives_the_same_points(
         # every pair is its own problem (elementwise Adam, best kept per row): the same
         # floats whichever pairs share a chunk
         np.testing.assert_array_equal(a, b)
+
+
+def test_slopes_are_returned_for_relu_chains_only() -> None:
+    # the verdict engine certifies with the returned slopes alone: a chain whose bound
+    # also rests on tangent points returns none (the engine then keeps plain CROWN)
+    from torchlean.verify.bounds.api import alpha_crown_with_slopes
+    x = np.random.default_rng(0).uniform(-1, 1, size=(2, 3))
+    for ops, some in ((("relu", "relu"), True), (("tanh", "relu"), False)):
+        net = _net(ops, (3, 8, 8, 2), 1)
+        res, slopes = alpha_crown_with_slopes(net, net.params, x - 0.5, x + 0.5,
+                                              iterations=3)
+        assert res.method == "alpha-crown"
+        assert bool(slopes) == some
