@@ -30,7 +30,7 @@ from .relaxations import TangentFamily, tangent_family
 
 __all__ = ["Chain", "SparseMap", "relu_chain", "activation_chain", "optimize_slopes",
            "optimize_lines", "optimize_intermediate", "times", "times_transposed",
-           "S_SHAPED"]
+           "S_SHAPED", "TANGENT_OPS"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
@@ -110,7 +110,8 @@ class Chain:
     relus: tuple[int, ...]
     weights: tuple[Weights, ...]
     biases: tuple[Arr, ...]
-    # the op of each activation ("relu" or an S shape) when not all are relu; else ()
+    # the op of each activation ("relu" or one of TANGENT_OPS) when not all are relu;
+    # else ()
     ops: tuple[str, ...] = ()
 
     def op(self, k: int) -> str:
@@ -202,9 +203,10 @@ def relu_chain(g: Graph, params: Mapping[str, Any]) -> Chain:
 
 
 def activation_chain(g: Graph, params: Mapping[str, Any]) -> Chain:
-    """`relu_chain`, with the S-shaped activations (tanh, sigmoid, erf) allowed between
-    the affine segments too (each activation's op in `Chain.ops`)."""
-    return _chain(g, params, frozenset({"relu"}) | S_SHAPED)
+    """`relu_chain`, with the activations that have a tangent-point family allowed
+    between the affine segments too: S-shaped tanh, sigmoid, erf; convex exp, expm1,
+    softplus, square; concave log, log1p, sqrt (each activation's op in `Chain.ops`)."""
+    return _chain(g, params, frozenset({"relu"}) | TANGENT_OPS)
 
 
 def _chain(g: Graph, params: Mapping[str, Any], allowed: frozenset[str]) -> Chain:
@@ -307,8 +309,8 @@ def optimize_intermediate(chain: Chain, j: int, pre: Sequence[tuple[Arr, Arr]], 
     each neuron's lower bound and rows [width, 2 width) lowering its upper bound, by
     `optimize_slopes`. Only the neurons marked in `unstable` (batch, width; default all)
     are optimised, the others keep CROWN's adaptive slopes; None when no earlier ReLU is
-    unstable or no neuron is marked (nothing to optimise). A chain with S-shaped
-    activations goes through `optimize_lines`: an S shape's entry is its tangent points
+    unstable or no neuron is marked (nothing to optimise). A chain with other
+    activations goes through `optimize_lines`: such an entry is its tangent points
     (2, batch, 2 * width, width of activation i), plain CROWN's where not optimised."""
     width = chain.weights[j].shape[0]
     batch = lower.shape[0]
@@ -405,8 +407,8 @@ def _bound_and_grad(chain: Chain, relax: list[Relaxation], alphas: list[Arr],
     return value, grads
 
 
-# -- chains with S-shaped activations ---------------------------------------------------
-# Float models of the S shapes for the optimiser only (value, f', f''); its lines are
+# -- chains with tangent-family activations (S-shaped, convex, concave) ----------------
+# Float models of f for the optimiser only (value, f', f''); its lines are
 # candidates, made valid by the sound pass (`relaxations.tangent_lines`).
 _ERF_P = 0.3275911
 _ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
@@ -436,8 +438,47 @@ def _erf_model(z: Arr) -> tuple[Arr, Arr, Arr]:
     return np.sign(z) * (1.0 - poly * e), d, -2.0 * z * d
 
 
-_MODELS = {"tanh": _tanh_model, "sigmoid": _sigmoid_model, "erf": _erf_model}
-S_SHAPED = frozenset(_MODELS)
+def _exp_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    e = np.exp(z)
+    return e, e, e
+
+
+def _expm1_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    e = np.exp(z)
+    return np.expm1(z), e, e
+
+
+def _softplus_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    _, d, dd = _sigmoid_model(z)
+    return np.logaddexp(0.0, z), d, dd
+
+
+def _square_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    return z * z, 2.0 * z, np.full_like(z, 2.0)
+
+
+def _log_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    r = 1.0 / z
+    return np.log(z), r, -r * r
+
+
+def _log1p_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    r = 1.0 / (1.0 + z)
+    return np.log1p(z), r, -r * r
+
+
+def _sqrt_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    q = np.sqrt(z)
+    return q, 0.5 / q, -0.25 / (q * z)
+
+
+_MODELS = {"tanh": _tanh_model, "sigmoid": _sigmoid_model, "erf": _erf_model,
+           "exp": _exp_model, "expm1": _expm1_model, "softplus": _softplus_model,
+           "square": _square_model, "log": _log_model, "log1p": _log1p_model,
+           "sqrt": _sqrt_model}
+S_SHAPED = frozenset({"tanh", "sigmoid", "erf"})
+# the activations with a tangent-point family (`relaxations.tangent_family`)
+TANGENT_OPS = frozenset(_MODELS)
 _WORK = np.float32  # the optimiser's float type (half the memory traffic of float64)
 _CHUNK = 1 << 21  # entries per parameter array in one intermediate optimisation
 
@@ -470,9 +511,10 @@ class _Relu:
         np.clip(p[0], 0.0, 1.0, out=p[0])
 
 
-class _SShape:
-    """An S-shaped layer's lines for the optimiser: tangent points d_l, d_u (two
-    parameter arrays) in the ranges of `relaxations.tangent_family`."""
+class _Tangents:
+    """A layer's lines for the optimiser where its activation has a tangent-point family
+    (S-shaped, convex or concave): tangent points d_l, d_u (two parameter arrays) in the
+    ranges of `relaxations.tangent_family`."""
 
     def __init__(self, op: str, fam: TangentFamily, dtype: Any = None) -> None:
         self.model = _MODELS[op]
@@ -531,22 +573,22 @@ class _SShape:
 def optimize_lines(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, lower: Arr,
                    upper: Arr, *, iterations: int = 20, lr: float = 0.1,
                    families: Sequence[TangentFamily | None] | None = None) -> list[Arr]:
-    """`optimize_slopes` for chains with S-shaped activations too: per activation, a
-    ReLU's lower slopes (batch, rows, width) in [0, 1], or an S shape's tangent points
+    """`optimize_slopes` for chains with other activations too: per activation, a
+    ReLU's lower slopes (batch, rows, width) in [0, 1], or another's tangent points
     stacked (2, batch, rows, width), lower line's then upper line's (see
     `relaxations.tangent_family`; `families`, when given, are those of `pre`), that
     raise the CROWN lower bound of `spec . y`. Starts from plain CROWN's lines;
     projected Adam in float32 (candidates only), the best per row kept; float64 out.
     """
     rows = spec.shape[1]
-    layers: list[_Relu | _SShape] = []
+    layers: list[_Relu | _Tangents] = []
     for k, (lo, hi) in enumerate(pre):
         op = chain.op(k)
         if op == "relu":
             layers.append(_Relu(lo, hi))
             continue
         fam = families[k] if families is not None else None
-        layers.append(_SShape(op, tangent_family(SMOOTH[op], lo, hi) if fam is None else fam))
+        layers.append(_Tangents(op, tangent_family(SMOOTH[op], lo, hi) if fam is None else fam))
     small = Chain(chain.relus, tuple(w.astype(_WORK) for w in chain.weights),
                   tuple(b.astype(_WORK) for b in chain.biases), chain.ops)
     params = [layer.init(rows) for layer in layers]
@@ -557,8 +599,10 @@ def optimize_lines(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, lowe
     best = [p.copy() for p in flat]
     best_value = np.full(spec.shape[:2], -np.inf, dtype=_WORK)
     for step in range(1, iterations + 2):
-        value, grads = _lines_bound_and_grad(small, layers, params, spec.astype(_WORK),
-                                             mid, rad)
+        with np.errstate(all="ignore"):  # a point outside f's domain (log of a negative
+            # number: its neuron keeps the fixed line) or overflow gives NaN or inf there
+            value, grads = _lines_bound_and_grad(small, layers, params, spec.astype(_WORK),
+                                                 mid, rad)
         better = value > best_value
         np.copyto(best_value, value, where=better)
         for b, p in zip(best, flat, strict=True):
@@ -586,7 +630,7 @@ def optimize_lines(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, lowe
     return out
 
 
-def _lines_bound_and_grad(chain: Chain, layers: Sequence[_Relu | _SShape],
+def _lines_bound_and_grad(chain: Chain, layers: Sequence[_Relu | _Tangents],
                           params: list[list[Arr]], spec: Arr, mid: Any, rad: Any
                           ) -> tuple[Arr, list[list[Arr]]]:
     """The float CROWN lower bound (batch, rows) with each layer's lines from its

@@ -256,17 +256,20 @@ def smooth_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
 
 @dataclass(frozen=True)
 class TangentFamily:
-    """The lines alpha-CROWN may choose for an S-shaped f over [lo, hi], per neuron.
+    """The lines alpha-CROWN may choose for a smooth f over [lo, hi], per neuron.
 
     `fixed` are `smooth_lines`' (plain CROWN's) lines. Where `opt_l` is set, the lower
     line may instead be f's tangent at any d in [lo_l, hi_l] (each such tangent lies
     below f on [lo, hi]); `init_l` is plain CROWN's tangent point. Likewise the upper
-    line with `opt_u`, [lo_u, hi_u], `init_u`. The ranges (after auto_LiRPA's BoundTanh,
-    Xu et al. 2020): on the convex side (hi <= 0) the lower line, d in [lo, hi]; on the
-    concave side (lo >= 0) the upper line, d in [lo, hi]; across 0, below: d in [lo, d_l]
-    with d_l the tangent point whose tangent passes through (hi, f(hi)) (no range when
-    d_l < lo: the secant is kept), above: d in [d_u, hi] with d_u the mirror image. The
-    ranges are approximate: `tangent_lines` makes every line valid whatever d it gets.
+    line with `opt_u`, [lo_u, hi_u], `init_u`. For S shapes (tanh, sigmoid, erf; after
+    auto_LiRPA's BoundTanh, Xu et al. 2020): on the convex side (hi <= 0) the lower line,
+    d in [lo, hi]; on the concave side (lo >= 0) the upper line, d in [lo, hi]; across 0,
+    below: d in [lo, d_l] with d_l the tangent point whose tangent passes through
+    (hi, f(hi)) (no range when d_l < lo: the secant is kept), above: d in [d_u, hi] with
+    d_u the mirror image. For convex f (exp, softplus, expm1, square) the lower line,
+    for concave f (log, log1p, sqrt) the upper line, d in [lo, hi], where f is finite at
+    both ends (the other line is the secant). The ranges are approximate:
+    `tangent_lines` makes every line valid whatever d it gets.
     """
 
     fixed: Lines
@@ -281,12 +284,15 @@ class TangentFamily:
 
 
 def tangent_family(f: Smooth, lo: Array, hi: Array) -> TangentFamily:
-    """The tangent-point family of the S-shaped f over [lo, hi] (see `TangentFamily`)."""
-    if f.curvature != "s":
-        raise UnsupportedOperation(f.name, "float", "only S-shaped functions (tanh, "
-                                   "sigmoid, erf) have an optimisable tangent family here",
+    """The tangent-point family of f over [lo, hi] (see `TangentFamily`): f S-shaped,
+    convex or concave."""
+    if f.curvature not in ("s", "convex", "concave"):
+        raise UnsupportedOperation(f.name, "float", "only S-shaped, convex and concave "
+                                   "functions have an optimisable tangent family here",
                                    analysis="alpha-crown")
     lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    if f.curvature != "s":
+        return _one_sided_family(f, lo, hi)
     with np.errstate(all="ignore"):
         fixed = smooth_lines(f, lo, hi)
         mid = (lo + hi) * 0.5
@@ -303,9 +309,24 @@ def tangent_family(f: Smooth, lo: Array, hi: Array) -> TangentFamily:
         init_u=np.where(cross, np.maximum(mid, d_u), mid))
 
 
+def _one_sided_family(f: Smooth, lo: Array, hi: Array) -> TangentFamily:
+    """Convex f: tangents below, d in [lo, hi]; concave f: tangents above."""
+    with np.errstate(all="ignore"):
+        fixed = smooth_lines(f, lo, hi)
+        mid = (lo + hi) * 0.5
+        ok = (lo < hi) & np.isfinite(f.value(lo)) & np.isfinite(f.value(hi))
+    for v in fixed:
+        ok &= np.isfinite(v)
+    off = np.zeros_like(ok)
+    convex = f.curvature == "convex"
+    return TangentFamily(fixed=fixed, opt_l=ok if convex else off, lo_l=lo, hi_l=hi,
+                         init_l=mid, opt_u=off if convex else ok, lo_u=lo, hi_u=hi,
+                         init_u=mid)
+
+
 def tangent_lines(f: Smooth, lo: Array, hi: Array, d_l: Array, d_u: Array,
                   family: TangentFamily | None = None) -> Lines:
-    """Lines valid for the S-shaped f over [lo, hi] (batch, *shape), one pair per spec
+    """Lines valid for the smooth f over [lo, hi] (batch, *shape), one pair per spec
     row: tangent points d_l, d_u (batch, rows, *shape) are projected into the family's
     ranges; where the family allows, the lower (upper) line takes slope f'(d_l) (f'(d_u))
     and a rigorous intercept for that slope over [lo, hi] (so the line is valid whatever

@@ -24,7 +24,7 @@ from torchlean.verify import bounds
 from torchlean.verify.bounds.alpha_crown import (
     _lines_bound_and_grad,
     _Relu,
-    _SShape,
+    _Tangents,
     activation_chain,
     optimize_lines,
 )
@@ -36,49 +36,61 @@ S_OPS = ("tanh", "sigmoid", "erf")
 _ACT = {"tanh": nn.tanh, "sigmoid": nn.sigmoid, "relu": nn.relu}
 
 
-# -- f, f' and where f' = a, at high precision ----------------------------------------
-def _f(name: str, z: Any) -> Any:
-    if name == "tanh":
-        return mpmath.tanh(z)
-    if name == "sigmoid":
-        return 1 / (1 + mpmath.exp(-z))
-    return mpmath.erf(z)
+# -- f, and where f' = a, at high precision --------------------------------------------
+_F = {"tanh": mpmath.tanh, "sigmoid": lambda z: 1 / (1 + mpmath.exp(-z)), "erf": mpmath.erf,
+      "exp": mpmath.exp, "expm1": mpmath.expm1,
+      "softplus": lambda z: mpmath.log(1 + mpmath.exp(z)), "square": lambda z: z * z,
+      "log": mpmath.log, "log1p": mpmath.log1p, "sqrt": mpmath.sqrt}
+# where each function is defined: the lowest lower end drawn
+_FROM = {"log": 1e-3, "sqrt": 1e-3, "log1p": -0.999}
 
 
-def _where_slope(name: str, a: Any) -> Any | None:
-    """The z >= 0 with f'(z) = a (f' is even for these three), or None if none."""
+def _where_slope(name: str, a: Any) -> list[Any]:
+    """Every real z with f'(z) = a (closed forms)."""
     if name == "tanh":
-        return mpmath.atanh(mpmath.sqrt(1 - a)) if 0 < a < 1 else (0 if a == 1 else None)
+        z = mpmath.atanh(mpmath.sqrt(1 - a)) if 0 < a < 1 else (0 if a == 1 else None)
+        return [] if z is None else [z, -z]
     if name == "sigmoid":
         if not 0 < a <= mpmath.mpf(1) / 4:
-            return None
+            return []
         s = (1 + mpmath.sqrt(1 - 4 * a)) / 2
-        return mpmath.log(s / (1 - s)) if s < 1 else None
-    peak = 2 / mpmath.sqrt(mpmath.pi)
-    return mpmath.sqrt(mpmath.log(peak / a)) if 0 < a <= peak else None
+        z = mpmath.log(s / (1 - s)) if s < 1 else None
+        return [] if z is None else [z, -z]
+    if name == "erf":
+        peak = 2 / mpmath.sqrt(mpmath.pi)
+        z = mpmath.sqrt(mpmath.log(peak / a)) if 0 < a <= peak else None
+        return [] if z is None else [z, -z]
+    if name == "square":
+        return [a / 2]
+    if a <= 0:
+        return []
+    if name in ("exp", "expm1"):
+        return [mpmath.log(a)]
+    if name == "softplus":
+        return [mpmath.log(a / (1 - a))] if a < 1 else []
+    return [{"log": 1 / a, "log1p": 1 / a - 1, "sqrt": 1 / (4 * a * a)}[name]]
 
 
 def _extremes(name: str, lo: float, hi: float, a: float, b: float) -> tuple[Any, Any]:
-    """min and max over [lo, hi] of f(z) - (a z + b), at 60 digits: on [lo, min(hi, 0)]
-    (convex) and [max(lo, 0), hi] (concave) the extrema lie at the ends or where f' = a."""
+    """min and max over [lo, hi] of the smooth f(z) - (a z + b), at 60 digits: at the
+    ends or where its derivative f'(z) - a vanishes."""
     with mpmath.workdps(60):
         cands = [mpmath.mpf(lo), mpmath.mpf(hi)]
-        if lo < 0 < hi:
-            cands.append(mpmath.mpf(0))
-        z0 = _where_slope(name, mpmath.mpf(a))
-        if z0 is not None:
-            cands += [z for z in (z0, -z0) if lo <= z <= hi]
-        vals = [_f(name, z) - (mpmath.mpf(a) * z + mpmath.mpf(b)) for z in cands]
+        cands += [z for z in _where_slope(name, mpmath.mpf(a)) if lo <= z <= hi]
+        vals = [_F[name](z) - (mpmath.mpf(a) * z + mpmath.mpf(b)) for z in cands]
         return min(vals), max(vals)
 
 
 finite = st.floats(-8.0, 8.0, allow_nan=False)
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.sampled_from(S_OPS), finite, st.floats(0.0, 10.0), finite, finite)
-def test_every_tangent_line_is_valid_over_its_interval(name: str, lo: float, width: float,
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(sorted(_F)), st.floats(0.0, 1.0), st.floats(0.0, 10.0), finite,
+       finite)
+def test_every_tangent_line_is_valid_over_its_interval(name: str, at: float, width: float,
                                                        d_l: float, d_u: float) -> None:
+    start = _FROM.get(name, -8.0)
+    lo = start + at * (8.0 - start)
     hi = lo + width
     f = SMOOTH[name]
     lo_a, hi_a = np.array([[lo]]), np.array([[hi]])
@@ -88,21 +100,32 @@ def test_every_tangent_line_is_valid_over_its_interval(name: str, lo: float, wid
     assert _extremes(name, lo, hi, a_u, b_u)[1] <= 0  # f <= upper line
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.sampled_from(S_OPS), finite, st.floats(1e-3, 10.0))
-def test_lines_at_the_ends_of_the_family_ranges_stay_tight(name: str, lo: float,
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(sorted(_F)), st.floats(0.0, 1.0), st.floats(1e-3, 10.0))
+def test_lines_at_the_ends_of_the_family_ranges_stay_tight(name: str, at: float,
                                                            width: float) -> None:
     # at a range's end the tangent still touches f (within rounding): the ranges are
     # not needlessly narrow, and the rigorous intercept loses only ulps there
+    start = _FROM.get(name, -8.0)
+    lo = start + at * (8.0 - start)
     hi = lo + width
     f = SMOOTH[name]
     fam = tangent_family(f, np.array([[lo]]), np.array([[hi]]))
-    for d in (fam.lo_l, fam.hi_l, fam.init_l):
-        a_l, b_l, _, _ = (v[0, 0, 0] for v in tangent_lines(
-            f, np.array([[lo]]), np.array([[hi]]), d[:, None], fam.init_u[:, None], fam))
-        gap = _extremes(name, lo, hi, a_l, b_l)[0]
-        # 1e-12: dozens of float64 roundings of O(1) values, far below a relaxation's gap
-        assert gap <= 1e-12 or not fam.opt_l[0, 0]
+    scale = max(1.0, abs(float(f.value(np.array(hi)))), abs(float(f.value(np.array(lo)))))
+    for side, (ends, opt) in enumerate((((fam.lo_l, fam.hi_l, fam.init_l), fam.opt_l),
+                                        ((fam.lo_u, fam.hi_u, fam.init_u), fam.opt_u))):
+        if not opt[0, 0]:
+            continue
+        for d in ends:
+            pts = (d[:, None], fam.init_u[:, None]) if side == 0 else \
+                (fam.init_l[:, None], d[:, None])
+            a_l, b_l, a_u, b_u = (v[0, 0, 0] for v in tangent_lines(
+                f, np.array([[lo]]), np.array([[hi]]), *pts, fam))
+            gap = _extremes(name, lo, hi, a_l, b_l)[0] if side == 0 else \
+                -_extremes(name, lo, hi, a_u, b_u)[1]
+            # 1e-12 relative to f's size: dozens of float64 roundings, far below a
+            # relaxation's gap
+            assert gap <= 1e-12 * scale
 
 
 def _net(ops: tuple[str, ...], widths: tuple[int, ...], seed: int) -> Any:
@@ -169,11 +192,24 @@ def test_alpha_bounds_contain_interval_evaluations_and_are_never_looser_than_cro
     assert np.all(a.lower >= c.lower) and np.all(a.upper <= c.upper)
 
 
-def test_erf_nets_get_sound_alpha_bounds() -> None:
+def _erf_enclosure(v: Any) -> Any:
+    # erf rises; mpmath's erf at 120 bits is within a few 1e-36 of the real value, so
+    # widening each end by 1e-30 encloses it
+    return mpmath.iv.mpf([mpmath.erf(v.a) - 1e-30, mpmath.erf(v.b) + 1e-30])
+
+
+_ENCLOSE = {"erf": _erf_enclosure, "exp": lambda v: mpmath.iv.exp(v),
+            "softplus": lambda v: mpmath.iv.log(1 + mpmath.iv.exp(v)),
+            "square": lambda v: v**2}
+
+
+@pytest.mark.parametrize("op", sorted(_ENCLOSE))
+def test_other_tangent_family_activations_get_sound_alpha_bounds(op: str) -> None:
     g_net = nn.build(nn.sequential(nn.linear(2, 6), nn.tanh(), nn.linear(6, 2)), seed=3)
     graph = bounds.as_graph(g_net, g_net.params, (2, 2))
-    # swap the tanh node for erf: the chain, the family and the sound pass take any S shape
-    nodes = tuple(n if n.op != "tanh" else type(n)(n.id, "erf", n.args, n.attrs, n.shape)
+    # swap the tanh node for `op`: the chain, the family and the sound pass take any
+    # activation with a tangent family
+    nodes = tuple(n if n.op != "tanh" else type(n)(n.id, op, n.args, n.attrs, n.shape)
                   for n in graph.nodes)
     graph = type(graph)(graph.field, nodes, graph.outputs)
     lo, hi = np.array([[-0.5, 0.2], [0.1, -0.9]]), np.array([[0.4, 0.9], [0.6, -0.1]])
@@ -190,9 +226,7 @@ def test_erf_nets_get_sound_alpha_bounds() -> None:
             for x in rng.uniform(lo[r], hi[r], size=(6, 2)):
                 h = [iv.mpf(float(w[1][i])) + sum(iv.mpf(float(w[0][i, j])) * iv.mpf(
                     float(x[j])) for j in range(2)) for i in range(6)]
-                # erf rises; mpmath's erf at 120 bits is within a few 1e-36 of the
-                # real value, so widening each end by 1e-30 encloses it
-                h = [iv.mpf([mpmath.erf(v.a) - 1e-30, mpmath.erf(v.b) + 1e-30]) for v in h]
+                h = [_ENCLOSE[op](v) for v in h]
                 for i in range(2):
                     y = iv.mpf(float(w[3][i])) + sum(iv.mpf(float(w[2][i, j])) * h[j]
                                                      for j in range(6))
@@ -221,7 +255,7 @@ def _setup(ops: tuple[str, ...], seed: int) -> tuple[Any, ...]:
     chain = activation_chain(g, net.params)
     flat = [tuple(v.reshape(3, -1) for v in pre[g.nodes[r].args[0]]) for r in chain.relus]
     layers = [_Relu(a, b, np.float64) if op == "relu"
-              else _SShape(op, tangent_family(SMOOTH[op], a, b), np.float64)
+              else _Tangents(op, tangent_family(SMOOTH[op], a, b), np.float64)
               for op, (a, b) in zip(ops, flat, strict=True)]
     return net, chain, lo, hi, spec, flat, layers
 
@@ -245,7 +279,7 @@ def test_gradient_matches_central_differences() -> None:
     _, grads = _lines_bound_and_grad(chain, layers, params, spec, mid, rad)
     checked = 0
     for k, layer in enumerate(layers):
-        assert isinstance(layer, _SShape)
+        assert isinstance(layer, _Tangents)
         for side, mask in enumerate((layer.opt_l, layer.opt_u)):
             where = np.argwhere(np.broadcast_to(mask, params[k][side].shape))
             for b, r, n in where[:6]:
@@ -276,7 +310,7 @@ def test_optimised_points_reproduce_the_float_bound_in_the_sound_pass() -> None:
     bw, _ = _intermediate(g, net.params, lo, hi, True)
     bw.row_points = {r: p for r, p in zip(chain.relus, got, strict=True)}
     tuned = _final(bw, g, spec_matrix(spec, g, 3), "alpha-crown")
-    layers = [_SShape("tanh", tangent_family(SMOOTH["tanh"], a, c), np.float64)
+    layers = [_Tangents("tanh", tangent_family(SMOOTH["tanh"], a, c), np.float64)
               for a, c in flat]
     for layer in layers:
         layer.init(6)  # the per-row arrays; the parameters are the optimiser's
