@@ -510,6 +510,10 @@ class _Relu:
     def project(self, p: list[Arr]) -> None:
         np.clip(p[0], 0.0, 1.0, out=p[0])
 
+    def scales(self) -> list[Arr | None]:
+        """Each parameter's range width (None: 1, the slopes' range [0, 1])."""
+        return [None]
+
 
 class _Tangents:
     """A layer's lines for the optimiser where its activation has a tangent-point family
@@ -569,6 +573,11 @@ class _Tangents:
             np.maximum(d, a, out=d)
             np.minimum(d, b, out=d)
 
+    def scales(self) -> list[Arr | None]:
+        """Each tangent point's range width: Adam's steps (about lr in size) are taken
+        in units of the range, as for the slopes in [0, 1]."""
+        return [np.maximum(b - a, 0.0) for a, b in self.box]
+
 
 def optimize_lines(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, lower: Arr,
                    upper: Arr, *, iterations: int = 20, lr: float = 0.1,
@@ -598,6 +607,7 @@ def optimize_lines(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, lowe
     v = [np.zeros_like(p) for p in flat]
     best = [p.copy() for p in flat]
     best_value = np.full(spec.shape[:2], -np.inf, dtype=_WORK)
+    scale = [s for layer in layers for s in layer.scales()]
     for step in range(1, iterations + 2):
         with np.errstate(all="ignore"):  # a point outside f's domain (log of a negative
             # number: its neuron keeps the fixed line) or overflow gives NaN or inf there
@@ -619,7 +629,10 @@ def optimize_lines(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, lowe
             v[k] += gr
             denom = np.sqrt(v[k] * c2, out=gr)
             denom += 1e-12
-            flat[k] += np.divide(m[k] * c1, denom, out=denom)
+            stride = np.divide(m[k] * c1, denom, out=denom)
+            if scale[k] is not None:
+                stride *= scale[k]
+            flat[k] += stride
         for layer, ps in zip(layers, params, strict=True):
             layer.project(ps)
     out, i = [], 0
