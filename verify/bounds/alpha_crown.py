@@ -1,16 +1,18 @@
 """alpha-CROWN slopes: the lower relaxation slope of every unstable ReLU, chosen per spec
 row by projected gradient ascent on the CROWN lower bound (Xu et al., "Fast and Complete:
 Enabling Complete Neural Network Verification with Rapid and Massively Parallel
-Incomplete Verifiers", ICLR 2021), for graphs that are chains of affine segments and ReLUs.
+Incomplete Verifiers", ICLR 2021), for graphs that are chains of affine segments and
+activations; for tanh, sigmoid, erf and the convex / concave smooth activations, the
+tangent points of their lines instead (`optimize_lines`, `relaxations.tangent_family`).
 
-Nothing here is trusted. The optimisation runs in plain float64 over the chain's affine
-maps, measured by running each segment of the graph on basis vectors; only the slopes it
-finds are kept. Any slope in [0, 1] gives a valid lower line `a z <= relu(z)`, so the sound
-CROWN pass (outward rounded) re-run with these slopes is sound whatever they are.
+Nothing here is trusted. The optimisation runs in plain floats over the chain's affine
+maps, measured by running each segment of the graph on basis vectors; only the slopes and
+points it finds are kept. Any slope in [0, 1] gives a valid lower line `a z <= relu(z)`,
+and the sound pass makes a valid line of any tangent point (`relaxations.tangent_lines`),
+so the sound CROWN pass (outward rounded) re-run with them is sound whatever they are.
 
-The intermediate (pre-activation) bounds are taken as given; only the slopes of the final
-specification pass are optimised (auto_LiRPA also optimises per-intermediate-layer
-slopes, which costs one optimisation per layer).
+`optimize_slopes` / `optimize_lines` optimise one pass (the final one, per spec row);
+`optimize_intermediate` the pass bounding one layer's inputs, per neuron and side.
 """
 
 from __future__ import annotations

@@ -30,6 +30,11 @@ non-finite (overflow), it is replaced by the constant line at f's interval bound
 
 relu / leaky_relu keep CROWN's adaptive lines (Zhang et al. 2018), with exact or
 directed intercepts; abs: the secant above and slope sign(h + l) below.
+
+alpha-CROWN's lines (`tangent_family`, `tangent_lines`): for S-shaped, convex and
+concave f, the tangent points it may choose, and lines per spec row at chosen points,
+each slope f'(d) given an intercept by the same rigorous min / max as above, so the line
+is valid over [l, h] whatever d is.
 """
 
 from __future__ import annotations
