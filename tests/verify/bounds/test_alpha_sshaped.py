@@ -192,6 +192,22 @@ def test_alpha_bounds_contain_interval_evaluations_and_are_never_looser_than_cro
     assert np.all(a.lower >= c.lower) and np.all(a.upper <= c.upper)
 
 
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from([("tanh", "tanh"), ("sigmoid", "tanh"),
+                                                ("tanh", "relu"), ("relu", "sigmoid")]),
+       st.floats(0.01, 2.0))
+def test_alpha_bounds_contain_interval_evaluations_big_run(
+        seed: int, ops: tuple[str, ...], eps: float) -> None:
+    net = _net(ops, (3, 10, 10, 3), seed)
+    x = np.random.default_rng(seed).uniform(-2, 2, size=(3, 3))
+    lo, hi = x - eps, x + eps
+    a = bounds.alpha_crown(net, net.params, lo, hi)
+    _check_contains(a, net, ops, lo, hi, seed)
+    c = bounds.crown(net, net.params, lo, hi)
+    assert np.all(a.lower >= c.lower) and np.all(a.upper <= c.upper)
+
+
 def _erf_enclosure(v: Any) -> Any:
     # erf rises; mpmath's erf at 120 bits is within a few 1e-36 of the real value, so
     # widening each end by 1e-30 encloses it
