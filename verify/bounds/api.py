@@ -413,7 +413,7 @@ def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
         shape = g.nodes[z].shape
         w = int(np.prod(shape[1:]))
         got = (slopes_for(z, pre) or {}) if slopes_for is not None else {}
-        # relu nodes get slopes; S-shaped nodes (alpha-CROWN) tangent points
+        # relu nodes get slopes; other activations (alpha-CROWN) tangent points
         bw.relu_slopes = {k: v for k, v in got.items() if g.nodes[k].op == "relu"}
         bw.row_points = {k: v for k, v in got.items() if g.nodes[k].op != "relu"}
         low = bw.run({z: _identity_spec(shape, batch)})
@@ -567,9 +567,10 @@ def alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, uppe
     projected Adam (step `lr`) in plain floats (untrusted): separately for each
     intermediate pre-activation bound (one slope set per (bounded node, earlier relu),
     per bounded neuron and side, raising each neuron's bounds) layer by layer, then per
-    spec row for the final pass over those tightened intervals. tanh, sigmoid and erf
-    likewise get per-row tangent points for their lower and upper lines (see
-    `relaxations.tangent_family`), each line made valid in the sound pass. The sound
+    spec row for the final pass over those tightened intervals. tanh, sigmoid, erf and
+    the convex / concave smooth activations (exp, softplus, log, ...) likewise get
+    per-row tangent points for their lines (see `relaxations.tangent_family`), each
+    line made valid in the sound pass. The sound
     CROWN passes are re-run with all the slopes and the result intersected with plain
     CROWN. A graph that is not a chain of affine maps and those activations over
     independent batch rows gets plain CROWN, with method
@@ -589,7 +590,7 @@ def alpha_crown_with_slopes(graph_or_model: Any, params: Mapping[str, Any], lowe
                             ) -> tuple[Bounds, dict[Any, Array]]:
     """`alpha_crown`, also returning the ReLU slopes it found, clipped to [0, 1], keyed
     as `crown_with_layers`'s `relu_slopes` takes them; empty when it fell back to CROWN
-    and for chains with S-shaped activations (their bounds rest on tangent points too,
+    and for chains with other activations (their bounds rest on tangent points too,
     which `relu_slopes` cannot carry: the verdict engine, which certifies with these
     slopes, keeps to ReLU chains).
     The returned bounds are those of `crown_with_layers` with these slopes, intersected
@@ -669,8 +670,9 @@ def _alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upp
 def _split_found(g: Graph, chain: Chain, got: Sequence[Array], batch: int, rows: int
                  ) -> tuple[dict[int, Array], dict[int, Array]]:
     """The optimiser's results per activation of the chain, in the coefficient layout:
-    relu slopes (checked, clipped to [0, 1]) and S-shape tangent points (2, batch, rows,
-    *shape) (any values: `tangent_lines` projects them and makes every line valid)."""
+    relu slopes (checked, clipped to [0, 1]) and other activations' tangent points
+    (2, batch, rows, *shape) (any values: `tangent_lines` projects them and makes every
+    line valid)."""
     slopes, points = {}, {}
     for k, (r, s) in enumerate(zip(chain.relus, got, strict=False)):
         if chain.op(k) == "relu":

@@ -93,7 +93,8 @@ class Backward:
         # pass, in the coefficient layout: -beta * sign (beta-CROWN's Lagrangian term of
         # a split sign * z >= 0, nonpositive on the subdomain, so the bound stays one)
         self.relu_betas: dict[int, Array] = {}
-        # per S-shaped node (tanh, sigmoid, erf): alpha-CROWN's tangent points, stacked
+        # per node whose op has a tangent-point family (tanh, sigmoid, erf, exp, log,
+        # ...: `relaxations.tangent_family`): alpha-CROWN's tangent points, stacked
         # (2, batch, rows, *shape), lower line's then upper line's, made into valid lines
         # by `relaxations.tangent_lines` (set for one `run` by the caller)
         self.row_points: dict[int, Array] = {}
@@ -697,8 +698,8 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
 
 def _row_lines(bw: Backward, n: Any, a: Array, z: int, lo: Array, hi: Array,
                points: Array) -> bool:
-    """`_relaxed` with lines of their own per spec row (alpha-CROWN's tangent points
-    for an S-shaped op), each valid over [lo, hi] by `tangent_lines`."""
+    """`_relaxed` with lines of their own per spec row (alpha-CROWN's tangent points),
+    each valid over [lo, hi] by `tangent_lines`."""
     a_l, b_l, a_u, b_u = tangent_lines(SMOOTH[n.op], lo, hi, points[0], points[1])
     neg = np.minimum(a, 0.0)
     pos = a - neg  # max(a, 0), exactly
