@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import mpmath
@@ -214,9 +215,9 @@ def _erf_enclosure(v: Any) -> Any:
     return mpmath.iv.mpf([mpmath.erf(v.a) - 1e-30, mpmath.erf(v.b) + 1e-30])
 
 
-_ENCLOSE = {"erf": _erf_enclosure, "exp": lambda v: mpmath.iv.exp(v),
-            "softplus": lambda v: mpmath.iv.log(1 + mpmath.iv.exp(v)),
-            "square": lambda v: v**2}
+_ENCLOSE: dict[str, Callable[[Any], Any]] = {
+    "erf": _erf_enclosure, "exp": lambda v: mpmath.iv.exp(v),
+    "softplus": lambda v: mpmath.iv.log(1 + mpmath.iv.exp(v)), "square": lambda v: v**2}
 
 
 @pytest.mark.parametrize("op", sorted(_ENCLOSE))
@@ -322,7 +323,8 @@ def test_optimised_points_reproduce_the_float_bound_in_the_sound_pass() -> None:
     g = bounds.as_graph(net, net.params, (3, 4))
     b, _ = bounds.crown_with_layers(net, net.params, lo, hi, C=spec)
     # the sound pass with these tangent points (rows: spec then -spec)
-    from torchlean.verify.bounds.api import _final, _intermediate, spec_matrix
+    from torchlean.verify.bounds.api import _final, _intermediate
+    from torchlean.verify.bounds.problem import spec_matrix
     bw, _ = _intermediate(g, net.params, lo, hi, True)
     bw.row_points = {r: p for r, p in zip(chain.relus, got, strict=True)}
     tuned = _final(bw, g, spec_matrix(spec, g, 3), "alpha-crown")
