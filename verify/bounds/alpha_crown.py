@@ -1,16 +1,18 @@
 """alpha-CROWN slopes: the lower relaxation slope of every unstable ReLU, chosen per spec
 row by projected gradient ascent on the CROWN lower bound (Xu et al., "Fast and Complete:
 Enabling Complete Neural Network Verification with Rapid and Massively Parallel
-Incomplete Verifiers", ICLR 2021), for graphs that are chains of affine segments and ReLUs.
+Incomplete Verifiers", ICLR 2021), for graphs that are chains of affine segments and
+activations; for tanh, sigmoid, erf and the convex / concave smooth activations, the
+tangent points of their lines instead (`optimize_lines`, `relaxations.tangent_family`).
 
-Nothing here is trusted. The optimisation runs in plain float64 over the chain's affine
-maps, measured by running each segment of the graph on basis vectors; only the slopes it
-finds are kept. Any slope in [0, 1] gives a valid lower line `a z <= relu(z)`, so the sound
-CROWN pass (outward rounded) re-run with these slopes is sound whatever they are.
+Nothing here is trusted. The optimisation runs in plain floats over the chain's affine
+maps, measured by running each segment of the graph on basis vectors; only the slopes and
+points it finds are kept. Any slope in [0, 1] gives a valid lower line `a z <= relu(z)`,
+and the sound pass makes a valid line of any tangent point (`relaxations.tangent_lines`),
+so the sound CROWN pass (outward rounded) re-run with them is sound whatever they are.
 
-The intermediate (pre-activation) bounds are taken as given; only the slopes of the final
-specification pass are optimised (auto_LiRPA also optimises per-intermediate-layer
-slopes, which costs one optimisation per layer).
+`optimize_slopes` / `optimize_lines` optimise one pass (the final one, per spec row);
+`optimize_intermediate` the pass bounding one layer's inputs, per neuron and side.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ import numpy as np
 from ...runtime.graph import Graph, interpret
 from ...runtime.graph.ir import Node
 from ...spec.errors import UnsupportedOperation
+from .functions import SMOOTH
 from .problem import batched_nodes, depends_on_input
+from .relaxations import TangentFamily, tangent_family
 
-__all__ = ["Chain", "SparseMap", "relu_chain", "optimize_slopes", "optimize_intermediate",
-           "times", "times_transposed"]
+__all__ = ["Chain", "SparseMap", "relu_chain", "activation_chain", "optimize_slopes",
+           "optimize_lines", "optimize_intermediate", "times", "times_transposed",
+           "S_SHAPED", "TANGENT_OPS"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
@@ -99,13 +104,21 @@ def times_transposed(g: Arr, w: Weights) -> Arr:
 
 @dataclass(frozen=True)
 class Chain:
-    """`relus[k]` is the node id of the k-th ReLU; segment k maps the previous ReLU's
-    output (the graph input for k = 0), flattened, to the k-th ReLU's input (the graph
-    output for the last segment): `z = W[k] h + b[k]`."""
+    """`relus[k]` is the node id of the k-th activation (a ReLU unless `ops` says
+    otherwise); segment k maps the previous activation's output (the graph input for
+    k = 0), flattened, to the k-th activation's input (the graph output for the last
+    segment): `z = W[k] h + b[k]`."""
 
     relus: tuple[int, ...]
     weights: tuple[Weights, ...]
     biases: tuple[Arr, ...]
+    # the op of each activation ("relu" or one of TANGENT_OPS) when not all are relu;
+    # else ()
+    ops: tuple[str, ...] = ()
+
+    def op(self, k: int) -> str:
+        """The op of the k-th activation."""
+        return self.ops[k] if self.ops else "relu"
 
 
 def _depends(g: Graph, start: int) -> list[bool]:
@@ -188,6 +201,17 @@ def _affine_map(seg: Graph, params: Mapping[str, Arr]) -> tuple[Weights, Arr]:
 def relu_chain(g: Graph, params: Mapping[str, Any]) -> Chain:
     """The affine-ReLU chain of a graph with one input and one output whose nodes keep
     the batch rows apart (each row of the result depends on the same input row only)."""
+    return _chain(g, params, frozenset({"relu"}))
+
+
+def activation_chain(g: Graph, params: Mapping[str, Any]) -> Chain:
+    """`relu_chain`, with the activations that have a tangent-point family allowed
+    between the affine segments too: S-shaped tanh, sigmoid, erf; convex exp, expm1,
+    softplus, square; concave log, log1p, sqrt (each activation's op in `Chain.ops`)."""
+    return _chain(g, params, frozenset({"relu"}) | TANGENT_OPS)
+
+
+def _chain(g: Graph, params: Mapping[str, Any], allowed: frozenset[str]) -> Chain:
     host = {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float64)
             for k, v in params.items()}
     [inp] = [n for n in g.nodes if n.op == "input"]
@@ -195,11 +219,12 @@ def relu_chain(g: Graph, params: Mapping[str, Any]) -> Chain:
         raise UnsupportedOperation("graph", "float", "the input has no batch axis",
                                    analysis="alpha-crown")
     others = [n for n in g.nodes if not n.is_leaf and not n.is_constant
-              and n.op not in _AFFINE and n.op != "relu"]
+              and n.op not in _AFFINE and n.op not in allowed]
     if others:
         n = others[0]
         raise UnsupportedOperation(n.op, "float", f"node %{n.id}: alpha-CROWN slopes are "
-                                   "optimised for affine-ReLU chains", analysis="alpha-crown")
+                                   f"optimised for chains of affine maps and "
+                                   f"{', '.join(sorted(allowed))}", analysis="alpha-crown")
     if inp.shape[0] > 1:
         dep = depends_on_input(g)
         bat = batched_nodes(g, dep, inp.shape[0])
@@ -207,11 +232,13 @@ def relu_chain(g: Graph, params: Mapping[str, Any]) -> Chain:
         if mixed:
             raise UnsupportedOperation(mixed[0].op, "float", f"node %{mixed[0].id} mixes "
                                        "batch rows", analysis="alpha-crown")
-    relus = tuple(n.id for n in g.nodes if n.op == "relu")
-    starts = (inp.id, *relus)
-    ends = (*(g.nodes[r].args[0] for r in relus), g.outputs[0][1])
+    acts = tuple(n.id for n in g.nodes if n.op in allowed)
+    starts = (inp.id, *acts)
+    ends = (*(g.nodes[r].args[0] for r in acts), g.outputs[0][1])
     maps = [_affine_map(_segment(g, s, e), host) for s, e in zip(starts, ends, strict=True)]
-    return Chain(relus, tuple(w for w, _ in maps), tuple(b for _, b in maps))
+    ops = tuple(g.nodes[r].op for r in acts)
+    return Chain(acts, tuple(w for w, _ in maps), tuple(b for _, b in maps),
+                 () if all(op == "relu" for op in ops) else ops)
 
 
 def _relaxation(lo: Arr, hi: Arr) -> Relaxation:
@@ -284,10 +311,13 @@ def optimize_intermediate(chain: Chain, j: int, pre: Sequence[tuple[Arr, Arr]], 
     each neuron's lower bound and rows [width, 2 width) lowering its upper bound, by
     `optimize_slopes`. Only the neurons marked in `unstable` (batch, width; default all)
     are optimised, the others keep CROWN's adaptive slopes; None when no earlier ReLU is
-    unstable or no neuron is marked (nothing to optimise)."""
+    unstable or no neuron is marked (nothing to optimise). A chain with other
+    activations goes through `optimize_lines`: such an entry is its tangent points
+    (2, batch, 2 * width, width of activation i), plain CROWN's where not optimised."""
     width = chain.weights[j].shape[0]
     batch = lower.shape[0]
-    if not any(np.any((lo < 0) & (hi > 0)) for lo, hi in pre):
+    general = bool(chain.ops)
+    if not general and not any(np.any((lo < 0) & (hi > 0)) for lo, hi in pre):
         return None
     marked = np.ones((batch, width), bool) if unstable is None else unstable
     # every marked (box, neuron) pair is its own problem with two rows (its lower and
@@ -299,15 +329,40 @@ def optimize_intermediate(chain: Chain, j: int, pre: Sequence[tuple[Arr, Arr]], 
     spec = np.zeros((pairs, 2, width))
     spec[np.arange(pairs), 0, neuron] = 1.0
     spec[np.arange(pairs), 1, neuron] = -1.0
-    sub = Chain(chain.relus[:j], chain.weights[: j + 1], chain.biases[: j + 1])
-    got = optimize_slopes(sub, [(lo[box], hi[box]) for lo, hi in pre], spec, lower[box],
-                          upper[box], iterations=iterations, lr=lr)
+    sub = Chain(chain.relus[:j], chain.weights[: j + 1], chain.biases[: j + 1],
+                chain.ops[:j])
+    fams = [None if chain.op(k) == "relu" else tangent_family(SMOOTH[chain.op(k)], lo, hi)
+            for k, (lo, hi) in enumerate(pre)]
+    boxed = [(lo[box], hi[box]) for lo, hi in pre]
+    if general:
+        # the pairs are independent problems: in chunks of at most _CHUNK parameter
+        # entries per array (a wide layer's pairs would otherwise hold pairs x 2 x width
+        # entries in each of the optimiser's arrays at once)
+        step = max(1, _CHUNK // (2 * sum(lo.shape[1] for lo, _ in pre)))
+        parts = []
+        for c in range(0, pairs, step):
+            at = slice(c, c + step)
+            rows_of = box[at]
+            parts.append(optimize_lines(
+                sub, [(lo[at], hi[at]) for lo, hi in boxed], spec[at], lower[rows_of],
+                upper[rows_of], iterations=iterations, lr=lr,
+                # the families of the boxes' rows, not recomputed for each pair
+                families=[None if f is None else _take(f, rows_of) for f in fams]))
+        got = [np.concatenate(ps, axis=-3) for ps in zip(*parts, strict=True)]
+    else:
+        got = optimize_slopes(sub, boxed, spec, lower[box], upper[box],
+                              iterations=iterations, lr=lr)
     out = []
-    for (lo, hi), s in zip(pre, got, strict=True):
-        full = np.broadcast_to((hi >= -lo).astype(np.float64)[:, None, :],
-                               (batch, 2 * width, lo.shape[1])).copy()
-        full[box, neuron] = s[:, 0]
-        full[box, width + neuron] = s[:, 1]
+    for k, ((lo, hi), s) in enumerate(zip(pre, got, strict=True)):
+        fam = fams[k]
+        if fam is None:
+            full = np.broadcast_to((hi >= -lo).astype(np.float64)[:, None, :],
+                                   (batch, 2 * width, lo.shape[1])).copy()
+        else:  # plain CROWN's tangent points where not optimised
+            full = np.stack([np.broadcast_to(v[:, None, :], (batch, 2 * width, lo.shape[1]))
+                             for v in (fam.init_l, fam.init_u)])
+        full[..., box, neuron, :] = s[..., :, 0, :]
+        full[..., box, width + neuron, :] = s[..., :, 1, :]
         out.append(full)
     return out
 
@@ -352,3 +407,280 @@ def _bound_and_grad(chain: Chain, relax: list[Relaxation], alphas: list[Arr],
         g_pre = np.where(pos_mask, g * lower_slope, g * s[:, None, :] + t[:, None, :])
         g = times_transposed(g_pre, chain.weights[k]) + chain.biases[k]
     return value, grads
+
+
+# -- chains with tangent-family activations (S-shaped, convex, concave) ----------------
+# Float models of f for the optimiser only (value, f', f''); its lines are
+# candidates, made valid by the sound pass (`relaxations.tangent_lines`).
+_ERF_P = 0.3275911
+_ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+_TWO_OVER_SQRT_PI = 2.0 / np.sqrt(np.pi)
+
+
+def _tanh_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    v = np.tanh(z)
+    d = 1.0 - v * v
+    return v, d, -2.0 * v * d
+
+
+def _sigmoid_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    with np.errstate(over="ignore"):
+        v = 1.0 / (1.0 + np.exp(-z))
+    d = v * (1.0 - v)
+    return v, d, d * (1.0 - 2.0 * v)
+
+
+def _erf_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    # erf by Abramowitz and Stegun 7.1.26 (absolute error <= 1.5e-7): a guide only
+    t = 1.0 / (1.0 + _ERF_P * np.abs(z))
+    poly = t * (_ERF_A[0] + t * (_ERF_A[1] + t * (_ERF_A[2] + t * (_ERF_A[3]
+                                                                    + t * _ERF_A[4]))))
+    e = np.exp(-z * z)
+    d = _TWO_OVER_SQRT_PI * e
+    return np.sign(z) * (1.0 - poly * e), d, -2.0 * z * d
+
+
+def _exp_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    e = np.exp(z)
+    return e, e, e
+
+
+def _expm1_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    e = np.exp(z)
+    return np.expm1(z), e, e
+
+
+def _softplus_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    _, d, dd = _sigmoid_model(z)
+    return np.logaddexp(0.0, z), d, dd
+
+
+def _square_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    return z * z, 2.0 * z, np.full_like(z, 2.0)
+
+
+def _log_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    r = 1.0 / z
+    return np.log(z), r, -r * r
+
+
+def _log1p_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    r = 1.0 / (1.0 + z)
+    return np.log1p(z), r, -r * r
+
+
+def _sqrt_model(z: Arr) -> tuple[Arr, Arr, Arr]:
+    q = np.sqrt(z)
+    return q, 0.5 / q, -0.25 / (q * z)
+
+
+_MODELS = {"tanh": _tanh_model, "sigmoid": _sigmoid_model, "erf": _erf_model,
+           "exp": _exp_model, "expm1": _expm1_model, "softplus": _softplus_model,
+           "square": _square_model, "log": _log_model, "log1p": _log1p_model,
+           "sqrt": _sqrt_model}
+S_SHAPED = frozenset({"tanh", "sigmoid", "erf"})
+# the activations with a tangent-point family (`relaxations.tangent_family`)
+TANGENT_OPS = frozenset(_MODELS)
+_WORK = np.float32  # the optimiser's float type (half the memory traffic of float64)
+_CHUNK = 1 << 21  # entries per parameter array in one intermediate optimisation
+
+
+class _Relu:
+    """A ReLU layer's lines for the optimiser: the lower slope alpha in [0, 1] on the
+    unstable neurons (one parameter array), CROWN's upper line."""
+
+    def __init__(self, lo: Arr, hi: Arr, dtype: Any = None) -> None:
+        self.dtype = _WORK if dtype is None else dtype
+        s, t, self.unstable, self.active = _relaxation(lo, hi)
+        self.s, self.t = s.astype(self.dtype), t.astype(self.dtype)
+        self.start = (hi >= -lo).astype(self.dtype)
+
+    def init(self, rows: int) -> list[Arr]:
+        return [np.broadcast_to(self.start[:, None, :], (self.start.shape[0], rows,
+                                                          self.start.shape[1])).copy()]
+
+    def lines(self, p: list[Arr]) -> tuple[Arr, Arr, Arr, Arr]:
+        al = np.where(self.unstable[:, None, :], p[0], self.active[:, None, :])
+        return al.astype(self.dtype, copy=False), np.zeros((1, 1, 1), self.dtype), \
+            self.s[:, None, :], self.t[:, None, :]
+
+    def grads(self, p: list[Arr], pos: Arr, neg: Arr, g: Arr) -> list[Arr]:
+        out = g * pos
+        out *= self.unstable[:, None, :]
+        return [out]
+
+    def project(self, p: list[Arr]) -> None:
+        np.clip(p[0], 0.0, 1.0, out=p[0])
+
+    def scales(self) -> list[Arr | None]:
+        """Each parameter's range width (None: 1, the slopes' range [0, 1])."""
+        return [None]
+
+
+class _Tangents:
+    """A layer's lines for the optimiser where its activation has a tangent-point family
+    (S-shaped, convex or concave): tangent points d_l, d_u (two parameter arrays) in the
+    ranges of `relaxations.tangent_family`."""
+
+    def __init__(self, op: str, fam: TangentFamily, dtype: Any = None) -> None:
+        self.model = _MODELS[op]
+        self.fam = fam
+        self.dtype = _WORK if dtype is None else dtype
+        self._at: list[tuple[Arr, Arr, Arr]] = []
+
+    def init(self, rows: int) -> list[Arr]:
+        # every per-neuron array expanded to the parameters' full shape once: the
+        # iterations then run on same-shape contiguous arrays (broadcasting the middle
+        # axis would cut each operation into loops of one row's length)
+        fam = self.fam
+        b, n = fam.init_l.shape
+
+        def full(v: Arr) -> Arr:
+            return np.broadcast_to(v[:, None, :], (b, rows, n)).astype(self.dtype)
+
+        self.fixed = tuple(full(v) for v in fam.fixed)
+        self.opt_l, self.opt_u = full(fam.opt_l) != 0, full(fam.opt_u) != 0
+        self.on_l, self.on_u = full(fam.opt_l), full(fam.opt_u)  # as 0 / 1
+        self.box = [(full(fam.lo_l), full(fam.hi_l)), (full(fam.lo_u), full(fam.hi_u))]
+        return [full(fam.init_l), full(fam.init_u)]
+
+    def lines(self, p: list[Arr]) -> tuple[Arr, Arr, Arr, Arr]:
+        self._at = [self.model(d) for d in p]
+        out = []
+        for d, (v, dv, _), opt, (fa, fb) in zip(
+                p, self._at, (self.opt_l, self.opt_u),
+                (self.fixed[:2], self.fixed[2:]), strict=True):
+            b = dv * d
+            np.subtract(v, b, out=b)
+            a = np.copy(dv)
+            np.copyto(a, fa, where=~opt)
+            np.copyto(b, fb, where=~opt)
+            out += [a, b]
+        return out[0], out[1], out[2], out[3]
+
+    def grads(self, p: list[Arr], pos: Arr, neg: Arr, g: Arr) -> list[Arr]:
+        # d/dd of the line's value at z: f''(d) (z - d), z the point the bound takes
+        out = []
+        for d, (_, _, dd), lam, on in zip(p, self._at, (pos, neg), (self.on_l, self.on_u),
+                                          strict=True):
+            gr = g - d
+            gr *= dd
+            gr *= lam
+            gr *= on
+            out.append(gr)
+        return out
+
+    def project(self, p: list[Arr]) -> None:
+        for d, (a, b) in zip(p, self.box, strict=True):
+            np.maximum(d, a, out=d)
+            np.minimum(d, b, out=d)
+
+    def scales(self) -> list[Arr | None]:
+        """Each tangent point's range width: Adam's steps (about lr in size) are taken
+        in units of the range, as for the slopes in [0, 1]."""
+        return [np.maximum(b - a, 0.0) for a, b in self.box]
+
+
+def optimize_lines(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, lower: Arr,
+                   upper: Arr, *, iterations: int = 20, lr: float = 0.1,
+                   families: Sequence[TangentFamily | None] | None = None) -> list[Arr]:
+    """`optimize_slopes` for chains with other activations too: per activation, a
+    ReLU's lower slopes (batch, rows, width) in [0, 1], or another's tangent points
+    stacked (2, batch, rows, width), lower line's then upper line's (see
+    `relaxations.tangent_family`; `families`, when given, are those of `pre`), that
+    raise the CROWN lower bound of `spec . y`. Starts from plain CROWN's lines;
+    projected Adam in float32 (candidates only), the best per row kept; float64 out.
+    """
+    rows = spec.shape[1]
+    layers: list[_Relu | _Tangents] = []
+    for k, (lo, hi) in enumerate(pre):
+        op = chain.op(k)
+        if op == "relu":
+            layers.append(_Relu(lo, hi))
+            continue
+        fam = families[k] if families is not None else None
+        layers.append(_Tangents(op, tangent_family(SMOOTH[op], lo, hi) if fam is None else fam))
+    small = Chain(chain.relus, tuple(w.astype(_WORK) for w in chain.weights),
+                  tuple(b.astype(_WORK) for b in chain.biases), chain.ops)
+    params = [layer.init(rows) for layer in layers]
+    mid, rad = (0.5 * (lower + upper)).astype(_WORK), (0.5 * (upper - lower)).astype(_WORK)
+    flat = [p for ps in params for p in ps]
+    m = [np.zeros_like(p) for p in flat]
+    v = [np.zeros_like(p) for p in flat]
+    best = [p.copy() for p in flat]
+    best_value = np.full(spec.shape[:2], -np.inf, dtype=_WORK)
+    scale = [s for layer in layers for s in layer.scales()]
+    for step in range(1, iterations + 2):
+        with np.errstate(all="ignore"):  # a point outside f's domain (log of a negative
+            # number: its neuron keeps the fixed line) or overflow gives NaN or inf there
+            value, grads = _lines_bound_and_grad(small, layers, params, spec.astype(_WORK),
+                                                 mid, rad)
+        better = value > best_value
+        np.copyto(best_value, value, where=better)
+        for b, p in zip(best, flat, strict=True):
+            np.copyto(b, p, where=better[:, :, None])
+        if step > iterations:
+            break
+        c1, c2 = lr / (1 - 0.9**step), 1 / (1 - 0.999**step)
+        for k, gr in enumerate(g for gs in grads for g in gs):  # Adam ascent
+            m[k] *= 0.9
+            m[k] += 0.1 * gr
+            v[k] *= 0.999
+            gr *= gr
+            gr *= 0.001
+            v[k] += gr
+            denom = np.sqrt(v[k] * c2, out=gr)
+            denom += 1e-12
+            stride = np.divide(m[k] * c1, denom, out=denom)
+            if scale[k] is not None:
+                stride *= scale[k]
+            flat[k] += stride
+        for layer, ps in zip(layers, params, strict=True):
+            layer.project(ps)
+    out, i = [], 0
+    for ps in params:
+        got = best[i] if len(ps) == 1 else np.stack(best[i: i + len(ps)])
+        out.append(got.astype(np.float64))
+        i += len(ps)
+    return out
+
+
+def _lines_bound_and_grad(chain: Chain, layers: Sequence[_Relu | _Tangents],
+                          params: list[list[Arr]], spec: Arr, mid: Any, rad: Any
+                          ) -> tuple[Arr, list[list[Arr]]]:
+    """The float CROWN lower bound (batch, rows) with each layer's lines from its
+    parameters, and its gradient with respect to every parameter array."""
+    lam = spec
+    const = np.zeros(spec.shape[:2], dtype=spec.dtype)
+    saved = []
+    for k in range(len(chain.weights) - 1, -1, -1):
+        const += lam @ chain.biases[k]
+        pre_lam = times(lam, chain.weights[k])
+        if k == 0:
+            lam = pre_lam
+            break
+        lines = layers[k - 1].lines(params[k - 1])
+        al, bl, au, bu = lines
+        pos, neg = np.maximum(pre_lam, 0.0), np.minimum(pre_lam, 0.0)
+        const += np.sum(pos * bl + neg * bu, axis=2)
+        saved.append((k, pos, neg, lines))
+        lam = pos * al + neg * au
+    value = const + np.sum(lam * mid[:, None, :], axis=2) \
+        - np.sum(np.abs(lam) * rad[:, None, :], axis=2)
+    # g: d value / d (coefficients on z_k), the point where the bound is attained
+    g = mid[:, None, :] - np.sign(lam) * rad[:, None, :]
+    g = times_transposed(g, chain.weights[0]) + chain.biases[0]
+    grads: list[list[Arr]] = [[] for _ in layers]
+    for k, pos, neg, (al, bl, au, bu) in reversed(saved):
+        grads[k - 1] = layers[k - 1].grads(params[k - 1], pos, neg, g)
+        g_pre = np.where(pos > 0, al * g + bl, au * g + bu)
+        g = times_transposed(g_pre, chain.weights[k]) + chain.biases[k]
+    return value, grads
+
+
+def _take(fam: TangentFamily, rows: Any) -> TangentFamily:
+    """The family of the batch rows `rows` (an index array)."""
+    return TangentFamily(tuple(v[rows] for v in fam.fixed),
+                         *(getattr(fam, k)[rows] for k in (
+                             "opt_l", "lo_l", "hi_l", "init_l", "opt_u", "lo_u", "hi_u",
+                             "init_u")))

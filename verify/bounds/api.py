@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,14 @@ import numpy as np
 from ...runtime.graph import Graph
 from ...spec.errors import ShapeError, UnsupportedOperation
 from ..outward import dn, magnitude, sum_up, up
-from .alpha_crown import SparseMap, optimize_intermediate, optimize_slopes, relu_chain
+from .alpha_crown import (
+    Chain,
+    SparseMap,
+    activation_chain,
+    optimize_intermediate,
+    optimize_lines,
+    optimize_slopes,
+)
 from .backward import CROWN, Backward, dot_lower
 from .ibp import IBP, ibp_nodes
 from .problem import (
@@ -405,9 +412,12 @@ def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
             return
         shape = g.nodes[z].shape
         w = int(np.prod(shape[1:]))
-        bw.relu_slopes = (slopes_for(z, pre) or {}) if slopes_for is not None else {}
+        got = (slopes_for(z, pre) or {}) if slopes_for is not None else {}
+        # relu nodes get slopes; other activations (alpha-CROWN) tangent points
+        bw.relu_slopes = {k: v for k, v in got.items() if g.nodes[k].op == "relu"}
+        bw.row_points = {k: v for k, v in got.items() if g.nodes[k].op != "relu"}
         low = bw.run({z: _identity_spec(shape, batch)})
-        bw.relu_slopes = {}
+        bw.relu_slopes, bw.row_points = {}, {}
         zl, zh = low[:, :w].reshape(shape), (-low[:, w:]).reshape(shape)
         if ibp_intermediate:
             zl, zh = np.maximum(zl, ib[z][0]), np.minimum(zh, ib[z][1])
@@ -557,10 +567,14 @@ def alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, uppe
     projected Adam (step `lr`) in plain floats (untrusted): separately for each
     intermediate pre-activation bound (one slope set per (bounded node, earlier relu),
     per bounded neuron and side, raising each neuron's bounds) layer by layer, then per
-    spec row for the final pass over those tightened intervals. The sound CROWN passes
-    are re-run with all the slopes and the result intersected with plain CROWN. A graph
-    that is not a chain of affine maps and ReLUs over independent batch rows gets plain
-    CROWN, with method "crown (alpha-crown: not an affine-relu chain)"; so does a chain
+    spec row for the final pass over those tightened intervals. tanh, sigmoid, erf and
+    the convex / concave smooth activations (exp, softplus, log, ...) likewise get
+    per-row tangent points for their lines (see `relaxations.tangent_family`), each
+    line made valid in the sound pass. The sound
+    CROWN passes are re-run with all the slopes and the result intersected with plain
+    CROWN. A graph that is not a chain of affine maps and those activations over
+    independent batch rows gets plain CROWN, with method
+    "crown (alpha-crown: not an affine-activation chain)"; so does a chain
     whose segments hold over 4e6 nonzero entries in all (or over 1e8 entries as dense
     matrices), with method "crown (alpha-crown: chain too large for the optimiser)".
     Same other arguments as `ibp`.
@@ -574,8 +588,11 @@ def alpha_crown_with_slopes(graph_or_model: Any, params: Mapping[str, Any], lowe
                             upper: Any, *, C: Any = None, covers: str = "real",
                             iterations: int = 20, lr: float = 0.1
                             ) -> tuple[Bounds, dict[Any, Array]]:
-    """`alpha_crown`, also returning the slopes it found, clipped to [0, 1], keyed as
-    `crown_with_layers`'s `relu_slopes` takes them (empty when it fell back to CROWN).
+    """`alpha_crown`, also returning the ReLU slopes it found, clipped to [0, 1], keyed
+    as `crown_with_layers`'s `relu_slopes` takes them; empty when it fell back to CROWN
+    and for chains with other activations (their bounds rest on tangent points too,
+    which `relu_slopes` cannot carry: the verdict engine, which certifies with these
+    slopes, keeps to ReLU chains).
     The returned bounds are those of `crown_with_layers` with these slopes, intersected
     with plain CROWN's."""
     return _alpha_crown(graph_or_model, params, lower, upper, C=C, covers=covers,
@@ -599,13 +616,13 @@ def _alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upp
     try:
         if too_large:
             raise UnsupportedOperation("graph", "float", "too large", analysis="alpha-crown")
-        chain = relu_chain(g, params)
+        chain = activation_chain(g, params)
         too_large = _stored(chain) > _DENSE_LIMIT
         if too_large:
             raise UnsupportedOperation("graph", "float", "too large", analysis="alpha-crown")
     except UnsupportedOperation:
         why = ("chain too large for the optimiser" if too_large
-               else "not an affine-relu chain")
+               else "not an affine-activation chain")
         res = Bounds(plain.lower, plain.upper, f"crown (alpha-crown: {why})")
     else:
         box = (lo.reshape(batch, -1), hi.reshape(batch, -1))
@@ -622,27 +639,25 @@ def _alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upp
                 return None
             zl, zh = (np.asarray(v).reshape(batch, -1) for v in plain_pre[z])
             got = optimize_intermediate(chain, j, flat(pre, j), *box,
-                                        unstable=(zl < 0) & (zh > 0),
+                                        unstable=(zl < 0) & (zh > 0)
+                                        if chain.op(j) == "relu" else None,
                                         iterations=iterations, lr=lr)
             if got is None:
                 return None
             rows = 2 * int(np.prod(g.nodes[z].shape[1:]))
-            checked = _checked_slopes(
-                g, {r: s.reshape((batch, rows) + g.nodes[r].shape[1:])
-                    for r, s in zip(chain.relus, got, strict=False)}, batch, rows)
-            if keep:
+            checked, points = _split_found(g, chain, got, batch, rows)
+            if keep and not chain.ops:
                 found.update({(z, r): s for r, s in checked.items()})
-            return checked
+            return {**checked, **points}
 
         bw, pre = _intermediate(g, params, lo, hi, True, slopes_for=slopes_for)
         rows = spec.shape[1]
         both = np.concatenate([spec, -spec], axis=1).reshape(batch, 2 * rows, -1)
-        slopes = optimize_slopes(chain, flat(pre, len(chain.relus)), both, *box,
-                                 iterations=iterations, lr=lr)
-        bw.relu_slopes = _checked_slopes(
-            g, {r: s.reshape((batch, 2 * rows) + g.nodes[r].shape[1:])
-                for r, s in zip(chain.relus, slopes, strict=True)}, batch, 2 * rows)
-        if keep:
+        optimize = optimize_lines if chain.ops else optimize_slopes
+        slopes = optimize(chain, flat(pre, len(chain.relus)), both, *box,
+                          iterations=iterations, lr=lr)
+        bw.relu_slopes, bw.row_points = _split_found(g, chain, slopes, batch, 2 * rows)
+        if keep and not chain.ops:  # ReLU chains only (see alpha_crown_with_slopes)
             found.update(bw.relu_slopes)
         tuned = _final(bw, g, spec, "alpha-crown")
         res = Bounds(np.maximum(plain.lower, tuned.lower), np.minimum(plain.upper, tuned.upper),
@@ -650,6 +665,21 @@ def _alpha_crown(graph_or_model: Any, params: Mapping[str, Any], lower: Any, upp
     if covers == "float32":
         res = _float32_extension(res, g, params, lo, hi, spec)
     return res, found
+
+
+def _split_found(g: Graph, chain: Chain, got: Sequence[Array], batch: int, rows: int
+                 ) -> tuple[dict[int, Array], dict[int, Array]]:
+    """The optimiser's results per activation of the chain, in the coefficient layout:
+    relu slopes (checked, clipped to [0, 1]) and other activations' tangent points
+    (2, batch, rows, *shape) (any values: `tangent_lines` projects them and makes every
+    line valid)."""
+    slopes, points = {}, {}
+    for k, (r, s) in enumerate(zip(chain.relus, got, strict=False)):
+        if chain.op(k) == "relu":
+            slopes[r] = s.reshape((batch, rows) + g.nodes[r].shape[1:])
+        else:
+            points[r] = s.reshape((2, batch, rows) + g.nodes[r].shape[1:])
+    return _checked_slopes(g, slopes, batch, rows), points
 
 
 def _difference(bw: Backward, n: Any, batch: int) -> tuple[Array, Array]:

@@ -27,8 +27,9 @@ import numpy as np
 from ...runtime.graph import Graph
 from ...spec.ops.rules import RuleTable
 from ..outward import TINY_NORMAL, U64, dn, gamma64, magnitude, mul_dn, mul_up, sum_up, up
+from .functions import SMOOTH
 from .problem import Array
-from .relaxations import RELAXATION, reciprocal_lines
+from .relaxations import RELAXATION, reciprocal_lines, tangent_lines
 
 __all__ = ["CROWN", "Backward", "dot_lower"]
 
@@ -92,6 +93,11 @@ class Backward:
         # pass, in the coefficient layout: -beta * sign (beta-CROWN's Lagrangian term of
         # a split sign * z >= 0, nonpositive on the subdomain, so the bound stays one)
         self.relu_betas: dict[int, Array] = {}
+        # per node whose op has a tangent-point family (tanh, sigmoid, erf, exp, log,
+        # ...: `relaxations.tangent_family`): alpha-CROWN's tangent points, stacked
+        # (2, batch, rows, *shape), lower line's then upper line's, made into valid lines
+        # by `relaxations.tangent_lines` (set for one `run` by the caller)
+        self.row_points: dict[int, Array] = {}
         # per node: (key of its operand's interval, its relaxation lines, that interval,
         # kept alive so that the key's ids stay unique)
         self.lines: dict[int, tuple[tuple[int, int, int], Any, tuple[Array, Array]]] = {}
@@ -623,6 +629,9 @@ def _matmul(bw: Backward, n: Any, a: Array) -> bool:
 def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
     z = n.args[0]
     lo, hi = bw.bounds_of(z)
+    points = bw.row_points.get(n.id)
+    if points is not None:
+        return _row_lines(bw, n, a, z, lo, hi, points)
     # the same intervals give the same lines: computed once per node (the intermediate
     # passes and the final one all cross the earlier nonlinearities)
     key = (n.id, id(lo), id(hi))
@@ -684,6 +693,29 @@ def _relaxed(bw: Backward, n: Any, a: Array) -> bool:
         bw.give(z, new + term, 2 * U64)
     else:
         bw.give(z, new, 0.0)
+    return True
+
+
+def _row_lines(bw: Backward, n: Any, a: Array, z: int, lo: Array, hi: Array,
+               points: Array) -> bool:
+    """`_relaxed` with lines of their own per spec row (alpha-CROWN's tangent points),
+    each valid over [lo, hi] by `tangent_lines`."""
+    a_l, b_l, a_u, b_u = tangent_lines(SMOOTH[n.op], lo, hi, points[0], points[1])
+    neg = np.minimum(a, 0.0)
+    pos = a - neg  # max(a, 0), exactly
+    # per entry one of pos, neg is 0: each of new and t is one rounded product (the
+    # other product and the addition are exact), off by <= u |entry| (underflow: the
+    # flat allowances)
+    new = pos * a_l + neg * a_u
+    t = (pos * b_l + neg * b_u).reshape(a.shape[:2] + (-1,))
+    count = max(t.shape[2], 1)
+    g = gamma64(count)
+    err = up(np.abs(t).sum(axis=2) * (1.0 + g) + count * TINY_NORMAL)
+    bw.add_const(dn(t.sum(axis=2) - up(err * (g + 2 * U64))))
+    # new's own rounding, against |new| (give charges a sum's rounding, if z has a
+    # coefficient already, against |sum|)
+    bw.charge(bw.absof(new), z, 2 * U64)
+    bw.give(z, new, 0.0)
     return True
 
 

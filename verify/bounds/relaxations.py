@@ -30,21 +30,29 @@ non-finite (overflow), it is replaced by the constant line at f's interval bound
 
 relu / leaky_relu keep CROWN's adaptive lines (Zhang et al. 2018), with exact or
 directed intercepts; abs: the secant above and slope sign(h + l) below.
+
+alpha-CROWN's lines (`tangent_family`, `tangent_lines`): for S-shaped, convex and
+concave f, the tangent points it may choose, and lines per spec row at chosen points,
+each slope f'(d) given an intercept by the same rigorous min / max as above, so the line
+is valid over [l, h] whatever d is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ...spec.errors import UnsupportedOperation
 from ...spec.ops.rules import RuleTable
 from ..outward import dn, mul_dn, mul_up, up
 from .functions import RECIPROCAL, SMOOTH, Smooth, enclose
 from .problem import Array
 
-__all__ = ["RELAXATION", "Lines", "smooth_lines"]
+__all__ = ["RELAXATION", "Lines", "smooth_lines", "TangentFamily", "tangent_family",
+           "tangent_lines"]
 
 Lines = tuple[Array, Array, Array, Array]
 Relax = Callable[[Array, Array, dict[str, Any]], Lines]
@@ -185,6 +193,24 @@ def _tangent_through(f: Smooth, x0: Array, y0: Array, lo: Array, hi: Array) -> A
 _BRACKET = {"tanh": 20.0, "sigmoid": 40.0, "erf": 7.0}
 
 
+def _cross_points(f: Smooth, lo: Array, hi: Array, at: tuple[Array, ...]
+                  ) -> tuple[Array, Array]:
+    """For an S shape, at the neurons `at` (whose intervals cross 0): d_l <= 0 whose
+    tangent passes through (hi, f(hi)) and d_u >= 0 whose tangent passes through
+    (lo, f(lo)) (approximate: they only guide); 0 elsewhere."""
+    big = np.full_like(lo, _BRACKET[f.name])
+    d_u, d_l = np.zeros_like(lo), np.zeros_like(lo)
+    if at[0].size:
+        # both bisections at once (elementwise: the same bits as one after the other)
+        k = at[0].size
+        zero = np.zeros(k)
+        x0 = np.concatenate([lo[at], hi[at]])
+        d = _tangent_through(f, x0, _approx(f, x0), np.concatenate([zero, -big[at]]),
+                             np.concatenate([big[at], zero]))
+        d_u[at], d_l[at] = d[:k], d[k:]
+    return d_l, d_u
+
+
 def smooth_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
     """Lines for the smooth function f over [lo, hi] (see the module docstring)."""
     mid = (lo + hi) * 0.5
@@ -199,21 +225,10 @@ def smooth_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
         b_l, b_u = _intercepts(f, lo, hi, a_l, a_u, t_u=mid)
     else:
         sec = _secant(f, lo, hi, m_slope)
-        big = np.full_like(lo, _BRACKET[f.name])
         cross = (lo < 0) & (hi > 0)
-        # above: tangent at d >= 0 through (lo, f(lo)); the secant when d > hi
-        # the tangent points only matter where the interval crosses 0: bisect only there
-        # (elementwise, so the same bits as bisecting everywhere)
         at = np.nonzero(cross)
-        d_u, d_l = np.zeros_like(lo), np.zeros_like(lo)
-        if at[0].size:
-            # both bisections at once (elementwise: the same bits as one after the other)
-            k = at[0].size
-            zero = np.zeros(k)
-            x0 = np.concatenate([lo[at], hi[at]])
-            d = _tangent_through(f, x0, _approx(f, x0), np.concatenate([zero, -big[at]]),
-                                 np.concatenate([big[at], zero]))
-            d_u[at], d_l[at] = d[:k], d[k:]
+        d_l, d_u = _cross_points(f, lo, hi, at)
+        # above: tangent at d_u >= 0 through (lo, f(lo)); the secant when d_u > hi
         a_cross_u = np.where(d_u <= hi, _deriv_approx(f, d_u), sec)
         # below: tangent at d <= 0 through (hi, f(hi)); the secant when d < lo
         a_cross_l = np.where(d_l >= lo, _deriv_approx(f, d_l), sec)
@@ -242,6 +257,112 @@ def smooth_lines(f: Smooth, lo: Array, hi: Array) -> Lines:
         b_l[at] = np.maximum(b_l[at], b2_l[size:])
         b_u[at] = np.minimum(b_u[at], b2_u[size:])
     return _finite(f, lo, hi, a_l, b_l, a_u, b_u)
+
+
+@dataclass(frozen=True)
+class TangentFamily:
+    """The lines alpha-CROWN may choose for a smooth f over [lo, hi], per neuron.
+
+    `fixed` are `smooth_lines`' (plain CROWN's) lines. Where `opt_l` is set, the lower
+    line may instead be f's tangent at any d in [lo_l, hi_l] (each such tangent lies
+    below f on [lo, hi]); `init_l` is plain CROWN's tangent point. Likewise the upper
+    line with `opt_u`, [lo_u, hi_u], `init_u`. For S shapes (tanh, sigmoid, erf; after
+    auto_LiRPA's BoundTanh, Xu et al. 2020): on the convex side (hi <= 0) the lower line,
+    d in [lo, hi]; on the concave side (lo >= 0) the upper line, d in [lo, hi]; across 0,
+    below: d in [lo, d_l] with d_l the tangent point whose tangent passes through
+    (hi, f(hi)) (no range when d_l < lo: the secant is kept), above: d in [d_u, hi] with
+    d_u the mirror image. For convex f (exp, softplus, expm1, square) the lower line,
+    for concave f (log, log1p, sqrt) the upper line, d in [lo, hi], where f is finite at
+    both ends (the other line is the secant). The ranges are approximate:
+    `tangent_lines` makes every line valid whatever d it gets.
+    """
+
+    fixed: Lines
+    opt_l: Array
+    lo_l: Array
+    hi_l: Array
+    init_l: Array
+    opt_u: Array
+    lo_u: Array
+    hi_u: Array
+    init_u: Array
+
+
+def tangent_family(f: Smooth, lo: Array, hi: Array) -> TangentFamily:
+    """The tangent-point family of f over [lo, hi] (see `TangentFamily`): f S-shaped,
+    convex or concave."""
+    if f.curvature not in ("s", "convex", "concave"):
+        raise UnsupportedOperation(f.name, "float", "only S-shaped, convex and concave "
+                                   "functions have an optimisable tangent family here",
+                                   analysis="alpha-crown")
+    lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    if f.curvature != "s":
+        return _one_sided_family(f, lo, hi)
+    with np.errstate(all="ignore"):
+        fixed = smooth_lines(f, lo, hi)
+        mid = (lo + hi) * 0.5
+        wide = lo < hi
+        cross = (lo < 0) & (hi > 0)
+        d_l, d_u = _cross_points(f, lo, hi, np.nonzero(cross))
+    convex, concave = wide & (hi <= 0), wide & (lo >= 0)
+    cross_l, cross_u = cross & (d_l >= lo), cross & (d_u <= hi)
+    return TangentFamily(
+        fixed=fixed,
+        opt_l=convex | cross_l, lo_l=lo, hi_l=np.where(cross, d_l, hi),
+        init_l=np.where(cross, np.minimum(mid, d_l), mid),
+        opt_u=concave | cross_u, lo_u=np.where(cross, d_u, lo), hi_u=hi,
+        init_u=np.where(cross, np.maximum(mid, d_u), mid))
+
+
+def _one_sided_family(f: Smooth, lo: Array, hi: Array) -> TangentFamily:
+    """Convex f: tangents below, d in [lo, hi]; concave f: tangents above."""
+    with np.errstate(all="ignore"):
+        fixed = smooth_lines(f, lo, hi)
+        mid = (lo + hi) * 0.5
+        ok = (lo < hi) & np.isfinite(f.value(lo)) & np.isfinite(f.value(hi))
+    for v in fixed:
+        ok &= np.isfinite(v)
+    off = np.zeros_like(ok)
+    convex = f.curvature == "convex"
+    return TangentFamily(fixed=fixed, opt_l=ok if convex else off, lo_l=lo, hi_l=hi,
+                         init_l=mid, opt_u=off if convex else ok, lo_u=lo, hi_u=hi,
+                         init_u=mid)
+
+
+def tangent_lines(f: Smooth, lo: Array, hi: Array, d_l: Array, d_u: Array,
+                  family: TangentFamily | None = None) -> Lines:
+    """Lines valid for the smooth f over [lo, hi] (batch, *shape), one pair per spec
+    row: tangent points d_l, d_u (batch, rows, *shape) are projected into the family's
+    ranges; where the family allows, the lower (upper) line takes slope f'(d_l) (f'(d_u))
+    and a rigorous intercept for that slope over [lo, hi] (so the line is valid whatever
+    the slope); elsewhere, or where d is NaN, plain CROWN's line. Shapes (batch, rows,
+    *shape)."""
+    fam = tangent_family(f, lo, hi) if family is None else family
+    lo_r, hi_r = np.expand_dims(lo, 1), np.expand_dims(hi, 1)
+
+    def rows(v: Array) -> Array:
+        return np.expand_dims(v, 1)
+
+    with np.errstate(all="ignore"):
+        dl = np.clip(np.where(np.isnan(d_l), rows(fam.init_l), d_l), rows(fam.lo_l),
+                     rows(fam.hi_l))
+        du = np.clip(np.where(np.isnan(d_u), rows(fam.init_u), d_u), rows(fam.lo_u),
+                     rows(fam.hi_u))
+        opt_l = np.broadcast_to(rows(fam.opt_l), dl.shape)
+        opt_u = np.broadcast_to(rows(fam.opt_u), du.shape)
+        fa_l, fb_l, fa_u, fb_u = (np.broadcast_to(rows(v), dl.shape) for v in fam.fixed)
+        a_l = np.where(opt_l, _mid_deriv(f, dl), fa_l)
+        a_u = np.where(opt_u, _mid_deriv(f, du), fa_u)
+        b_l, b_u = np.array(fb_l), np.array(fb_u)
+        both = opt_l | opt_u  # rigorous intercepts only where a line is a tangent
+        if np.any(both):
+            lo_b, hi_b = (np.broadcast_to(v, dl.shape)[both] for v in (lo_r, hi_r))
+            got_l, got_u = _intercepts(f, lo_b, hi_b, a_l[both], a_u[both], t_l=dl[both],
+                                       t_u=du[both])
+            b_l[both] = np.where(opt_l[both], got_l, b_l[both])
+            b_u[both] = np.where(opt_u[both], got_u, b_u[both])
+        return _finite(f, np.broadcast_to(lo_r, dl.shape), np.broadcast_to(hi_r, dl.shape),
+                       a_l, b_l, a_u, b_u)
 
 
 def _solve_slope(f: Smooth, a: Array, p: Array, q: Array) -> Array:
