@@ -172,3 +172,62 @@ def test_diagonal_block_product_is_the_matmul(k: int, n: int, seed: int, zeros: 
     assert np.array_equal(np.abs(got), np.abs(ref))
     cf[0, 0, -1] = 1.0  # off the diagonal: the general product
     assert k == 1 or affine._diagonal(cf) is None
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.integers(1, 40), st.integers(0, 5), st.integers(1, 6), st.integers(0, 2**31),
+       st.booleans())
+def test_input_box_one_row_hint_is_the_scan(k: int, earlier: int, n: int, seed: int,
+                                             points: bool) -> None:
+    """An input box's zonotope knows where its symbols live (`Zono.one_row`): the product,
+    sum |g|, the one-row verdict and a reshape's carried figures are the scan's, bit for
+    bit (a product's zero may differ in sign only; |.| is compared there)."""
+    from torchlean.verify.rounding.propagate import _one_row_symbols
+    rng = np.random.default_rng(seed)
+    lo = rng.normal(size=k)
+    hi = lo if points else lo + rng.random(k) * np.where(rng.random(k) < 0.3, 0.0, 1.0)
+    syms = zono.Symbols(earlier)  # symbols made before the box: zero columns
+    z = zono.from_interval(lo, hi, syms)
+    if z is None or z.g.shape[-1] == 0:
+        assert points or not np.any(hi > lo)
+        return
+    assert z.one_row is not None and z.abs_g is not None
+    assert _same_bits(z.abs_g, zono._sumabs(z.g))
+    extra = 2  # later symbols: the hint pads like g
+    flat = z.g.reshape(k, -1)
+    rows, vals = z.one_row_padded(flat.shape[-1] + extra)
+    padded = z.padded(flat.shape[-1] + extra).reshape(k, -1)
+    assert np.array_equal(padded[rows, np.arange(rows.size)], vals)
+    assert np.count_nonzero(padded) == np.count_nonzero(vals)
+    x = zono.step("reshape", [z], {"shape": (1, k)}, (1, k), [(lo, hi)], syms,
+                  np.arange(1, k + 1))
+    assert x is not None and x.one_row is not None and x.abs_g is not None
+    assert _same_bits(x.abs_g, zono._sumabs(x.g))
+    assert _one_row_symbols(x) and _one_row_symbols(zono.Zono(x.c, x.g, x.r))
+    w = rng.normal(size=(k, n))
+    got = zono._own_rows_times(x.g, w, x.one_row)
+    ref = zono._own_rows_times(x.g, w)
+    assert got is not None and ref is not None and np.array_equal(np.abs(got), np.abs(ref))
+
+
+@settings(deadline=None, max_examples=20)
+@given(st.integers(1, 40), st.integers(1, 70), st.integers(1, 30), st.integers(0, 2**31))
+def test_shared_partial_sums_by_tiles_are_the_whole(k: int, n: int, s: int, seed: int) -> None:
+    """The shared symbols' partial sums taken TILE output columns at a time are the same
+    sums as all columns at once: each entry is the same binary64 dot products of 8 and
+    the same additions (equal bits on OpenBLAS; a BLAS that ordered a dot of 8 otherwise
+    for another width could differ by its rounding, which the caller's gamma bounds, so
+    the stated tolerance is 4 gamma_(K+S) binary64 of the magnitudes summed)."""
+    rng = np.random.default_rng(seed)
+    gs, w = rng.normal(size=(k, s)), rng.normal(size=(k, n))
+    old = zono.TILE
+    try:
+        zono.TILE = 10**9
+        whole = zono._shared_partial_sums(gs, w)
+        zono.TILE = 3
+        tiled = zono._shared_partial_sums(gs, w)
+    finally:
+        zono.TILE = old
+    mags = np.abs(w).T @ np.abs(gs).sum(axis=1)  # [N]: sum_i |w_in| sum_s |g_is|
+    tol = 4 * (k + s) * 2.0**-53 / (1 - (k + s) * 2.0**-53) * mags
+    assert np.all(np.abs(tiled - whole) <= tol[None, :])

@@ -34,6 +34,7 @@ __all__ = ["Zono", "Symbols", "Step", "RULES", "ZONO_MAX_ENTRIES", "hull", "step
            "matmul_partial_sums"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
+Index = np.ndarray[Any, np.dtype[np.int64]]
 ZONO_MAX_ENTRIES = 1 << 22  # node size * symbols above this: the node gets no zonotope
 FRESH_MAX = 4096  # a fallback node larger than this goes into r, not fresh symbols
 
@@ -74,6 +75,9 @@ class Zono:
     r: Arr
     abs_g: Arr | None = field(default=None, repr=False, compare=False)
     """`_sumabs(g)` once computed (g is never changed in place after construction)."""
+    one_row: tuple[Index, Arr] | None = field(default=None, repr=False, compare=False)
+    """Where known at construction (an input box): per symbol s, the one element (flat
+    index into c) where g[..., s] may be nonzero, and g's value there; zero elsewhere."""
 
     def sumabs(self) -> Arr:
         """An upper bound of sum_s |g[..., s]| (`_sumabs`), computed once."""
@@ -92,6 +96,15 @@ class Zono:
         if extra <= 0:
             return self.g
         return np.concatenate([self.g, np.zeros(self.g.shape[:-1] + (extra,))], axis=-1)
+
+    def one_row_padded(self, count: int) -> tuple[Index, Arr] | None:
+        """`one_row` for `padded(count)` (a zero column's symbol: element 0, value 0)."""
+        extra = count - self.g.shape[-1]
+        if self.one_row is None or extra <= 0:
+            return self.one_row
+        rows, vals = self.one_row
+        return (np.concatenate([rows, np.zeros(extra, dtype=np.int64)]),
+                np.concatenate([vals, np.zeros(extra)]))
 
     @property
     def is_point(self) -> bool:
@@ -130,7 +143,13 @@ def from_interval(lo: Arr, hi: Arr, syms: Symbols, fresh: bool = True) -> Zono |
     first = syms.take(mid.size)
     g = np.zeros((mid.size, syms.count))
     g[np.arange(mid.size), first + np.arange(mid.size)] = rad.ravel()
-    return Zono(mid, g.reshape(mid.shape + (syms.count,)), np.zeros(mid.shape))
+    # symbol first + i lives in element i alone; earlier symbols are zero columns (any
+    # element, value 0). So sum_s |g| is |rad| itself, exactly what `_sumabs` sums to
+    rows = np.concatenate([np.zeros(first, dtype=np.int64), np.arange(mid.size)])
+    vals = np.concatenate([np.zeros(first), rad.ravel()])
+    abs_g = _up(rad * (1.0 + 2.0 * _gamma64(syms.count + 1)))
+    return Zono(mid, g.reshape(mid.shape + (syms.count,)), np.zeros(mid.shape), abs_g,
+                (rows, vals))
 
 
 def _rounding(c: Arr, g: Arr, flops: int, abs_g: Arr | None = None) -> Arr:
@@ -167,15 +186,18 @@ def _mul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono:
                    np.broadcast_to(rest, shape).copy(), 2)
 
 
-def _own_rows_times(g: Arr, w: Arr) -> Arr | None:
+def _own_rows_times(g: Arr, w: Arr, one_row: tuple[Index, Arr] | None = None) -> Arr | None:
     """G^T-style product for X @ W: out[..., n, s] = sum_k g[..., k, s] w[k, n], when every
     symbol s has at most one nonzero row k (the input box's symbols, say): then each sum
     has one product and zeros, so out is that product, exactly what a matmul computes
-    (adding zeros is exact); None otherwise."""
+    (adding zeros is exact); None otherwise. `one_row` is g's `Zono.one_row`, if known."""
     kdim, sdim = g.shape[-2:]
     if sdim == 0:
         return None
     flat = g.reshape(-1, kdim, sdim)
+    if one_row is not None and flat.shape[0] == 1:  # known: no need to scan g
+        rows, vals = one_row
+        return (w.T[:, rows] * vals).reshape(g.shape[:-2] + (w.shape[1], sdim))
     row = np.argmax(flat != 0, axis=-2)  # [B, S]: a nonzero row (0 when none)
     val = np.take_along_axis(flat, row[:, None, :], axis=-2)[:, 0, :]  # [B, S]
     # each symbol has at most one nonzero row iff the nonzeros are the ones found
@@ -192,7 +214,7 @@ def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None
     if b.is_point:  # X @ W
         w = b.c
         kdim = w.shape[-2]
-        g = _own_rows_times(a.padded(count), w)
+        g = _own_rows_times(a.padded(count), w, a.one_row_padded(count))
         if g is None:  # [..., N, S] = W^T [N, K] @ G [..., K, S]: BLAS reads both in place
             g = np.matmul(w.T, a.padded(count))
         r = np.matmul(a.r, np.abs(w))
@@ -265,8 +287,11 @@ def _structural(idx: np.ndarray[Any, np.dtype[np.int64]], a: list[Zono],
     if len(a) == 1 and idx.size == a[0].c.size and \
             np.array_equal(idx, np.arange(1, idx.size + 1)):  # a reshape: nothing moves
         z = a[0]
+        # the same elements in the same order: sum_s |g| and `one_row` carry over (the
+        # former while no zero columns are added, which change `_sumabs`'s factor)
+        abs_g = None if z.abs_g is None or count != z.g.shape[-1] else z.abs_g.reshape(shape)
         return Zono(z.c.reshape(shape), z.padded(count).reshape(shape + (count,)),
-                    z.r.reshape(shape))
+                    z.r.reshape(shape), abs_g, z.one_row_padded(count))
 
     def table(parts: list[Arr], width: tuple[int, ...]) -> Arr:
         return np.concatenate([np.zeros((1,) + width)] + [p.reshape((-1,) + width)
@@ -356,6 +381,7 @@ def _cumsum_rows(a: Arr) -> Arr:
 
 
 BLOCK = 8  # rows per exact partial sum of the shared symbols (between: a triangle bound)
+TILE = 32  # output columns per pass: the running sums (TILE x S) stay in the L2 cache
 
 
 def _shared_partial_sums(gs: Arr, w: Arr) -> Arr:
@@ -364,20 +390,28 @@ def _shared_partial_sums(gs: Arr, w: Arr) -> Arr:
     end's value plus the magnitudes of the rows that separate them."""
     kdim, ndim = w.shape
     rowmag = np.abs(w) * np.sum(np.abs(gs), axis=1)[:, None]  # |w_i| sum_s |g_is|
+    starts = range(0, kdim, BLOCK)
+    ends = np.empty((len(starts), ndim))  # sum_s |P| at each block's last row
+    # TILE output columns at a time (each column's sums are the same either way): the
+    # running sums and the product buffer stay in cache across the blocks
+    for n0 in range(0, ndim, TILE):
+        n1 = min(ndim, n0 + TILE)
+        acc = np.zeros((n1 - n0, gs.shape[1]))
+        buf = np.empty_like(acc)  # (reused: large temporaries cost page faults)
+        for b, k0 in enumerate(starts):
+            k1 = min(k0 + BLOCK, kdim)
+            acc += np.matmul(w[k0:k1, n0:n1].T, gs[k0:k1], out=buf)
+            ends[b, n0:n1] = np.sum(np.abs(acc, out=buf), axis=1)  # sum_s |P_(k1 - 1)|
     out = np.empty((kdim, ndim))
-    acc = np.zeros((ndim, gs.shape[1]))
-    buf = np.empty_like(acc)  # (reused: large temporaries cost page faults)
     before = np.zeros(ndim)  # sum_s |P| at the end of the previous block
-    for k0 in range(0, kdim, BLOCK):
+    for b, k0 in enumerate(starts):
         k1 = min(k0 + BLOCK, kdim)
-        acc += np.matmul(w[k0:k1].T, gs[k0:k1], out=buf)
-        after = np.sum(np.abs(acc, out=buf), axis=1)  # sum_s |P_(k1 - 1)|
         rows = rowmag[k0:k1]
         from_start = before + np.cumsum(rows, axis=0)
         # P_k = P_(k1-1) - sum_{k<i<k1} w_i g_i
-        from_end = after + (np.sum(rows, axis=0) - np.cumsum(rows, axis=0))
+        from_end = ends[b] + (np.sum(rows, axis=0) - np.cumsum(rows, axis=0))
         out[k0:k1] = np.minimum(from_start, from_end)
-        before = after
+        before = ends[b]
     return out
 
 

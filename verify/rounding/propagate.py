@@ -108,8 +108,12 @@ def _one_row_symbols(x: zono.Zono) -> bool:
     input box): there its partial-sum bounds would be |sum c_i w_i| + sum |w_i| rad_i,
     the interval partial sums the fold computes itself (with less binary64 slack), so
     they are not computed."""
+    if np.any(x.r):
+        return False
+    if x.one_row is not None:  # known at construction
+        return True
     g = x.g.reshape(-1, x.g.shape[-1])
-    return not np.any(x.r) and int(np.count_nonzero(g)) == int(np.count_nonzero(g.any(axis=0)))
+    return int(np.count_nonzero(g)) == int(np.count_nonzero(g.any(axis=0)))
 
 
 def _partial_sums(a: zono.Zono | None, b: zono.Zono | None) -> Arr | None:
