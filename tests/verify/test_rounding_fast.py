@@ -231,3 +231,36 @@ def test_shared_partial_sums_by_tiles_are_the_whole(k: int, n: int, s: int, seed
     mags = np.abs(w).T @ np.abs(gs).sum(axis=1)  # [N]: sum_i |w_in| sum_s |g_is|
     tol = 4 * (k + s) * 2.0**-53 / (1 - (k + s) * 2.0**-53) * mags
     assert np.all(np.abs(tiled - whole) <= tol[None, :])
+
+
+EDGES = np.array([0.0, 2.0**-1074, 3 * 2.0**-1074, 2.0**-1022, 2.0**-1017, 2.0**-1017 * 1.5,
+                  2.0**-1016, 2.0**-150, 2.0**-149, 2.0**-127, 2.0**-126,
+                  np.nextafter(2.0**-126, 0.0), np.nextafter(2.0**-126, 1.0), 2.0**-125,
+                  0.5, 1.0, 1.5, 3.0, 2.0**100, 2.0**127])
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.integers(0, 2**31), st.integers(64, 200), st.sampled_from([U32, 2.0**-25, 2.0**-53]),
+       st.booleans())
+def test_error_free_product_rounding_is_the_general_rule(seed: int, size: int, u: float,
+                                                          with_exact: bool) -> None:
+    """The error-free exact-product fast path of the blocked matmul (rules.
+    `_exact_product_rounding`) is `_own_rounding` with the general rule's te, bit for
+    bit, including enclosures at and around the subnormal threshold and 2^-1017."""
+    rng = np.random.default_rng(seed)
+    pool = np.concatenate([EDGES, -EDGES, rng.normal(size=20) * 2.0 ** rng.integers(-140, 20, 20)])
+    a, b = rng.choice(pool, size), rng.choice(pool, size)
+    tlo, thi = np.minimum(a, b), np.maximum(a, b)
+    if rng.random() < 0.5:  # also arrays with no possibly subnormal product
+        far = np.abs(tlo) > 2.0**-120
+        tlo, thi = np.where(far, tlo, 1.0), np.where(far, thi, 2.0)
+        tlo, thi = np.minimum(tlo, thi), np.maximum(tlo, thi)
+        tlo = np.where((tlo < 0) & (thi > 0), thi, tlo)
+    exact = rng.random(size) < 0.3 if with_exact else np.zeros(size, dtype=bool)
+    c = Ctx("ieee32exec", u, True, "node")
+    five_tiny = float(next_up(next_up(next_up(0.0) + next_up(0.0)) + next_up(0.0)))
+    te = np.full(size, five_tiny)
+    tmag = np.maximum(np.abs(tlo), np.abs(thi))
+    ref = rules._own_rounding(tlo, thi, te, next_up(tmag + te), c, exact)
+    got = rules._exact_product_rounding(tlo, thi, tmag, c, exact, five_tiny)
+    assert _same_bits(got, ref)
