@@ -264,3 +264,23 @@ def test_error_free_product_rounding_is_the_general_rule(seed: int, size: int, u
     ref = rules._own_rounding(tlo, thi, te, next_up(tmag + te), c, exact)
     got = rules._exact_product_rounding(tlo, thi, tmag, c, exact, five_tiny)
     assert _same_bits(got, ref)
+
+
+@settings(deadline=None, max_examples=60)
+@given(hnp.arrays(np.float64, st.integers(0, 300),
+                  elements=st.floats(0.0, allow_nan=False, allow_infinity=False)),
+       st.booleans())
+def test_up_nonneg_inplace_is_nextafter(x: np.ndarray, specials: bool) -> None:
+    """The in-place step for arrays with no negative element and no -0.0 (model.
+    `up_nonneg_inplace`) is np.nextafter(x, inf), also with infinities, NaNs and sums
+    that overflow among them."""
+    from torchlean.verify.rounding.model import up_nonneg_inplace
+    x = np.abs(x)  # (+0.0 for a -0.0 the strategy may give)
+    if specials:
+        x = np.concatenate([x, [0.0, 2.0**-1074, np.finfo(np.float64).max, np.inf, np.nan]])
+    with np.errstate(all="ignore"):
+        ref = np.nextafter(x, np.inf)
+        assert _same_bits(up_nonneg_inplace(x.copy()), ref)
+        if x.size:
+            big = np.full(4, np.finfo(np.float64).max)  # finite, but the sum overflows
+            assert _same_bits(up_nonneg_inplace(big.copy()), np.nextafter(big, np.inf))

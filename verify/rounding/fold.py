@@ -32,7 +32,7 @@ import numpy as np
 
 from ..outward import U64, gamma_up
 from ..outward import next_up as _up
-from .model import Arr, half_ulp
+from .model import Arr, half_ulp, up_nonneg_inplace
 
 __all__ = ["running_errors"]
 
@@ -86,8 +86,8 @@ def _fast_steps(terms: Arr, mags: Arr, u: float, prev: Arr | None) -> Arr | None
     # s^_k (1 + 2u) D <= m_k 2^-31, with room for the roundings of both products
     if not bool(np.all(sums[first:] * d_check <= mags[first:] * 2.0**-32)):
         return None
-    out = err * big
-    return _up(out)
+    # err >= +0 (sums of the nonnegative terms and steps): up steps the bits in place
+    return up_nonneg_inplace(err * big)
 
 
 def exact_steps(terms: Arr, mags: Arr, u: float, prev: Arr | None) -> Arr:

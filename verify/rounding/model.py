@@ -26,6 +26,7 @@ from ..outward import next_up as _up
 __all__ = [
     "MODES", "METHODS", "ENCLOSURES", "U32", "ETA", "SUBNORMAL", "OVERFLOW", "ULP_BUDGET",
     "RoundingBoundError", "Bound", "Ctx", "absmax", "absmin", "half_ulp", "gamma",
+    "up_nonneg_inplace", "BELOW_OVERFLOW",
     "may_be_subnormal",
     "image", "iv", "iv_lo", "iv_hi", "IV_CTX", "Mode", "Arr", "Mask", "Index",
     "GELU_SLOPE", "TWO_OVER_SQRT_PI",
@@ -40,6 +41,9 @@ U32 = 2.0**-24
 ETA = 2.0**-150  # half the binary32 subnormal spacing 2^-149
 SUBNORMAL = 2.0**-126  # smallest normal binary32
 OVERFLOW = 2.0**128 - 2.0**103  # exact results at least this large round to infinity
+# up(v) >= OVERFLOW iff v >= BELOW_OVERFLOW (up is monotone and up(BELOW_OVERFLOW) =
+# OVERFLOW; NaN compares false either way): the overflow test without the step
+BELOW_OVERFLOW = float(np.nextafter(OVERFLOW, -np.inf))
 ULP_BUDGET = 4  # assumed vendor-libm accuracy in float32_any_order mode (stated, not proven)
 # sup |gelu'| = Phi(sqrt 2) + sqrt 2 phi(sqrt 2) ~ 1.12899 (gelu'' = phi (2 - x^2) vanishes
 # at +-sqrt 2); 1.13 is an upper bound. 2/sqrt(pi) = 1.1283791670955126... rounded up.
@@ -68,6 +72,20 @@ def absmax(lo: Arr, hi: Arr) -> Arr:
 def absmin(lo: Arr, hi: Arr) -> Arr:
     """The smallest |x| over [lo, hi]."""
     return np.where((lo <= 0) & (hi >= 0), 0.0, np.minimum(np.abs(lo), np.abs(hi)))
+
+
+def up_nonneg_inplace(x: Arr) -> Arr:
+    """x <- up(x) (np.nextafter(x, inf), bit for bit) for an x with no negative element
+    and no -0.0 (a sum or product of magnitudes, say; the caller's precondition): there
+    a finite element's next binary64 is its bit pattern plus one, so one sum to find a
+    NaN or infinity and one integer addition replace the general step. Returns x."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = bool(np.isfinite(np.add.reduce(x, axis=None)))
+    if finite:
+        x.view(np.int64)[...] += 1
+    else:  # (an infinity or NaN: the general step; also a sum that merely overflowed)
+        np.nextafter(x, np.inf, out=x)
+    return x
 
 
 _NORMAL64 = 2.0**-1022  # the smallest normal binary64

@@ -32,6 +32,7 @@ from ..outward import next_down as _dn
 from ..outward import next_up as _up
 from .fold import running_errors
 from .model import (
+    BELOW_OVERFLOW,
     ETA,
     GELU_SLOPE,
     IV_CTX,
@@ -52,6 +53,7 @@ from .model import (
     iv_hi,
     iv_lo,
     may_be_subnormal,
+    up_nonneg_inplace,
 )
 
 __all__ = ["RULES", "SLOPES", "F64", "bound_rule", "const_bound", "function_bound",
@@ -337,21 +339,22 @@ def _fold_rows(n: int, shape: tuple[int, ...], rows: Rows, c: Ctx,
         for k in range(1, k1 - k0):
             np.add(run[k - 1], run[k], out=run[k])
         acc = run[-1]
-        off = _up(run[:, 2] * slack)  # bounds |computed - exact| of run[:, 0] and run[:, 1]
+        # (magnitudes, sums and products of them: >= +0, so up steps the bits in place)
+        off = up_nonneg_inplace(run[:, 2] * slack)  # |computed - exact| of run[:, 0], run[:, 1]
         sums = np.maximum(np.abs(run[:, 0]), np.abs(run[:, 1]))
         sums += off
-        sums = _up(sums)  # |S_k| bounds
+        sums = up_nonneg_inplace(sums)  # |S_k| bounds
         terms = np.ascontiguousarray(np.broadcast_to(te, tlo.shape)).reshape(k1 - k0, size)
         if not c.rounds:
             errs = _running_up(terms, np.zeros(size) if err is None else err)
         else:
             mags = sums if smag is None else np.minimum(sums, smag[k0:k1].reshape(sums.shape))
             if split:  # + P_k (the computed running sum, relatively within slack of P_k)
-                mags = _up(mags + _up(run[:, 3] * (1.0 + slack)))
+                mags = up_nonneg_inplace(mags + up_nonneg_inplace(run[:, 3] * (1.0 + slack)))
             errs = running_errors(terms, mags, c.u, err)
         err = errs[-1]
         # an error bound that is no longer finite means an overflow as well
-        overflow = overflow or bool(np.any(_up(sums + errs) >= OVERFLOW)) or \
+        overflow = overflow or bool(np.any(np.add(sums, errs) >= BELOW_OVERFLOW)) or \
             not bool(np.all(np.isfinite(err)))
     assert err is not None
     off_end = _up(acc[2] * slack)
