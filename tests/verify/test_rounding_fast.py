@@ -208,6 +208,7 @@ def test_input_box_one_row_hint_is_the_scan(k: int, earlier: int, n: int, seed: 
     got = zono._own_rows_times(x.g, w, x.one_row)
     ref = zono._own_rows_times(x.g, w)
     assert got is not None and ref is not None and np.array_equal(np.abs(got), np.abs(ref))
+    assert got.flags.c_contiguous  # (the layout decides the order of later sums over s)
 
 
 @settings(deadline=None, max_examples=20)
@@ -284,3 +285,25 @@ def test_up_nonneg_inplace_is_nextafter(x: np.ndarray, specials: bool) -> None:
         if x.size:
             big = np.full(4, np.finfo(np.float64).max)  # finite, but the sum overflows
             assert _same_bits(up_nonneg_inplace(big.copy()), np.nextafter(big, np.inf))
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.integers(1, 12), st.integers(1, 6), st.integers(0, 2**31), st.sampled_from([1.0, -1.0]))
+def test_zonotope_plus_exact_point_is_the_general_add(k: int, n: int, seed: int,
+                                                      sign: float) -> None:
+    """x + b and x - b for an exact point b (a bias) keep x's generators: the general
+    rule's centre, radius and sum |g|, bit for bit (G + 0 equals G; a zero's sign aside)."""
+    rng = np.random.default_rng(seed)
+    syms = zono.Symbols()
+    x = zono.from_interval(rng.normal(size=(1, k)), rng.normal(size=(1, k)) + 3.0, syms)
+    assert x is not None
+    w = rng.normal(size=(k, n))
+    z = zono.step("matmul", [x, zono.point(w)], {}, (1, n), [], syms, None)
+    assert z is not None
+    b = rng.normal(size=(1, n))
+    fast = zono._add(z, zono.point(b), sign, (1, n), z.g.shape[-1])
+    general_b = zono.Zono(b, np.zeros((1, n, 1)), np.zeros((1, n)))  # one zero column
+    ref = zono._add(z, general_b, sign, (1, n), z.g.shape[-1])
+    assert fast.g is z.g
+    assert _same_bits(fast.c, ref.c) and _same_bits(fast.r, ref.r)
+    assert _same_bits(fast.sumabs(), ref.sumabs()) and np.array_equal(fast.g, ref.g)

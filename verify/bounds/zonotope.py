@@ -169,6 +169,11 @@ def _linear(c: Arr, g: Arr, r: Arr, flops: int) -> Zono:
 
 
 def _add(a: Zono, b: Zono, sign: float, shape: tuple[int, ...], count: int) -> Zono:
+    if b.g.shape[-1] == 0 and not np.any(b.r) and a.c.shape == shape and \
+            a.g.shape[-1] == count:  # + an exact point (a bias): G + 0 is G itself
+        c = np.broadcast_to(a.c + sign * b.c, shape).copy()
+        return Zono(c, a.g, _up(np.broadcast_to(_up(a.r + b.r), shape) +
+                                _rounding(c, a.g, 1, a.sumabs())), a.sumabs())
     c = a.c + sign * b.c
     g = a.padded(count) + sign * b.padded(count)
     return _linear(np.broadcast_to(c, shape).copy(), np.broadcast_to(g, shape + (count,)).copy(),
@@ -197,7 +202,11 @@ def _own_rows_times(g: Arr, w: Arr, one_row: tuple[Index, Arr] | None = None) ->
     flat = g.reshape(-1, kdim, sdim)
     if one_row is not None and flat.shape[0] == 1:  # known: no need to scan g
         rows, vals = one_row
-        return (w.T[:, rows] * vals).reshape(g.shape[:-2] + (w.shape[1], sdim))
+        wrows = w if np.array_equal(rows, np.arange(kdim)) else w[rows]  # [S, N]
+        # laid out [N, S] in C order, as the scan's product: later sums over s then
+        # take the same order
+        out = np.multiply(wrows.T, vals, order="C")
+        return out.reshape(g.shape[:-2] + (w.shape[1], sdim))
     row = np.argmax(flat != 0, axis=-2)  # [B, S]: a nonzero row (0 when none)
     val = np.take_along_axis(flat, row[:, None, :], axis=-2)[:, 0, :]  # [B, S]
     # each symbol has at most one nonzero row iff the nonzeros are the ones found
