@@ -31,7 +31,7 @@ from ..outward import next_down as _dn
 from ..outward import next_up as _up
 
 __all__ = ["Zono", "Symbols", "Step", "RULES", "ZONO_MAX_ENTRIES", "hull", "step",
-           "matmul_partial_sums"]
+           "matmul_partial_sums", "matmul_partial_sums_and_product"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 Index = np.ndarray[Any, np.dtype[np.int64]]
@@ -217,13 +217,17 @@ def _own_rows_times(g: Arr, w: Arr, one_row: tuple[Index, Arr] | None = None) ->
     return out.reshape(g.shape[:-2] + (w.shape[1], sdim))
 
 
-def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None:
+def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int,
+            product: Arr | None = None) -> Zono | None:
+    """`product`: the generators of a @ b where already computed (X @ W: the partial
+    sums' `matmul_partial_sums_and_product`), any order of each dot product."""
     if (b.c if b.is_point else a.c).ndim != 2:
         return None  # batched weights: not needed by the layers, left to intervals
     if b.is_point:  # X @ W
         w = b.c
         kdim = w.shape[-2]
-        g = _own_rows_times(a.padded(count), w, a.one_row_padded(count))
+        g = product if product is not None and product.shape[-1] == count else \
+            _own_rows_times(a.padded(count), w, a.one_row_padded(count))
         if g is None:  # [..., N, S] = W^T [N, K] @ G [..., K, S]: BLAS reads both in place
             g = np.matmul(w.T, a.padded(count))
         r = np.matmul(a.r, np.abs(w))
@@ -326,6 +330,7 @@ class Step:
     syms: Symbols
     count: int
     gather: np.ndarray[Any, np.dtype[np.int64]] | None
+    product: Arr | None = None
 
 
 ZonoRule = Callable[[Step], "Zono | None"]
@@ -352,7 +357,7 @@ RULES.add("sub", lambda s: _add(s.args[0], s.args[1], -1.0, s.shape, s.count))
 RULES.add("neg", lambda s: Zono(-s.args[0].c, -s.args[0].g, s.args[0].r))
 RULES.add("mul", lambda s: _mul(s.args[0], s.args[1], s.shape, s.count))
 RULES.add("square", lambda s: _mul(s.args[0], s.args[0], s.shape, s.count))
-RULES.add("matmul", lambda s: _matmul(s.args[0], s.args[1], s.shape, s.count))
+RULES.add("matmul", lambda s: _matmul(s.args[0], s.args[1], s.shape, s.count, s.product))
 RULES.add("sum", _reduce_sum)
 RULES.add("relu", lambda s: _relu(s.args[0], *s.hulls[0], s.syms, s.shape))
 RULES.rule(
@@ -364,10 +369,12 @@ RULES.rule(
 
 def step(op: str, args: list[Zono | None], attrs: dict[str, Any], shape: tuple[int, ...],
          arg_hulls: list[tuple[Arr, Arr]], syms: Symbols,
-         gather: np.ndarray[Any, np.dtype[np.int64]] | None) -> Zono | None:
+         gather: np.ndarray[Any, np.dtype[np.int64]] | None,
+         product: Arr | None = None) -> Zono | None:
     """The node's zonotope from its arguments', or None where no linear rule applies (the
     caller then starts afresh from the node's interval). `gather` is, for structural ops,
-    the index map described in `_structural`."""
+    the index map described in `_structural`; `product`, for a matmul X @ W, its
+    generators where already computed (`matmul_partial_sums_and_product`)."""
     rule = RULES.get(op)
     if any(a is None for a in args):
         return None
@@ -375,7 +382,7 @@ def step(op: str, args: list[Zono | None], attrs: dict[str, Any], shape: tuple[i
     count = max(z.g.shape[-1] for z in zs)  # points carry no symbols at all
     if not _fits(shape, count):
         return None
-    return rule(Step(zs, attrs, shape, arg_hulls, syms, count, gather))
+    return rule(Step(zs, attrs, shape, arg_hulls, syms, count, gather, product))
 
 
 def _cumsum_rows(a: Arr) -> Arr:
@@ -393,10 +400,12 @@ BLOCK = 8  # rows per exact partial sum of the shared symbols (between: a triang
 TILE = 32  # output columns per pass: the running sums (TILE x S) stay in the L2 cache
 
 
-def _shared_partial_sums(gs: Arr, w: Arr) -> Arr:
+def _shared_partial_sums(gs: Arr, w: Arr, total: Arr | None = None) -> Arr:
     """[K, N]: bounds of sum_s |sum_{i<=k} w[i, n] gs[i, s]|, exact (up to binary64
     rounding, bounded by the caller) every BLOCK rows; in between, the nearer block
-    end's value plus the magnitudes of the rows that separate them."""
+    end's value plus the magnitudes of the rows that separate them. `total` [N, S], if
+    given, receives the full sums sum_i w[i, n] gs[i, s] (each a K-term dot product
+    evaluated in some order: rank-BLOCK products added in turn)."""
     kdim, ndim = w.shape
     rowmag = np.abs(w) * np.sum(np.abs(gs), axis=1)[:, None]  # |w_i| sum_s |g_is|
     starts = range(0, kdim, BLOCK)
@@ -410,6 +419,8 @@ def _shared_partial_sums(gs: Arr, w: Arr) -> Arr:
         for b, k0 in enumerate(starts):
             k1 = min(k0 + BLOCK, kdim)
             acc += np.matmul(w[k0:k1, n0:n1].T, gs[k0:k1], out=buf)
+            if total is not None and k1 == kdim:
+                total[n0:n1] = acc
             ends[b, n0:n1] = np.sum(np.abs(acc, out=buf), axis=1)  # sum_s |P_(k1 - 1)|
     out = np.empty((kdim, ndim))
     before = np.zeros(ndim)  # sum_s |P| at the end of the previous block
@@ -429,12 +440,23 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
     exact [K, N] matrix: shape x.shape[:-1] + (N, K), the layout of the rounding pass's
     matmul terms. Symbols used by one row i only (the input box, relaxed units) are
     summed in magnitude at once; the shared ones are accumulated row by row."""
+    return matmul_partial_sums_and_product(x, w, False)[0]
+
+
+def matmul_partial_sums_and_product(x: Zono, w: Arr,
+                                    with_product: bool = True) -> tuple[Arr, Arr | None]:
+    """`matmul_partial_sums`, and with `with_product` the generators of x @ w
+    ([..., N, S], sum_k g[..., k, s] w[k, n]) that its row-by-row accumulation of the
+    shared symbols ends with, so `_matmul` need not multiply them again: each entry a
+    K-term dot product in some order (within `_matmul`'s gamma_(K+2) slack, as BLAS's
+    own), and for a symbol of one row its one product, as exact as the matmul's."""
     c2 = x.c.reshape(-1, x.c.shape[-1])
     g3 = x.g.reshape(c2.shape + (x.g.shape[-1],))
     r2 = x.r.reshape(c2.shape)
     kdim, ndim = w.shape
     absw = np.abs(w)
     out = np.empty((c2.shape[0], ndim, kdim))
+    prod = np.empty((c2.shape[0], ndim, g3.shape[-1])) if with_product else None
     for m in range(c2.shape[0]):
         g = g3[m]
         shared = np.count_nonzero(g, axis=0) > 1
@@ -451,8 +473,15 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
         mag = np.abs(runs[:, 0])  # |c partial sums|, [K, N]
         mag += runs[:, 1]
         gs = g[:, shared]
+        total = np.empty((ndim, gs.shape[1])) if prod is not None else None
         if gs.shape[1]:
-            mag += _shared_partial_sums(gs, w)
+            mag += _shared_partial_sums(gs, w, total)
+        if prod is not None and total is not None:
+            prod[m][:, shared] = total
+            gown = g[:, ~shared]  # at most one nonzero row per symbol: that product
+            row = np.argmax(gown != 0, axis=0)
+            prod[m][:, ~shared] = np.multiply(w[row].T, gown[row, np.arange(row.size)],
+                                              order="C")
         # every figure above is a binary64 evaluation of at most K + S + 2 operations per
         # entry on |c| |w|, |G| |w| and r |w| terms: bounded by gamma of that count times
         # their cumulative magnitude (Higham 3.1), plus underflows
@@ -462,4 +491,5 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
         slack += steps * kdim * TINY64
         mag *= 1.0 + 2.0 * _gamma64(steps)
         out[m] = _up(_up(mag) + _up(slack)).T
-    return out.reshape(x.c.shape[:-1] + (ndim, kdim))
+    return (out.reshape(x.c.shape[:-1] + (ndim, kdim)),
+            None if prod is None else prod.reshape(x.c.shape[:-1] + (ndim, g3.shape[-1])))

@@ -116,18 +116,19 @@ def _one_row_symbols(x: zono.Zono) -> bool:
     return int(np.count_nonzero(g)) == int(np.count_nonzero(g.any(axis=0)))
 
 
-def _partial_sums(a: zono.Zono | None, b: zono.Zono | None) -> Arr | None:
-    """Bounds of |real partial sum k| of a 2-D a @ b, in the matmul terms' layout."""
+def _partial_sums(a: zono.Zono | None, b: zono.Zono | None) -> tuple[Arr | None, Arr | None]:
+    """Bounds of |real partial sum k| of a 2-D a @ b, in the matmul terms' layout, and
+    for X @ W the generators of the product, which computing them ends with."""
     if a is None or b is None or a.c.ndim != 2 or b.c.ndim != 2:
-        return None
+        return None, None
     if _one_row_symbols(a if b.is_point else b):
-        return None
+        return None, None
     if b.is_point and not a.is_point:
-        return zono.matmul_partial_sums(a, b.c)
+        return zono.matmul_partial_sums_and_product(a, b.c)
     if a.is_point and not b.is_point:  # (W @ X)^T = X^T @ W^T, the same fold order
         xt = zono.Zono(b.c.T, np.swapaxes(b.g, 0, 1), b.r.T)
-        return np.swapaxes(zono.matmul_partial_sums(xt, a.c.T), 0, 1)
-    return None
+        return np.swapaxes(zono.matmul_partial_sums(xt, a.c.T), 0, 1), None
+    return None, None
 
 
 def _real_step(real: RealPass, n: Any, args: list[Bound], mode: str) -> tuple[zono.Zono | None,
@@ -137,8 +138,10 @@ def _real_step(real: RealPass, n: Any, args: list[Bound], mode: str) -> tuple[zo
     shape = tuple(n.shape)
     idx = gather_index(n.op, [a.lo.shape for a in args], n.attr_dict) \
         if is_structural(n.op) else None
-    z = zono.step(n.op, zs, n.attr_dict, shape, [(a.lo, a.hi) for a in args], real.syms, idx)
-    smag = _partial_sums(zs[0], zs[1]) if n.op == "matmul" and mode == "ieee32exec" else None
+    smag, product = _partial_sums(zs[0], zs[1]) if n.op == "matmul" and mode == "ieee32exec" \
+        else (None, None)
+    z = zono.step(n.op, zs, n.attr_dict, shape, [(a.lo, a.hi) for a in args], real.syms, idx,
+                  product)
     return z, smag
 
 
