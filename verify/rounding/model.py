@@ -143,9 +143,11 @@ class Ctx:
         """Rounding error of one correctly rounded result of magnitude <= m."""
         if not self.rounds:
             return np.zeros_like(m)
+        # half_ulp is +0, positive or +inf (a new array): up steps its bits in place
+        h = up_nonneg_inplace(half_ulp(m, self.u))
         if not np.any(may_sub):  # (adding 0.0 changes nothing)
-            return _up(_up(half_ulp(m, self.u)))
-        return _up(_up(half_ulp(m, self.u)) + np.where(may_sub, ETA, 0.0))
+            return up_nonneg_inplace(h)
+        return up_nonneg_inplace(h + np.where(may_sub, ETA, 0.0))
 
     def rho_fn(self, m: Arr, may_sub: Arr) -> Arr:
         """Rounding error of a function value: correctly rounded, or ULP_BUDGET ulps."""

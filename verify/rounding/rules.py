@@ -277,7 +277,8 @@ def _product_rounding(tlo: Arr, thi: Arr, te: Arr, mk: Arr, c: Ctx,
 
 def _own_rounding(tlo: Arr, thi: Arr, te: Arr, mk: Arr, c: Ctx, exact: Mask | None) -> Arr:
     """Term errors te plus each product's own rounding (`_product_rounding`)."""
-    return _up(te + _product_rounding(tlo, thi, te, mk, c, exact))
+    # (both error bounds, >= +0: up steps the bits in place)
+    return up_nonneg_inplace(te + _product_rounding(tlo, thi, te, mk, c, exact))
 
 
 def _left_fold(tlo: Arr, thi: Arr, te: Arr, tmag: Arr, c: Ctx, products: bool,
@@ -458,9 +459,11 @@ def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> 
         if no_error:
             te = np.full(tlo.shape, five_tiny)
         else:
-            te = _up(_up(_up(0.0) + _up(wabs[k0:k1] * xk[2][k0:k1])) + _up(0.0))
+            # (after the first step, sums of positive numbers: up steps the bits)
+            te = up_nonneg_inplace(up_nonneg_inplace(
+                _up(0.0) + _up(wabs[k0:k1] * xk[2][k0:k1])) + _up(0.0))
         tmag = absmax(tlo, thi)
-        mk = _up(tmag + te)
+        mk = up_nonneg_inplace(tmag + te)
         if np.any(mk >= OVERFLOW):
             raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
         if c.rounds and left_fold:
