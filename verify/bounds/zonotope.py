@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ...spec.ops.rules import RuleTable
-from ..outward import TINY64, U64, gamma_up
+from ..outward import TINY64, U64, gamma_up, up_nonneg_inplace
 from ..outward import next_down as _dn
 from ..outward import next_up as _up
 
@@ -472,12 +472,17 @@ def matmul_partial_sums_and_product(x: Zono, w: Arr,
         _cumsum_rows(runs.reshape(kdim, 3 * ndim))
         mag = np.abs(runs[:, 0])  # |c partial sums|, [K, N]
         mag += runs[:, 1]
-        gs = g[:, shared]
+        cols = np.flatnonzero(shared)
+        # a run of columns (the input box's symbols come first, say): a view, no copy
+        pick: slice | np.ndarray[Any, np.dtype[np.bool_]] = shared
+        if cols.size and int(cols[-1]) - int(cols[0]) + 1 == cols.size:
+            pick = slice(int(cols[0]), int(cols[-1]) + 1)
+        gs = g[:, pick]
         total = np.empty((ndim, gs.shape[1])) if prod is not None else None
         if gs.shape[1]:
             mag += _shared_partial_sums(gs, w, total)
         if prod is not None and total is not None:
-            prod[m][:, shared] = total
+            prod[m][:, pick] = total
             gown = g[:, ~shared]  # at most one nonzero row per symbol: that product
             row = np.argmax(gown != 0, axis=0)
             prod[m][:, ~shared] = np.multiply(w[row].T, gown[row, np.arange(row.size)],
@@ -490,6 +495,7 @@ def matmul_partial_sums_and_product(x: Zono, w: Arr,
         slack *= _gamma64(steps) * 4.0
         slack += steps * kdim * TINY64
         mag *= 1.0 + 2.0 * _gamma64(steps)
-        out[m] = _up(_up(mag) + _up(slack)).T
+        # (magnitudes and their slack, >= +0: up steps the bits in place)
+        out[m] = up_nonneg_inplace(up_nonneg_inplace(mag) + up_nonneg_inplace(slack)).T
     return (out.reshape(x.c.shape[:-1] + (ndim, kdim)),
             None if prod is None else prod.reshape(x.c.shape[:-1] + (ndim, g3.shape[-1])))

@@ -19,7 +19,7 @@ from mpmath import libmp
 from mpmath.ctx_iv import MPIntervalContext
 
 from ...spec.errors import TorchLeanError
-from ..outward import gamma_up
+from ..outward import gamma_up, up_nonneg_inplace
 from ..outward import next_down as _dn
 from ..outward import next_up as _up
 
@@ -72,20 +72,6 @@ def absmax(lo: Arr, hi: Arr) -> Arr:
 def absmin(lo: Arr, hi: Arr) -> Arr:
     """The smallest |x| over [lo, hi]."""
     return np.where((lo <= 0) & (hi >= 0), 0.0, np.minimum(np.abs(lo), np.abs(hi)))
-
-
-def up_nonneg_inplace(x: Arr) -> Arr:
-    """x <- up(x) (np.nextafter(x, inf), bit for bit) for an x with no negative element
-    and no -0.0 (a sum or product of magnitudes, say; the caller's precondition): there
-    a finite element's next binary64 is its bit pattern plus one, so one sum to find a
-    NaN or infinity and one integer addition replace the general step. Returns x."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        finite = bool(np.isfinite(np.add.reduce(x, axis=None)))
-    if finite:
-        x.view(np.int64)[...] += 1
-    else:  # (an infinity or NaN: the general step; also a sum that merely overflowed)
-        np.nextafter(x, np.inf, out=x)
-    return x
 
 
 _NORMAL64 = 2.0**-1022  # the smallest normal binary64
