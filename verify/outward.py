@@ -122,7 +122,10 @@ def up_nonneg_inplace(x: Arr) -> Arr:
     """x <- up(x) (np.nextafter(x, inf), bit for bit) for an x with no negative element
     and no -0.0 (a sum or product of magnitudes, say; the caller's precondition): there
     a finite element's next binary64 is its bit pattern plus one, so one sum to find a
-    NaN or infinity and one integer addition replace the general step. Returns x."""
+    NaN or infinity and one integer addition replace the general step. Returns x (a new
+    array for a scalar or 0-d x, which is not changed)."""
+    if not isinstance(x, np.ndarray) or x.ndim == 0 or x.dtype != np.float64:
+        return np.asarray(np.nextafter(x, np.inf), dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         finite = bool(np.isfinite(np.add.reduce(x, axis=None)))
     if finite:

@@ -282,6 +282,8 @@ def test_up_nonneg_inplace_is_nextafter(x: np.ndarray, specials: bool) -> None:
     with np.errstate(all="ignore"):
         ref = np.nextafter(x, np.inf)
         assert _same_bits(up_nonneg_inplace(x.copy()), ref)
+        for scalar in (np.float64(0.0), np.array(1.5), 2.0**-1074):  # no place to step in
+            assert _same_bits(up_nonneg_inplace(scalar), np.nextafter(scalar, np.inf))
         if x.size:
             big = np.full(4, np.finfo(np.float64).max)  # finite, but the sum overflows
             assert _same_bits(up_nonneg_inplace(big.copy()), np.nextafter(big, np.inf))
