@@ -94,7 +94,11 @@ def _combine(terms: Sequence[tuple[Arr | float, Blocks]], shape: tuple[int, ...]
     for s, blocks in terms:
         sv = np.asarray(s, dtype=np.float64)
         sv = sv.reshape((1,) * (len(shape) - sv.ndim) + sv.shape)[..., None]
+        one = isinstance(s, float) and s == 1.0
         for j, cf in blocks.items():
+            if one and j not in out and cf.shape[:-1] == shape:
+                out[j] = cf  # 1 * cf is cf (blocks are never changed in place)
+                continue
             v = _bcast(cf, shape) * sv
             out[j] = out[j] + v if j in out else np.array(v)
     return out

@@ -305,7 +305,13 @@ class _AffinePass(GraphInterpreter[Form]):
             known = self.bounds[n.id].local
         step = AffineStep(n.op, n.id, args, n.attr_dict, c, tuple(n.shape), self.smag.get(n.id),
                           known)
-        return self.form(n, AFFINE_RULES.get(n.op, c.where)(step))
+        blocks = AFFINE_RULES.get(n.op, c.where)(step)
+        if n.op == "reshape":  # the same coefficients in the same order: sum |c| per element
+            # is the argument's, so its e (the smaller of that and its elementwise e,
+            # which the reshape's elementwise e is, moved) stands, bit for bit
+            el = self.bounds[n.id]
+            return Form(el.lo, el.hi, np.minimum(args[0].e.reshape(el.e.shape), el.e), blocks)
+        return self.form(n, blocks)
 
     def form(self, n: Node, blocks: Blocks) -> Form:
         el = self.bounds[n.id]
