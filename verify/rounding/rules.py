@@ -337,8 +337,12 @@ def _fold_rows(n: int, shape: tuple[int, ...], rows: Rows, c: Ctx,
         if split:
             run[:, 3] = np.broadcast_to(parts[3], tlo.shape).reshape(k1 - k0, size)
         np.add(acc, run[0], out=run[0])
-        for k in range(1, k1 - k0):
-            np.add(run[k - 1], run[k], out=run[k])
+        if width * size < 64:  # narrow rows: NumPy's running sum down the rows (the same
+            flat = run.reshape(k1 - k0, width * size)  # sequential sums) beats a call a row
+            np.cumsum(flat, axis=0, out=flat)
+        else:
+            for k in range(1, k1 - k0):
+                np.add(run[k - 1], run[k], out=run[k])
         acc = run[-1]
         # (magnitudes, sums and products of them: >= +0, so up steps the bits in place)
         off = up_nonneg_inplace(run[:, 2] * slack)  # |computed - exact| of run[:, 0], run[:, 1]
