@@ -205,8 +205,8 @@ def _own_rows_times(g: Arr, w: Arr, one_row: tuple[Index, Arr] | None = None) ->
         wrows = w if np.array_equal(rows, np.arange(kdim)) else w[rows]  # [S, N]
         # laid out [N, S] in C order, as the scan's product: later sums over s then
         # take the same order
-        out = np.multiply(wrows.T, vals, order="C")
-        return out.reshape(g.shape[:-2] + (w.shape[1], sdim))
+        prod: Arr = np.multiply(wrows.T, vals, order="C")
+        return prod.reshape(g.shape[:-2] + (w.shape[1], sdim))
     row = np.argmax(flat != 0, axis=-2)  # [B, S]: a nonzero row (0 when none)
     val = np.take_along_axis(flat, row[:, None, :], axis=-2)[:, 0, :]  # [B, S]
     # each symbol has at most one nonzero row iff the nonzeros are the ones found
@@ -429,7 +429,8 @@ def _shared_partial_sums(gs: Arr, w: Arr, total: Arr | None = None) -> Arr:
         before3 = np.concatenate([np.zeros((1, ndim)), ends[:-1]])[:, None, :]
         # P_k = P_(k1-1) - sum_{k<i<k1} w_i g_i
         from_end = ends[:, None, :] + (np.sum(rows3, axis=1)[:, None, :] - run)
-        return np.minimum(before3 + run, from_end).reshape(kdim, ndim)
+        nearer: Arr = np.minimum(before3 + run, from_end)
+        return nearer.reshape(kdim, ndim)
     out = np.empty((kdim, ndim))
     before = np.zeros(ndim)  # sum_s |P| at the end of the previous block
     for b, k0 in enumerate(starts):

@@ -418,7 +418,7 @@ def _exact_product_rounding(tlo: Arr, thi: Arr, tmag: Arr, c: Ctx, exact: Mask,
     mk.view(np.int64)[...] += _POSITIVE_STEP
     if np.any(mk >= OVERFLOW):
         raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
-    may_sub = (tlo <= SUBNORMAL) & (thi >= -SUBNORMAL)
+    may_sub: Arr = np.asarray((tlo <= SUBNORMAL) & (thi >= -SUBNORMAL))  # (a mask)
     if np.any(may_sub):
         rho = c.rho(mk, may_sub)
     else:  # up(up(h)), h = half_ulp(mk) >= +0 finite: two steps of the bits
