@@ -309,3 +309,17 @@ def test_zonotope_plus_exact_point_is_the_general_add(k: int, n: int, seed: int,
     assert fast.g is z.g
     assert _same_bits(fast.c, ref.c) and _same_bits(fast.r, ref.r)
     assert _same_bits(fast.sumabs(), ref.sumabs()) and np.array_equal(fast.g, ref.g)
+
+
+@settings(deadline=None, max_examples=60)
+@given(hnp.arrays(np.float64, st.integers(0, 60), elements=st.floats(width=64)),
+       st.booleans())
+def test_power_of_two_bits_are_frexp(w: np.ndarray, pow2: bool) -> None:
+    """The exact-weight matmul's power-of-two test read from the bits is frexp's, also
+    with zeros, subnormals, infinities and NaNs among the values."""
+    if pow2:
+        w = np.concatenate([w, 2.0 ** np.arange(-1074, 1024, 37.0), [-(2.0**-1050), -0.0]])
+    mant, _ = np.frexp(w)
+    assert np.array_equal(rules._zero_or_power_of_two(w), (w == 0) | (np.abs(mant) == 0.5))
+    assert np.array_equal(rules._zero_or_power_of_two(w[np.isfinite(w) & (np.abs(w) >= 1.0)]),
+                          ((w == 0) | (np.abs(mant) == 0.5))[np.isfinite(w) & (np.abs(w) >= 1.0)])

@@ -403,6 +403,19 @@ def _step_up_inplace(x: Arr) -> None:
     bits += away
 
 
+_FRACTION = np.int64(0x000FFFFFFFFFFFFF)  # a binary64's fraction bits
+
+
+def _zero_or_power_of_two(w: Arr) -> Mask:
+    """Where w is 0 or +-2^k: frexp's |mantissa| == 0.5, read from the bits (a normal
+    number with no fraction bits) unless w has subnormal elements, which take frexp."""
+    tiny = (w != 0) & (np.abs(w) < 2.0**-1022)
+    if np.any(tiny) or not np.all(np.isfinite(w)):
+        mant, _ = np.frexp(w)
+        return np.asarray((w == 0) | (np.abs(mant) == 0.5))
+    return np.asarray((w == 0) | ((w.view(np.int64) & _FRACTION) == 0))
+
+
 _POSITIVE_STEP = np.int64(1)  # next_up of a positive finite binary64: its bits plus one
 
 
@@ -441,9 +454,7 @@ def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> 
     else:  # X [M, K] @ W [K, N]
         kdim, shape = w.shape[0], (x.lo.shape[0], w.shape[1])
         wk, xk = w[:, None, :], (x.lo.T[:, :, None], x.hi.T[:, :, None], x.e.T[:, :, None])
-    wabs = np.abs(wk)
-    mant, _ = np.frexp(wk)  # an exact point: exact_pow2's test on its value alone
-    pw = np.asarray((wk == 0) | (np.abs(mant) == 0.5))
+    pw = _zero_or_power_of_two(wk)  # an exact point: exact_pow2's test on its value alone
     px = exact_pow2(Bound(*xk))
     exact_products = binary32_values(x.lo, x.hi)  # and w: exact in binary64
     no_error = not np.any(x.e)
@@ -465,7 +476,7 @@ def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> 
         else:
             # (after the first step, sums of positive numbers: up steps the bits)
             te = up_nonneg_inplace(up_nonneg_inplace(
-                _up(0.0) + _up(wabs[k0:k1] * xk[2][k0:k1])) + _up(0.0))
+                _up(0.0) + _up(np.abs(wk[k0:k1]) * xk[2][k0:k1])) + _up(0.0))
         tmag = absmax(tlo, thi)
         mk = up_nonneg_inplace(tmag + te)
         if np.any(mk >= OVERFLOW):
