@@ -323,3 +323,22 @@ def test_power_of_two_bits_are_frexp(w: np.ndarray, pow2: bool) -> None:
     assert np.array_equal(rules._zero_or_power_of_two(w), (w == 0) | (np.abs(mant) == 0.5))
     assert np.array_equal(rules._zero_or_power_of_two(w[np.isfinite(w) & (np.abs(w) >= 1.0)]),
                           ((w == 0) | (np.abs(mant) == 0.5))[np.isfinite(w) & (np.abs(w) >= 1.0)])
+
+
+@settings(deadline=None, max_examples=60)
+@given(hnp.arrays(np.float64, st.integers(1, 80), elements=st.floats(width=64)),
+       hnp.arrays(np.float64, st.integers(1, 80), elements=st.floats(width=64)),
+       st.integers(0, 2**31))
+def test_may_be_subnormal_is_the_stepped_test(a: np.ndarray, b: np.ndarray, seed: int) -> None:
+    """may_be_subnormal's comparison without the step is down(absmin - slack) < 2^-126,
+    also at the threshold, for infinities and NaNs."""
+    from torchlean.verify.rounding.model import SUBNORMAL, absmin, may_be_subnormal
+    rng = np.random.default_rng(seed)
+    n = min(a.size, b.size)
+    edge = np.array([SUBNORMAL, np.nextafter(SUBNORMAL, 0), np.nextafter(SUBNORMAL, 1), 0.0])
+    lo = np.where(rng.random(n) < 0.3, rng.choice(edge, n), np.minimum(a[:n], b[:n]))
+    hi = np.where(rng.random(n) < 0.3, lo, np.maximum(a[:n], b[:n]))
+    slack = np.where(rng.random(n) < 0.5, 0.0, np.abs(rng.choice(np.concatenate([a, edge]), n)))
+    with np.errstate(all="ignore"):
+        ref = next_down(absmin(lo, hi) - slack) < SUBNORMAL
+        assert np.array_equal(may_be_subnormal(lo, hi, slack), ref)
