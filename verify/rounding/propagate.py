@@ -310,14 +310,18 @@ class _AffinePass(GraphInterpreter[Form]):
             # is the argument's, so its e (the smaller of that and its elementwise e,
             # which the reshape's elementwise e is, moved) stands, bit for bit
             el = self.bounds[n.id]
-            return Form(el.lo, el.hi, np.minimum(args[0].e.reshape(el.e.shape), el.e), blocks)
+            moved = None if args[0].lin_sum is None else args[0].lin_sum.reshape(el.e.shape)
+            return Form(el.lo, el.hi, np.minimum(args[0].e.reshape(el.e.shape), el.e), blocks,
+                        moved)
         return self.form(n, blocks)
 
     def form(self, n: Node, blocks: Blocks) -> Form:
         el = self.bounds[n.id]
         # no symbols: no error (a weight); the minimum with el.e would be 0 as well
-        e = np.minimum(lin(blocks, tuple(n.shape)), el.e) if blocks else np.zeros(el.e.shape)
-        return Form(el.lo, el.hi, e, blocks)
+        if not blocks:
+            return Form(el.lo, el.hi, np.zeros(el.e.shape), blocks)
+        total = lin(blocks, tuple(n.shape))
+        return Form(el.lo, el.hi, np.minimum(total, el.e), blocks, total)
 
 
 def propagate_affine(graph: Graph, env: list[Bound], mode: str, u: float,
