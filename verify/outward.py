@@ -11,7 +11,7 @@ import numpy as np
 from ..spec.errors import UnsupportedOperation
 
 __all__ = ["U64", "TINY64", "TINY_NORMAL", "up", "dn", "gamma_up", "gamma64", "sum_up",
-           "mul_up", "mul_dn", "magnitude", "next_up", "next_down"]
+           "mul_up", "mul_dn", "magnitude", "next_up", "next_down", "up_nonneg_inplace"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 U64 = 2.0**-53  # binary64's unit roundoff
@@ -116,3 +116,20 @@ def next_up(x: Any) -> Arr:
 def next_down(x: Any) -> Arr:
     """The same as `dn` (np.nextafter(x, -inf), bit for bit), faster on large arrays."""
     return _step(x, -np.inf)
+
+
+def up_nonneg_inplace(x: Arr) -> Arr:
+    """x <- up(x) (np.nextafter(x, inf), bit for bit) for an x with no negative element
+    and no -0.0 (a sum or product of magnitudes, say; the caller's precondition): there
+    a finite element's next binary64 is its bit pattern plus one, so one sum to find a
+    NaN or infinity and one integer addition replace the general step. Returns x (a new
+    array for a scalar or 0-d x, which is not changed)."""
+    if not isinstance(x, np.ndarray) or x.ndim == 0 or x.dtype != np.float64:
+        return np.asarray(np.nextafter(x, np.inf), dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = bool(np.isfinite(np.add.reduce(x, axis=None)))
+    if finite:
+        x.view(np.int64)[...] += 1
+    else:  # (an infinity or NaN: the general step; also a sum that merely overflowed)
+        np.nextafter(x, np.inf, out=x)
+    return x

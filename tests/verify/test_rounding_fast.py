@@ -172,3 +172,173 @@ def test_diagonal_block_product_is_the_matmul(k: int, n: int, seed: int, zeros: 
     assert np.array_equal(np.abs(got), np.abs(ref))
     cf[0, 0, -1] = 1.0  # off the diagonal: the general product
     assert k == 1 or affine._diagonal(cf) is None
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.integers(1, 40), st.integers(0, 5), st.integers(1, 6), st.integers(0, 2**31),
+       st.booleans())
+def test_input_box_one_row_hint_is_the_scan(k: int, earlier: int, n: int, seed: int,
+                                             points: bool) -> None:
+    """An input box's zonotope knows where its symbols live (`Zono.one_row`): the product,
+    sum |g|, the one-row verdict and a reshape's carried figures are the scan's, bit for
+    bit (a product's zero may differ in sign only; |.| is compared there)."""
+    from torchlean.verify.rounding.propagate import _one_row_symbols
+    rng = np.random.default_rng(seed)
+    lo = rng.normal(size=k)
+    hi = lo if points else lo + rng.random(k) * np.where(rng.random(k) < 0.3, 0.0, 1.0)
+    syms = zono.Symbols(earlier)  # symbols made before the box: zero columns
+    z = zono.from_interval(lo, hi, syms)
+    if z is None or z.g.shape[-1] == 0:
+        assert points or not np.any(hi > lo)
+        return
+    assert z.one_row is not None and z.abs_g is not None
+    assert _same_bits(z.abs_g, zono._sumabs(z.g))
+    extra = 2  # later symbols: the hint pads like g
+    flat = z.g.reshape(k, -1)
+    rows, vals = z.one_row_padded(flat.shape[-1] + extra)
+    padded = z.padded(flat.shape[-1] + extra).reshape(k, -1)
+    assert np.array_equal(padded[rows, np.arange(rows.size)], vals)
+    assert np.count_nonzero(padded) == np.count_nonzero(vals)
+    x = zono.step("reshape", [z], {"shape": (1, k)}, (1, k), [(lo, hi)], syms,
+                  np.arange(1, k + 1))
+    assert x is not None and x.one_row is not None and x.abs_g is not None
+    assert _same_bits(x.abs_g, zono._sumabs(x.g))
+    assert _one_row_symbols(x) and _one_row_symbols(zono.Zono(x.c, x.g, x.r))
+    w = rng.normal(size=(k, n))
+    got = zono._own_rows_times(x.g, w, x.one_row)
+    ref = zono._own_rows_times(x.g, w)
+    assert got is not None and ref is not None and np.array_equal(np.abs(got), np.abs(ref))
+    assert got.flags.c_contiguous  # (the layout decides the order of later sums over s)
+
+
+@settings(deadline=None, max_examples=20)
+@given(st.integers(1, 40), st.integers(1, 70), st.integers(1, 30), st.integers(0, 2**31))
+def test_shared_partial_sums_by_tiles_are_the_whole(k: int, n: int, s: int, seed: int) -> None:
+    """The shared symbols' partial sums taken TILE output columns at a time are the same
+    sums as all columns at once: each entry is the same binary64 dot products of 8 and
+    the same additions (equal bits on OpenBLAS; a BLAS that ordered a dot of 8 otherwise
+    for another width could differ by its rounding, which the caller's gamma bounds, so
+    the stated tolerance is 4 gamma_(K+S) binary64 of the magnitudes summed)."""
+    rng = np.random.default_rng(seed)
+    gs, w = rng.normal(size=(k, s)), rng.normal(size=(k, n))
+    old = zono.TILE
+    try:
+        zono.TILE = 10**9
+        whole = zono._shared_partial_sums(gs, w)
+        zono.TILE = 3
+        tiled = zono._shared_partial_sums(gs, w)
+    finally:
+        zono.TILE = old
+    mags = np.abs(w).T @ np.abs(gs).sum(axis=1)  # [N]: sum_i |w_in| sum_s |g_is|
+    tol = 4 * (k + s) * 2.0**-53 / (1 - (k + s) * 2.0**-53) * mags
+    assert np.all(np.abs(tiled - whole) <= tol[None, :])
+
+
+EDGES = np.array([0.0, 2.0**-1074, 3 * 2.0**-1074, 2.0**-1022, 2.0**-1017, 2.0**-1017 * 1.5,
+                  2.0**-1016, 2.0**-150, 2.0**-149, 2.0**-127, 2.0**-126,
+                  np.nextafter(2.0**-126, 0.0), np.nextafter(2.0**-126, 1.0), 2.0**-125,
+                  0.5, 1.0, 1.5, 3.0, 2.0**100, 2.0**127])
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.integers(0, 2**31), st.integers(64, 200), st.sampled_from([U32, 2.0**-25, 2.0**-53]),
+       st.booleans())
+def test_error_free_product_rounding_is_the_general_rule(seed: int, size: int, u: float,
+                                                          with_exact: bool) -> None:
+    """The error-free exact-product fast path of the blocked matmul (rules.
+    `_exact_product_rounding`) is `_own_rounding` with the general rule's te, bit for
+    bit, including enclosures at and around the subnormal threshold and 2^-1017."""
+    rng = np.random.default_rng(seed)
+    pool = np.concatenate([EDGES, -EDGES, rng.normal(size=20) * 2.0 ** rng.integers(-140, 20, 20)])
+    a, b = rng.choice(pool, size), rng.choice(pool, size)
+    tlo, thi = np.minimum(a, b), np.maximum(a, b)
+    if rng.random() < 0.5:  # also arrays with no possibly subnormal product
+        far = np.abs(tlo) > 2.0**-120
+        tlo, thi = np.where(far, tlo, 1.0), np.where(far, thi, 2.0)
+        tlo, thi = np.minimum(tlo, thi), np.maximum(tlo, thi)
+        tlo = np.where((tlo < 0) & (thi > 0), thi, tlo)
+    exact = rng.random(size) < 0.3 if with_exact else np.zeros(size, dtype=bool)
+    c = Ctx("ieee32exec", u, True, "node")
+    five_tiny = float(next_up(next_up(next_up(0.0) + next_up(0.0)) + next_up(0.0)))
+    te = np.full(size, five_tiny)
+    tmag = np.maximum(np.abs(tlo), np.abs(thi))
+    ref = rules._own_rounding(tlo, thi, te, next_up(tmag + te), c, exact)
+    got = rules._exact_product_rounding(tlo, thi, tmag, c, exact, five_tiny)
+    assert _same_bits(got, ref)
+
+
+@settings(deadline=None, max_examples=60)
+@given(hnp.arrays(np.float64, st.integers(0, 300),
+                  elements=st.floats(0.0, allow_nan=False, allow_infinity=False)),
+       st.booleans())
+def test_up_nonneg_inplace_is_nextafter(x: np.ndarray, specials: bool) -> None:
+    """The in-place step for arrays with no negative element and no -0.0 (model.
+    `up_nonneg_inplace`) is np.nextafter(x, inf), also with infinities, NaNs and sums
+    that overflow among them."""
+    from torchlean.verify.rounding.model import up_nonneg_inplace
+    x = np.abs(x)  # (+0.0 for a -0.0 the strategy may give)
+    if specials:
+        x = np.concatenate([x, [0.0, 2.0**-1074, np.finfo(np.float64).max, np.inf, np.nan]])
+    with np.errstate(all="ignore"):
+        ref = np.nextafter(x, np.inf)
+        assert _same_bits(up_nonneg_inplace(x.copy()), ref)
+        for scalar in (np.float64(0.0), np.array(1.5), 2.0**-1074):  # no place to step in
+            assert _same_bits(up_nonneg_inplace(scalar), np.nextafter(scalar, np.inf))
+        if x.size:
+            big = np.full(4, np.finfo(np.float64).max)  # finite, but the sum overflows
+            assert _same_bits(up_nonneg_inplace(big.copy()), np.nextafter(big, np.inf))
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.integers(1, 12), st.integers(1, 6), st.integers(0, 2**31), st.sampled_from([1.0, -1.0]))
+def test_zonotope_plus_exact_point_is_the_general_add(k: int, n: int, seed: int,
+                                                      sign: float) -> None:
+    """x + b and x - b for an exact point b (a bias) keep x's generators: the general
+    rule's centre, radius and sum |g|, bit for bit (G + 0 equals G; a zero's sign aside)."""
+    rng = np.random.default_rng(seed)
+    syms = zono.Symbols()
+    x = zono.from_interval(rng.normal(size=(1, k)), rng.normal(size=(1, k)) + 3.0, syms)
+    assert x is not None
+    w = rng.normal(size=(k, n))
+    z = zono.step("matmul", [x, zono.point(w)], {}, (1, n), [], syms, None)
+    assert z is not None
+    b = rng.normal(size=(1, n))
+    fast = zono._add(z, zono.point(b), sign, (1, n), z.g.shape[-1])
+    general_b = zono.Zono(b, np.zeros((1, n, 1)), np.zeros((1, n)))  # one zero column
+    ref = zono._add(z, general_b, sign, (1, n), z.g.shape[-1])
+    assert fast.g is z.g
+    assert _same_bits(fast.c, ref.c) and _same_bits(fast.r, ref.r)
+    assert _same_bits(fast.sumabs(), ref.sumabs()) and np.array_equal(fast.g, ref.g)
+
+
+@settings(deadline=None, max_examples=60)
+@given(hnp.arrays(np.float64, st.integers(0, 60), elements=st.floats(width=64)),
+       st.booleans())
+def test_power_of_two_bits_are_frexp(w: np.ndarray, pow2: bool) -> None:
+    """The exact-weight matmul's power-of-two test read from the bits is frexp's, also
+    with zeros, subnormals, infinities and NaNs among the values."""
+    if pow2:
+        w = np.concatenate([w, 2.0 ** np.arange(-1074, 1024, 37.0), [-(2.0**-1050), -0.0]])
+    mant, _ = np.frexp(w)
+    assert np.array_equal(rules._zero_or_power_of_two(w), (w == 0) | (np.abs(mant) == 0.5))
+    assert np.array_equal(rules._zero_or_power_of_two(w[np.isfinite(w) & (np.abs(w) >= 1.0)]),
+                          ((w == 0) | (np.abs(mant) == 0.5))[np.isfinite(w) & (np.abs(w) >= 1.0)])
+
+
+@settings(deadline=None, max_examples=60)
+@given(hnp.arrays(np.float64, st.integers(1, 80), elements=st.floats(width=64)),
+       hnp.arrays(np.float64, st.integers(1, 80), elements=st.floats(width=64)),
+       st.integers(0, 2**31))
+def test_may_be_subnormal_is_the_stepped_test(a: np.ndarray, b: np.ndarray, seed: int) -> None:
+    """may_be_subnormal's comparison without the step is down(absmin - slack) < 2^-126,
+    also at the threshold, for infinities and NaNs."""
+    from torchlean.verify.rounding.model import SUBNORMAL, absmin, may_be_subnormal
+    rng = np.random.default_rng(seed)
+    n = min(a.size, b.size)
+    edge = np.array([SUBNORMAL, np.nextafter(SUBNORMAL, 0), np.nextafter(SUBNORMAL, 1), 0.0])
+    lo = np.where(rng.random(n) < 0.3, rng.choice(edge, n), np.minimum(a[:n], b[:n]))
+    hi = np.where(rng.random(n) < 0.3, lo, np.maximum(a[:n], b[:n]))
+    slack = np.where(rng.random(n) < 0.5, 0.0, np.abs(rng.choice(np.concatenate([a, edge]), n)))
+    with np.errstate(all="ignore"):
+        ref = next_down(absmin(lo, hi) - slack) < SUBNORMAL
+        assert np.array_equal(may_be_subnormal(lo, hi, slack), ref)

@@ -130,3 +130,35 @@ def test_split_fold_bounds_the_exact_errors(m: int, k: int, n: int, seed: int, w
         assert abs(done - real) <= _fr(got.e[i]), (i, float(done - real), got.e[i])
         assert abs(done - comp) <= _fr(got.local[i]), (i, float(done - comp), got.local[i])
         assert _fr(got.lo[i]) <= real <= _fr(got.hi[i])
+
+
+@settings(deadline=None, max_examples=80)
+@given(st.integers(1, 70), st.integers(1, 40), st.integers(0, 2**31), st.booleans(),
+       st.sampled_from([2.0**-24, 2.0**-25, 2.0**-53]),
+       st.sampled_from(["typical", "large_terms", "near_pow2", "tiny_terms"]))
+def test_running_errors_at_once_are_the_row_steps(rows: int, size: int, seed: int,
+                                                   with_prev: bool, u: float,
+                                                   kind: str) -> None:
+    """The fast steps by whole-block fixed-point rounds (`fold._steps_at_once`) are the
+    row-by-row steps, bit for bit, wherever they settle (compared as bits: no tolerance);
+    with terms as large as the magnitudes the steps change often and may not settle."""
+    rng = np.random.default_rng(seed)
+    mags = rng.random((rows, size)) * 4
+    terms = rng.random((rows, size)) * 1e-7
+    if kind == "large_terms":
+        terms = rng.random((rows, size)) * 4
+    elif kind == "near_pow2":  # m + s just below a power of two: the steps' binades flip
+        mags = 2.0 ** np.round(np.log2(mags + 1e-3)) * (1 - 2.0**-45)
+        terms = rng.random((rows, size)) * 2.0**-44
+    elif kind == "tiny_terms":
+        terms = terms * 1e-200
+    prev = rng.random(size) * 1e-6 if with_prev else None
+    inflated = mags * fold._INFLATE
+    got = fold._steps_at_once(terms, inflated, u, prev)
+    ref_err, ref_sums = fold._steps_by_row(terms, inflated, u, prev)
+    if got is None:
+        assert rows - (prev is None) < 2 or kind in ("large_terms", "near_pow2")
+        return
+    for a, b in zip(got, (ref_err, ref_sums), strict=True):
+        assert a.shape == b.shape
+        assert np.array_equal(a.view(np.int64), b.view(np.int64))

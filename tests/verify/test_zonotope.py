@@ -64,6 +64,43 @@ def test_partial_sum_bounds_hold_at_every_symbol_value(k, n, s, seed, diag):
                 assert exact[j][i] <= Fraction(float(bound[j, i])), (j, i)
 
 
+@settings(deadline=None, max_examples=40)
+@given(st.integers(1, 20), st.integers(1, 6), st.integers(0, 6), st.integers(0, 10**6),
+       st.booleans(), st.sampled_from([1.0, 2.0**-60, 2.0**60]))
+def test_matmul_with_the_partial_sums_product_encloses_the_exact_product(k, n, s, seed,
+                                                                          diag, scale):
+    """x @ W whose generators come from the partial sums' accumulation (blocks of rows
+    added in turn, one product for a one-row symbol) contains the exact x @ W at corners
+    and inner points of the symbols (Fraction arithmetic, no tolerance)."""
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(1, k)) * scale
+    g = rng.normal(size=(1, k, s)) * (rng.random((1, k, s)) < 0.7) * scale
+    if diag:  # one symbol per row, as the relaxed units have
+        g = np.concatenate([g, np.diag(rng.random(k) * scale)[None]], axis=-1)
+    r = np.abs(rng.normal(size=(1, k))) * (rng.random((1, k)) < 0.5) * scale
+    w = rng.normal(size=(k, n)).astype(f32).astype(np.float64)
+    x = zono.Zono(c, g, r)
+    _, prod = zono.matmul_partial_sums_and_product(x, w)
+    assert prod is not None and prod.shape == (1, n, g.shape[-1])
+    z = zono.step("matmul", [x, zono.point(w)], {}, (1, n), [], zono.Symbols(g.shape[-1]),
+                  None, prod)
+    assert z is not None and z.g is prod
+    lo, hi = zono.hull(z)
+    for _ in range(4):
+        eps = rng.choice([-1.0, 1.0, 0.3], size=g.shape[-1])
+        zeta = rng.choice([-1.0, 1.0], size=k)
+        xs = [Fraction(float(c[0, i])) + sum(Fraction(float(g[0, i, j])) * Fraction(float(e))
+                                            for j, e in enumerate(eps))
+              + Fraction(float(r[0, i])) * Fraction(float(zeta[i])) for i in range(k)]
+        for j in range(n):
+            exact = sum(xi * Fraction(float(w[i, j])) for i, xi in enumerate(xs))
+            # and the zonotope itself at these symbols, within its radius r
+            at = Fraction(float(z.c[0, j])) + sum(Fraction(float(z.g[0, j, q])) * Fraction(
+                float(e)) for q, e in enumerate(eps))
+            assert abs(exact - at) <= Fraction(float(z.r[0, j]))
+            assert Fraction(float(lo[0, j])) <= exact <= Fraction(float(hi[0, j]))
+
+
 def _relu_mlp(sizes: list[int], seed: int) -> tuple[object, dict[str, np.ndarray]]:
     layers: list[object] = []
     for i in range(len(sizes) - 1):

@@ -26,14 +26,15 @@ from typing import Any
 import numpy as np
 
 from ...spec.ops.rules import RuleTable
-from ..outward import TINY64, U64, gamma_up
+from ..outward import TINY64, U64, gamma_up, up_nonneg_inplace
 from ..outward import next_down as _dn
 from ..outward import next_up as _up
 
 __all__ = ["Zono", "Symbols", "Step", "RULES", "ZONO_MAX_ENTRIES", "hull", "step",
-           "matmul_partial_sums"]
+           "matmul_partial_sums", "matmul_partial_sums_and_product"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
+Index = np.ndarray[Any, np.dtype[np.int64]]
 ZONO_MAX_ENTRIES = 1 << 22  # node size * symbols above this: the node gets no zonotope
 FRESH_MAX = 4096  # a fallback node larger than this goes into r, not fresh symbols
 
@@ -74,6 +75,9 @@ class Zono:
     r: Arr
     abs_g: Arr | None = field(default=None, repr=False, compare=False)
     """`_sumabs(g)` once computed (g is never changed in place after construction)."""
+    one_row: tuple[Index, Arr] | None = field(default=None, repr=False, compare=False)
+    """Where known at construction (an input box): per symbol s, the one element (flat
+    index into c) where g[..., s] may be nonzero, and g's value there; zero elsewhere."""
 
     def sumabs(self) -> Arr:
         """An upper bound of sum_s |g[..., s]| (`_sumabs`), computed once."""
@@ -92,6 +96,15 @@ class Zono:
         if extra <= 0:
             return self.g
         return np.concatenate([self.g, np.zeros(self.g.shape[:-1] + (extra,))], axis=-1)
+
+    def one_row_padded(self, count: int) -> tuple[Index, Arr] | None:
+        """`one_row` for `padded(count)` (a zero column's symbol: element 0, value 0)."""
+        extra = count - self.g.shape[-1]
+        if self.one_row is None or extra <= 0:
+            return self.one_row
+        rows, vals = self.one_row
+        return (np.concatenate([rows, np.zeros(extra, dtype=np.int64)]),
+                np.concatenate([vals, np.zeros(extra)]))
 
     @property
     def is_point(self) -> bool:
@@ -130,7 +143,13 @@ def from_interval(lo: Arr, hi: Arr, syms: Symbols, fresh: bool = True) -> Zono |
     first = syms.take(mid.size)
     g = np.zeros((mid.size, syms.count))
     g[np.arange(mid.size), first + np.arange(mid.size)] = rad.ravel()
-    return Zono(mid, g.reshape(mid.shape + (syms.count,)), np.zeros(mid.shape))
+    # symbol first + i lives in element i alone; earlier symbols are zero columns (any
+    # element, value 0). So sum_s |g| is |rad| itself, exactly what `_sumabs` sums to
+    rows = np.concatenate([np.zeros(first, dtype=np.int64), np.arange(mid.size)])
+    vals = np.concatenate([np.zeros(first), rad.ravel()])
+    abs_g = _up(rad * (1.0 + 2.0 * _gamma64(syms.count + 1)))
+    return Zono(mid, g.reshape(mid.shape + (syms.count,)), np.zeros(mid.shape), abs_g,
+                (rows, vals))
 
 
 def _rounding(c: Arr, g: Arr, flops: int, abs_g: Arr | None = None) -> Arr:
@@ -150,6 +169,11 @@ def _linear(c: Arr, g: Arr, r: Arr, flops: int) -> Zono:
 
 
 def _add(a: Zono, b: Zono, sign: float, shape: tuple[int, ...], count: int) -> Zono:
+    if b.g.shape[-1] == 0 and not np.any(b.r) and a.c.shape == shape and \
+            a.g.shape[-1] == count:  # + an exact point (a bias): G + 0 is G itself
+        c = np.broadcast_to(a.c + sign * b.c, shape).copy()
+        return Zono(c, a.g, _up(np.broadcast_to(_up(a.r + b.r), shape) +
+                                _rounding(c, a.g, 1, a.sumabs())), a.sumabs())
     c = a.c + sign * b.c
     g = a.padded(count) + sign * b.padded(count)
     return _linear(np.broadcast_to(c, shape).copy(), np.broadcast_to(g, shape + (count,)).copy(),
@@ -167,15 +191,22 @@ def _mul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono:
                    np.broadcast_to(rest, shape).copy(), 2)
 
 
-def _own_rows_times(g: Arr, w: Arr) -> Arr | None:
+def _own_rows_times(g: Arr, w: Arr, one_row: tuple[Index, Arr] | None = None) -> Arr | None:
     """G^T-style product for X @ W: out[..., n, s] = sum_k g[..., k, s] w[k, n], when every
     symbol s has at most one nonzero row k (the input box's symbols, say): then each sum
     has one product and zeros, so out is that product, exactly what a matmul computes
-    (adding zeros is exact); None otherwise."""
+    (adding zeros is exact); None otherwise. `one_row` is g's `Zono.one_row`, if known."""
     kdim, sdim = g.shape[-2:]
     if sdim == 0:
         return None
     flat = g.reshape(-1, kdim, sdim)
+    if one_row is not None and flat.shape[0] == 1:  # known: no need to scan g
+        rows, vals = one_row
+        wrows = w if np.array_equal(rows, np.arange(kdim)) else w[rows]  # [S, N]
+        # laid out [N, S] in C order, as the scan's product: later sums over s then
+        # take the same order
+        prod: Arr = np.multiply(wrows.T, vals, order="C")
+        return prod.reshape(g.shape[:-2] + (w.shape[1], sdim))
     row = np.argmax(flat != 0, axis=-2)  # [B, S]: a nonzero row (0 when none)
     val = np.take_along_axis(flat, row[:, None, :], axis=-2)[:, 0, :]  # [B, S]
     # each symbol has at most one nonzero row iff the nonzeros are the ones found
@@ -186,13 +217,17 @@ def _own_rows_times(g: Arr, w: Arr) -> Arr | None:
     return out.reshape(g.shape[:-2] + (w.shape[1], sdim))
 
 
-def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int) -> Zono | None:
+def _matmul(a: Zono, b: Zono, shape: tuple[int, ...], count: int,
+            product: Arr | None = None) -> Zono | None:
+    """`product`: the generators of a @ b where already computed (X @ W: the partial
+    sums' `matmul_partial_sums_and_product`), any order of each dot product."""
     if (b.c if b.is_point else a.c).ndim != 2:
         return None  # batched weights: not needed by the layers, left to intervals
     if b.is_point:  # X @ W
         w = b.c
         kdim = w.shape[-2]
-        g = _own_rows_times(a.padded(count), w)
+        g = product if product is not None and product.shape[-1] == count else \
+            _own_rows_times(a.padded(count), w, a.one_row_padded(count))
         if g is None:  # [..., N, S] = W^T [N, K] @ G [..., K, S]: BLAS reads both in place
             g = np.matmul(w.T, a.padded(count))
         r = np.matmul(a.r, np.abs(w))
@@ -265,8 +300,11 @@ def _structural(idx: np.ndarray[Any, np.dtype[np.int64]], a: list[Zono],
     if len(a) == 1 and idx.size == a[0].c.size and \
             np.array_equal(idx, np.arange(1, idx.size + 1)):  # a reshape: nothing moves
         z = a[0]
+        # the same elements in the same order: sum_s |g| and `one_row` carry over (the
+        # former while no zero columns are added, which change `_sumabs`'s factor)
+        abs_g = None if z.abs_g is None or count != z.g.shape[-1] else z.abs_g.reshape(shape)
         return Zono(z.c.reshape(shape), z.padded(count).reshape(shape + (count,)),
-                    z.r.reshape(shape))
+                    z.r.reshape(shape), abs_g, z.one_row_padded(count))
 
     def table(parts: list[Arr], width: tuple[int, ...]) -> Arr:
         return np.concatenate([np.zeros((1,) + width)] + [p.reshape((-1,) + width)
@@ -292,6 +330,7 @@ class Step:
     syms: Symbols
     count: int
     gather: np.ndarray[Any, np.dtype[np.int64]] | None
+    product: Arr | None = None
 
 
 ZonoRule = Callable[[Step], "Zono | None"]
@@ -318,7 +357,7 @@ RULES.add("sub", lambda s: _add(s.args[0], s.args[1], -1.0, s.shape, s.count))
 RULES.add("neg", lambda s: Zono(-s.args[0].c, -s.args[0].g, s.args[0].r))
 RULES.add("mul", lambda s: _mul(s.args[0], s.args[1], s.shape, s.count))
 RULES.add("square", lambda s: _mul(s.args[0], s.args[0], s.shape, s.count))
-RULES.add("matmul", lambda s: _matmul(s.args[0], s.args[1], s.shape, s.count))
+RULES.add("matmul", lambda s: _matmul(s.args[0], s.args[1], s.shape, s.count, s.product))
 RULES.add("sum", _reduce_sum)
 RULES.add("relu", lambda s: _relu(s.args[0], *s.hulls[0], s.syms, s.shape))
 RULES.rule(
@@ -330,10 +369,12 @@ RULES.rule(
 
 def step(op: str, args: list[Zono | None], attrs: dict[str, Any], shape: tuple[int, ...],
          arg_hulls: list[tuple[Arr, Arr]], syms: Symbols,
-         gather: np.ndarray[Any, np.dtype[np.int64]] | None) -> Zono | None:
+         gather: np.ndarray[Any, np.dtype[np.int64]] | None,
+         product: Arr | None = None) -> Zono | None:
     """The node's zonotope from its arguments', or None where no linear rule applies (the
     caller then starts afresh from the node's interval). `gather` is, for structural ops,
-    the index map described in `_structural`."""
+    the index map described in `_structural`; `product`, for a matmul X @ W, its
+    generators where already computed (`matmul_partial_sums_and_product`)."""
     rule = RULES.get(op)
     if any(a is None for a in args):
         return None
@@ -341,7 +382,7 @@ def step(op: str, args: list[Zono | None], attrs: dict[str, Any], shape: tuple[i
     count = max(z.g.shape[-1] for z in zs)  # points carry no symbols at all
     if not _fits(shape, count):
         return None
-    return rule(Step(zs, attrs, shape, arg_hulls, syms, count, gather))
+    return rule(Step(zs, attrs, shape, arg_hulls, syms, count, gather, product))
 
 
 def _cumsum_rows(a: Arr) -> Arr:
@@ -356,28 +397,50 @@ def _cumsum_rows(a: Arr) -> Arr:
 
 
 BLOCK = 8  # rows per exact partial sum of the shared symbols (between: a triangle bound)
+TILE = 64  # output columns per pass: the running sums (TILE x S) stay in the L2 cache
 
 
-def _shared_partial_sums(gs: Arr, w: Arr) -> Arr:
+def _shared_partial_sums(gs: Arr, w: Arr, total: Arr | None = None) -> Arr:
     """[K, N]: bounds of sum_s |sum_{i<=k} w[i, n] gs[i, s]|, exact (up to binary64
     rounding, bounded by the caller) every BLOCK rows; in between, the nearer block
-    end's value plus the magnitudes of the rows that separate them."""
+    end's value plus the magnitudes of the rows that separate them. `total` [N, S], if
+    given, receives the full sums sum_i w[i, n] gs[i, s] (each a K-term dot product
+    evaluated in some order: rank-BLOCK products added in turn)."""
     kdim, ndim = w.shape
     rowmag = np.abs(w) * np.sum(np.abs(gs), axis=1)[:, None]  # |w_i| sum_s |g_is|
+    starts = range(0, kdim, BLOCK)
+    ends = np.empty((len(starts), ndim))  # sum_s |P| at each block's last row
+    # TILE output columns at a time (each column's sums are the same either way): the
+    # running sums and the product buffer stay in cache across the blocks
+    for n0 in range(0, ndim, TILE):
+        n1 = min(ndim, n0 + TILE)
+        acc = np.zeros((n1 - n0, gs.shape[1]))
+        buf = np.empty_like(acc)  # (reused: large temporaries cost page faults)
+        for b, k0 in enumerate(starts):
+            k1 = min(k0 + BLOCK, kdim)
+            acc += np.matmul(w[k0:k1, n0:n1].T, gs[k0:k1], out=buf)
+            if total is not None and k1 == kdim:
+                total[n0:n1] = acc
+            # sum_s |P_(k1 - 1)| (np.sum's reduction, written in place)
+            np.add.reduce(np.abs(acc, out=buf), axis=1, out=ends[b, n0:n1])
+    if kdim % BLOCK == 0:  # every block at once (each the same sums as alone)
+        rows3 = rowmag.reshape(-1, BLOCK, ndim)
+        run = np.cumsum(rows3, axis=1)
+        before3 = np.concatenate([np.zeros((1, ndim)), ends[:-1]])[:, None, :]
+        # P_k = P_(k1-1) - sum_{k<i<k1} w_i g_i
+        from_end = ends[:, None, :] + (np.sum(rows3, axis=1)[:, None, :] - run)
+        nearer: Arr = np.minimum(before3 + run, from_end)
+        return nearer.reshape(kdim, ndim)
     out = np.empty((kdim, ndim))
-    acc = np.zeros((ndim, gs.shape[1]))
-    buf = np.empty_like(acc)  # (reused: large temporaries cost page faults)
     before = np.zeros(ndim)  # sum_s |P| at the end of the previous block
-    for k0 in range(0, kdim, BLOCK):
+    for b, k0 in enumerate(starts):
         k1 = min(k0 + BLOCK, kdim)
-        acc += np.matmul(w[k0:k1].T, gs[k0:k1], out=buf)
-        after = np.sum(np.abs(acc, out=buf), axis=1)  # sum_s |P_(k1 - 1)|
         rows = rowmag[k0:k1]
         from_start = before + np.cumsum(rows, axis=0)
         # P_k = P_(k1-1) - sum_{k<i<k1} w_i g_i
-        from_end = after + (np.sum(rows, axis=0) - np.cumsum(rows, axis=0))
+        from_end = ends[b] + (np.sum(rows, axis=0) - np.cumsum(rows, axis=0))
         out[k0:k1] = np.minimum(from_start, from_end)
-        before = after
+        before = ends[b]
     return out
 
 
@@ -386,12 +449,23 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
     exact [K, N] matrix: shape x.shape[:-1] + (N, K), the layout of the rounding pass's
     matmul terms. Symbols used by one row i only (the input box, relaxed units) are
     summed in magnitude at once; the shared ones are accumulated row by row."""
+    return matmul_partial_sums_and_product(x, w, False)[0]
+
+
+def matmul_partial_sums_and_product(x: Zono, w: Arr,
+                                    with_product: bool = True) -> tuple[Arr, Arr | None]:
+    """`matmul_partial_sums`, and with `with_product` the generators of x @ w
+    ([..., N, S], sum_k g[..., k, s] w[k, n]) that its row-by-row accumulation of the
+    shared symbols ends with, so `_matmul` need not multiply them again: each entry a
+    K-term dot product in some order (within `_matmul`'s gamma_(K+2) slack, as BLAS's
+    own), and for a symbol of one row its one product, as exact as the matmul's."""
     c2 = x.c.reshape(-1, x.c.shape[-1])
     g3 = x.g.reshape(c2.shape + (x.g.shape[-1],))
     r2 = x.r.reshape(c2.shape)
     kdim, ndim = w.shape
     absw = np.abs(w)
     out = np.empty((c2.shape[0], ndim, kdim))
+    prod = np.empty((c2.shape[0], ndim, g3.shape[-1])) if with_product else None
     for m in range(c2.shape[0]):
         g = g3[m]
         shared = np.count_nonzero(g, axis=0) > 1
@@ -407,9 +481,21 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
         _cumsum_rows(runs.reshape(kdim, 3 * ndim))
         mag = np.abs(runs[:, 0])  # |c partial sums|, [K, N]
         mag += runs[:, 1]
-        gs = g[:, shared]
+        cols = np.flatnonzero(shared)
+        # a run of columns (the input box's symbols come first, say): a view, no copy
+        pick: slice | np.ndarray[Any, np.dtype[np.bool_]] = shared
+        if cols.size and int(cols[-1]) - int(cols[0]) + 1 == cols.size:
+            pick = slice(int(cols[0]), int(cols[-1]) + 1)
+        gs = g[:, pick]
+        total = np.empty((ndim, gs.shape[1])) if prod is not None else None
         if gs.shape[1]:
-            mag += _shared_partial_sums(gs, w)
+            mag += _shared_partial_sums(gs, w, total)
+        if prod is not None and total is not None:
+            prod[m][:, pick] = total
+            gown = g[:, ~shared]  # at most one nonzero row per symbol: that product
+            row = np.argmax(gown != 0, axis=0)
+            prod[m][:, ~shared] = np.multiply(w[row].T, gown[row, np.arange(row.size)],
+                                              order="C")
         # every figure above is a binary64 evaluation of at most K + S + 2 operations per
         # entry on |c| |w|, |G| |w| and r |w| terms: bounded by gamma of that count times
         # their cumulative magnitude (Higham 3.1), plus underflows
@@ -418,5 +504,7 @@ def matmul_partial_sums(x: Zono, w: Arr) -> Arr:
         slack *= _gamma64(steps) * 4.0
         slack += steps * kdim * TINY64
         mag *= 1.0 + 2.0 * _gamma64(steps)
-        out[m] = _up(_up(mag) + _up(slack)).T
-    return out.reshape(x.c.shape[:-1] + (ndim, kdim))
+        # (magnitudes and their slack, >= +0: up steps the bits in place)
+        out[m] = up_nonneg_inplace(up_nonneg_inplace(mag) + up_nonneg_inplace(slack)).T
+    return (out.reshape(x.c.shape[:-1] + (ndim, kdim)),
+            None if prod is None else prod.reshape(x.c.shape[:-1] + (ndim, g3.shape[-1])))

@@ -94,7 +94,11 @@ def _combine(terms: Sequence[tuple[Arr | float, Blocks]], shape: tuple[int, ...]
     for s, blocks in terms:
         sv = np.asarray(s, dtype=np.float64)
         sv = sv.reshape((1,) * (len(shape) - sv.ndim) + sv.shape)[..., None]
+        one = isinstance(s, float) and s == 1.0
         for j, cf in blocks.items():
+            if one and j not in out and cf.shape[:-1] == shape:
+                out[j] = cf  # 1 * cf is cf (blocks are never changed in place)
+                continue
             v = _bcast(cf, shape) * sv
             out[j] = out[j] + v if j in out else np.array(v)
     return out
@@ -116,6 +120,14 @@ class Form:
     hi: Arr
     e: Arr
     blocks: Blocks
+    lin_sum: Arr | None = None
+    """`lin(blocks, lo.shape)` where already computed (blocks never change in place)."""
+
+    def lin(self) -> Arr:
+        """`lin` of the blocks, computed once."""
+        if self.lin_sum is None:
+            self.lin_sum = lin(self.blocks, self.lo.shape)
+        return self.lin_sum
 
     @property
     def widened(self) -> Bound:
@@ -162,7 +174,7 @@ def _affine_matmul(nid: int, args: list[Form], c: Ctx, shape: tuple[int, ...],
                     cf.shape[:-3] + (w.shape[0],) + cf.shape[-2:])
             else:
                 out[j] = np.einsum("...mk,...kns->...mns", w, cf)
-        absw, lin_in = np.abs(w), lin(b.blocks, b.lo.shape)
+        absw, lin_in = np.abs(w), b.lin()
         slop_lin = _up(np.matmul(absw, lin_in) * _up(1.0 + 4.0 * kdim * U64))
     else:  # X @ W: [..., N, s] = W^T [N, K] @ C [..., K, s] (BLAS reads both in place)
         w, kdim = b.lo, b.lo.shape[-2]
@@ -172,7 +184,7 @@ def _affine_matmul(nid: int, args: list[Form], c: Ctx, shape: tuple[int, ...],
                 out[j] = (w.T * diag).reshape(cf.shape[:-2] + (w.shape[1], cf.shape[-1]))
             else:
                 out[j] = np.matmul(np.swapaxes(w, -1, -2), cf)
-        absw, lin_in = np.abs(w), lin(a.blocks, a.lo.shape)
+        absw, lin_in = np.abs(w), a.lin()
         slop_lin = _up(np.matmul(lin_in, absw) * _up(1.0 + 4.0 * kdim * U64))
     out = {j: np.broadcast_to(cf, shape + cf.shape[-1:]) for j, cf in out.items()}
     # binary64 matmul of coefficients, in any order (BLAS): |d| <= gamma_K |W| |C|
@@ -187,7 +199,7 @@ def _affine_sum(nid: int, a: Form, axes: tuple[int, ...], keepdims: bool,
     out = {j: np.sum(cf, axis=axes, keepdims=keepdims).reshape(shape + cf.shape[-1:])
            for j, cf in a.blocks.items()}
     m = int(np.prod([a.lo.shape[i] for i in axes]))
-    lin_in = np.sum(lin(a.blocks, a.lo.shape), axis=axes, keepdims=keepdims).reshape(shape)
+    lin_in = np.sum(a.lin(), axis=axes, keepdims=keepdims).reshape(shape)
     # binary64 sums of m coefficients: |d| <= gamma_m sum |c| (any order, Higham 4.2)
     slop = _up(_up(gamma(m + 2, U64) * _up(lin_in * _up(1.0 + 4.0 * m * U64)))
                + m * _nsym(out) * TINY64)

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..outward import U64, gamma_up
 from ..outward import next_up as _up
-from .model import Arr, half_ulp
+from .model import Arr, half_ulp, up_nonneg_inplace
 
 __all__ = ["running_errors"]
 
@@ -64,6 +64,25 @@ def _fast_steps(terms: Arr, mags: Arr, u: float, prev: Arr | None) -> Arr | None
     big = float(_up(1.0 + 2.0 * gamma_up(2 * rows + 2, U64)))  # F
     # D = F - (1 - u)^2 <= F - 1 + 2u; times 1 + 2u, and 4x for the check's own roundings
     d_check = float(_up(4.0 * _up(_up(big - 1.0 + 2.0 * U64) * (1.0 + 2.0 * U64))))
+    inflated = mags * _INFLATE
+    # narrow blocks (a classifier's few outputs): whole-block rounds, not a Python-level
+    # step per row; wide ones: by row (cheaper there than the rounds' extra passes)
+    steps = _steps_at_once(terms, inflated, u, prev) if terms.shape[1] <= _AT_ONCE_MAX_SIZE \
+        else None
+    err, sums = steps if steps is not None else _steps_by_row(terms, inflated, u, prev)
+    first = 1 if prev is None else 0
+    if not bool(np.all(np.isfinite(err))):
+        return None
+    # s^_k (1 + 2u) D <= m_k 2^-31, with room for the roundings of both products
+    if not bool(np.all(sums[first:] * d_check <= mags[first:] * 2.0**-32)):
+        return None
+    # err >= +0 (sums of the nonnegative terms and steps): up steps the bits in place
+    return up_nonneg_inplace(err * big)
+
+
+def _steps_by_row(terms: Arr, inflated: Arr, u: float, prev: Arr | None) -> tuple[Arr, Arr]:
+    """The fast steps' recurrence one vector step per row: (B^, s^), [rows, size] each;
+    s^_0 = 0 where `prev` is None (the first term is exact)."""
     err = np.empty_like(terms)
     sums = np.empty_like(terms)  # s^_k
     first = 0
@@ -71,23 +90,63 @@ def _fast_steps(terms: Arr, mags: Arr, u: float, prev: Arr | None) -> Arr | None
         err[0] = terms[0]
         sums[0] = 0.0
         prev, first = err[0], 1
-    inflated = mags * _INFLATE
     a = np.empty(terms.shape[1:])
     abits = a.view(np.int64)
-    for k in range(first, rows):
+    for k in range(first, terms.shape[0]):
         np.add(prev, terms[k], out=sums[k])
         np.add(inflated[k], sums[k], out=a)
         np.bitwise_and(abits, _EXPONENT, out=abits)  # 2^floor(log2 a), a normal
         np.multiply(a, u, out=a)  # exact: u is a power of two
         np.add(sums[k], a, out=err[k])
         prev = err[k]
-    if not bool(np.all(np.isfinite(err))):
+    return err, sums
+
+
+_AT_ONCE_ROUNDS = 4  # fixed-point rounds before the row-by-row steps take over
+_AT_ONCE_MAX_SIZE = 64  # wider blocks take the row-by-row steps (measured: equal at ~128)
+
+
+def _steps_at_once(terms: Arr, inflated: Arr, u: float,
+                   prev: Arr | None) -> tuple[Arr, Arr] | None:
+    """`_steps_by_row`'s figures, bit for bit, by whole-block passes, or None.
+
+    The recurrence is a running sum of B_(-1), t_0, h_0, t_1, h_1, ... (s^_k after t_k,
+    B^_k after h_k: the same additions in the same order as by row), where the step h_k
+    depends on s^_k alone, i.e. on h_0..h_(k-1). Guess h (zeros), take the running sums,
+    recompute h from them; a guess that reproduces itself is the recurrence's own h
+    (by induction over k: h_0 needs no guess, and each next h_k follows from the
+    earlier ones), so the running sums are the row-by-row figures. One round fixes at
+    least one more h_k; a step changes only where m + s crosses a power of two, so two
+    or three rounds settle a block."""
+    rows, size = terms.shape
+    first = 1 if prev is None else 0
+    n = rows - first
+    if n < 2:
         return None
-    # s^_k (1 + 2u) D <= m_k 2^-31, with room for the roundings of both products
-    if not bool(np.all(sums[first:] * d_check <= mags[first:] * 2.0**-32)):
+    start = terms[0] if prev is None else prev
+    runs = np.empty((size, 2 * n + 1))  # each row one fold, contiguous: one pass each
+    tt, infl = terms[first:].T, inflated[first:].T
+    h = np.zeros((size, n))
+    for _ in range(_AT_ONCE_ROUNDS):
+        runs[:, 0] = start
+        runs[:, 1::2] = tt
+        runs[:, 2::2] = h
+        np.add.accumulate(runs, axis=1, out=runs)
+        step = np.add(infl, runs[:, 1::2])
+        sbits = step.view(np.int64)
+        np.bitwise_and(sbits, _EXPONENT, out=sbits)  # 2^floor(log2 a), a normal
+        step *= u  # exact: u is a power of two
+        if np.array_equal(step.view(np.int64), h.view(np.int64)):
+            break
+        h = step
+    else:
         return None
-    out = err * big
-    return _up(out)
+    err, sums = np.empty_like(terms), np.empty_like(terms)
+    if prev is None:
+        err[0], sums[0] = terms[0], 0.0
+    err[first:] = runs[:, 2::2].T
+    sums[first:] = runs[:, 1::2].T
+    return err, sums
 
 
 def exact_steps(terms: Arr, mags: Arr, u: float, prev: Arr | None) -> Arr:

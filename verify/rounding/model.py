@@ -19,13 +19,13 @@ from mpmath import libmp
 from mpmath.ctx_iv import MPIntervalContext
 
 from ...spec.errors import TorchLeanError
-from ..outward import gamma_up
-from ..outward import next_down as _dn
+from ..outward import gamma_up, up_nonneg_inplace
 from ..outward import next_up as _up
 
 __all__ = [
     "MODES", "METHODS", "ENCLOSURES", "U32", "ETA", "SUBNORMAL", "OVERFLOW", "ULP_BUDGET",
     "RoundingBoundError", "Bound", "Ctx", "absmax", "absmin", "half_ulp", "gamma",
+    "up_nonneg_inplace", "BELOW_OVERFLOW",
     "may_be_subnormal",
     "image", "iv", "iv_lo", "iv_hi", "IV_CTX", "Mode", "Arr", "Mask", "Index",
     "GELU_SLOPE", "TWO_OVER_SQRT_PI",
@@ -40,6 +40,9 @@ U32 = 2.0**-24
 ETA = 2.0**-150  # half the binary32 subnormal spacing 2^-149
 SUBNORMAL = 2.0**-126  # smallest normal binary32
 OVERFLOW = 2.0**128 - 2.0**103  # exact results at least this large round to infinity
+# up(v) >= OVERFLOW iff v >= BELOW_OVERFLOW (up is monotone and up(BELOW_OVERFLOW) =
+# OVERFLOW; NaN compares false either way): the overflow test without the step
+BELOW_OVERFLOW = float(np.nextafter(OVERFLOW, -np.inf))
 ULP_BUDGET = 4  # assumed vendor-libm accuracy in float32_any_order mode (stated, not proven)
 # sup |gelu'| = Phi(sqrt 2) + sqrt 2 phi(sqrt 2) ~ 1.12899 (gelu'' = phi (2 - x^2) vanishes
 # at +-sqrt 2); 1.13 is an upper bound. 2/sqrt(pi) = 1.1283791670955126... rounded up.
@@ -125,9 +128,11 @@ class Ctx:
         """Rounding error of one correctly rounded result of magnitude <= m."""
         if not self.rounds:
             return np.zeros_like(m)
+        # half_ulp is +0, positive or +inf (a new array): up steps its bits in place
+        h = up_nonneg_inplace(half_ulp(m, self.u))
         if not np.any(may_sub):  # (adding 0.0 changes nothing)
-            return _up(_up(half_ulp(m, self.u)))
-        return _up(_up(half_ulp(m, self.u)) + np.where(may_sub, ETA, 0.0))
+            return up_nonneg_inplace(h)
+        return up_nonneg_inplace(h + np.where(may_sub, ETA, 0.0))
 
     def rho_fn(self, m: Arr, may_sub: Arr) -> Arr:
         """Rounding error of a function value: correctly rounded, or ULP_BUDGET ulps."""
@@ -139,7 +144,9 @@ class Ctx:
 
 def may_be_subnormal(lo: Arr, hi: Arr, slack: Arr) -> Arr:
     """Where a value in [lo, hi] give or take `slack` may be below the smallest normal."""
-    return np.asarray(_dn(absmin(lo, hi) - slack) < SUBNORMAL)
+    # down(v) < SUBNORMAL iff v <= SUBNORMAL (v <= S: down(v) < v; v > S: v >= up(S), so
+    # down(v) >= S; NaN fails both, -inf passes both): the test without the step
+    return np.asarray(absmin(lo, hi) - slack <= SUBNORMAL)
 
 
 def iv(lo: float, hi: float) -> Any:

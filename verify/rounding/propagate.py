@@ -108,22 +108,27 @@ def _one_row_symbols(x: zono.Zono) -> bool:
     input box): there its partial-sum bounds would be |sum c_i w_i| + sum |w_i| rad_i,
     the interval partial sums the fold computes itself (with less binary64 slack), so
     they are not computed."""
+    if np.any(x.r):
+        return False
+    if x.one_row is not None:  # known at construction
+        return True
     g = x.g.reshape(-1, x.g.shape[-1])
-    return not np.any(x.r) and int(np.count_nonzero(g)) == int(np.count_nonzero(g.any(axis=0)))
+    return int(np.count_nonzero(g)) == int(np.count_nonzero(g.any(axis=0)))
 
 
-def _partial_sums(a: zono.Zono | None, b: zono.Zono | None) -> Arr | None:
-    """Bounds of |real partial sum k| of a 2-D a @ b, in the matmul terms' layout."""
+def _partial_sums(a: zono.Zono | None, b: zono.Zono | None) -> tuple[Arr | None, Arr | None]:
+    """Bounds of |real partial sum k| of a 2-D a @ b, in the matmul terms' layout, and
+    for X @ W the generators of the product, which computing them ends with."""
     if a is None or b is None or a.c.ndim != 2 or b.c.ndim != 2:
-        return None
+        return None, None
     if _one_row_symbols(a if b.is_point else b):
-        return None
+        return None, None
     if b.is_point and not a.is_point:
-        return zono.matmul_partial_sums(a, b.c)
+        return zono.matmul_partial_sums_and_product(a, b.c)
     if a.is_point and not b.is_point:  # (W @ X)^T = X^T @ W^T, the same fold order
         xt = zono.Zono(b.c.T, np.swapaxes(b.g, 0, 1), b.r.T)
-        return np.swapaxes(zono.matmul_partial_sums(xt, a.c.T), 0, 1)
-    return None
+        return np.swapaxes(zono.matmul_partial_sums(xt, a.c.T), 0, 1), None
+    return None, None
 
 
 def _real_step(real: RealPass, n: Any, args: list[Bound], mode: str) -> tuple[zono.Zono | None,
@@ -133,8 +138,10 @@ def _real_step(real: RealPass, n: Any, args: list[Bound], mode: str) -> tuple[zo
     shape = tuple(n.shape)
     idx = gather_index(n.op, [a.lo.shape for a in args], n.attr_dict) \
         if is_structural(n.op) else None
-    z = zono.step(n.op, zs, n.attr_dict, shape, [(a.lo, a.hi) for a in args], real.syms, idx)
-    smag = _partial_sums(zs[0], zs[1]) if n.op == "matmul" and mode == "ieee32exec" else None
+    smag, product = _partial_sums(zs[0], zs[1]) if n.op == "matmul" and mode == "ieee32exec" \
+        else (None, None)
+    z = zono.step(n.op, zs, n.attr_dict, shape, [(a.lo, a.hi) for a in args], real.syms, idx,
+                  product)
     return z, smag
 
 
@@ -298,13 +305,23 @@ class _AffinePass(GraphInterpreter[Form]):
             known = self.bounds[n.id].local
         step = AffineStep(n.op, n.id, args, n.attr_dict, c, tuple(n.shape), self.smag.get(n.id),
                           known)
-        return self.form(n, AFFINE_RULES.get(n.op, c.where)(step))
+        blocks = AFFINE_RULES.get(n.op, c.where)(step)
+        if n.op == "reshape":  # the same coefficients in the same order: sum |c| per element
+            # is the argument's, so its e (the smaller of that and its elementwise e,
+            # which the reshape's elementwise e is, moved) stands, bit for bit
+            el = self.bounds[n.id]
+            moved = None if args[0].lin_sum is None else args[0].lin_sum.reshape(el.e.shape)
+            return Form(el.lo, el.hi, np.minimum(args[0].e.reshape(el.e.shape), el.e), blocks,
+                        moved)
+        return self.form(n, blocks)
 
     def form(self, n: Node, blocks: Blocks) -> Form:
         el = self.bounds[n.id]
         # no symbols: no error (a weight); the minimum with el.e would be 0 as well
-        e = np.minimum(lin(blocks, tuple(n.shape)), el.e) if blocks else np.zeros(el.e.shape)
-        return Form(el.lo, el.hi, e, blocks)
+        if not blocks:
+            return Form(el.lo, el.hi, np.zeros(el.e.shape), blocks)
+        total = lin(blocks, tuple(n.shape))
+        return Form(el.lo, el.hi, np.minimum(total, el.e), blocks, total)
 
 
 def propagate_affine(graph: Graph, env: list[Bound], mode: str, u: float,

@@ -32,10 +32,12 @@ from ..outward import next_down as _dn
 from ..outward import next_up as _up
 from .fold import running_errors
 from .model import (
+    BELOW_OVERFLOW,
     ETA,
     GELU_SLOPE,
     IV_CTX,
     OVERFLOW,
+    SUBNORMAL,
     TWO_OVER_SQRT_PI,
     Arr,
     Bound,
@@ -51,6 +53,7 @@ from .model import (
     iv_hi,
     iv_lo,
     may_be_subnormal,
+    up_nonneg_inplace,
 )
 
 __all__ = ["RULES", "SLOPES", "F64", "bound_rule", "const_bound", "function_bound",
@@ -274,7 +277,8 @@ def _product_rounding(tlo: Arr, thi: Arr, te: Arr, mk: Arr, c: Ctx,
 
 def _own_rounding(tlo: Arr, thi: Arr, te: Arr, mk: Arr, c: Ctx, exact: Mask | None) -> Arr:
     """Term errors te plus each product's own rounding (`_product_rounding`)."""
-    return _up(te + _product_rounding(tlo, thi, te, mk, c, exact))
+    # (both error bounds, >= +0: up steps the bits in place)
+    return up_nonneg_inplace(te + _product_rounding(tlo, thi, te, mk, c, exact))
 
 
 def _left_fold(tlo: Arr, thi: Arr, te: Arr, tmag: Arr, c: Ctx, products: bool,
@@ -333,24 +337,29 @@ def _fold_rows(n: int, shape: tuple[int, ...], rows: Rows, c: Ctx,
         if split:
             run[:, 3] = np.broadcast_to(parts[3], tlo.shape).reshape(k1 - k0, size)
         np.add(acc, run[0], out=run[0])
-        for k in range(1, k1 - k0):
-            np.add(run[k - 1], run[k], out=run[k])
+        if width * size < 64:  # narrow rows: NumPy's running sum down the rows (the same
+            flat = run.reshape(k1 - k0, width * size)  # sequential sums) beats a call a row
+            np.cumsum(flat, axis=0, out=flat)
+        else:
+            for k in range(1, k1 - k0):
+                np.add(run[k - 1], run[k], out=run[k])
         acc = run[-1]
-        off = _up(run[:, 2] * slack)  # bounds |computed - exact| of run[:, 0] and run[:, 1]
+        # (magnitudes, sums and products of them: >= +0, so up steps the bits in place)
+        off = up_nonneg_inplace(run[:, 2] * slack)  # |computed - exact| of run[:, 0], run[:, 1]
         sums = np.maximum(np.abs(run[:, 0]), np.abs(run[:, 1]))
         sums += off
-        sums = _up(sums)  # |S_k| bounds
+        sums = up_nonneg_inplace(sums)  # |S_k| bounds
         terms = np.ascontiguousarray(np.broadcast_to(te, tlo.shape)).reshape(k1 - k0, size)
         if not c.rounds:
             errs = _running_up(terms, np.zeros(size) if err is None else err)
         else:
             mags = sums if smag is None else np.minimum(sums, smag[k0:k1].reshape(sums.shape))
             if split:  # + P_k (the computed running sum, relatively within slack of P_k)
-                mags = _up(mags + _up(run[:, 3] * (1.0 + slack)))
+                mags = up_nonneg_inplace(mags + up_nonneg_inplace(run[:, 3] * (1.0 + slack)))
             errs = running_errors(terms, mags, c.u, err)
         err = errs[-1]
         # an error bound that is no longer finite means an overflow as well
-        overflow = overflow or bool(np.any(_up(sums + errs) >= OVERFLOW)) or \
+        overflow = overflow or bool(np.any(np.add(sums, errs) >= BELOW_OVERFLOW)) or \
             not bool(np.all(np.isfinite(err)))
     assert err is not None
     off_end = _up(acc[2] * slack)
@@ -394,6 +403,47 @@ def _step_up_inplace(x: Arr) -> None:
     bits += away
 
 
+_FRACTION = np.int64(0x000FFFFFFFFFFFFF)  # a binary64's fraction bits
+
+
+def _zero_or_power_of_two(w: Arr) -> Mask:
+    """Where w is 0 or +-2^k: frexp's |mantissa| == 0.5, read from the bits (a normal
+    number with no fraction bits) unless w has subnormal elements, which take frexp."""
+    tiny = (w != 0) & (np.abs(w) < 2.0**-1022)
+    if np.any(tiny) or not np.all(np.isfinite(w)):
+        mant, _ = np.frexp(w)
+        return np.asarray((w == 0) | (np.abs(mant) == 0.5))
+    return np.asarray((w == 0) | ((w.view(np.int64) & _FRACTION) == 0))
+
+
+_POSITIVE_STEP = np.int64(1)  # next_up of a positive finite binary64: its bits plus one
+
+
+def _exact_product_rounding(tlo: Arr, thi: Arr, tmag: Arr, c: Ctx, exact: Mask,
+                            five_tiny: float) -> Arr:
+    """`_own_rounding` of error-free products (te = five_tiny everywhere, the general
+    rule's figure for them) with finite enclosures [tlo, thi] (tmag: absmax), bit for bit, in fewer
+    passes: where a value is known positive and finite, next_up is its bits plus one;
+    and with te = 5 * 2^-1074, down(absmin - te) < SUBNORMAL iff absmin <= SUBNORMAL
+    (absmin - te rounds to absmin once absmin >= 2^-1017, whose half-spacing below is at
+    least 8 * 2^-1074; below that both sides hold), i.e. iff tlo <= S and thi >= -S."""
+    mk = np.add(tmag, five_tiny)  # > 0: up(mk) is its bits plus one
+    mk.view(np.int64)[...] += _POSITIVE_STEP
+    if np.any(mk >= OVERFLOW):
+        raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
+    may_sub: Arr = np.asarray((tlo <= SUBNORMAL) & (thi >= -SUBNORMAL))  # (a mask)
+    if np.any(may_sub):
+        rho = c.rho(mk, may_sub)
+    else:  # up(up(h)), h = half_ulp(mk) >= +0 finite: two steps of the bits
+        rho = half_ulp(mk, c.u)
+        rho.view(np.int64)[...] += 2 * _POSITIVE_STEP
+    if np.any(exact):  # times an exact power of two: only an underflow can round
+        rho = np.where(exact, np.where(may_sub, ETA, 0.0), rho)
+    out = np.add(rho, five_tiny)  # > 0 finite: up is its bits plus one
+    out.view(np.int64)[...] += _POSITIVE_STEP
+    return out
+
+
 def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> Bound:
     """The matmul x @ w (or w @ x) of 2-D operands, w an exact binary32 matrix:
     `_matmul` computed block by block over the fold's rows, without the full [M, N, K]
@@ -404,9 +454,7 @@ def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> 
     else:  # X [M, K] @ W [K, N]
         kdim, shape = w.shape[0], (x.lo.shape[0], w.shape[1])
         wk, xk = w[:, None, :], (x.lo.T[:, :, None], x.hi.T[:, :, None], x.e.T[:, :, None])
-    wabs = np.abs(wk)
-    mant, _ = np.frexp(wk)  # an exact point: exact_pow2's test on its value alone
-    pw = np.asarray((wk == 0) | (np.abs(mant) == 0.5))
+    pw = _zero_or_power_of_two(wk)  # an exact point: exact_pow2's test on its value alone
     px = exact_pow2(Bound(*xk))
     exact_products = binary32_values(x.lo, x.hi)  # and w: exact in binary64
     no_error = not np.any(x.e)
@@ -417,14 +465,20 @@ def _exact_matmul(x: Bound, w: Arr, w_first: bool, c: Ctx, smag: Arr | None) -> 
         wv = wk[k0:k1]
         p1, p2 = xk[0][k0:k1] * wv, xk[1][k0:k1] * wv
         tlo, thi = np.minimum(p1, p2), np.maximum(p1, p2)
+        if exact_products and no_error and c.rounds and left_fold:
+            exact = np.broadcast_to(pw[k0:k1] | px[k0:k1], tlo.shape)
+            tmag = absmax(tlo, thi)
+            return tlo, thi, _exact_product_rounding(tlo, thi, tmag, c, exact, five_tiny), tmag
         if not exact_products:
             tlo, thi = _dn(tlo), _up(thi)
         if no_error:
             te = np.full(tlo.shape, five_tiny)
         else:
-            te = _up(_up(_up(0.0) + _up(wabs[k0:k1] * xk[2][k0:k1])) + _up(0.0))
+            # (after the first step, sums of positive numbers: up steps the bits)
+            te = up_nonneg_inplace(up_nonneg_inplace(
+                _up(0.0) + _up(np.abs(wk[k0:k1]) * xk[2][k0:k1])) + _up(0.0))
         tmag = absmax(tlo, thi)
-        mk = _up(tmag + te)
+        mk = up_nonneg_inplace(tmag + te)
         if np.any(mk >= OVERFLOW):
             raise RoundingBoundError(f"{c.where}: a product may overflow binary32")
         if c.rounds and left_fold:
