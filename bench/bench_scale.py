@@ -76,6 +76,16 @@ def _trivial(i: int) -> int:
     return i
 
 
+def _process_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _cpu_of(client: Any) -> float:
+    """The CPU seconds the client's worker processes have used so far, summed."""
+    return float(sum(client.run(_process_cpu).values()))
+
+
 def _memory(kind: str, bench: Path) -> tuple[float, float]:
     """(peak traced allocation, resident-set growth) in MiB of one unit in a fresh process
     (module docstring)."""
@@ -140,17 +150,17 @@ def main(argv: list[str] | None = None) -> int:
         csv = _subset(bench / "acasxu" / "instances.csv", args.limit, args.cap, tmp)
         root = bench / "acasxu"
         load_model(root / "ACASXU_run2a_1_1_batch_2000.onnx")  # imports onnx: not timed
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         serial = run_vnncomp(csv, root, Path(tmp) / "R1.csv")
-        t1 = time.perf_counter() - t0
+        t1, cpu1 = time.perf_counter() - t0, time.process_time() - c0
         t0 = time.perf_counter()
         with WorkPool(workers=2) as local:  # the library's own local cluster
             client = local.client
             client.wait_for_workers(2)
             start = time.perf_counter() - t0
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu_of(client)
             two = run_vnncomp(csv, root, Path(tmp) / "R2.csv", client=client)
-            t2 = time.perf_counter() - t0
+            t2, cpu2 = time.perf_counter() - t0, _cpu_of(client) - c0
             same = [r.verdict for r in two.rows] == [r.verdict for r in serial.rows]
             with WorkPool(client=client) as pool:
                 t0 = time.perf_counter()
@@ -166,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     busy1, busy2 = sum(r.seconds for r in serial.rows), sum(r.seconds for r in two.rows)
     print(f"   unit seconds summed  : {busy1:8.2f} s (1 worker), {busy2:8.2f} s (2 workers): "
           f"a ratio near 2 means the two workers did not get two free cores")
+    print(f"   CPU seconds          : {cpu1:8.2f} s (this process), {cpu2:8.2f} s (the 2 "
+          f"worker processes): {cpu2 / t2:.2f} cores busy on 2 workers")
     print(f"   load average now     : {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     counts = ", ".join(f"{s} {sum(r.verdict == s for r in serial.rows)}"
                        for s in engine.STATUSES)

@@ -21,7 +21,8 @@ Per case of the property (an input box and a disjunction of conjunctions of outp
    full alpha-CROWN is tried next (its slopes travel in the certificate).
 3. Branch and bound (`bab.py`) over input splits when the input has at most
    `max_split_inputs` entries: boxes bounded in batches through the re-batched graph
-   (optionally spread over a `verify.workers.WorkPool`), IBP then CROWN, and full
+   (each batch in work units that do all per-box work, optionally on a
+   `verify.workers.WorkPool`; the tree does not depend on it), IBP then CROWN, and full
    alpha-CROWN (batched, slopes on the 2^-16 grid, kept for the certificate) on the
    boxes CROWN leaves open when the model is an affine-ReLU chain. Every leaf is
    refuted, or a confirmed counterexample is found, or the deadline passes. Wider inputs get branch
