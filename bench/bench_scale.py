@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sub-onnx", default=SUB_ONNX, help="instance for the subdomain part")
     p.add_argument("--sub-prop", default=SUB_PROP)
     p.add_argument("--subdomains-only", action="store_true", help="only that part")
+    p.add_argument("--unit-boxes", type=int, default=None,
+                   help="boxes per subdomain work unit (default: the engine's, 64 of 256)")
     p.add_argument("--certificates", action="store_true",
                    help="write the subdomain runs' certificates and compare their bytes")
     args = p.parse_args(argv)
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"machine: {os.cpu_count()} cores; instances: {bench / 'acasxu'}")
     sub_label, sub = _subdomain_instance(engine, bench / "acasxu", args.sub_onnx,
-                                         args.sub_prop, args.certificates)
+                                         args.sub_prop, args.certificates, args.unit_boxes)
     if args.subdomains_only:
         _report_subdomains(sub, sub_label)
         return 0
@@ -207,13 +209,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _subdomain_instance(engine: Any, root: Path, onnx: str, prop: str,
-                        certificates: bool) -> tuple[str, dict[str, _Run]]:
+                        certificates: bool, unit: int | None
+                        ) -> tuple[str, dict[str, _Run]]:
     """The subdomain runs of one instance of the CSV, with its CSV timeout."""
     rows = [r.split(",") for r in (root / "instances.csv").read_text().split()]
     limit = next(float(t) for o, v, t in rows if o == onnx and v == prop)
     with tempfile.TemporaryDirectory() as tmp:
         runs = _subdomain_runs(engine, root / onnx, root / prop, limit,
-                               tmp if certificates else None)
+                               tmp if certificates else None, unit)
     return f"{onnx} {prop} (CSV timeout {limit:g} s)", runs
 
 
@@ -282,9 +285,9 @@ class _Run:
 
 
 def _subdomain_runs(engine: Any, onnx: Path, prop: Path, timeout: float,
-                    tmp: str | None) -> dict[str, _Run]:
+                    tmp: str | None, unit: int | None) -> dict[str, _Run]:
     """The instance with pool=None, WorkPool(1) (in process) and WorkPool(workers=2);
-    certificates in `tmp` when given."""
+    certificates in `tmp` when given; `unit` boxes a work unit (None: the engine's)."""
     from torchlean.verify.scale import load_model
     from torchlean.verify.workers import WorkPool
     model = load_model(onnx)
@@ -296,7 +299,8 @@ def _subdomain_runs(engine: Any, onnx: Path, prop: Path, timeout: float,
                 pool.client.wait_for_workers(workers)
             timed = _TimedPool(pool) if workers else None
             w, c = time.perf_counter(), time.process_time()
-            v = engine.verify_instance(model, prop, timeout, certificate=cert, pool=timed)
+            v = engine.verify_instance(model, prop, timeout, certificate=cert, pool=timed,
+                                       unit_boxes=unit)
             w, c = time.perf_counter() - w, time.process_time() - c
         out[name] = _Run(v.status, v.detail,
                          cert.read_bytes() if cert is not None and cert.exists() else b"",
@@ -304,13 +308,16 @@ def _subdomain_runs(engine: Any, onnx: Path, prop: Path, timeout: float,
     return out
 
 
-def _model(one: _Run, two: _Run, n: int) -> float:
+def _model(one: _Run, two: _Run, n: int, cpu: bool = False) -> float:
     """Predicted seconds on n workers: T(n) = D + sum_b (makespan of batch b's units on n
     workers, each unit's seconds plus o); D the driver's own seconds and the units'
-    seconds from the in-process run, o the per-unit overhead from the 2-worker run."""
+    seconds from the in-process run (their CPU seconds when `cpu`: free cores), o the
+    per-unit overhead from the 2-worker run."""
     o = _overhead(two)
-    driver = one.wall - sum(u[0] for _, us in one.batches for u in us)
-    return driver + sum(_makespan([u[0] for u in us], n, o) for _, us in one.batches)
+    k = 1 if cpu else 0
+    driver = (one.driver_cpu if cpu else one.wall) - sum(u[k] for _, us in one.batches
+                                                         for u in us)
+    return driver + sum(_makespan([u[k] for u in us], n, o) for _, us in one.batches)
 
 
 def _overhead(run: _Run) -> float:
@@ -349,9 +356,13 @@ def _report_subdomains(runs: dict[str, _Run], label: str) -> None:
           f"a batch)")
     print("   model T(N) = D + sum_b makespan_N(batch b's unit seconds + o): D driver s and "
           "unit s from WorkPool(1), o the per-unit overhead")
+    print("   (wall: the in-process unit seconds as measured; CPU: their CPU seconds, i.e. "
+          "free cores)")
+    base = _model(one, two, 1, cpu=True)
     for n in (1, 2, 8, 32):
-        t = _model(one, two, n)
-        print(f"   {n:>3} workers: {t:7.2f} s  speedup {one.wall / t:5.2f}x")
+        t, c = _model(one, two, n), _model(one, two, n, cpu=True)
+        print(f"   {n:>3} workers: wall {t:7.2f} s  speedup {one.wall / t:5.2f}x;   CPU "
+              f"{c:7.2f} s  speedup {base / c:5.2f}x")
 
 
 if __name__ == "__main__":

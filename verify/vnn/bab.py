@@ -190,10 +190,10 @@ def box_step(lo: Arr, hi: Arr, eligible: int, problem: Problem, bound: BoundFn,
     refined: dict[int, Any] = {}
     refine_s = 0.0
     count = 0
-    if refine is not None and eligible > 0 and open_idx:
-        worth = _worth_refining([i for i in open_idx if i < eligible], lo, hi, lower, problem,
-                                evaluate, refine_reach)
-        if worth:
+    due = [i for i in open_idx if i < eligible] if refine is not None else []
+    if due:
+        worth = _worth_refining(due, lo, hi, lower, problem, evaluate, refine_reach)
+        if worth and refine is not None:
             t = time.monotonic()
             better, data = refine(lo[worth], hi[worth])
             refine_s = time.monotonic() - t
