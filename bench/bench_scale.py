@@ -358,11 +358,11 @@ def _report_subdomains(runs: dict[str, _Run], label: str) -> None:
           "unit s from WorkPool(1), o the per-unit overhead")
     print("   (wall: the in-process unit seconds as measured; CPU: their CPU seconds, i.e. "
           "free cores)")
-    base = _model(one, two, 1, cpu=True)
+    free1 = _model(one, two, 1, cpu=True)
     for n in (1, 2, 8, 32):
         t, c = _model(one, two, n), _model(one, two, n, cpu=True)
         print(f"   {n:>3} workers: wall {t:7.2f} s  speedup {one.wall / t:5.2f}x;   CPU "
-              f"{c:7.2f} s  speedup {base / c:5.2f}x")
+              f"{c:7.2f} s  speedup {free1 / c:5.2f}x")
 
 
 if __name__ == "__main__":
