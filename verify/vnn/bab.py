@@ -36,6 +36,13 @@ angle). Without one, width times the sensitivity of the unrefuted rows, from cen
 differences of `evaluate`. Both are cheap for the low-dimensional inputs where input
 splitting pays; high-dimensional inputs want activation splitting instead.
 
+Steps: all per-box work of a batch (the bound, the refinement when due, the split axis,
+the float margins at the box's centre and its children's) is one pure function of the
+boxes, `box_step`, run over chunks of `unit` boxes; a caller may pass `steps` to run the
+chunks elsewhere (a work pool: `verify.vnn.engine`). The chunks depend on the batch and
+`unit` only, so the tree is the same however and wherever the chunks run; the driver keeps
+the tree, the order, the probes and the deadline.
+
 Time: every bounds call is sized to the time left before the deadline, from the slowest
 seconds per box (bounding, splitting and the centre checks together) seen so far, plus
 the refinement's slowest seconds per box times the largest share of a batch it was asked
@@ -53,13 +60,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Problem", "Split", "Tree", "BabResult", "branch_and_bound", "refuted_rows"]
+__all__ = ["Problem", "Split", "Tree", "BabResult", "Step", "box_step", "branch_and_bound",
+           "refuted_rows"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 BoundFn = Callable[[Arr, Arr], Arr]
 RefineFn = Callable[[Arr, Arr], tuple[Arr, Sequence[Any]]]
 EvalFn = Callable[[Arr], Arr]
 ConfirmFn = Callable[[Arr], bool]
+Chunk = tuple[Arr, Arr, int]  # boxes' lower and upper corners; how many lead may be refined
+StepsFn = Callable[[Sequence[Chunk]], list["Step"]]
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,88 @@ class BabResult:
     counterexample: Arr | None
     boxes_bounded: int
     seconds: float
+
+
+@dataclass(frozen=True)
+class Step:
+    """What `box_step` found for N boxes: each box's refuting rows (None: open), the
+    refinement's data for the leaves it refuted (by index), the split axis of each open
+    box (-1 for a leaf), the float margins at each open box's centre and at the centres of
+    its left and right halves along that axis (NaN for a leaf), and the seconds the
+    refinement took of the step's `seconds`, over `refined` boxes."""
+
+    leaves: list[tuple[int, ...] | None]
+    refined: dict[int, Any]
+    axes: np.ndarray[Any, Any]
+    centre: Arr
+    children: Arr
+    refine_seconds: float
+    refined_count: int
+    seconds: float
+
+    @staticmethod
+    def join(parts: Sequence[Step]) -> Step:
+        """The steps of consecutive chunks as one step over all their boxes."""
+        offsets = np.cumsum([0] + [len(p.leaves) for p in parts])
+        return Step([v for p in parts for v in p.leaves],
+                    {int(o) + i: d for p, o in zip(parts, offsets, strict=False)
+                     for i, d in p.refined.items()},
+                    np.concatenate([p.axes for p in parts]),
+                    np.concatenate([p.centre for p in parts]),
+                    np.concatenate([p.children for p in parts]),
+                    sum(p.refine_seconds for p in parts), sum(p.refined_count for p in parts),
+                    sum(p.seconds for p in parts))
+
+
+def box_step(lo: Arr, hi: Arr, eligible: int, problem: Problem, bound: BoundFn,
+             evaluate: EvalFn, split_bound: BoundFn | None = None,
+             refine: RefineFn | None = None, refine_reach: float = 8.0) -> Step:
+    """All per-box work of a search step over the boxes [lo[i], hi[i]]: bound them,
+    refine the open ones among the first `eligible` that `_worth_refining` picks (their
+    verdict is the refinement's alone), and for each box still open the split axis and
+    the float margins at its centre and at its two halves' centres (module docstring).
+    A pure function of its arguments, so it may run on any worker."""
+    t0 = time.monotonic()
+    n = lo.shape[0]
+    lower = np.asarray(bound(lo, hi), dtype=np.float64)
+    leaves = refuted_rows(lower, problem)
+    open_idx = [i for i, v in enumerate(leaves) if v is None]
+    refined: dict[int, Any] = {}
+    refine_s = 0.0
+    count = 0
+    due = [i for i in open_idx if i < eligible] if refine is not None else []
+    if due:
+        worth = _worth_refining(due, lo, hi, lower, problem, evaluate, refine_reach)
+        if worth and refine is not None:
+            t = time.monotonic()
+            better, data = refine(lo[worth], hi[worth])
+            refine_s = time.monotonic() - t
+            count = len(worth)
+            verdicts = refuted_rows(np.asarray(better, dtype=np.float64), problem)
+            for i, v, d in zip(worth, verdicts, data, strict=True):
+                if v is not None:
+                    leaves[i] = v
+                    refined[i] = d
+            open_idx = [i for i in open_idx if i not in refined]
+    axes = np.full(n, -1, dtype=np.int64)
+    centre = np.full(n, np.nan)
+    children = np.full((n, 2), np.nan)
+    if open_idx:
+        olo, ohi = lo[open_idx], hi[open_idx]
+        centre[open_idx] = _margins(np.asarray(evaluate(0.5 * (olo + ohi)), np.float64),
+                                    problem)
+        a = np.asarray(_split_axes(olo, ohi, lower[open_idx], problem, evaluate, split_bound))
+        rows = np.arange(len(open_idx))
+        point = 0.5 * olo[rows, a] + 0.5 * ohi[rows, a]
+        left_hi, right_lo = ohi.copy(), olo.copy()
+        left_hi[rows, a] = point
+        right_lo[rows, a] = point
+        mids = np.concatenate([0.5 * (olo + left_hi), 0.5 * (right_lo + ohi)])
+        margin = _margins(np.asarray(evaluate(mids), np.float64), problem)
+        axes[open_idx] = a
+        children[open_idx] = margin.reshape(2, -1).T
+    return Step(leaves, refined, axes, centre, children, refine_s, count,
+                time.monotonic() - t0)
 
 
 def refuted_rows(lower: Arr, problem: Problem) -> list[tuple[int, ...] | None]:
@@ -254,7 +346,8 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
                      *, deadline: float, batch: int = 256, max_boxes: int = 10**7,
                      starts: Sequence[Arr] = (), split_bound: BoundFn | None = None,
                      refine: RefineFn | None = None, refine_reach: float = 8.0,
-                     refine_after: int = 0, seed: int = 0) -> BabResult:
+                     refine_after: int = 0, seed: int = 0, unit: int | None = None,
+                     steps: StepsFn | None = None) -> BabResult:
     """Split the problem's box until every leaf is refuted ("holds"), a confirmed
     counterexample is found ("violated"), `deadline` (a `time.monotonic()` value) passes
     ("timeout") or `max_boxes` boxes were bounded ("unknown").
@@ -267,10 +360,25 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
     open box's centre, and `seed`-ed random points in the open boxes nearest to unsafe,
     are checked in floats; those that look unsafe go to `confirm`. The
     search returns about one box's cost, or one confirmation, after the deadline at most.
+
+    Each batch's per-box work runs as `box_step` over chunks of `unit` boxes (default: the
+    whole batch); `steps`, when given, runs them instead (`steps(chunks)` returns their
+    `Step`s in order; it must compute what `box_step` with these functions would, e.g. on
+    a work pool), and `bound`, `split_bound` and `refine` then serve only where the stack
+    is split before bounding (`split_bound`) and to say whether refinement is on (`refine`).
     """
     t0 = time.monotonic()
     tree = Tree()
     clock = _Budget(deadline)
+    unit = batch if unit is None else unit
+    if unit < 1:
+        raise ValueError(f"unit must be a positive number of boxes, got {unit}")
+
+    def local(chunks: Sequence[Chunk]) -> list[Step]:
+        return [box_step(lo, hi, k, problem, bound, evaluate, split_bound, refine, refine_reach)
+                for lo, hi, k in chunks]
+
+    run_steps = local if steps is None else steps
 
     def result(status: str, cex: Arr | None = None) -> BabResult:
         return BabResult(status, tree, cex, bounded, time.monotonic() - t0)
@@ -296,26 +404,33 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
         ids = [t[0] for t in take]
         lo = np.stack([t[1] for t in take])
         hi = np.stack([t[2] for t in take])
-        lower = np.asarray(bound(lo, hi), dtype=np.float64)
-        bounded += len(take)
-        verdicts = refuted_rows(lower, problem)
-        open_idx = [i for i, v in enumerate(verdicts) if v is None]
-        for i, v in enumerate(verdicts):
+        n = len(take)
+        # the boxes at the head of the batch that may be refined: a count fixed before
+        # the step, so the chunks (and the tree) do not depend on where they run
+        eligible = (clock.refine_count(n) if refine is not None and bounded + n > refine_after
+                    else 0)
+        t_step = time.monotonic()
+        step = Step.join(run_steps([(lo[s:s + unit], hi[s:s + unit],
+                                     max(0, min(unit, eligible - s)))
+                                    for s in range(0, n, unit)]))
+        step_s = time.monotonic() - t_step
+        bounded += n
+        # the refinement's share of the step's wall time (the chunks may run in parallel)
+        refine_s = step_s * step.refine_seconds / step.seconds if step.seconds > 0 else 0.0
+        if step.refined_count:
+            clock.refined(refine_s, step.refined_count, n)
+        for i, v in enumerate(step.leaves):
             if v is not None:
                 tree.leaves[ids[i]] = v
-        refine_s = 0.0
-        if refine is not None and open_idx and bounded > refine_after:
-            t_refine = time.monotonic()
-            worth = _worth_refining(open_idx, lo, hi, lower, problem, evaluate, refine_reach)
-            still = set(_refine(worth, ids, lo, hi, refine, problem, tree, clock, len(take)))
-            open_idx = [i for i in open_idx if i in still or i not in worth]
-            refine_s = time.monotonic() - t_refine
+                if i in step.refined:
+                    tree.refined[ids[i]] = step.refined[i]
+        open_idx = [i for i, v in enumerate(step.leaves) if v is None]
         if not open_idx:
-            clock.measured(t_iter, len(take), refine_s)
+            clock.measured(t_iter, n, refine_s)
             continue
-        olo, ohi, olower = lo[open_idx], hi[open_idx], lower[open_idx]
+        olo, ohi = lo[open_idx], hi[open_idx]
         centre = 0.5 * (olo + ohi)
-        centre_margin = _margins(np.asarray(evaluate(centre), np.float64), problem)
+        centre_margin = step.centre[open_idx]
         near = np.argsort(centre_margin, kind="stable")[:_PROBED_BOXES]
         probes = olo[near, None, :] + (ohi - olo)[near, None, :] * rng.random(
             (len(near), _PROBES_PER_BOX, olo.shape[1]))
@@ -323,16 +438,14 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
         probe_margin = np.concatenate([
             centre_margin, _margins(np.asarray(evaluate(probes[len(centre):]), np.float64),
                                     problem)])
-        axes = _split_axes(olo, ohi, olower, problem, evaluate, split_bound)
-        clock.measured(t_iter, len(take), refine_s)
+        clock.measured(t_iter, n, refine_s)
         for hit in np.flatnonzero(probe_margin <= 0)[:_MAX_CONFIRMS]:
             if not clock.may_confirm():
                 return result("timeout")
             if clock.confirm(confirm, probes[hit]):
                 return result("violated", probes[hit])
-        children: list[tuple[int, Arr, Arr]] = []
         for k, i in enumerate(open_idx):
-            a = int(axes[k])
+            a = int(step.axes[i])
             a_lo, a_hi = float(olo[k, a]), float(ohi[k, a])
             point = 0.5 * a_lo + 0.5 * a_hi
             if not a_lo < point < a_hi:  # a box no float can split further
@@ -341,13 +454,11 @@ def branch_and_bound(problem: Problem, bound: BoundFn, evaluate: EvalFn, confirm
             left_hi[a] = point
             right_lo[a] = point
             tree.splits.append(Split(ids[i], a, point, next_id, next_id + 1))
-            children.append((next_id + 1, right_lo, ohi[k].copy()))
-            children.append((next_id, olo[k].copy(), left_hi))
+            # each child's priority: the float margin at its own centre
+            left_prio, right_prio = (float(m) for m in step.children[i])
+            stack.append((next_id + 1, right_lo, ohi[k].copy(), right_prio))
+            stack.append((next_id, olo[k].copy(), left_hi, left_prio))
             next_id += 2
-        # each child's priority: the float margin at its own centre
-        mids = np.stack([0.5 * (c[1] + c[2]) for c in children])
-        prios = _margins(np.asarray(evaluate(mids), np.float64), problem).tolist()
-        stack.extend((c[0], c[1], c[2], p) for c, p in zip(children, prios, strict=True))
     return result("holds")
 
 
@@ -363,28 +474,6 @@ def _worth_refining(open_idx: list[int], lo: Arr, hi: Arr, lower: Arr, problem: 
     bound_margin = np.nan_to_num(_margins(lower[open_idx], problem), nan=-np.inf)
     keep = (at_centre > 0) & (bound_margin + reach * at_centre > 0)
     return [i for i, k in zip(open_idx, keep.tolist(), strict=True) if k]
-
-
-def _refine(open_idx: list[int], ids: list[int], lo: Arr, hi: Arr, refine: RefineFn,
-            problem: Problem, tree: Tree, clock: _Budget, batch: int) -> list[int]:
-    """Bound the open boxes (indices into the batch) by `refine`, as many as fit in the
-    time left; record the leaves it refutes, with their data. Returns the boxes still
-    open."""
-    count = clock.refine_count(len(open_idx))
-    if count == 0:
-        return open_idx
-    chosen = open_idx[:count]
-    t = time.monotonic()
-    lower, data = refine(lo[chosen], hi[chosen])
-    clock.refined(t, count, batch)
-    verdicts = refuted_rows(np.asarray(lower, dtype=np.float64), problem)
-    refuted = set()
-    for i, v, d in zip(chosen, verdicts, data, strict=True):
-        if v is not None:
-            tree.leaves[ids[i]] = v
-            tree.refined[ids[i]] = d
-            refuted.add(i)
-    return [i for i in open_idx if i not in refuted]
 
 
 def _take(stack: list[_Open], size: int) -> list[_Open]:
@@ -440,10 +529,10 @@ class _Budget:
         left = self.deadline - time.monotonic() - self.per_box * boxes
         return int(max(0, min(boxes, left / self.per_refine)))
 
-    def refined(self, since: float, boxes: int, batch: int) -> None:
-        """Record a refinement of `boxes` of a batch of `batch` boxes that began at
-        `since`."""
-        self.per_refine = max(self.per_refine, (time.monotonic() - since) / max(1, boxes))
+    def refined(self, seconds: float, boxes: int, batch: int) -> None:
+        """Record a refinement of `boxes` of a batch of `batch` boxes that took `seconds`
+        of the step's wall time."""
+        self.per_refine = max(self.per_refine, seconds / max(1, boxes))
         self.refine_share = max(self.refine_share, boxes / max(1, batch))
 
     def measured(self, since: float, boxes: int, refining: float = 0.0) -> None:

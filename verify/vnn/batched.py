@@ -73,6 +73,13 @@ class BatchedModel:
         self.batching_error: str | None = None
         self._chain: Any = None  # the float affine-ReLU chain, for beta multipliers
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The model without its compiled programs (closures, which do not pickle): a
+        work pool may copy a model from one worker to another after it was used."""
+        state = dict(self.__dict__)
+        state["_run"], state["_grad"] = {}, {}
+        return state
+
     # -- graphs per batch size --------------------------------------------------------
     def graph_for(self, size: int) -> Graph:
         """The model graph over `size` rows (the graph itself for 1)."""

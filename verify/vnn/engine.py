@@ -21,7 +21,8 @@ Per case of the property (an input box and a disjunction of conjunctions of outp
    full alpha-CROWN is tried next (its slopes travel in the certificate).
 3. Branch and bound (`bab.py`) over input splits when the input has at most
    `max_split_inputs` entries: boxes bounded in batches through the re-batched graph
-   (optionally spread over a `verify.workers.WorkPool`), IBP then CROWN, and full
+   (each batch in work units that do all per-box work, optionally on a
+   `verify.workers.WorkPool`; the tree does not depend on it), IBP then CROWN, and full
    alpha-CROWN (batched, slopes on the 2^-16 grid, kept for the certificate) on the
    boxes CROWN leaves open when the model is an affine-ReLU chain. Every leaf is
    refuted, or a confirmed counterexample is found, or the deadline passes. Wider inputs get branch
@@ -49,7 +50,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -62,7 +63,7 @@ from ...spec.errors import ShapeError, UnsupportedOperation
 from ..bounds.alpha_crown import relu_chain
 from ..workers import Shared, UnitError, WorkPool
 from .attack import attack
-from .bab import Problem, Tree, branch_and_bound, refuted_rows
+from .bab import Problem, Step, Tree, box_step, branch_and_bound, refuted_rows
 from .batched import ALPHA_MAX_RELUS, BatchedModel
 from .confirm import Confirmation, Confirmer
 from .instance import fit_property, load_model, model_sizes
@@ -86,6 +87,9 @@ ALPHA_SPLIT_ITERATIONS = 10
 # counterexamples it finds take up to ~3000 (1_5 prop_2: 2968, 5_3 prop_2: 2296), and
 # alpha-CROWN on every open box there made those searches 3-5x slower
 ALPHA_AFTER_BOXES = 4096
+# chunks (work units) per input-splitting batch: fixed by the batch, never by the workers,
+# so the tree is the same on any pool; 4 of 64 boxes cost about 10% more than one of 256
+UNITS_PER_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -173,11 +177,6 @@ class _Phases:
         return tuple(self.seconds.items())
 
 
-def _bound_chunk(lo: Array, hi: Array, C: Array, model: BatchedModel) -> Array:
-    """Lower bounds of C . y over each box (a unit of work for a WorkPool)."""
-    return model.bound(lo, hi, C)[0]
-
-
 class _Case:
     """One case as a branch-and-bound problem over float rows, with its exact rows."""
 
@@ -215,17 +214,66 @@ class _Case:
 
 
 # -- the engine ---------------------------------------------------------------------------
-def _pool_bound(pool: WorkPool, shared: Shared, C: Array) -> Callable[[Array, Array], Array]:
-    """A `bound` over boxes that spreads each batch over the pool's workers."""
+@dataclass(frozen=True)
+class _StepSpec:
+    """What a search step's unit needs besides its boxes and the model: the case's
+    problem and rows, whether IBP steers the split axis, whether alpha-CROWN refines open
+    boxes and whether its leaves keep their slopes."""
+
+    problem: Problem
+    C: Array
+    steer: bool
+    refine: bool
+    keep_slopes: bool
+
+
+def _step_unit(lo: Array, hi: Array, eligible: int, spec: _StepSpec, m: BatchedModel) -> Step:
+    """`bab.box_step` over the boxes with the engine's functions: IBP, then CROWN on the
+    boxes IBP leaves open; alpha-CROWN on the open boxes due for it; IBP of the halves for
+    the split axis (a unit of work for a WorkPool: pure, so its result does not depend on
+    where it runs)."""
+    C, problem = spec.C, spec.problem
+
     def bound(lo: Array, hi: Array) -> Array:
-        parts = np.array_split(np.arange(lo.shape[0]), max(1, min(pool.workers, lo.shape[0])))
-        out = np.empty((lo.shape[0], C.shape[0]))
-        for i, res in pool.run(_bound_chunk, [(lo[p], hi[p], C) for p in parts], shared):
-            if isinstance(res, UnitError):
-                raise RuntimeError(f"a bounds unit failed on a worker: {res}")
-            out[parts[i]] = res
-        return out
-    return bound
+        try:
+            low = m.ibp(lo, hi, C)
+        except (UnsupportedOperation, ShapeError):
+            return m.bound(lo, hi, C)[0]
+        open_ = [i for i, r in enumerate(refuted_rows(low, problem)) if r is None]
+        if open_:  # both are sound, so their maximum is
+            low[open_] = np.maximum(low[open_], m.bound(lo[open_], hi[open_], C)[0])
+        return low
+
+    def evaluate(x: Array) -> Array:
+        return np.asarray(m.evaluate(x) @ C.T, np.float64)
+
+    def split_bound(lo: Array, hi: Array) -> Array:
+        return m.ibp(lo, hi, C)
+
+    return box_step(lo, hi, eligible, problem, bound, evaluate,
+                    split_bound if spec.steer else None,
+                    _alpha_refine(m, C, spec.keep_slopes) if spec.refine else None)
+
+
+def _steps(m: BatchedModel, spec: _StepSpec, pool: WorkPool | None, shared: Shared | None,
+           phases: _Phases) -> Callable[[Sequence[tuple[Array, Array, int]]], list[Step]]:
+    """Run a batch's chunks as `_step_unit`s: in this process, or one unit per chunk on
+    the pool's workers; results in chunk order (timed as the "bounds" phase)."""
+    def steps(chunks: Sequence[tuple[Array, Array, int]]) -> list[Step]:
+        t0 = time.monotonic()
+        try:
+            if pool is None or shared is None:
+                return [_step_unit(lo, hi, k, spec, m) for lo, hi, k in chunks]
+            out: list[Step | None] = [None] * len(chunks)
+            for i, res in pool.run(_step_unit, [(lo, hi, k, spec) for lo, hi, k in chunks],
+                                   shared):
+                if isinstance(res, UnitError):
+                    raise RuntimeError(f"a branch-and-bound unit failed on a worker: {res}")
+                out[i] = res
+            return [s for s in out if s is not None]
+        finally:
+            phases.add("bounds", t0)
+    return steps
 
 
 def verify_instance(model: str | os.PathLike[str] | tuple[Graph, Mapping[str, Any]],
@@ -233,6 +281,7 @@ def verify_instance(model: str | os.PathLike[str] | tuple[Graph, Mapping[str, An
                     *, samples: int = 256, seed: int = 0,
                     certificate: str | os.PathLike[str] | None = None,
                     pool: WorkPool | None = None, batch: int = 256,
+                    unit_boxes: int | None = None,
                     max_split_inputs: int = MAX_SPLIT_INPUTS) -> Verdict:
     """The verdict for `model` (an ONNX path, a `.json` model file or a (graph, params)
     pair) against `prop` (a VNN-LIB path or a parsed Property), within `timeout`
@@ -241,8 +290,11 @@ def verify_instance(model: str | os.PathLike[str] | tuple[Graph, Mapping[str, An
     `holds`: the unsafe region is empty (sound outward-rounded bounds over a tree of input
     boxes; the tree is written to `certificate` when given); `violated`: a counterexample
     confirmed exactly (module docstring); `unknown`: neither; `timeout`: the limit passed
-    first. `pool` spreads each batch of `batch` boxes over its workers (same verdicts as
-    serial). Bad files raise DataFormatError; an unavailable ONNX importer or an unusable
+    first. Input splitting bounds `batch` boxes a step, in work units of `unit_boxes`
+    (default batch / UNITS_PER_BATCH) that do all per-box work (bounds, alpha-CROWN, the
+    split axis); `pool` runs the units on its workers: the same tree and certificate
+    as with no pool, for any number of workers (they depend on `batch` and `unit_boxes`).
+    Bad files raise DataFormatError; an unavailable ONNX importer or an unusable
     graph UnsupportedOperation or ShapeError."""
     clock = _Clock(timeout)
     phases = _Phases()
@@ -272,31 +324,19 @@ def verify_instance(model: str | os.PathLike[str] | tuple[Graph, Mapping[str, An
     confirmer = Confirmer(graph, m.params, onnx_path)
     shared = pool.share(BatchedModel(graph, params, max_batch=batch)) if pool else None
 
+    unit = unit_boxes if unit_boxes is not None else max(1, batch // UNITS_PER_BATCH)
+    if unit < 1:
+        raise ValueError(f"unit_boxes must be a positive number of boxes, got {unit}")
+
     def bound3(lo: Array, hi: Array, C: Array) -> Array:
         t0 = time.monotonic()
         try:
-            if pool is not None and shared is not None and lo.shape[0] > 1:
-                return _pool_bound(pool, shared, C)(lo, hi)
             return m.bound(lo, hi, C)[0]
         finally:
             phases.add("bounds", t0)
 
-    def filtered(problem: Problem, C: Array) -> Callable[[Array, Array], Array]:
-        """Bounds for branch and bound: IBP (cheap) first, CROWN on the boxes IBP leaves
-        open; both are sound, so their maximum is."""
-        def bound(lo: Array, hi: Array) -> Array:
-            t0 = time.monotonic()
-            try:
-                low = m.ibp(lo, hi, C)
-            except (UnsupportedOperation, ShapeError):
-                return bound3(lo, hi, C)
-            finally:
-                phases.add("bounds", t0)
-            open_ = [i for i, r in enumerate(refuted_rows(low, problem)) if r is None]
-            if open_:
-                low[open_] = np.maximum(low[open_], bound3(lo[open_], hi[open_], C))
-            return low
-        return bound
+    def steps(spec: _StepSpec) -> Callable[[Sequence[tuple[Array, Array, int]]], list[Step]]:
+        return _steps(m, spec, pool, shared, phases)
 
     try:
         cases = [_Case(c, m, bound3) for c in parsed.cases]
@@ -314,7 +354,7 @@ def verify_instance(model: str | os.PathLike[str] | tuple[Graph, Mapping[str, An
         for i, pc in enumerate(cases):
             clock.check()
             status, tree, found, note = _prove_case(pc, m, confirmer, clock, phases,
-                                                    bound3, filtered, batch,
+                                                    bound3, steps, batch, unit,
                                                     max_split_inputs, certificate is not None)
             where = f"case {i + 1} of {len(cases)}"
             if status == "violated":
@@ -404,11 +444,13 @@ def _attack_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock
 
 def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
                 phases: _Phases, bound3: Callable[[Array, Array, Array], Array],
-                filtered: Callable[[Problem, Array], Callable[[Array, Array], Array]],
-                batch: int, max_split: int, keep_slopes: bool = True
+                steps: Callable[[_StepSpec], Callable[[Sequence[tuple[Array, Array, int]]],
+                                                      list[Step]]],
+                batch: int, unit: int, max_split: int, keep_slopes: bool = True
                 ) -> tuple[str, CaseTree | ReluCaseTree | None, Confirmation | None, str]:
     """(status, tree, counterexample, note) for one case after the attack; the slopes of
-    leaves that alpha-CROWN refutes are kept for the certificate when `keep_slopes`."""
+    leaves that alpha-CROWN refutes are kept for the certificate when `keep_slopes`; each
+    search step's per-box work runs through `steps`, in chunks of `unit` boxes."""
     if pc.problem is None:
         return "unknown", None, None, "an unsafe disjunct has no output constraint"
     problem, C = pc.problem, pc.C
@@ -439,14 +481,15 @@ def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
         steer: Callable[[Array, Array], Array] | None = split_bound
     except (UnsupportedOperation, ShapeError):
         steer = None
+    refine = _alpha_refine(m, C, keep_slopes) if _alpha_applies(m) else None
+    spec = _StepSpec(problem, C, steer is not None, refine is not None, keep_slopes)
     t0 = time.monotonic()
     before = phases.seconds["bounds"]
-    res = branch_and_bound(problem, filtered(problem, C), evaluate,
+    res = branch_and_bound(problem, lambda lo, hi: bound3(lo, hi, C), evaluate,
                            _confirm_fn(pc, confirmer, found, clock),
                            deadline=clock.deadline if clock.deadline is not None else np.inf,
-                           batch=batch, split_bound=steer,
-                           refine=_alpha_refine(m, C, phases, keep_slopes),
-                           refine_after=ALPHA_AFTER_BOXES)
+                           batch=batch, split_bound=steer, refine=refine,
+                           refine_after=ALPHA_AFTER_BOXES, unit=unit, steps=steps(spec))
     phases.seconds["branching"] += (time.monotonic() - t0) - (phases.seconds["bounds"] - before)
     if res.status == "violated":
         return "violated", None, found[-1], ""
@@ -467,31 +510,30 @@ def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
                                    "(a box no binary64 point can split further)")
 
 
-def _alpha_refine(m: BatchedModel, C: Array, phases: _Phases, keep_slopes: bool
-                  ) -> Callable[[Array, Array], tuple[Array, list[Any]]] | None:
-    """Full alpha-CROWN over the boxes input splitting leaves open after CROWN (each leaf
-    it refutes keeps its grid slopes for the certificate when `keep_slopes`), or None
-    when alpha-CROWN does not apply to the model (not an affine-ReLU chain the exact
-    checker reads, too many ReLUs, or a graph that cannot be re-batched)."""
+def _alpha_applies(m: BatchedModel) -> bool:
+    """Whether full alpha-CROWN can refine the model's boxes: an affine-ReLU chain the
+    exact checker reads, not too many ReLUs, a graph that can be re-batched."""
     if m.batching_error is not None or sum(w for _, w in m.relu_nodes()) > ALPHA_MAX_RELUS:
-        return None
+        return False
     try:
         relu_chain(m.graph, m.params)
     except UnsupportedOperation:
-        return None
-    usable = [True]
+        return False
+    return True
 
+
+def _alpha_refine(m: BatchedModel, C: Array, keep_slopes: bool
+                  ) -> Callable[[Array, Array], tuple[Array, list[Any]]]:
+    """Full alpha-CROWN over the boxes input splitting leaves open after CROWN (each leaf
+    it refutes keeps its grid slopes for the certificate when `keep_slopes`); where it
+    fails, no refutation is claimed and the boxes stay open."""
     def refine(lo: Array, hi: Array) -> tuple[Array, list[Any]]:
-        t0 = time.monotonic()
         try:
-            got = (m.alpha_bounds(lo, hi, C, keep_slopes=keep_slopes,
-                                  iterations=ALPHA_SPLIT_ITERATIONS) if usable[0] else None)
+            got = m.alpha_bounds(lo, hi, C, keep_slopes=keep_slopes,
+                                 iterations=ALPHA_SPLIT_ITERATIONS)
         except (UnsupportedOperation, ShapeError):
             got = None
-        finally:
-            phases.add("bounds", t0)
-        if got is None:  # no refutation claimed: the boxes stay open
-            usable[0] = False
+        if got is None:
             return np.full((lo.shape[0], C.shape[0]), -np.inf), [None] * lo.shape[0]
         return got[0], list(got[1])
     return refine
