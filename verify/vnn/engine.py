@@ -519,6 +519,13 @@ def _alpha_root(pc: _Case, m: BatchedModel, problem: Problem, C: Array, phases: 
                     ((0, m.chain_slopes(slopes, rows)),))
 
 
+def open_rows(lower: Array, problem: Problem) -> tuple[int, ...]:
+    """The rows of the conjunctions that the row lower bounds `lower` (R,) leave open
+    (none of their rows above its right-hand side), in order."""
+    return tuple(r for g in problem.groups
+                 if not np.any(lower[list(g)] > problem.d_up[list(g)]) for r in g)
+
+
 def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
                      phases: _Phases, batch: int, max_split: int
                      ) -> tuple[str, CaseTree | ReluCaseTree | None, Confirmation | None, str]:
@@ -528,20 +535,40 @@ def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _C
     assert pc.problem is not None
     too_many = (f"bounds leave an unsafe disjunct open; {m.n} inputs are too many to split "
                 f"(at most {max_split})")
+    t0 = time.monotonic()
     try:
-        relu_chain(m.graph, m.params)
+        m.chain()  # made once, before the search times its batches: the beta search reads it
     except UnsupportedOperation as e:
         return "unknown", None, None, (f"{too_many}, and ReLU splitting needs a chain of "
                                        f"affine maps and ReLUs ({e})")
+    finally:
+        phases.add("bounds", t0)
     relus = m.relu_nodes()
     if not relus or m.batching_error is not None:
         return "unknown", None, None, f"{too_many}, and the model has no ReLU to split"
+
+    problem = pc.problem
+    root: list[tuple[Array, Array]] = []  # the root's row lower bounds and input coefficients
 
     def bound(signs: np.ndarray[Any, Any], known: Any
               ) -> tuple[Array, Array, Array, Array, Array, Array]:
         t0 = time.monotonic()
         try:
-            return m.bound_splits(pc.lo, pc.hi, pc.C, signs, BETA_ITERATIONS, known)
+            if not root:  # the root, bounded first, on every row
+                got = m.bound_splits(pc.lo, pc.hi, pc.C, signs, BETA_ITERATIONS, known)
+                root.append((got[0][0], got[5][0]))
+                return got
+            # its subdomains inherit its refutations: they bound only the rows of the
+            # conjunctions it leaves open, and keep its bounds (sound on every subdomain)
+            # on the others
+            rows = open_rows(root[0][0], problem)
+            low, zl, zu, coeff, betas, inputs = m.bound_splits(
+                pc.lo, pc.hi, pc.C, signs, BETA_ITERATIONS, known, rows)
+            skipped = np.ones(low.shape[1], dtype=bool)
+            skipped[list(rows)] = False
+            low[:, skipped] = root[0][0][skipped]
+            inputs[:, skipped] = root[0][1][skipped]
+            return low, zl, zu, coeff, betas, inputs
         finally:
             phases.add("bounds", t0)
 
