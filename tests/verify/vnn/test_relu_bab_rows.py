@@ -5,6 +5,7 @@ property with a root-refuted disjunct still holds with a certificate that checks
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -111,4 +112,20 @@ def test_a_root_refuted_disjunct_leaves_the_split_search_and_the_certificate_sou
     assert v.status == "holds", v.detail
     assert "ReLU splitting" in v.detail
     res = check_tree_certificate(cert, (net_graph, params), p)
+    assert res.ok, res.reason
+
+
+def test_nets_over_the_beta_limit_split_without_betas(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchlean.verify.vnn import engine
+
+    monkeypatch.setattr(engine, "BETA_MAX_RELUS", 10)  # the toy has 20 ReLUs
+    graph, params = _mlp((20, 10, 10, 1), 1)
+    p = prop(header(20, 1, "-0.5", "0.5") + "(assert (<= Y_0 0.08))")
+    cert = tmp_path / "toy.json"
+    v = verify_instance((graph, params), p, timeout=60, certificate=cert)
+    assert v.status == "holds", v.detail
+    doc = json.loads(cert.read_text())
+    assert doc["cases"][0]["kind"] == "relu-splits" and not doc["cases"][0]["betas"]
+    res = check_tree_certificate(cert, (graph, params), p)
     assert res.ok, res.reason
