@@ -20,7 +20,7 @@ from ...runtime.graph.batching import rebatch
 from ...runtime.graph.tracing import GraphBuilder, Var
 from ...spec.errors import ShapeError, UnsupportedOperation
 from .. import bounds as _bounds
-from ..bounds.alpha_crown import relu_chain
+from ..bounds.alpha_crown import Chain, relu_chain
 from ..bounds.api import alpha_crown_with_slopes as _alpha_crown_with_slopes
 from .exact_chain import ChainSlopes
 
@@ -262,6 +262,23 @@ class BatchedModel:
         return ChainSlopes(final, tuple(inner))
 
     # -- ReLU branch and bound ----------------------------------------------------------
+    def chain(self) -> Chain:
+        """The float affine-ReLU chain of the graph (`alpha_crown.relu_chain`; raises
+        UnsupportedOperation when the graph is not one), made once. It is probed on the
+        re-batched graph, many basis vectors a run: one at a time, a conv layer's tens of
+        thousands of probes took minutes."""
+        if self._chain is None:
+            size = 1
+            if self.batching_error is None:
+                try:
+                    size = self.max_batch
+                    self.graph_for(size)
+                except (UnsupportedOperation, ShapeError) as e:
+                    self.batching_error, size = str(e), 1
+            self._chain = relu_chain(self.graph_for(size), self.params)
+        chain: Chain = self._chain
+        return chain
+
     def relu_nodes(self) -> tuple[tuple[int, int], ...]:
         """(node id, neurons) of every relu node, in graph order."""
         return tuple((n.id, int(np.prod(n.shape[1:]))) for n in self.graph.nodes
@@ -269,7 +286,8 @@ class BatchedModel:
 
     def bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
                      beta_iterations: int = 0,
-                     known: tuple[Arr, Arr, np.ndarray[Any, Any]] | None = None
+                     known: tuple[Arr, Arr, np.ndarray[Any, Any]] | None = None,
+                     rows: tuple[int, ...] | None = None
                      ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr]:
         """Sound CROWN lower bounds of `C . y` (N, R) over the subdomains of the box
         [lo, hi] (n,) given by `signs` (N, W): +1 / -1 / 0 per relu neuron, the relu nodes
@@ -283,7 +301,28 @@ class BatchedModel:
         `known` = (zl, zu (N, W), depth (N,)): for row i, the intervals of the first
         depth[i] relu layers are known to hold on its subdomain (its parent's, in branch
         and bound) and are used instead of computed (`relu_intervals`); rows are bounded
-        in groups of one depth."""
+        in groups of one depth.
+
+        `rows`: the rows of C bounded (None: all); the others get lower bound -inf (true
+        of any row) and zero coefficients and betas. Every pass costs about in proportion
+        to the rows, and branch and bound needs only those its root leaves open."""
+        if rows is not None:
+            picked = sorted(set(rows))
+            if any(not 0 <= r < C.shape[0] for r in picked):
+                raise ValueError(f"rows {rows} outside the {C.shape[0]} rows of C")
+            n_sub, width = signs.shape
+            full = (np.full((n_sub, C.shape[0]), -np.inf),
+                    np.empty((n_sub, width)), np.empty((n_sub, width)),
+                    np.zeros((n_sub, C.shape[0], width)), np.zeros((n_sub, C.shape[0], width)),
+                    np.zeros((n_sub, C.shape[0], self.n)))
+            if not picked:
+                got = self.bound_splits(lo, hi, C[:1], signs, 0, known)
+                full[1][...], full[2][...] = got[1], got[2]
+                return full
+            got = self.bound_splits(lo, hi, C[picked], signs, beta_iterations, known)
+            full[0][:, picked], full[1][...], full[2][...] = got[0], got[1], got[2]
+            full[3][:, picked], full[4][:, picked], full[5][:, picked] = got[3], got[4], got[5]
+            return full
         if known is not None and np.any(known[2] > 0):
             zl0, zu0, depth = known
             outs = [np.empty((signs.shape[0],) + shape) for shape in (
@@ -307,8 +346,7 @@ class BatchedModel:
         from .relu_bab import optimize_betas
 
         relus = self.relu_nodes()
-        if beta_iterations > 0 and self._chain is None:
-            self._chain = relu_chain(self.graph, self.params)
+        chain = self.chain() if beta_iterations > 0 else None
         betas = np.zeros((signs.shape[0], C.shape[0], signs.shape[1]))
         inputs = np.zeros((signs.shape[0], C.shape[0], self.n))
         lo = np.asarray(lo, np.float64).reshape(1, self.n)
@@ -330,10 +368,10 @@ class BatchedModel:
 
             def beta_fn(intervals: Mapping[int, tuple[Arr, Arr]], s: int = s, t: int = t,
                         size: int = size, part: Any = part, g: Graph = g) -> dict[int, Arr]:
-                assert self._chain is not None
+                assert chain is not None
                 il = np.concatenate([intervals[r][0].reshape(size, -1) for r, _ in relus], 1)
                 iu = np.concatenate([intervals[r][1].reshape(size, -1) for r, _ in relus], 1)
-                got = optimize_betas(self._chain, il, iu, part, C, lo[0], hi[0],
+                got = optimize_betas(chain, il, iu, part, C, lo[0], hi[0],
                                      iterations=beta_iterations)
                 betas[s:t] = got[: t - s]
                 out, at = {}, 0
