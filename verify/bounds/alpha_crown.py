@@ -251,6 +251,21 @@ def _relaxation(lo: Arr, hi: Arr) -> Relaxation:
     return s, t, unstable, active
 
 
+def _adam_step(m: Arr, v: Arr, g: Arr, c1: float, c2: float) -> Arr:
+    """One Adam ascent step for gradient `g` (beta1 0.9, beta2 0.999; `c1` is the learning
+    rate over 1 - beta1^t, `c2` is 1 / (1 - beta2^t)), updating the moments `m` and `v` in
+    place; returned in `g`'s buffer, which it overwrites."""
+    m *= 0.9
+    m += 0.1 * g
+    v *= 0.999
+    g *= g
+    g *= 0.001
+    v += g
+    denom = np.sqrt(v * c2, out=g)
+    denom += 1e-12
+    return np.divide(m * c1, denom, out=denom)
+
+
 def optimize_slopes(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, lower: Arr,
                     upper: Arr, *, iterations: int = 20, lr: float = 0.1) -> list[Arr]:
     """Slopes in [0, 1], one array (batch, rows, width) per ReLU of the chain, that raise
@@ -289,16 +304,8 @@ def optimize_slopes(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, low
             break
         c1, c2 = lr / (1 - 0.9**step), 1 / (1 - 0.999**step)
         for k, g in enumerate(grads):  # Adam ascent, then projection onto [0, 1]
-            m[k] *= 0.9
-            m[k] += 0.1 * g
-            v[k] *= 0.999
-            g *= g
-            g *= 0.001
-            v[k] += g
-            denom = np.sqrt(v[k] * c2, out=g)
-            denom += 1e-12
             a = alphas[k]
-            a += np.divide(m[k] * c1, denom, out=denom)
+            a += _adam_step(m[k], v[k], g, c1, c2)
             np.clip(a, 0.0, 1.0, out=a)
     return [b.astype(np.float64) for b in best]
 
@@ -623,15 +630,7 @@ def optimize_lines(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, lowe
             break
         c1, c2 = lr / (1 - 0.9**step), 1 / (1 - 0.999**step)
         for k, gr in enumerate(g for gs in grads for g in gs):  # Adam ascent
-            m[k] *= 0.9
-            m[k] += 0.1 * gr
-            v[k] *= 0.999
-            gr *= gr
-            gr *= 0.001
-            v[k] += gr
-            denom = np.sqrt(v[k] * c2, out=gr)
-            denom += 1e-12
-            stride = np.divide(m[k] * c1, denom, out=denom)
+            stride = _adam_step(m[k], v[k], gr, c1, c2)
             if scale[k] is not None:
                 stride *= scale[k]
             flat[k] += stride
