@@ -124,6 +124,7 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
                       relu_splits: Mapping[int, Any] | None = None,
                       relu_coefficients: dict[int, Array] | None = None,
                       relu_betas: BetaFn | None = None,
+                      relu_alphas: BetaFn | None = None,
                       relu_intervals: Mapping[int, tuple[Any, Any]] | None = None
                       ) -> tuple[Bounds, dict[int, tuple[Array, Array]]]:
     """`crown`, also returning by node id the interval of every input of a relaxed node
@@ -170,6 +171,11 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
     `C y - sum beta * sign * z` instead, a lower bound of C y on the subdomain for any
     such betas (sign * z >= 0 there); betas on free neurons are ignored. A negative or
     non-finite beta, or a wrong shape, raises ValueError or ShapeError.
+
+    `relu_alphas` (alpha-beta-CROWN; with `relu_splits`) is called like `relu_betas`,
+    before it, and returns final-pass slopes by relu node id as `relu_slopes` takes them
+    (checked and clipped the same way; they replace its entries for those nodes): slopes
+    chosen knowing the subdomains' intervals.
     """
     g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
     batch = lo.shape[0]
@@ -189,6 +195,13 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
     spec = spec_matrix(C, g, batch)
     if final:
         bw.relu_slopes = _checked_slopes(g, final, batch, 2 * spec.shape[1])
+    if relu_alphas is not None:
+        if splits is None:
+            raise ValueError("relu_alphas: slopes chosen per subdomain need relu_splits")
+        assert relu_splits is not None
+        intervals = {r: pre[g.nodes[r].args[0]] for r in relu_splits}
+        bw.relu_slopes = {**bw.relu_slopes, **_checked_slopes(
+            g, relu_alphas(intervals), batch, 2 * spec.shape[1])}
     if relu_betas is not None:
         if splits is None:
             raise ValueError("relu_betas: multipliers of split constraints need relu_splits")

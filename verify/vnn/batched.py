@@ -262,8 +262,9 @@ class BatchedModel:
 
     def bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
                      beta_iterations: int = 0,
-                     known: tuple[Arr, Arr, np.ndarray[Any, Any]] | None = None
-                     ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr]:
+                     known: tuple[Arr, Arr, np.ndarray[Any, Any]] | None = None, *,
+                     alphas: Arr | None = None, tune_alphas: bool = False
+                     ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr, Arr | None]:
         """Sound CROWN lower bounds of `C . y` (N, R) over the subdomains of the box
         [lo, hi] (n,) given by `signs` (N, W): +1 / -1 / 0 per relu neuron, the relu nodes
         of `relu_nodes()` concatenated (see `bounds.crown_with_layers`, `relu_splits`);
@@ -276,33 +277,47 @@ class BatchedModel:
         `known` = (zl, zu (N, W), depth (N,)): for row i, the intervals of the first
         depth[i] relu layers are known to hold on its subdomain (its parent's, in branch
         and bound) and are used instead of computed (`relu_intervals`); rows are bounded
-        in groups of one depth."""
+        in groups of one depth.
+
+        With `tune_alphas` (and `beta_iterations` > 0) the final pass's lower slopes of
+        the unstable neurons are optimised jointly with the betas
+        (`relu_bab.optimize_alpha_betas`), from `alphas` (N, R, W) when given (a parent's)
+        else CROWN's adaptive ones; the slopes used, on the 2^-16 grid of
+        `relu_bab.on_slope_grid`, come back as a seventh entry (N, R, W) (None without
+        `tune_alphas`)."""
+        tune = tune_alphas and beta_iterations > 0
         if known is not None and np.any(known[2] > 0):
             zl0, zu0, depth = known
             outs = [np.empty((signs.shape[0],) + shape) for shape in (
                 (C.shape[0],), (signs.shape[1],), (signs.shape[1],),
                 (C.shape[0], signs.shape[1]), (C.shape[0], signs.shape[1]),
-                (C.shape[0], self.n))]
+                (C.shape[0], self.n), (C.shape[0], signs.shape[1]))]
             for d in np.unique(depth):
                 idx = np.flatnonzero(depth == d)
                 got = self._bound_splits(lo, hi, C, signs[idx], beta_iterations,
-                                         zl0[idx], zu0[idx], int(d))
+                                         zl0[idx], zu0[idx], int(d),
+                                         None if alphas is None else alphas[idx], tune)
                 for o, g in zip(outs, got, strict=True):
-                    o[idx] = g
-            return outs[0], outs[1], outs[2], outs[3], outs[4], outs[5]
-        return self._bound_splits(lo, hi, C, signs, beta_iterations, None, None, 0)
+                    if g is not None:
+                        o[idx] = g
+            return (outs[0], outs[1], outs[2], outs[3], outs[4], outs[5],
+                    outs[6] if tune else None)
+        return self._bound_splits(lo, hi, C, signs, beta_iterations, None, None, 0, alphas,
+                                  tune)
 
     def _bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
-                      beta_iterations: int, zl0: Arr | None, zu0: Arr | None, depth: int
-                      ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr]:
+                      beta_iterations: int, zl0: Arr | None, zu0: Arr | None, depth: int,
+                      alphas: Arr | None = None, tune: bool = False
+                      ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr, Arr | None]:
         """`bound_splits` for rows that all reuse the first `depth` relu layers' intervals
         from zl0, zu0."""
-        from .relu_bab import optimize_betas
+        from .relu_bab import on_slope_grid, optimize_alpha_betas, optimize_betas
 
         relus = self.relu_nodes()
         if beta_iterations > 0 and self._chain is None:
             self._chain = relu_chain(self.graph, self.params)
         betas = np.zeros((signs.shape[0], C.shape[0], signs.shape[1]))
+        slopes = np.zeros((signs.shape[0], C.shape[0], signs.shape[1])) if tune else None
         inputs = np.zeros((signs.shape[0], C.shape[0], self.n))
         lo = np.asarray(lo, np.float64).reshape(1, self.n)
         hi = np.asarray(hi, np.float64).reshape(1, self.n)
@@ -321,19 +336,44 @@ class BatchedModel:
                 at += w
             coeffs: dict[int, Arr] = {}
 
+            pending: list[Arr] = []  # the betas alpha_fn found with the slopes
+
             def beta_fn(intervals: Mapping[int, tuple[Arr, Arr]], s: int = s, t: int = t,
-                        size: int = size, part: Any = part, g: Graph = g) -> dict[int, Arr]:
+                        size: int = size, part: Any = part, g: Graph = g,
+                        pending: list[Arr] = pending) -> dict[int, Arr]:
                 assert self._chain is not None
-                il = np.concatenate([intervals[r][0].reshape(size, -1) for r, _ in relus], 1)
-                iu = np.concatenate([intervals[r][1].reshape(size, -1) for r, _ in relus], 1)
-                got = optimize_betas(self._chain, il, iu, part, C, lo[0], hi[0],
-                                     iterations=beta_iterations)
+                if tune:  # found with the slopes (alpha_fn), before this is called
+                    got = pending.pop()
+                else:
+                    il, iu = _flat_intervals(intervals, relus, size)
+                    got = optimize_betas(self._chain, il, iu, part, C, lo[0], hi[0],
+                                         iterations=beta_iterations)
                 betas[s:t] = got[: t - s]
                 out, at = {}, 0
                 for node, w in relus:
                     both = np.concatenate([got[:, :, at: at + w], np.zeros_like(
                         got[:, :, at: at + w])], axis=1)
                     out[node] = both.reshape((size, 2 * C.shape[0], *g.nodes[node].shape[1:]))
+                    at += w
+                return out
+
+            def alpha_fn(intervals: Mapping[int, tuple[Arr, Arr]], s: int = s, t: int = t,
+                         size: int = size, part: Any = part, g: Graph = g,
+                         pending: list[Arr] = pending) -> dict[int, Arr]:
+                assert self._chain is not None and slopes is not None
+                il, iu = _flat_intervals(intervals, relus, size)
+                start = None if alphas is None else _pad(alphas[s:t], size)
+                found, got = optimize_alpha_betas(self._chain, il, iu, part, C, lo[0],
+                                                  hi[0], alphas=start,
+                                                  iterations=beta_iterations)
+                pending.append(got)
+                grid = on_slope_grid(found, il, iu)
+                slopes[s:t] = grid[: t - s]
+                out, at = {}, 0
+                for node, w in relus:
+                    one = grid[:, :, at: at + w]
+                    out[node] = np.concatenate([one, one], axis=1).reshape(
+                        (size, 2 * C.shape[0], *g.nodes[node].shape[1:]))
                     at += w
                 return out
 
@@ -347,7 +387,8 @@ class BatchedModel:
                     at += w
             res, pre = _bounds.crown_with_layers(
                 g, self.params, a, b, C=C, relu_splits=splits, relu_coefficients=coeffs,
-                relu_betas=beta_fn if beta_iterations > 0 else None, relu_intervals=given)
+                relu_betas=beta_fn if beta_iterations > 0 else None,
+                relu_alphas=alpha_fn if tune else None, relu_intervals=given)
             low[s:t] = res.lower[: t - s]
             if g.inputs[0].id in coeffs:
                 inputs[s:t] = coeffs[g.inputs[0].id].reshape(
@@ -361,4 +402,12 @@ class BatchedModel:
                     coeff[s:t, :, at: at + w] = coeffs[node].reshape(
                         size, C.shape[0], -1)[: t - s]
                 at += w
-        return low, zl, zu, coeff, betas, inputs
+        return low, zl, zu, coeff, betas, inputs, slopes
+
+
+def _flat_intervals(intervals: Mapping[int, tuple[Arr, Arr]],
+                    relus: tuple[tuple[int, int], ...], size: int) -> tuple[Arr, Arr]:
+    """The relu nodes' pre-activation intervals, flattened and concatenated: (size, W)."""
+    il = np.concatenate([np.asarray(intervals[r][0]).reshape(size, -1) for r, _ in relus], 1)
+    iu = np.concatenate([np.asarray(intervals[r][1]).reshape(size, -1) for r, _ in relus], 1)
+    return il, iu

@@ -65,8 +65,9 @@ from .attack import attack
 from .bab import Problem, Tree, branch_and_bound, refuted_rows
 from .batched import ALPHA_MAX_RELUS, BatchedModel
 from .confirm import Confirmation, Confirmer
+from .exact_chain import ChainSlopes
 from .instance import fit_property, load_model, model_sizes
-from .relu_bab import relu_branch_and_bound
+from .relu_bab import SLOPE_BITS, relu_branch_and_bound
 from .tree_certificate import CaseTree, ReluCaseTree, case_rows, write_tree_certificate
 from .vnnlib import Case, Property, read_vnnlib
 
@@ -537,11 +538,15 @@ def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _C
     if not relus or m.batching_error is not None:
         return "unknown", None, None, f"{too_many}, and the model has no ReLU to split"
 
-    def bound(signs: np.ndarray[Any, Any], known: Any
-              ) -> tuple[Array, Array, Array, Array, Array, Array]:
+    # alpha slopes tuned with the betas where the exact checker can re-derive them
+    tune = sum(w for _, w in relus) <= ALPHA_MAX_RELUS
+
+    def bound(signs: np.ndarray[Any, Any], known: Any, alphas: Array | None
+              ) -> tuple[Array, Array, Array, Array, Array, Array, Array | None]:
         t0 = time.monotonic()
         try:
-            return m.bound_splits(pc.lo, pc.hi, pc.C, signs, BETA_ITERATIONS, known)
+            return m.bound_splits(pc.lo, pc.hi, pc.C, signs, BETA_ITERATIONS, known,
+                                  alphas=alphas, tune_alphas=tune)
         finally:
             phases.add("bounds", t0)
 
@@ -578,9 +583,23 @@ def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _C
         tuple(sorted(res.tree.refuted.items())),
         tuple((node, r, *layer_of[j], Fraction(beta))
               for node, by_row in sorted(res.tree.betas.items())
-              for r, used in sorted(by_row.items()) for j, beta in used))
+              for r, used in sorted(by_row.items()) for j, beta in used),
+        tuple((node, _relu_node_slopes(by_row, res.tree.refuted[node], relus))
+              for node, by_row in sorted(res.tree.slopes.items())))
     return "holds", tree, None, (f"ReLU splitting with crown bounds "
                                  f"({res.subdomains_bounded} subdomains)")
+
+
+def _relu_node_slopes(by_row: dict[int, Array], refuting: tuple[int, ...],
+                      relus: tuple[tuple[int, int], ...]) -> ChainSlopes:
+    """A relu-split node's slopes (by refuting row, (W,) multiples of 2^-SLOPE_BITS) in
+    the exact checker's layout: final rows its named rows in order, per ReLU layer."""
+    rows = [r for r in refuting if r >= 0]
+    ints = np.rint(np.stack([by_row[r] for r in rows]).astype(np.float64)
+                   * (1 << SLOPE_BITS)).astype(np.int64)
+    cuts = np.cumsum([0, *(w for _, w in relus)])
+    return ChainSlopes(tuple((ints[:, cuts[k]: cuts[k + 1]], SLOPE_BITS)
+                             for k in range(len(relus))), (None,) * len(relus))
 
 
 def _case_tree(pc: _Case, tree: Tree) -> CaseTree:

@@ -52,9 +52,11 @@ def _pre_activations(graph: Any, params: Any, x: Arr) -> tuple[Arr, Arr]:
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10**6), widths=st.sampled_from([(3, 6, 1), (4, 5, 5, 2),
                                                            (2, 8, 6, 3)]),
-       radius=st.floats(0.2, 1.5), beta_iterations=st.sampled_from([0, 5]))
+       radius=st.floats(0.2, 1.5), beta_iterations=st.sampled_from([0, 5]),
+       tune=st.booleans())
 def test_crown_with_splits_bounds_every_point_of_the_subdomain(
-        seed: int, widths: tuple[int, ...], radius: float, beta_iterations: int) -> None:
+        seed: int, widths: tuple[int, ...], radius: float, beta_iterations: int,
+        tune: bool) -> None:
     graph, params = _model(widths, seed % 1000)
     m = BatchedModel(graph, params)
     rng = np.random.default_rng(seed)
@@ -64,9 +66,16 @@ def test_crown_with_splits_bounds_every_point_of_the_subdomain(
     signs = rng.integers(-1, 2, size=(6, width)).astype(np.int8)
     signs[rng.random((6, width)) < 0.6] = 0  # mostly free neurons: points remain
     C = rng.normal(size=(2, widths[-1]))
-    low, zl, zu, _, betas, _ = m.bound_splits(lo, hi, C, signs, beta_iterations)
+    # tuned slopes start from random ones (a parent's, say): any in [0, 1] must do
+    start = rng.random((6, 2, width))
+    low, zl, zu, _, betas, _, slopes = m.bound_splits(lo, hi, C, signs, beta_iterations,
+                                                      alphas=start, tune_alphas=tune)
     assert np.all(betas >= 0) and np.all(betas[np.broadcast_to(signs[:, None] == 0,
                                                                betas.shape)] == 0)
+    assert (slopes is not None) == (tune and beta_iterations > 0)
+    if slopes is not None:  # on the 2^-16 grid in [0, 1]
+        assert np.all((slopes >= 0) & (slopes <= 1))
+        assert np.array_equal(slopes * 2**16, np.floor(slopes * 2**16))
     x = rng.uniform(lo, hi, size=(4000, widths[0]))
     x[:8] = np.where(rng.random((8, widths[0])) < 0.5, lo, hi)  # some corners too
     z, y = _pre_activations(graph, params, x)
@@ -154,11 +163,12 @@ def test_splits_tighten_the_split_neuron_and_never_drop_points() -> None:
     graph, params = _model((3, 6, 1), 5)
     m = BatchedModel(graph, params)
     lo, hi = -np.ones(3), np.ones(3)
-    root, zl, zu, _, _, _ = m.bound_splits(lo, hi, np.eye(1), np.zeros((1, 6), np.int8))
+    root, zl, zu, _, _, _, _ = m.bound_splits(lo, hi, np.eye(1),
+                                              np.zeros((1, 6), np.int8))
     j = int(np.flatnonzero((zl[0] < 0) & (zu[0] > 0))[0])
     signs = np.zeros((2, 6), np.int8)
     signs[0, j], signs[1, j] = 1, -1
-    _, zl2, zu2, _, _, _ = m.bound_splits(lo, hi, np.eye(1), signs)
+    _, zl2, zu2, _, _, _, _ = m.bound_splits(lo, hi, np.eye(1), signs)
     assert zl2[0, j] == 0.0 and zu2[0, j] == zu[0, j]
     assert zu2[1, j] == 0.0 and zl2[1, j] == zl[0, j]
 
@@ -237,7 +247,10 @@ def _rejected(cert: Path, doc: dict[str, Any], model: Any, p: Any) -> str:
 def test_a_dropped_refutation_is_rejected(toy_cert: Any) -> None:
     cert, model, p, doc = toy_cert
     bad = copy.deepcopy(doc)
-    bad["cases"][0]["refuted"].pop()
+    node, _ = bad["cases"][0]["refuted"].pop()
+    case = bad["cases"][0]
+    case["betas"] = [b for b in case["betas"] if b[0] != node]
+    case["slopes"] = [e for e in case.get("slopes", []) if e[0] != node]
     assert "unrefuted" in _rejected(cert, bad, model, p)
 
 
@@ -355,7 +368,7 @@ def test_relu_bab_tries_the_relaxed_minimisers_as_counterexamples() -> None:
         return bool(m.evaluate(x[None])[0, 0] <= 0.28)
 
     res = relu_branch_and_bound(
-        problem, lambda s, known: m.bound_splits(lo, hi, C, s, 5, known), 20,
+        problem, lambda s, known, alphas: m.bound_splits(lo, hi, C, s, 5, known), 20,
         deadline=time.monotonic() + 30, evaluate=lambda x: m.evaluate(x) @ C.T,
         confirm=confirm, layers=[10, 10])
     assert res.status == "violated" and res.counterexample is not None
@@ -374,7 +387,7 @@ def test_children_reusing_the_parents_intervals_bound_as_if_recomputed(seed: int
     hi = lo + 1.0
     C = rng.normal(size=(2, 2))
     parent = np.zeros((1, 16), np.int8)
-    _, zl, zu, _, _, _ = m.bound_splits(lo, hi, C, parent)
+    _, zl, zu, _, _, _, _ = m.bound_splits(lo, hi, C, parent)
     free = np.flatnonzero((zl[0] < 0) & (zu[0] > 0))
     if free.size == 0:
         return
