@@ -263,7 +263,8 @@ class BatchedModel:
     def bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
                      beta_iterations: int = 0,
                      known: tuple[Arr, Arr, np.ndarray[Any, Any]] | None = None, *,
-                     alphas: Arr | None = None, tune_alphas: bool = False
+                     alphas: Arr | None = None, tune_alphas: bool = False,
+                     live: np.ndarray[Any, Any] | None = None
                      ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr, Arr | None]:
         """Sound CROWN lower bounds of `C . y` (N, R) over the subdomains of the box
         [lo, hi] (n,) given by `signs` (N, W): +1 / -1 / 0 per relu neuron, the relu nodes
@@ -284,7 +285,9 @@ class BatchedModel:
         (`relu_bab.optimize_alpha_betas`), from `alphas` (N, R, W) when given (a parent's)
         else CROWN's adaptive ones; the slopes used, on the 2^-16 grid of
         `relu_bab.on_slope_grid`, come back as a seventh entry (N, R, W) (None without
-        `tune_alphas`)."""
+        `tune_alphas`). `live` (N, R) marks the rows worth tuning (default all): a
+        batch tunes the rows live in any of its subdomains; the others keep their
+        starting slopes and no betas (their bounds stay sound, only looser)."""
         tune = tune_alphas and beta_iterations > 0
         if known is not None and np.any(known[2] > 0):
             zl0, zu0, depth = known
@@ -296,18 +299,20 @@ class BatchedModel:
                 idx = np.flatnonzero(depth == d)
                 got = self._bound_splits(lo, hi, C, signs[idx], beta_iterations,
                                          zl0[idx], zu0[idx], int(d),
-                                         None if alphas is None else alphas[idx], tune)
+                                         None if alphas is None else alphas[idx], tune,
+                                         None if live is None else live[idx])
                 for o, g in zip(outs, got, strict=True):
                     if g is not None:
                         o[idx] = g
             return (outs[0], outs[1], outs[2], outs[3], outs[4], outs[5],
                     outs[6] if tune else None)
         return self._bound_splits(lo, hi, C, signs, beta_iterations, None, None, 0, alphas,
-                                  tune)
+                                  tune, live)
 
     def _bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
                       beta_iterations: int, zl0: Arr | None, zu0: Arr | None, depth: int,
-                      alphas: Arr | None = None, tune: bool = False
+                      alphas: Arr | None = None, tune: bool = False,
+                      live: np.ndarray[Any, Any] | None = None
                       ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr, Arr | None]:
         """`bound_splits` for rows that all reuse the first `depth` relu layers' intervals
         from zl0, zu0."""
@@ -363,8 +368,9 @@ class BatchedModel:
                 assert self._chain is not None and slopes is not None
                 il, iu = _flat_intervals(intervals, relus, size)
                 start = None if alphas is None else _pad(alphas[s:t], size)
+                rows = None if live is None else np.flatnonzero(live[s:t].any(axis=0))
                 found, got = optimize_alpha_betas(self._chain, il, iu, part, C, lo[0],
-                                                  hi[0], alphas=start,
+                                                  hi[0], alphas=start, rows=rows,
                                                   iterations=beta_iterations)
                 pending.append(got)
                 grid = on_slope_grid(found, il, iu)

@@ -541,12 +541,13 @@ def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _C
     # alpha slopes tuned with the betas where the exact checker can re-derive them
     tune = sum(w for _, w in relus) <= ALPHA_MAX_RELUS
 
-    def bound(signs: np.ndarray[Any, Any], known: Any, alphas: Array | None
+    def bound(signs: np.ndarray[Any, Any], known: Any, alphas: Array | None,
+              live: Array | None
               ) -> tuple[Array, Array, Array, Array, Array, Array, Array | None]:
         t0 = time.monotonic()
         try:
             return m.bound_splits(pc.lo, pc.hi, pc.C, signs, BETA_ITERATIONS, known,
-                                  alphas=alphas, tune_alphas=tune)
+                                  alphas=alphas, tune_alphas=tune, live=live)
         finally:
             phases.add("bounds", t0)
 

@@ -48,8 +48,10 @@ SplitBounds = tuple[Arr, Arr, Arr, Arr, Arr, Arr, Arr | None]
 # what a child knows from its parent: zl, zu (N, W), and how many leading relu layers
 # of them hold for it (those before and at the split neuron's layer)
 Known = tuple[Arr, Arr, np.ndarray[Any, Any]]
-# bound(signs, known, alphas): alphas (N, R, W) are the parents' slopes to start from
-SplitBoundFn = Callable[[Signs, Known | None, Arr | None], SplitBounds]
+# bound(signs, known, alphas, live): alphas (N, R, W) are the parents' slopes to start
+# from, live (N, R) marks the rows whose bound still matters (the rows of conjunctions no
+# ancestor refutes; None: all)
+SplitBoundFn = Callable[[Signs, Known | None, Arr | None, Arr | None], SplitBounds]
 EvalFn = Callable[[Arr], Arr]
 ConfirmFn = Callable[[Arr], bool]
 
@@ -143,11 +145,12 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
     refuted ("holds"), `deadline` (a `time.monotonic()` value) passes ("timeout"), or no
     progress is possible ("unknown", e.g. a subdomain with no unstable neuron left).
 
-    `bound(signs, known, alphas)` takes (N, width) signs (+1 active, -1 inactive, 0
-    free), when `layers` (the neurons per relu layer) is given what each child knows
+    `bound(signs, known, alphas, live)` takes (N, width) signs (+1 active, -1 inactive,
+    0 free), when `layers` (the neurons per relu layer) is given what each child knows
     from its parent (`Known`: the parent's intervals hold on the child up to the split
-    layer; else None), and the parents' tuned slopes (N, R, width) to start from (None
-    at the root or when the bound tunes none), and returns
+    layer; else None), the parents' tuned slopes (N, R, width) to start from (None at
+    the root or when the bound tunes none) and the rows (N, R) of the conjunctions still
+    open (None at the root: all; a bound may spend less on the others), and returns
     sound lower bounds of the rows (N, R) (+inf for a subdomain with no point), with the
     pre-activation intervals and the relu outputs' row coefficients (untrusted, for the
     choice of split), the beta multipliers the bounds used and the slopes when tuned
@@ -228,7 +231,7 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
         return result("timeout")
     t_b = time.monotonic()
     root_signs = np.zeros((1, width), dtype=np.int8)
-    low, zl, zu, coeff, betas, inputs, slopes = bound(root_signs, None, None)
+    low, zl, zu, coeff, betas, inputs, slopes = bound(root_signs, None, None, None)
     per = max(per, time.monotonic() - t_b)
     bounded = 1
     state = settle(0, root_signs[0], low[0], np.full(low.shape[1], -np.inf), frozenset(),
@@ -268,8 +271,12 @@ def relu_branch_and_bound(problem: Problem, bound: SplitBoundFn, width: int, *,
         if all(p.alphas is not None for p in parents):
             warm = np.repeat(np.stack([np.asarray(p.alphas, np.float64) for p in parents]),
                              2, axis=0)
+        live = np.ones((2 * pairs, low.shape[1]), dtype=bool)
+        for k, p in enumerate(parents):
+            for i in p.refuted:
+                live[2 * k: 2 * k + 2, list(problem.groups[i])] = False
         t_b = time.monotonic()
-        low, zl, zu, coeff, betas, inputs, slopes = bound(signs, known, warm)
+        low, zl, zu, coeff, betas, inputs, slopes = bound(signs, known, warm, live)
         bounded += 2 * pairs
         stuck, still_open = False, []
         for k, p in enumerate(parents):
@@ -320,20 +327,30 @@ def on_slope_grid(alphas: Arr, zl: Arr, zu: Arr) -> Arr:
 
 def optimize_alpha_betas(chain: Chain, zl: Arr, zu: Arr, signs: Signs, spec: Arr,
                          lower: Arr, upper: Arr, *, alphas: Arr | None = None,
-                         iterations: int = 20, lr_alpha: float = 0.1,
-                         lr_beta: float = 0.05) -> tuple[Arr, Arr]:
+                         rows: Sequence[int] | None = None, iterations: int = 20,
+                         lr_alpha: float = 0.1, lr_beta: float = 0.05) -> tuple[Arr, Arr]:
     """Lower slopes alpha in [0, 1] and multipliers beta >= 0 (both (N, R, W)) that raise
     the float CROWN lower bound of `spec . y` minus `sum beta * sign * z` over the box
     [lower, upper] (n,), for the subdomains' pre-activation intervals zl, zu (N, W) and
     signs (N, W); spec is (R, m). Projected Adam on both jointly (alpha-beta-CROWN), from
     `alphas` (a parent's, say; default CROWN's adaptive slopes) and beta = 0, keeping
     the best pair seen per row. Betas are nonzero only on split neurons; alphas matter
-    only on unstable ones."""
-    rows = spec.shape[0]
-    start = adaptive_slopes(zl, zu, rows) if alphas is None else np.clip(
+    only on unstable ones. With `rows`, only those spec rows are tuned (the others keep
+    their start and beta = 0): rows whose bound no longer matters cost nothing."""
+    start = adaptive_slopes(zl, zu, spec.shape[0]) if alphas is None else np.clip(
         np.asarray(alphas, np.float64), 0.0, 1.0)
-    return _optimize(chain, zl, zu, signs, spec, lower, upper, start, True, iterations,
-                     lr_alpha, lr_beta)
+    if rows is None or len(rows) == spec.shape[0]:
+        return _optimize(chain, zl, zu, signs, spec, lower, upper, start, True, iterations,
+                         lr_alpha, lr_beta)
+    betas = np.zeros(start.shape)
+    if len(rows) == 0:
+        return start, betas
+    picked = list(rows)
+    got_a, got_b = _optimize(chain, zl, zu, signs, spec[picked], lower, upper,
+                             start[:, picked], True, iterations, lr_alpha, lr_beta)
+    start[:, picked] = got_a
+    betas[:, picked] = got_b
+    return start, betas
 
 
 def optimize_betas(chain: Chain, zl: Arr, zu: Arr, signs: Signs, spec: Arr, lower: Arr,
@@ -352,16 +369,22 @@ def _optimize(chain: Chain, zl: Arr, zu: Arr, signs: Signs, spec: Arr, lower: Ar
               upper: Arr, alphas: Arr, tune_alpha: bool, iterations: int, lr_alpha: float,
               lr_beta: float) -> tuple[Arr, Arr]:
     """Projected Adam on (alphas, betas) from (alphas, 0); alphas stay fixed unless
-    `tune_alpha`. Returns the best pair seen per subdomain and row."""
+    `tune_alpha`. Returns the best pair seen per subdomain and row (float64). The search
+    runs in float32 (half the memory traffic; its results are only candidates, which the
+    caller's sound pass re-bounds)."""
+    work = np.float32
+    chain = _float32(chain)
+    zl, zu, spec = zl.astype(work), zu.astype(work), spec.astype(work)
+    lower, upper, alphas = lower.astype(work), upper.astype(work), alphas.astype(work)
     widths = [w.shape[0] for w in chain.weights[:-1]]
     cuts = np.cumsum([0, *widths])
     n_sub, rows = signs.shape[0], spec.shape[0]
     split = signs != 0
     unstable = (zl < 0) & (zu > 0)
-    betas = np.zeros((n_sub, rows, signs.shape[1]))
+    betas = np.zeros((n_sub, rows, signs.shape[1]), dtype=work)
     tune_alpha = tune_alpha and bool(unstable.any())
     if (not split.any() and not tune_alpha) or iterations <= 0:
-        return alphas, betas
+        return alphas.astype(np.float64), betas.astype(np.float64)
     layers = []
     for k in range(len(widths)):
         lo, hi = zl[:, cuts[k]: cuts[k + 1]], zu[:, cuts[k]: cuts[k + 1]]
@@ -369,12 +392,13 @@ def _optimize(chain: Chain, zl: Arr, zu: Arr, signs: Signs, spec: Arr, lower: Ar
         slope = np.where(unst, hi / np.where(unst, hi - lo, 1.0), (lo >= 0) * 1.0)
         cut = np.where(unst, -slope * lo, 0.0)
         low_slope = np.where(unst, (hi >= -lo) * 1.0, (lo >= 0) * 1.0)
-        sign = signs[:, cuts[k]: cuts[k + 1]].astype(np.float64)
-        layers.append((slope, cut, low_slope, sign, unst))
+        sign = signs[:, cuts[k]: cuts[k + 1]].astype(work)
+        layers.append((slope.astype(work), cut.astype(work), low_slope.astype(work), sign,
+                       unst))
     mid, rad = 0.5 * (lower + upper), 0.5 * (upper - lower)
     state = [np.zeros_like(betas) for _ in range(4)]  # Adam moments: beta m, v; alpha m, v
     best_a, best_b = alphas.copy(), betas.copy()
-    best_value = np.full((n_sub, rows), -np.inf)
+    best_value = np.full((n_sub, rows), -np.inf, dtype=work)
     free_alpha = unstable[:, None, :]
     for step in range(1, iterations + 2):
         value, g_beta, g_alpha = _alpha_beta_bound_and_grad(chain, layers, cuts, alphas,
@@ -391,7 +415,21 @@ def _optimize(chain: Chain, zl: Arr, zu: Arr, signs: Signs, spec: Arr, lower: Ar
             alphas = np.where(free_alpha, np.clip(
                 alphas + _adam(state[2], state[3], g_alpha, step, lr_alpha), 0.0, 1.0),
                 alphas)
-    return best_a, best_b
+    return best_a.astype(np.float64), best_b.astype(np.float64)
+
+
+_FLOAT32: dict[int, tuple[Chain, Chain]] = {}  # by id: a chain and its float32 copy
+
+
+def _float32(chain: Chain) -> Chain:
+    """The chain with float32 weights and biases (made once per chain)."""
+    got = _FLOAT32.get(id(chain))
+    if got is None or got[0] is not chain:
+        small = Chain(chain.relus, tuple(w.astype(np.float32) for w in chain.weights),
+                      tuple(b.astype(np.float32) for b in chain.biases))
+        _FLOAT32.clear()  # one model at a time: no chain outlives its search here
+        got = _FLOAT32[id(chain)] = (chain, small)
+    return got[1]
 
 
 def _adam(m1: Arr, m2: Arr, grad: Arr, step: int, lr: float) -> Arr:
@@ -410,29 +448,35 @@ def _alpha_beta_bound_and_grad(chain: Chain, layers: list[tuple[Arr, Arr, Arr, A
     """The float CROWN lower bound (N, R) with lower slopes `alphas` on unstable neurons
     and the beta terms, and its gradients in the betas and the alphas (at the relaxed
     optimum, relaxation choices held fixed: -sign * z for beta, the positive part of
-    the coefficient times z for an unstable neuron's alpha)."""
-    n_sub = betas.shape[0]
+    the coefficient times z for an unstable neuron's alpha). In spec's float type."""
+    n_sub, rows = betas.shape[0], spec.shape[0]
+
+    def mat(a: Arr, w: Any, transposed: bool) -> Arr:
+        """(N, R, k) times a layer's map as one (N R, k) matrix product."""
+        flat = a.reshape(n_sub * rows, a.shape[-1])
+        out = times_transposed(flat, w) if transposed else times(flat, w)
+        return out.reshape(n_sub, rows, -1)
+
     lam = np.broadcast_to(spec, (n_sub,) + spec.shape)
-    const = np.zeros(lam.shape[:2])
+    const = np.zeros(lam.shape[:2], dtype=spec.dtype)
     pres, lows = [], []
     for k in range(len(chain.weights) - 1, -1, -1):
-        const = const + lam @ chain.biases[k]
-        pre = times(lam, chain.weights[k])  # on the output of relu k - 1 (the input for k = 0)
+        const += lam @ chain.biases[k]
+        pre = mat(lam, chain.weights[k], False)  # on relu k - 1's output (k = 0: the input)
         if k == 0:
             lam = pre
             break
         slope, cut, low_slope, sign, unst = layers[k - 1]
         low = np.where(unst[:, None], alphas[:, :, cuts[k - 1]: cuts[k]], low_slope[:, None])
         pos, neg = np.maximum(pre, 0.0), np.minimum(pre, 0.0)
-        const = const + np.einsum("brn,bn->br", neg, cut)
+        const += (neg @ cut[:, :, None])[:, :, 0]
         lam = (pos * low + neg * slope[:, None]
                - betas[:, :, cuts[k - 1]: cuts[k]] * sign[:, None])
         pres.append(pre)
         lows.append(low)
-    value = (const + np.einsum("brn,bn->br", lam, np.broadcast_to(mid, (n_sub, mid.size)))
-             - np.einsum("brn,n->br", np.abs(lam), rad))
+    value = const + lam @ mid - np.abs(lam) @ rad
     g = mid[None, None, :] - np.sign(lam) * rad[None, None, :]  # the relaxed optimum x
-    g = times_transposed(g, chain.weights[0]) + chain.biases[0]  # its z of relu 0
+    g = mat(g, chain.weights[0], True) + chain.biases[0]  # its z of relu 0
     g_beta = np.zeros_like(betas)
     g_alpha = np.zeros_like(betas)
     for k, (pre, low) in enumerate(zip(reversed(pres), reversed(lows), strict=True)):
@@ -441,5 +485,5 @@ def _alpha_beta_bound_and_grad(chain: Chain, layers: list[tuple[Arr, Arr, Arr, A
         g_beta[:, :, part] = -sign[:, None] * g
         g_alpha[:, :, part] = np.where(unst[:, None] & (pre > 0), pre * g, 0.0)
         g_pre = np.where(pre > 0, g * low, g * slope[:, None] + cut[:, None])
-        g = times_transposed(g_pre, chain.weights[k + 1]) + chain.biases[k + 1]
+        g = mat(g_pre, chain.weights[k + 1], True) + chain.biases[k + 1]
     return value, g_beta, g_alpha

@@ -368,7 +368,7 @@ def test_relu_bab_tries_the_relaxed_minimisers_as_counterexamples() -> None:
         return bool(m.evaluate(x[None])[0, 0] <= 0.28)
 
     res = relu_branch_and_bound(
-        problem, lambda s, known, alphas: m.bound_splits(lo, hi, C, s, 5, known), 20,
+        problem, lambda s, known, alphas, live: m.bound_splits(lo, hi, C, s, 5, known), 20,
         deadline=time.monotonic() + 30, evaluate=lambda x: m.evaluate(x) @ C.T,
         confirm=confirm, layers=[10, 10])
     assert res.status == "violated" and res.counterexample is not None
@@ -401,3 +401,83 @@ def test_children_reusing_the_parents_intervals_bound_as_if_recomputed(seed: int
     # the same computation on the same numbers, up to summation order in the products
     for a, b in zip(got[:3], again[:3], strict=True):
         assert np.allclose(a, b, rtol=1e-9, atol=1e-12) or np.array_equal(a, b)
+
+
+# -- alpha slopes in ReLU splitting -----------------------------------------------------
+def _slope_entry(doc: dict[str, Any]) -> dict[str, Any]:
+    """The first ReLU layer's final slope array of the first node with slopes."""
+    case = doc["cases"][0]
+    assert doc["format"] == "torchlean-vnn-tree/2" and case["slopes"]
+    arr: dict[str, Any] = case["slopes"][0][1]["final"][0]
+    return arr
+
+
+def _encode(ints: Arr) -> str:
+    import base64
+
+    return base64.b64encode(np.asarray(ints, "<u4").tobytes()).decode("ascii")
+
+
+def test_the_toy_certificate_carries_grid_slopes_for_refuting_nodes(toy_cert: Any) -> None:
+    _, _, _, doc = toy_cert
+    case = doc["cases"][0]
+    named = {node: [r for r in rows if r >= 0] for node, rows in case["refuted"]}
+    for node, slopes in case["slopes"]:
+        assert node in named
+        for k, arr in enumerate(slopes["final"]):
+            assert arr["exponent"] == 16 and arr["shape"] == [len(named[node]), 10], k
+        assert slopes["inner"] == [None, None]
+
+
+def test_slopes_outside_the_unit_interval_are_rejected(toy_cert: Any) -> None:
+    cert, model, p, doc = toy_cert
+    bad = copy.deepcopy(doc)
+    arr = _slope_entry(bad)
+    ints = np.zeros(arr["shape"], np.int64)
+    ints[0, 0] = (1 << 16) + 1  # 1 + 2^-16
+    arr["uint32"] = _encode(ints)
+    assert "outside [0, 1]" in _rejected(cert, bad, model, p)
+
+
+def test_slopes_of_the_wrong_shape_are_rejected(toy_cert: Any) -> None:
+    cert, model, p, doc = toy_cert
+    bad = copy.deepcopy(doc)
+    arr = _slope_entry(bad)
+    rows, cols = arr["shape"]
+    arr["shape"] = [rows, cols - 1]
+    arr["uint32"] = _encode(np.zeros((rows, cols - 1), np.int64))
+    assert "shape" in _rejected(cert, bad, model, p)
+    bad = copy.deepcopy(doc)
+    bad["cases"][0]["slopes"][0][1]["final"].pop()  # one ReLU layer's slopes missing
+    assert "bad slopes" in _rejected(cert, bad, model, p)
+
+
+def test_slopes_on_a_node_that_refutes_nothing_or_in_format_1_are_rejected(
+        toy_cert: Any) -> None:
+    cert, model, p, doc = toy_cert
+    bad = copy.deepcopy(doc)
+    case = bad["cases"][0]
+    refuting = {node for node, _ in case["refuted"]}
+    other = next(s[0] for s in case["splits"] if s[0] not in refuting)  # an inner node
+    case["slopes"].append([other, case["slopes"][0][1]])
+    assert "refutes nothing" in _rejected(cert, bad, model, p)
+    bad = copy.deepcopy(doc)
+    bad["format"] = "torchlean-vnn-tree/1"
+    assert "slopes in a" in _rejected(cert, bad, model, p)
+
+
+def test_useless_slopes_make_the_bound_fail(toy_cert: Any) -> None:
+    cert, model, p, doc = toy_cert
+    reasons = []
+    for value in (0, 1 << 16):  # every unstable neuron's lower line flat, or the identity
+        bad = copy.deepcopy(doc)
+        for _, slopes in bad["cases"][0]["slopes"]:
+            for arr in slopes["final"]:
+                arr["uint32"] = _encode(np.full(arr["shape"], value, np.int64))
+        out = cert.with_name("flat.json")
+        out.write_text(json.dumps(bad))
+        res = check_tree_certificate(out, model, p)
+        if not res.ok:
+            reasons.append(res.reason)
+    # the slopes are used: some node's bound needs the tuned ones
+    assert reasons and all("does not exceed" in r for r in reasons)
