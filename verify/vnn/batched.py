@@ -255,6 +255,35 @@ class BatchedModel:
         return ChainSlopes(final, tuple(inner))
 
     # -- ReLU branch and bound ----------------------------------------------------------
+    def split_floor(self, lo: Arr, hi: Arr, slopes: Mapping[Any, Arr]) -> tuple[Arr, Arr]:
+        """Sound intervals (W,) of every relu neuron's pre-activation over the box
+        [lo, hi] (n,), computed as `bound_splits` computes a subdomain's with no split
+        (so as the exact checker does), CROWN's passes using the intermediate slopes of
+        `slopes` (`alpha_bound`'s, keys (z, relu); its final ones are not used): a floor
+        for every subdomain's intervals (`bound_splits(floor=)`)."""
+        g = self.graph_for(1)
+        relus = self.relu_nodes()
+        inner = {k: v for k, v in slopes.items() if isinstance(k, tuple)}
+        zero = {node: np.zeros((1, *g.nodes[node].shape[1:]), np.int8) for node, _ in relus}
+        _, pre = _bounds.crown_with_layers(
+            g, self.params, np.asarray(lo, np.float64).reshape(self.shape),
+            np.asarray(hi, np.float64).reshape(self.shape), C=np.zeros((1, self.m)),
+            relu_splits=zero, relu_slopes=inner)
+        zl = np.concatenate([np.asarray(pre[g.nodes[r].args[0]][0]).reshape(-1)
+                             for r, _ in relus])
+        zu = np.concatenate([np.asarray(pre[g.nodes[r].args[0]][1]).reshape(-1)
+                             for r, _ in relus])
+        return zl, zu
+
+    def _per_node(self, flat: tuple[Arr, Arr], g: Graph) -> dict[int, tuple[Arr, Arr]]:
+        """Flat intervals (W,) by relu node, each (1, *node shape without the batch)."""
+        out, at = {}, 0
+        for node, w in self.relu_nodes():
+            shape = (1, *g.nodes[node].shape[1:])
+            out[node] = (flat[0][at: at + w].reshape(shape), flat[1][at: at + w].reshape(shape))
+            at += w
+        return out
+
     def relu_nodes(self) -> tuple[tuple[int, int], ...]:
         """(node id, neurons) of every relu node, in graph order."""
         return tuple((n.id, int(np.prod(n.shape[1:]))) for n in self.graph.nodes
@@ -264,7 +293,8 @@ class BatchedModel:
                      beta_iterations: int = 0,
                      known: tuple[Arr, Arr, np.ndarray[Any, Any]] | None = None, *,
                      alphas: Arr | None = None, tune_alphas: bool = False,
-                     live: np.ndarray[Any, Any] | None = None
+                     live: np.ndarray[Any, Any] | None = None,
+                     floor: tuple[Arr, Arr] | None = None
                      ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr, Arr | None]:
         """Sound CROWN lower bounds of `C . y` (N, R) over the subdomains of the box
         [lo, hi] (n,) given by `signs` (N, W): +1 / -1 / 0 per relu neuron, the relu nodes
@@ -287,7 +317,9 @@ class BatchedModel:
         `relu_bab.on_slope_grid`, come back as a seventh entry (N, R, W) (None without
         `tune_alphas`). `live` (N, R) marks the rows worth tuning (default all): a
         batch tunes the rows live in any of its subdomains; the others keep their
-        starting slopes and no betas (their bounds stay sound, only looser)."""
+        starting slopes and no betas (their bounds stay sound, only looser). `floor`
+        (zl, zu (W,), from `split_floor`) are intervals that hold on the whole box,
+        met by every subdomain's (`bounds.crown_with_layers`' `relu_floor`)."""
         tune = tune_alphas and beta_iterations > 0
         if known is not None and np.any(known[2] > 0):
             zl0, zu0, depth = known
@@ -300,19 +332,20 @@ class BatchedModel:
                 got = self._bound_splits(lo, hi, C, signs[idx], beta_iterations,
                                          zl0[idx], zu0[idx], int(d),
                                          None if alphas is None else alphas[idx], tune,
-                                         None if live is None else live[idx])
+                                         None if live is None else live[idx], floor)
                 for o, g in zip(outs, got, strict=True):
                     if g is not None:
                         o[idx] = g
             return (outs[0], outs[1], outs[2], outs[3], outs[4], outs[5],
                     outs[6] if tune else None)
         return self._bound_splits(lo, hi, C, signs, beta_iterations, None, None, 0, alphas,
-                                  tune, live)
+                                  tune, live, floor)
 
     def _bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
                       beta_iterations: int, zl0: Arr | None, zu0: Arr | None, depth: int,
                       alphas: Arr | None = None, tune: bool = False,
-                      live: np.ndarray[Any, Any] | None = None
+                      live: np.ndarray[Any, Any] | None = None,
+                      floor: tuple[Arr, Arr] | None = None
                       ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr, Arr | None]:
         """`bound_splits` for rows that all reuse the first `depth` relu layers' intervals
         from zl0, zu0."""
@@ -394,7 +427,8 @@ class BatchedModel:
             res, pre = _bounds.crown_with_layers(
                 g, self.params, a, b, C=C, relu_splits=splits, relu_coefficients=coeffs,
                 relu_betas=beta_fn if beta_iterations > 0 else None,
-                relu_alphas=alpha_fn if tune else None, relu_intervals=given)
+                relu_alphas=alpha_fn if tune else None, relu_intervals=given,
+                relu_floor=None if floor is None else self._per_node(floor, g))
             low[s:t] = res.lower[: t - s]
             if g.inputs[0].id in coeffs:
                 inputs[s:t] = coeffs[g.inputs[0].id].reshape(

@@ -422,11 +422,12 @@ def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
     if root is not None:
         return "holds", _case_tree(pc, Tree(leaves={0: root})), None, f"{method} bounds"
     if m.n > max_split:
-        proved = _alpha_root(pc, m, problem, C, phases)
+        proved, root_slopes = _alpha_root(pc, m, problem, C, phases)
         if proved is not None:
             return "holds", proved, None, "alpha-crown bounds"
         clock.check()
-        return _relu_split_case(pc, m, confirmer, clock, phases, batch, max_split)
+        return _relu_split_case(pc, m, confirmer, clock, phases, batch, max_split,
+                                root_slopes)
     found: list[Confirmation] = []
 
     def evaluate(x: Array) -> Array:
@@ -499,33 +500,37 @@ def _alpha_refine(m: BatchedModel, C: Array, phases: _Phases, keep_slopes: bool
 
 
 def _alpha_root(pc: _Case, m: BatchedModel, problem: Problem, C: Array, phases: _Phases
-                ) -> CaseTree | None:
+                ) -> tuple[CaseTree | None, dict[Any, Array] | None]:
     """A one-leaf tree whose leaf carries the slopes, when full alpha-CROWN refutes the
-    case over its root box (where CROWN did not); else None."""
+    case over its root box (where CROWN did not); else None. Also the slopes (None when
+    alpha-CROWN does not apply)."""
     t0 = time.monotonic()
     try:
         got = m.alpha_bound(pc.lo[None], pc.hi[None], C)
     except (UnsupportedOperation, ShapeError):
-        return None
+        return None, None
     finally:
         phases.add("bounds", t0)
     if got is None:
-        return None
+        return None, None
     low, slopes = got
     rows = refuted_rows(low, problem)[0]
     if rows is None:
-        return None
+        return None, slopes
     tree = _case_tree(pc, Tree(leaves={0: rows}))
     return CaseTree(tree.lower, tree.upper, tree.splits, tree.leaves,
-                    ((0, m.chain_slopes(slopes, rows)),))
+                    ((0, m.chain_slopes(slopes, rows)),)), slopes
 
 
 def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
-                     phases: _Phases, batch: int, max_split: int
+                     phases: _Phases, batch: int, max_split: int,
+                     root_slopes: dict[Any, Array] | None = None
                      ) -> tuple[str, CaseTree | ReluCaseTree | None, Confirmation | None, str]:
     """(status, tree, counterexample, note) by branch and bound over ReLU splits (the
     relaxed minimisers of open subdomains tried as counterexamples), for models that are
-    chains of affine maps and ReLUs (the exact checker's reach)."""
+    chains of affine maps and ReLUs (the exact checker's reach). `root_slopes` (full
+    alpha-CROWN's at the root) tighten the root's intervals, a floor for every
+    subdomain's; the certificate carries their intermediate part."""
     assert pc.problem is not None
     too_many = (f"bounds leave an unsafe disjunct open; {m.n} inputs are too many to split "
                 f"(at most {max_split})")
@@ -540,6 +545,18 @@ def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _C
 
     # alpha slopes tuned with the betas where the exact checker can re-derive them
     tune = sum(w for _, w in relus) <= ALPHA_MAX_RELUS
+    floor: tuple[Array, Array] | None = None
+    inner: ChainSlopes | None = None
+    if root_slopes is not None and any(isinstance(k, tuple) for k in root_slopes):
+        t0 = time.monotonic()
+        try:
+            floor = m.split_floor(pc.lo, pc.hi, root_slopes)
+            got = m.chain_slopes(root_slopes, (0,))  # its final part unused
+            inner = ChainSlopes((None,) * len(relus), got.inner)
+        except (UnsupportedOperation, ShapeError):
+            floor = inner = None
+        finally:
+            phases.add("bounds", t0)
 
     def bound(signs: np.ndarray[Any, Any], known: Any, alphas: Array | None,
               live: Array | None
@@ -547,7 +564,7 @@ def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _C
         t0 = time.monotonic()
         try:
             return m.bound_splits(pc.lo, pc.hi, pc.C, signs, BETA_ITERATIONS, known,
-                                  alphas=alphas, tune_alphas=tune, live=live)
+                                  alphas=alphas, tune_alphas=tune, live=live, floor=floor)
         finally:
             phases.add("bounds", t0)
 
@@ -586,7 +603,7 @@ def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _C
               for node, by_row in sorted(res.tree.betas.items())
               for r, used in sorted(by_row.items()) for j, beta in used),
         tuple((node, _relu_node_slopes(by_row, res.tree.refuted[node], relus))
-              for node, by_row in sorted(res.tree.slopes.items())))
+              for node, by_row in sorted(res.tree.slopes.items())), inner)
     return "holds", tree, None, (f"ReLU splitting with crown bounds "
                                  f"({res.subdomains_bounded} subdomains)")
 

@@ -39,7 +39,10 @@ node's sign constraints and the row's betas (each must be a dyadic beta >= 0 on 
 neuron split on the node's path: `c . y - beta * sign * z <= c . y` there; a subdomain
 shown empty refutes every row) and, in format /2, the node's alpha-CROWN slopes when
 "slopes" lists them ([node, slopes] with slopes as a leaf's above, the final rows being
-the node's named rows in order; checked in [0, 1] and in shape); and every leaf has
+the node's named rows in order; checked in [0, 1] and in shape); "root_slopes" (format
+/2; intermediate slopes only) make the checker compute the root box's intervals once,
+exactly, with them (`ExactChain.intervals`), and meet every node's intervals with those
+(they hold on every point of the root box, so on every subdomain); and every leaf has
 every conjunction refuted at itself or an ancestor (a subdomain's bound holds on its
 subsets).
 """
@@ -101,6 +104,8 @@ class ReluCaseTree:
     refuted: tuple[tuple[int, tuple[int, ...]], ...]
     betas: tuple[tuple[int, int, int, int, Fraction], ...] = ()
     slopes: tuple[tuple[int, ChainSlopes], ...] = ()
+    # intermediate slopes for the root's intervals, a floor for every node's (final: None)
+    root_slopes: ChainSlopes | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,8 @@ def _case_doc(t: CaseTree | ReluCaseTree) -> dict[str, Any]:
                "betas": [[i, r, k, j, _q(b)] for i, r, k, j, b in t.betas]}
         if t.slopes:
             doc["slopes"] = [[i, _slopes_doc(sl)] for i, sl in t.slopes]
+        if t.root_slopes is not None:
+            doc["root_slopes"] = _slopes_doc(t.root_slopes)
         return doc
     slopes = dict(t.slopes)
 
@@ -166,7 +173,8 @@ def write_tree_certificate(path: str | os.PathLike[str], prop: Property,
                            trees: Sequence[CaseTree | ReluCaseTree]) -> None:
     """Write the certificate for `prop` (one tree per case) atomically as JSON (format /2
     when some leaf carries slopes, else /1)."""
-    with_slopes = any(t.slopes for t in trees)
+    with_slopes = any(t.slopes or (isinstance(t, ReluCaseTree) and t.root_slopes)
+                      for t in trees)
     doc = {"format": FORMAT_SLOPES if with_slopes else FORMAT, "property": prop.path,
            "cases": [_case_doc(t) for t in trees]}
     write_atomically(path, lambda f: json.dump(doc, f, separators=(",", ":")))
@@ -245,14 +253,16 @@ def _parse_relu(c: dict[str, Any], w: str, lower: tuple[Fraction, ...],
         betas.append((_int(b[0], w), _int(b[1], w), _int(b[2], w), _int(b[3], w),
                       _frac(b[4], w)))
     slopes = []
-    if "slopes" in c and not with_slopes:
+    if ("slopes" in c or "root_slopes" in c) and not with_slopes:
         raise _Bad(f"{w}: slopes in a {FORMAT} certificate")
+    root = None if "root_slopes" not in c else _parse_slopes(c["root_slopes"],
+                                                             f"{w} root slopes")
     for e in _list(c.get("slopes", []), f"{w} slopes"):
         e = _list(e, f"{w} slopes entry", 2)
         node = _int(e[0], w)
         slopes.append((node, _parse_slopes(e[1], f"{w} node {node} slopes")))
     return ReluCaseTree(lower, upper, tuple(splits), tuple(refuted), tuple(betas),
-                        tuple(slopes))
+                        tuple(slopes), root)
 
 
 def _parse(doc: Any, n: int) -> list[CaseTree | ReluCaseTree]:
@@ -372,6 +382,14 @@ def _check_relu_case(t: ReluCaseTree, case: Case, chain: Any, w: str) -> int:
     if len(node_slopes) != len(t.slopes) or not set(node_slopes) <= set(named_rows):
         raise _Bad(f"{w}: slopes given twice for a node, or for a node that refutes "
                    "nothing")
+    floor = None
+    if t.root_slopes is not None:
+        if any(f is not None for f in t.root_slopes.final):
+            raise _Bad(f"{w}: root slopes with final slopes (only intermediate ones serve)")
+        try:
+            floor = chain.intervals(list(t.lower), list(t.upper), t.root_slopes)
+        except ValueError as e:
+            raise _Bad(f"{w}: bad root slopes: {e}") from None
     here: dict[int, set[int]] = {}
     for node, refuting in t.refuted:
         if node not in cons or node in here:
@@ -390,7 +408,7 @@ def _check_relu_case(t: ReluCaseTree, case: Case, chain: Any, w: str) -> int:
             lows = chain.lower_bound_split(list(t.lower), list(t.upper),
                                            [k.coefficients for k in ks], cons[node],
                                            [by_row.get(r, {}) for _, r in named],
-                                           slopes=node_slopes.get(node))
+                                           slopes=node_slopes.get(node), floor=floor)
         except ValueError as e:
             raise _Bad(f"{w}: node {node}: bad slopes: {e}") from None
         if lows is not None:  # None: no point meets the node's constraints
