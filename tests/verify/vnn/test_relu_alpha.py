@@ -157,3 +157,77 @@ def test_grid_slopes_are_dyadic_in_the_unit_interval_and_adaptive_where_stable()
     assert got[0, 0, 3] == 1.0  # clipped to [0, 1]
     assert np.array_equal(got[0, :, 1], [1.0, 1.0]) and np.array_equal(got[0, :, 2], [0, 0])
     assert np.array_equal(adaptive_slopes(zl, zu, 1)[0, 0], [1.0, 1.0, 0.0, 0.0])
+
+
+# -- the root's intervals as a floor ----------------------------------------------------
+def _root_slopes(m: BatchedModel, lo: Arr, hi: Arr, C: Arr) -> dict[Any, Arr]:
+    got = m.alpha_bound(lo[None], hi[None], C)
+    assert got is not None
+    return got[1]
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10**6))
+def test_the_float_floor_and_the_exact_intervals_agree_and_hold(seed: int) -> None:
+    from fractions import Fraction
+
+    from torchlean.verify.vnn.exact_chain import exact_chain
+
+    graph, params, chain, lo, hi, _, _, _, C, rng = _setup((4, 6, 5, 2), seed)
+    m = BatchedModel(graph, params)
+    slopes = _root_slopes(m, lo, hi, C)
+    zl, zu = m.split_floor(lo, hi, slopes)
+    ex = exact_chain(graph, params)
+    inner = m.chain_slopes(slopes, (0,))
+    got = ex.intervals([Fraction(float(v)) for v in lo], [Fraction(float(v)) for v in hi],
+                       type(inner)((None, None), inner.inner))
+    el = np.concatenate([[float(Fraction(int(v), 1 << e)) for v in a] for a, _, e in got])
+    eu = np.concatenate([[float(Fraction(int(v), 1 << e)) for v in b] for _, b, e in got])
+    # the same procedure in float (outward rounded) and exactly: they differ by roundings
+    # (2^-48 grid, float slack), far below 1e-9 of the magnitudes; a different procedure
+    # (other slopes, or CROWN on other neurons) moves bounds by far more
+    tol = 1e-9 * (1.0 + np.abs(el).max() + np.abs(eu).max())
+    assert np.all(np.abs(zl - el) <= tol) and np.all(np.abs(zu - eu) <= tol)
+    z, _ = _points(chain, lo, hi, rng)
+    assert np.all(z >= zl - 1e-12) and np.all(z <= zu + 1e-12)
+    assert np.all(z >= el - 1e-12) and np.all(z <= eu + 1e-12)
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10**6))
+def test_bounds_with_the_floor_hold_on_the_subdomain(seed: int) -> None:
+    graph, params, chain, lo, hi, _, _, signs, C, rng = _setup((4, 6, 5, 2), seed)
+    m = BatchedModel(graph, params)
+    floor = m.split_floor(lo, hi, _root_slopes(m, lo, hi, C))
+    low, zl, zu, _, _, _, _ = m.bound_splits(lo, hi, C, signs, 5, floor=floor)
+    some = ~np.isposinf(low).all(axis=1)  # rows not claimed empty (those hold a point 0)
+    assert np.all(zl[some] >= floor[0]) and np.all(zu[some] <= floor[1])
+    z, y = _points(chain, lo, hi, rng)
+    vals = y @ C.T
+    for i in range(signs.shape[0]):
+        inside = np.all((signs[i] == 0) | (signs[i] * z >= 0), axis=1)
+        if not some[i]:  # claimed empty: no point may meet the signs
+            assert not inside.any()
+            continue
+        tol = 2.0**-40 * (1.0 + np.abs(vals).max())  # binary64 evaluation of the points
+        assert np.all(vals[inside] >= low[i] - tol)
+
+
+def test_bad_floors_are_refused() -> None:
+    import pytest
+
+    from torchlean.spec.errors import ShapeError
+    from torchlean.verify import bounds
+
+    graph, params, _, lo, hi, _, _, _, C, _ = _setup((3, 6, 2), 3)
+    relu = next(n.id for n in graph.nodes if n.op == "relu")
+    splits = {relu: np.zeros((1, 6), np.int8)}
+    with pytest.raises(ShapeError):
+        bounds.crown_with_layers(graph, params, lo[None], hi[None], C=C, relu_splits=splits,
+                                 relu_floor={relu: (np.zeros((1, 5)), np.ones((1, 5)))})
+    with pytest.raises(ValueError, match="lower > upper"):
+        bounds.crown_with_layers(graph, params, lo[None], hi[None], C=C, relu_splits=splits,
+                                 relu_floor={relu: (np.ones((1, 6)), np.zeros((1, 6)))})
+    with pytest.raises(ValueError, match="go with relu_splits"):
+        bounds.crown_with_layers(graph, params, lo[None], hi[None], C=C,
+                                 relu_floor={relu: (np.zeros((1, 6)), np.ones((1, 6)))})

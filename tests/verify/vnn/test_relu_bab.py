@@ -481,3 +481,35 @@ def test_useless_slopes_make_the_bound_fail(toy_cert: Any) -> None:
             reasons.append(res.reason)
     # the slopes are used: some node's bound needs the tuned ones
     assert reasons and all("does not exceed" in r for r in reasons)
+
+
+# -- the root's alpha-CROWN intervals as a floor ----------------------------------------
+def test_the_toy_certificate_carries_intermediate_root_slopes(toy_cert: Any) -> None:
+    _, _, _, doc = toy_cert
+    root = doc["cases"][0]["root_slopes"]
+    assert root["final"] == [None, None]
+    assert root["inner"][0] is None and root["inner"][1][0]["shape"] == [20, 10]
+
+
+def test_tampered_root_slopes_are_rejected(toy_cert: Any) -> None:
+    cert, model, p, doc = toy_cert
+    bad = copy.deepcopy(doc)
+    arr = bad["cases"][0]["root_slopes"]["inner"][1][0]
+    ints = np.zeros(arr["shape"], np.int64)
+    ints[3, 4] = (1 << 16) + 1  # 1 + 2^-16
+    arr["uint32"] = _encode(ints)
+    assert "bad root slopes" in _rejected(cert, bad, model, p)
+    bad = copy.deepcopy(doc)
+    arr = bad["cases"][0]["root_slopes"]["inner"][1][0]
+    arr["shape"] = [20, 9]
+    arr["uint32"] = _encode(np.zeros((20, 9), np.int64))
+    assert "bad root slopes" in _rejected(cert, bad, model, p)
+    bad = copy.deepcopy(doc)
+    root = bad["cases"][0]["root_slopes"]
+    root["final"] = [{"exponent": 16, "shape": [1, 10], "uint32": _encode(np.zeros((1, 10)))},
+                     None]
+    assert "final slopes" in _rejected(cert, bad, model, p)
+    bad = copy.deepcopy(doc)
+    bad["format"] = "torchlean-vnn-tree/1"
+    bad["cases"][0].pop("slopes", None)
+    assert "slopes in a" in _rejected(cert, bad, model, p)
