@@ -315,9 +315,9 @@ class BatchedModel:
         (`relu_bab.optimize_alpha_betas`), from `alphas` (N, R, W) when given (a parent's)
         else CROWN's adaptive ones; the slopes used, on the 2^-16 grid of
         `relu_bab.on_slope_grid`, come back as a seventh entry (N, R, W) (None without
-        `tune_alphas`). `live` (N, R) marks the rows worth tuning (default all): a
-        batch tunes the rows live in any of its subdomains; the others keep their
-        starting slopes and no betas (their bounds stay sound, only looser). `floor`
+        `tune_alphas`). `live` (N, R) marks the rows worth tuning (default all); the
+        others keep their starting slopes and no betas (their bounds stay sound, only
+        looser). `floor`
         (zl, zu (W,), from `split_floor`) are intervals that hold on the whole box,
         met by every subdomain's (`bounds.crown_with_layers`' `relu_floor`)."""
         tune = tune_alphas and beta_iterations > 0
@@ -401,9 +401,12 @@ class BatchedModel:
                 assert self._chain is not None and slopes is not None
                 il, iu = _flat_intervals(intervals, relus, size)
                 start = None if alphas is None else _pad(alphas[s:t], size)
-                rows = None if live is None else np.flatnonzero(live[s:t].any(axis=0))
+                marked = None
+                if live is not None:  # the padding rows tuned for nothing
+                    marked = np.zeros((size, C.shape[0]), dtype=bool)
+                    marked[: t - s] = live[s:t]
                 found, got = optimize_alpha_betas(self._chain, il, iu, part, C, lo[0],
-                                                  hi[0], alphas=start, rows=rows,
+                                                  hi[0], alphas=start, live=marked,
                                                   iterations=beta_iterations)
                 pending.append(got)
                 grid = on_slope_grid(found, il, iu)

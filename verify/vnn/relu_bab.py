@@ -327,7 +327,7 @@ def on_slope_grid(alphas: Arr, zl: Arr, zu: Arr) -> Arr:
 
 def optimize_alpha_betas(chain: Chain, zl: Arr, zu: Arr, signs: Signs, spec: Arr,
                          lower: Arr, upper: Arr, *, alphas: Arr | None = None,
-                         rows: Sequence[int] | None = None, iterations: int = 20,
+                         live: np.ndarray[Any, Any] | None = None, iterations: int = 20,
                          lr_alpha: float = 0.1, lr_beta: float = 0.05) -> tuple[Arr, Arr]:
     """Lower slopes alpha in [0, 1] and multipliers beta >= 0 (both (N, R, W)) that raise
     the float CROWN lower bound of `spec . y` minus `sum beta * sign * z` over the box
@@ -335,21 +335,24 @@ def optimize_alpha_betas(chain: Chain, zl: Arr, zu: Arr, signs: Signs, spec: Arr
     signs (N, W); spec is (R, m). Projected Adam on both jointly (alpha-beta-CROWN), from
     `alphas` (a parent's, say; default CROWN's adaptive slopes) and beta = 0, keeping
     the best pair seen per row. Betas are nonzero only on split neurons; alphas matter
-    only on unstable ones. With `rows`, only those spec rows are tuned (the others keep
-    their start and beta = 0): rows whose bound no longer matters cost nothing."""
+    only on unstable ones. With `live` (N, R), only the marked (subdomain, row) pairs
+    are tuned (the others keep their start and beta = 0): a row's bound depends on its
+    own slopes and betas only, so each marked pair is searched as a subdomain of one
+    row, and rows whose bound no longer matters cost nothing."""
     start = adaptive_slopes(zl, zu, spec.shape[0]) if alphas is None else np.clip(
         np.asarray(alphas, np.float64), 0.0, 1.0)
-    if rows is None or len(rows) == spec.shape[0]:
+    if live is None or bool(np.all(live)):
         return _optimize(chain, zl, zu, signs, spec, lower, upper, start, True, iterations,
                          lr_alpha, lr_beta)
     betas = np.zeros(start.shape)
-    if len(rows) == 0:
+    sub, row = np.nonzero(live)
+    if sub.size == 0:
         return start, betas
-    picked = list(rows)
-    got_a, got_b = _optimize(chain, zl, zu, signs, spec[picked], lower, upper,
-                             start[:, picked], True, iterations, lr_alpha, lr_beta)
-    start[:, picked] = got_a
-    betas[:, picked] = got_b
+    got_a, got_b = _optimize(chain, zl[sub], zu[sub], signs[sub], spec[row][:, None],
+                             lower, upper, start[sub, row][:, None], True, iterations,
+                             lr_alpha, lr_beta)
+    start[sub, row] = got_a[:, 0]
+    betas[sub, row] = got_b[:, 0]
     return start, betas
 
 
@@ -369,16 +372,16 @@ def _optimize(chain: Chain, zl: Arr, zu: Arr, signs: Signs, spec: Arr, lower: Ar
               upper: Arr, alphas: Arr, tune_alpha: bool, iterations: int, lr_alpha: float,
               lr_beta: float) -> tuple[Arr, Arr]:
     """Projected Adam on (alphas, betas) from (alphas, 0); alphas stay fixed unless
-    `tune_alpha`. Returns the best pair seen per subdomain and row (float64). The search
-    runs in float32 (half the memory traffic; its results are only candidates, which the
-    caller's sound pass re-bounds)."""
+    `tune_alpha`; spec is (R, m), or (N, R, m) per subdomain. Returns the best pair
+    seen per subdomain and row (float64). The search runs in float32 (half the memory
+    traffic; its results are only candidates, which the caller's sound pass re-bounds)."""
     work = np.float32
     chain = _float32(chain)
     zl, zu, spec = zl.astype(work), zu.astype(work), spec.astype(work)
     lower, upper, alphas = lower.astype(work), upper.astype(work), alphas.astype(work)
     widths = [w.shape[0] for w in chain.weights[:-1]]
     cuts = np.cumsum([0, *widths])
-    n_sub, rows = signs.shape[0], spec.shape[0]
+    n_sub, rows = signs.shape[0], spec.shape[-2]
     split = signs != 0
     unstable = (zl < 0) & (zu > 0)
     betas = np.zeros((n_sub, rows, signs.shape[1]), dtype=work)
@@ -448,8 +451,9 @@ def _alpha_beta_bound_and_grad(chain: Chain, layers: list[tuple[Arr, Arr, Arr, A
     """The float CROWN lower bound (N, R) with lower slopes `alphas` on unstable neurons
     and the beta terms, and its gradients in the betas and the alphas (at the relaxed
     optimum, relaxation choices held fixed: -sign * z for beta, the positive part of
-    the coefficient times z for an unstable neuron's alpha). In spec's float type."""
-    n_sub, rows = betas.shape[0], spec.shape[0]
+    the coefficient times z for an unstable neuron's alpha). In spec's float type; spec
+    is (R, m), or (N, R, m) per subdomain."""
+    n_sub, rows = betas.shape[0], spec.shape[-2]
 
     def mat(a: Arr, w: Any, transposed: bool) -> Arr:
         """(N, R, k) times a layer's map as one (N R, k) matrix product."""
@@ -457,7 +461,7 @@ def _alpha_beta_bound_and_grad(chain: Chain, layers: list[tuple[Arr, Arr, Arr, A
         out = times_transposed(flat, w) if transposed else times(flat, w)
         return out.reshape(n_sub, rows, -1)
 
-    lam = np.broadcast_to(spec, (n_sub,) + spec.shape)
+    lam = spec if spec.ndim == 3 else np.broadcast_to(spec, (n_sub,) + spec.shape)
     const = np.zeros(lam.shape[:2], dtype=spec.dtype)
     pres, lows = [], []
     for k in range(len(chain.weights) - 1, -1, -1):

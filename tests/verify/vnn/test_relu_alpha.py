@@ -231,3 +231,20 @@ def test_bad_floors_are_refused() -> None:
     with pytest.raises(ValueError, match="go with relu_splits"):
         bounds.crown_with_layers(graph, params, lo[None], hi[None], C=C,
                                  relu_floor={relu: (np.zeros((1, 6)), np.ones((1, 6)))})
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 10**6))
+def test_tuning_live_pairs_alone_finds_what_tuning_all_finds_there(seed: int) -> None:
+    _, _, chain, lo, hi, zl, zu, signs, C, rng = _setup((4, 6, 5, 2), seed)
+    start = rng.random((3, 2, signs.shape[1]))
+    live = rng.random((3, 2)) < 0.5
+    full_a, full_b = optimize_alpha_betas(chain, zl, zu, signs, C, lo, hi, alphas=start,
+                                          iterations=8)
+    part_a, part_b = optimize_alpha_betas(chain, zl, zu, signs, C, lo, hi, alphas=start,
+                                          live=live, iterations=8)
+    # each row's bound depends on its own slopes and betas only: the same search, up to
+    # float32 summation order in the products (1e-3 absorbs a step's worth of it)
+    assert np.allclose(part_a[live], full_a[live], atol=1e-3)
+    assert np.allclose(part_b[live], full_b[live], atol=1e-3)
+    assert np.array_equal(part_a[~live], start[~live]) and np.all(part_b[~live] == 0)
