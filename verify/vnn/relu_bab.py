@@ -6,7 +6,9 @@ A *subdomain* is the root box with a sign fixed for some ReLU pre-activations. S
 are bounded in batches by a caller's sound bound (CROWN with the splits clamping the
 pre-activation intervals, beta multipliers on the split constraints and, optionally,
 the final pass's lower ReLU slopes, found jointly by `optimize_alpha_betas` from the
-parent's slopes: `BatchedModel.bound_splits`). CROWN is not monotone in its intervals
+parent's slopes, only for the rows of conjunctions no ancestor refutes:
+`BatchedModel.bound_splits`; the engine also meets every subdomain's intervals with the
+root's full alpha-CROWN ones). CROWN is not monotone in its intervals
 (a child's bound can be below its parent's); a subdomain's bound also holds on its
 children, so a child keeps, row by row, the larger of its own and its parent's lower
 bound, and a conjunction refuted at a node is refuted for its whole subtree.
