@@ -44,6 +44,10 @@ __all__ = ["ReluSplit", "ReluTree", "ReluBabResult", "SplitBounds", "SLOPE_BITS"
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 MAX_CONFIRMS = 2  # float-unsafe points confirmed exactly per batch
 Signs = np.ndarray[Any, np.dtype[np.int8]]
+# one ReLU layer of the float search: upper slope, upper intercept, adaptive lower slope,
+# split signs (float32 or float64), and the unstable mask
+Layer = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any],
+              np.ndarray[Any, Any], np.ndarray[Any, np.dtype[np.bool_]]]
 # lower (N, R), zl, zu (N, W), coeff (N, R, W), betas (N, R, W), input coeff (N, R, n),
 # and the final pass's lower slopes (N, R, W) when they were tuned (else None)
 SplitBounds = tuple[Arr, Arr, Arr, Arr, Arr, Arr, Arr | None]
@@ -390,7 +394,7 @@ def _optimize(chain: Chain, zl: Arr, zu: Arr, signs: Signs, spec: Arr, lower: Ar
     tune_alpha = tune_alpha and bool(unstable.any())
     if (not split.any() and not tune_alpha) or iterations <= 0:
         return alphas.astype(np.float64), betas.astype(np.float64)
-    layers = []
+    layers: list[Layer] = []
     for k in range(len(widths)):
         lo, hi = zl[:, cuts[k]: cuts[k + 1]], zu[:, cuts[k]: cuts[k + 1]]
         unst = unstable[:, cuts[k]: cuts[k + 1]]
@@ -447,7 +451,7 @@ def _adam(m1: Arr, m2: Arr, grad: Arr, step: int, lr: float) -> Arr:
     return out
 
 
-def _alpha_beta_bound_and_grad(chain: Chain, layers: list[tuple[Arr, Arr, Arr, Arr, Arr]],
+def _alpha_beta_bound_and_grad(chain: Chain, layers: list[Layer],
                                cuts: Arr, alphas: Arr, betas: Arr, spec: Arr, mid: Arr,
                                rad: Arr) -> tuple[Arr, Arr, Arr]:
     """The float CROWN lower bound (N, R) with lower slopes `alphas` on unstable neurons
