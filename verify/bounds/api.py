@@ -131,7 +131,9 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
                       relu_splits: Mapping[int, Any] | None = None,
                       relu_coefficients: dict[int, Array] | None = None,
                       relu_betas: BetaFn | None = None,
-                      relu_intervals: Mapping[int, tuple[Any, Any]] | None = None
+                      relu_alphas: BetaFn | None = None,
+                      relu_intervals: Mapping[int, tuple[Any, Any]] | None = None,
+                      relu_floor: Mapping[int, tuple[Any, Any]] | None = None
                       ) -> tuple[Bounds, dict[int, tuple[Array, Array]]]:
     """`crown`, also returning by node id the interval of every input of a relaxed node
     (the operand of relu, tanh, ...; both operands of a product, quotient, max or min of
@@ -177,6 +179,19 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
     `C y - sum beta * sign * z` instead, a lower bound of C y on the subdomain for any
     such betas (sign * z >= 0 there); betas on free neurons are ignored. A negative or
     non-finite beta, or a wrong shape, raises ValueError or ShapeError.
+
+    `relu_alphas` (alpha-beta-CROWN; with `relu_splits`) is called like `relu_betas`,
+    before it, and returns final-pass slopes by relu node id as `relu_slopes` takes them
+    (checked and clipped the same way; they replace its entries for those nodes): slopes
+    chosen knowing the subdomains' intervals.
+
+    With `relu_splits`, intermediate slopes (`relu_slopes` keys `(z, relu)`) serve the
+    CROWN passes on the neurons IBP leaves unstable (as the exact checker uses them), and
+    `relu_floor` gives by relu node id intervals of its operand (broadcastable to
+    (batch, *node shape without the batch axis)) that hold on the whole box (a root's,
+    in branch and bound): each IBP interval is intersected with them first (so the
+    exact checker, given the same floor, computes the same), soundness resting on that
+    claim.
     """
     g, lo, hi = prepare(graph_or_model, params, lower, upper, covers)
     batch = lo.shape[0]
@@ -190,12 +205,24 @@ def crown_with_layers(graph_or_model: Any, params: Mapping[str, Any], lower: Any
             raise ValueError("relu_intervals: known intervals go with relu_splits")
         known = _checked_intervals(g, relu_intervals, batch)
     empty = np.zeros(batch, dtype=bool)
+    floor = None
+    if relu_floor is not None:
+        if splits is None:
+            raise ValueError("relu_floor: floor intervals go with relu_splits")
+        floor = _checked_floor(g, relu_floor, batch)
     bw, pre = _intermediate(g, params, lo, hi, ibp_intermediate,
                             slopes_for=(lambda z, _pre: inner.get(z)) if inner else None,
-                            splits=splits, empty=empty, known=known)
+                            splits=splits, empty=empty, known=known, floor=floor)
     spec = spec_matrix(C, g, batch)
     if final:
         bw.relu_slopes = _checked_slopes(g, final, batch, 2 * spec.shape[1])
+    if relu_alphas is not None:
+        if splits is None:
+            raise ValueError("relu_alphas: slopes chosen per subdomain need relu_splits")
+        assert relu_splits is not None
+        intervals = {r: pre[g.nodes[r].args[0]] for r in relu_splits}
+        bw.relu_slopes = {**bw.relu_slopes, **_checked_slopes(
+            g, relu_alphas(intervals), batch, 2 * spec.shape[1])}
     if relu_betas is not None:
         if splits is None:
             raise ValueError("relu_betas: multipliers of split constraints need relu_splits")
@@ -304,6 +331,27 @@ def _checked_intervals(g: Graph, given: Mapping[int, tuple[Any, Any]], batch: in
     return out
 
 
+def _checked_floor(g: Graph, given: Mapping[int, tuple[Any, Any]], batch: int
+                   ) -> dict[int, tuple[Array, Array]]:
+    """The floor intervals by pre-activation node, broadcast to (batch, *shape without
+    batch) and checked (relu node, lo <= hi, no NaN)."""
+    out: dict[int, tuple[Array, Array]] = {}
+    for node, (a, b) in given.items():
+        if not 0 <= node < len(g.nodes) or g.nodes[node].op != "relu":
+            raise ValueError(f"relu_floor: node %{node} is not a relu node of the graph")
+        want = (batch,) + g.nodes[node].shape[1:]
+        try:
+            lo = np.broadcast_to(np.asarray(a, dtype=np.float64), want)
+            hi = np.broadcast_to(np.asarray(b, dtype=np.float64), want)
+        except ValueError:
+            raise ShapeError(f"relu_floor: node %{node} needs intervals broadcastable to "
+                             f"{want}, got {np.shape(a)} and {np.shape(b)}") from None
+        if not np.all(lo <= hi):
+            raise ValueError(f"relu_floor: node %{node} has lower > upper or a NaN")
+        out[g.nodes[node].args[0]] = (lo, hi)
+    return out
+
+
 def _checked_splits(g: Graph, splits: Mapping[int, Any], batch: int) -> dict[int, Array]:
     """The splits by pre-activation node (the relu's operand), checked: relu node, shape
     (batch, *shape without batch), values in {-1, 0, 1}."""
@@ -375,7 +423,8 @@ SlopesFor = Callable[[int, Mapping[int, tuple[Array, Array]]], "dict[int, Array]
 def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
                   ibp_intermediate: bool, slopes_for: SlopesFor | None = None,
                   splits: Mapping[int, Array] | None = None, empty: Array | None = None,
-                  known: Mapping[int, tuple[Array, Array]] | None = None
+                  known: Mapping[int, tuple[Array, Array]] | None = None,
+                  floor: Mapping[int, tuple[Array, Array]] | None = None
                   ) -> tuple[Backward, dict[int, tuple[Array, Array]]]:
     """The backward engine over `g` with every relaxed operand's interval tightened by
     CROWN (intersected with IBP), and those intervals by node id. `slopes_for(z, pre)`,
@@ -430,6 +479,9 @@ def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
         # interval is kept), IBP from the tightened intervals: what the exact checker of
         # relu-split certificates (vnn.exact_chain) computes, so that its bounds agree
         il, ih = (np.broadcast_to(v, g.nodes[z].shape) for v in ib[z])
+        if floor and z in floor:  # intervals known over the whole box (a root's)
+            il, ih = np.maximum(il, floor[z][0]), np.minimum(ih, floor[z][1])
+            ih = np.maximum(il, ih)  # an empty meet: the point (left to the split marks)
         shape = g.nodes[z].shape
         unstable = ((il < 0) & (ih > 0)).reshape(batch, -1)
         cols = np.flatnonzero(np.any(unstable, axis=0))
@@ -441,7 +493,13 @@ def _intermediate(g: Graph, params: Mapping[str, Any], lo: Array, hi: Array,
             eye[np.arange(cols.size), cols] = 1.0
             spec = np.broadcast_to(np.concatenate([eye, -eye]).reshape(
                 (2 * cols.size,) + shape[1:]), (batch, 2 * cols.size) + shape[1:])
+            given = slopes_for(z, pre) if slopes_for is not None else None
+            # the intermediate slopes of these neurons' rows (lower, then upper bounds)
+            rows = np.concatenate([cols, w + cols])
+            bw.relu_slopes = {r: np.ascontiguousarray(a[:, rows])
+                              for r, a in (given or {}).items()}
             low = bw.run({z: spec})
+            bw.relu_slopes = {}
             keep = unstable[:, cols]
             zl[:, cols] = np.where(keep, np.maximum(low[:, : cols.size], zl[:, cols]),
                                    zl[:, cols])

@@ -279,6 +279,35 @@ class BatchedModel:
         chain: Chain = self._chain
         return chain
 
+    def split_floor(self, lo: Arr, hi: Arr, slopes: Mapping[Any, Arr]) -> tuple[Arr, Arr]:
+        """Sound intervals (W,) of every relu neuron's pre-activation over the box
+        [lo, hi] (n,), computed as `bound_splits` computes a subdomain's with no split
+        (so as the exact checker does), CROWN's passes using the intermediate slopes of
+        `slopes` (`alpha_bound`'s, keys (z, relu); its final ones are not used): a floor
+        for every subdomain's intervals (`bound_splits(floor=)`)."""
+        g = self.graph_for(1)
+        relus = self.relu_nodes()
+        inner = {k: v for k, v in slopes.items() if isinstance(k, tuple)}
+        zero = {node: np.zeros((1, *g.nodes[node].shape[1:]), np.int8) for node, _ in relus}
+        _, pre = _bounds.crown_with_layers(
+            g, self.params, np.asarray(lo, np.float64).reshape(self.shape),
+            np.asarray(hi, np.float64).reshape(self.shape), C=np.zeros((1, self.m)),
+            relu_splits=zero, relu_slopes=inner)
+        zl = np.concatenate([np.asarray(pre[g.nodes[r].args[0]][0]).reshape(-1)
+                             for r, _ in relus])
+        zu = np.concatenate([np.asarray(pre[g.nodes[r].args[0]][1]).reshape(-1)
+                             for r, _ in relus])
+        return zl, zu
+
+    def _per_node(self, flat: tuple[Arr, Arr], g: Graph) -> dict[int, tuple[Arr, Arr]]:
+        """Flat intervals (W,) by relu node, each (1, *node shape without the batch)."""
+        out, at = {}, 0
+        for node, w in self.relu_nodes():
+            shape = (1, *g.nodes[node].shape[1:])
+            out[node] = (flat[0][at: at + w].reshape(shape), flat[1][at: at + w].reshape(shape))
+            at += w
+        return out
+
     def relu_nodes(self) -> tuple[tuple[int, int], ...]:
         """(node id, neurons) of every relu node, in graph order."""
         return tuple((n.id, int(np.prod(n.shape[1:]))) for n in self.graph.nodes
@@ -287,8 +316,11 @@ class BatchedModel:
     def bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
                      beta_iterations: int = 0,
                      known: tuple[Arr, Arr, np.ndarray[Any, Any]] | None = None,
-                     rows: tuple[int, ...] | None = None
-                     ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr]:
+                     rows: tuple[int, ...] | None = None, *,
+                     alphas: Arr | None = None, tune_alphas: bool = False,
+                     live: np.ndarray[Any, Any] | None = None,
+                     floor: tuple[Arr, Arr] | None = None
+                     ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr, Arr | None]:
         """Sound CROWN lower bounds of `C . y` (N, R) over the subdomains of the box
         [lo, hi] (n,) given by `signs` (N, W): +1 / -1 / 0 per relu neuron, the relu nodes
         of `relu_nodes()` concatenated (see `bounds.crown_with_layers`, `relu_splits`);
@@ -304,50 +336,86 @@ class BatchedModel:
         in groups of one depth.
 
         `rows`: the rows of C bounded (None: all); the others get lower bound -inf (true
-        of any row) and zero coefficients and betas. Every pass costs about in proportion
-        to the rows, and branch and bound needs only those its root leaves open."""
+        of any row) and zero coefficients, betas and slopes. Every pass costs about in
+        proportion to the rows, and branch and bound needs only those its root leaves open.
+
+        With `tune_alphas` (and `beta_iterations` > 0) the final pass's lower slopes of
+        the unstable neurons are optimised jointly with the betas
+        (`relu_bab.optimize_alpha_betas`), from `alphas` (N, R, W) when given (a parent's)
+        else CROWN's adaptive ones; the slopes used, on the 2^-16 grid of
+        `relu_bab.on_slope_grid`, come back as a seventh entry (N, R, W) (None without
+        `tune_alphas`). `live` (N, R) marks the rows worth tuning (default all); the
+        others keep their starting slopes and no betas (their bounds stay sound, only
+        looser). `floor` (zl, zu (W,), from `split_floor`) are intervals that hold on the
+        whole box, met by every subdomain's (`bounds.crown_with_layers`' `relu_floor`)."""
+        tune = tune_alphas and beta_iterations > 0
         if rows is not None:
-            picked = sorted(set(rows))
-            if any(not 0 <= r < C.shape[0] for r in picked):
-                raise ValueError(f"rows {rows} outside the {C.shape[0]} rows of C")
-            n_sub, width = signs.shape
-            full = (np.full((n_sub, C.shape[0]), -np.inf),
-                    np.empty((n_sub, width)), np.empty((n_sub, width)),
-                    np.zeros((n_sub, C.shape[0], width)), np.zeros((n_sub, C.shape[0], width)),
-                    np.zeros((n_sub, C.shape[0], self.n)))
-            if not picked:
-                got = self.bound_splits(lo, hi, C[:1], signs, 0, known)
-                full[1][...], full[2][...] = got[1], got[2]
-                return full
-            got = self.bound_splits(lo, hi, C[picked], signs, beta_iterations, known)
-            full[0][:, picked], full[1][...], full[2][...] = got[0], got[1], got[2]
-            full[3][:, picked], full[4][:, picked], full[5][:, picked] = got[3], got[4], got[5]
-            return full
+            return self._bound_rows(lo, hi, C, signs, beta_iterations, known, rows,
+                                    alphas, tune, live, floor)
         if known is not None and np.any(known[2] > 0):
             zl0, zu0, depth = known
             outs = [np.empty((signs.shape[0],) + shape) for shape in (
                 (C.shape[0],), (signs.shape[1],), (signs.shape[1],),
                 (C.shape[0], signs.shape[1]), (C.shape[0], signs.shape[1]),
-                (C.shape[0], self.n))]
+                (C.shape[0], self.n), (C.shape[0], signs.shape[1]))]
             for d in np.unique(depth):
                 idx = np.flatnonzero(depth == d)
                 got = self._bound_splits(lo, hi, C, signs[idx], beta_iterations,
-                                         zl0[idx], zu0[idx], int(d))
+                                         zl0[idx], zu0[idx], int(d),
+                                         None if alphas is None else alphas[idx], tune,
+                                         None if live is None else live[idx], floor)
                 for o, g in zip(outs, got, strict=True):
-                    o[idx] = g
-            return outs[0], outs[1], outs[2], outs[3], outs[4], outs[5]
-        return self._bound_splits(lo, hi, C, signs, beta_iterations, None, None, 0)
+                    if g is not None:
+                        o[idx] = g
+            return (outs[0], outs[1], outs[2], outs[3], outs[4], outs[5],
+                    outs[6] if tune else None)
+        return self._bound_splits(lo, hi, C, signs, beta_iterations, None, None, 0, alphas,
+                                  tune, live, floor)
+
+    def _bound_rows(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
+                    beta_iterations: int, known: tuple[Arr, Arr, np.ndarray[Any, Any]] | None,
+                    rows: tuple[int, ...], alphas: Arr | None, tune: bool,
+                    live: np.ndarray[Any, Any] | None, floor: tuple[Arr, Arr] | None
+                    ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr, Arr | None]:
+        """`bound_splits` on the rows `rows` of C only; the other rows get what its `rows`
+        argument says."""
+        picked = sorted(set(rows))
+        if any(not 0 <= r < C.shape[0] for r in picked):
+            raise ValueError(f"rows {rows} outside the {C.shape[0]} rows of C")
+        n_sub, width = signs.shape
+        full = (np.full((n_sub, C.shape[0]), -np.inf),
+                np.empty((n_sub, width)), np.empty((n_sub, width)),
+                np.zeros((n_sub, C.shape[0], width)), np.zeros((n_sub, C.shape[0], width)),
+                np.zeros((n_sub, C.shape[0], self.n)),
+                np.zeros((n_sub, C.shape[0], width)) if tune else None)
+        if not picked:  # the intervals alone
+            got = self.bound_splits(lo, hi, C[:1], signs, 0, known, floor=floor)
+            full[1][...], full[2][...] = got[1], got[2]
+            return full
+        got = self.bound_splits(
+            lo, hi, C[picked], signs, beta_iterations, known,
+            alphas=None if alphas is None else alphas[:, picked], tune_alphas=tune,
+            live=None if live is None else live[:, picked], floor=floor)
+        full[0][:, picked], full[1][...], full[2][...] = got[0], got[1], got[2]
+        full[3][:, picked], full[4][:, picked], full[5][:, picked] = got[3], got[4], got[5]
+        if full[6] is not None and got[6] is not None:
+            full[6][:, picked] = got[6]
+        return full
 
     def _bound_splits(self, lo: Arr, hi: Arr, C: Arr, signs: np.ndarray[Any, Any],
-                      beta_iterations: int, zl0: Arr | None, zu0: Arr | None, depth: int
-                      ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr]:
+                      beta_iterations: int, zl0: Arr | None, zu0: Arr | None, depth: int,
+                      alphas: Arr | None = None, tune: bool = False,
+                      live: np.ndarray[Any, Any] | None = None,
+                      floor: tuple[Arr, Arr] | None = None
+                      ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr, Arr | None]:
         """`bound_splits` for rows that all reuse the first `depth` relu layers' intervals
         from zl0, zu0."""
-        from .relu_bab import optimize_betas
+        from .relu_bab import on_slope_grid, optimize_alpha_betas, optimize_betas
 
         relus = self.relu_nodes()
         chain = self.chain() if beta_iterations > 0 else None
         betas = np.zeros((signs.shape[0], C.shape[0], signs.shape[1]))
+        slopes = np.zeros((signs.shape[0], C.shape[0], signs.shape[1])) if tune else None
         inputs = np.zeros((signs.shape[0], C.shape[0], self.n))
         lo = np.asarray(lo, np.float64).reshape(1, self.n)
         hi = np.asarray(hi, np.float64).reshape(1, self.n)
@@ -366,19 +434,48 @@ class BatchedModel:
                 at += w
             coeffs: dict[int, Arr] = {}
 
+            pending: list[Arr] = []  # the betas alpha_fn found with the slopes
+
             def beta_fn(intervals: Mapping[int, tuple[Arr, Arr]], s: int = s, t: int = t,
-                        size: int = size, part: Any = part, g: Graph = g) -> dict[int, Arr]:
+                        size: int = size, part: Any = part, g: Graph = g,
+                        pending: list[Arr] = pending) -> dict[int, Arr]:
                 assert chain is not None
-                il = np.concatenate([intervals[r][0].reshape(size, -1) for r, _ in relus], 1)
-                iu = np.concatenate([intervals[r][1].reshape(size, -1) for r, _ in relus], 1)
-                got = optimize_betas(chain, il, iu, part, C, lo[0], hi[0],
-                                     iterations=beta_iterations)
+                if tune:  # found with the slopes (alpha_fn), before this is called
+                    got = pending.pop()
+                else:
+                    il, iu = _flat_intervals(intervals, relus, size)
+                    got = optimize_betas(chain, il, iu, part, C, lo[0], hi[0],
+                                         iterations=beta_iterations)
                 betas[s:t] = got[: t - s]
                 out, at = {}, 0
                 for node, w in relus:
                     both = np.concatenate([got[:, :, at: at + w], np.zeros_like(
                         got[:, :, at: at + w])], axis=1)
                     out[node] = both.reshape((size, 2 * C.shape[0], *g.nodes[node].shape[1:]))
+                    at += w
+                return out
+
+            def alpha_fn(intervals: Mapping[int, tuple[Arr, Arr]], s: int = s, t: int = t,
+                         size: int = size, part: Any = part, g: Graph = g,
+                         pending: list[Arr] = pending) -> dict[int, Arr]:
+                assert chain is not None and slopes is not None
+                il, iu = _flat_intervals(intervals, relus, size)
+                start = None if alphas is None else _pad(alphas[s:t], size)
+                marked = None
+                if live is not None:  # the padding rows tuned for nothing
+                    marked = np.zeros((size, C.shape[0]), dtype=bool)
+                    marked[: t - s] = live[s:t]
+                found, got = optimize_alpha_betas(chain, il, iu, part, C, lo[0],
+                                                  hi[0], alphas=start, live=marked,
+                                                  iterations=beta_iterations)
+                pending.append(got)
+                grid = on_slope_grid(found, il, iu)
+                slopes[s:t] = grid[: t - s]
+                out, at = {}, 0
+                for node, w in relus:
+                    one = grid[:, :, at: at + w]
+                    out[node] = np.concatenate([one, one], axis=1).reshape(
+                        (size, 2 * C.shape[0], *g.nodes[node].shape[1:]))
                     at += w
                 return out
 
@@ -392,7 +489,9 @@ class BatchedModel:
                     at += w
             res, pre = _bounds.crown_with_layers(
                 g, self.params, a, b, C=C, relu_splits=splits, relu_coefficients=coeffs,
-                relu_betas=beta_fn if beta_iterations > 0 else None, relu_intervals=given)
+                relu_betas=beta_fn if beta_iterations > 0 else None,
+                relu_alphas=alpha_fn if tune else None, relu_intervals=given,
+                relu_floor=None if floor is None else self._per_node(floor, g))
             low[s:t] = res.lower[: t - s]
             if g.inputs[0].id in coeffs:
                 inputs[s:t] = coeffs[g.inputs[0].id].reshape(
@@ -406,4 +505,12 @@ class BatchedModel:
                     coeff[s:t, :, at: at + w] = coeffs[node].reshape(
                         size, C.shape[0], -1)[: t - s]
                 at += w
-        return low, zl, zu, coeff, betas, inputs
+        return low, zl, zu, coeff, betas, inputs, slopes
+
+
+def _flat_intervals(intervals: Mapping[int, tuple[Arr, Arr]],
+                    relus: tuple[tuple[int, int], ...], size: int) -> tuple[Arr, Arr]:
+    """The relu nodes' pre-activation intervals, flattened and concatenated: (size, W)."""
+    il = np.concatenate([np.asarray(intervals[r][0]).reshape(size, -1) for r, _ in relus], 1)
+    iu = np.concatenate([np.asarray(intervals[r][1]).reshape(size, -1) for r, _ in relus], 1)
+    return il, iu

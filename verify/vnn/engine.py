@@ -66,8 +66,9 @@ from .attack import attack
 from .bab import Problem, Step, Tree, box_step, branch_and_bound, refuted_rows
 from .batched import ALPHA_MAX_RELUS, BatchedModel
 from .confirm import Confirmation, Confirmer
+from .exact_chain import ChainSlopes
 from .instance import fit_property, load_model, model_sizes
-from .relu_bab import relu_branch_and_bound
+from .relu_bab import SLOPE_BITS, relu_branch_and_bound
 from .tree_certificate import CaseTree, ReluCaseTree, case_rows, write_tree_certificate
 from .vnnlib import Case, Property, read_vnnlib
 
@@ -80,6 +81,13 @@ Counterexample = tuple[tuple[Fraction, ...], tuple[Fraction, ...]]
 MAX_SPLIT_INPUTS = 16  # input splitting pays for low-dimensional inputs only
 RELU_BATCH = 64  # subdomains per ReLU-splitting batch: CROWN's cost grows with it
 BETA_ITERATIONS = 20  # projected Adam steps on the split multipliers per batch
+# ... and on slopes and multipliers together where slopes are tuned: on mnistfc 256x4
+# prop_0_0.03 20 / 30 / 50 steps took 1325 / 849 / 611 subdomains, 40 / 34 / 30 s
+ALPHA_BETA_ITERATIONS = 50
+# rounds of targeted PGD (one start per unsafe group) before ReLU splitting, for inputs
+# too wide to split: on the 60 mnistfc instances the untargeted attack confirms 15
+# violations, 2 rounds one more, 10 rounds two more (about 1.5 s on 256x4)
+ATTACK_RESTARTS = 10
 # ReLUs beyond which subdomains get no beta search: on the verivital conv net (23328
 # ReLUs) a batch's search cost ~20x its CROWN pass (15 s against 0.7 s for 64 subdomains
 # on a loaded machine) and did not raise the worst subdomains' bounds more per second;
@@ -417,7 +425,10 @@ def _confirm_fn(pc: _Case, confirmer: Confirmer, found: list[Confirmation],
 
 
 def _attack_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
-                 phases: _Phases, samples: int, seed: int) -> Confirmation | None:
+                 phases: _Phases, samples: int, seed: int, restarts: int = 0
+                 ) -> Confirmation | None:
+    """A confirmed counterexample of the case by `attack` (with `restarts` rounds of
+    targeted PGD after the untargeted search), or None."""
     t0 = time.monotonic()
     found: list[Confirmation] = []
     confirm = _confirm_fn(pc, confirmer, found, clock)
@@ -441,7 +452,7 @@ def _attack_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock
         except (NotDifferentiableError, UnsupportedOperation, ShapeError):
             grad = None
         hit = attack(pc.problem, evaluate, grad, confirm, seed=seed, samples=samples,
-                     deadline=clock.deadline)
+                     restarts=restarts, deadline=clock.deadline)
         return found[-1] if hit is not None and found else None
     finally:
         phases.add("attack", t0)
@@ -468,11 +479,16 @@ def _prove_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
     if root is not None:
         return "holds", _case_tree(pc, Tree(leaves={0: root})), None, f"{method} bounds"
     if m.n > max_split:
-        proved = _alpha_root(pc, m, problem, C, phases)
+        # bounds failed at the root: a stronger search before the costly ones
+        hit = _attack_case(pc, m, confirmer, clock, phases, 0, 0, ATTACK_RESTARTS)
+        if hit is not None:
+            return "violated", None, hit, ""
+        proved, root_slopes = _alpha_root(pc, m, problem, C, phases)
         if proved is not None:
             return "holds", proved, None, "alpha-crown bounds"
         clock.check()
-        return _relu_split_case(pc, m, confirmer, clock, phases, batch, max_split)
+        return _relu_split_case(pc, m, confirmer, clock, phases, batch, max_split,
+                                root_slopes)
     found: list[Confirmation] = []
 
     def evaluate(x: Array) -> Array:
@@ -545,25 +561,26 @@ def _alpha_refine(m: BatchedModel, C: Array, keep_slopes: bool
 
 
 def _alpha_root(pc: _Case, m: BatchedModel, problem: Problem, C: Array, phases: _Phases
-                ) -> CaseTree | None:
+                ) -> tuple[CaseTree | None, dict[Any, Array] | None]:
     """A one-leaf tree whose leaf carries the slopes, when full alpha-CROWN refutes the
-    case over its root box (where CROWN did not); else None."""
+    case over its root box (where CROWN did not); else None. Also the slopes (None when
+    alpha-CROWN does not apply)."""
     t0 = time.monotonic()
     try:
         got = m.alpha_bound(pc.lo[None], pc.hi[None], C)
     except (UnsupportedOperation, ShapeError):
-        return None
+        return None, None
     finally:
         phases.add("bounds", t0)
     if got is None:
-        return None
+        return None, None
     low, slopes = got
     rows = refuted_rows(low, problem)[0]
     if rows is None:
-        return None
+        return None, slopes
     tree = _case_tree(pc, Tree(leaves={0: rows}))
     return CaseTree(tree.lower, tree.upper, tree.splits, tree.leaves,
-                    ((0, m.chain_slopes(slopes, rows)),))
+                    ((0, m.chain_slopes(slopes, rows)),)), slopes
 
 
 def open_rows(lower: Array, problem: Problem) -> tuple[int, ...]:
@@ -574,11 +591,14 @@ def open_rows(lower: Array, problem: Problem) -> tuple[int, ...]:
 
 
 def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _Clock,
-                     phases: _Phases, batch: int, max_split: int
+                     phases: _Phases, batch: int, max_split: int,
+                     root_slopes: dict[Any, Array] | None = None
                      ) -> tuple[str, CaseTree | ReluCaseTree | None, Confirmation | None, str]:
     """(status, tree, counterexample, note) by branch and bound over ReLU splits (the
     relaxed minimisers of open subdomains tried as counterexamples), for models that are
-    chains of affine maps and ReLUs (the exact checker's reach)."""
+    chains of affine maps and ReLUs (the exact checker's reach). `root_slopes` (full
+    alpha-CROWN's at the root) tighten the root's intervals, a floor for every
+    subdomain's; the certificate carries their intermediate part."""
     assert pc.problem is not None
     too_many = (f"bounds leave an unsafe disjunct open; {m.n} inputs are too many to split "
                 f"(at most {max_split})")
@@ -598,27 +618,45 @@ def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _C
         return "unknown", None, None, f"{too_many}, and the model has no ReLU to split"
 
     problem = pc.problem
+    # alpha slopes tuned with the betas where the exact checker can re-derive them
+    tune = width <= ALPHA_MAX_RELUS and beta_steps > 0
+    steps = ALPHA_BETA_ITERATIONS if tune else beta_steps
+    floor: tuple[Array, Array] | None = None
+    inner: ChainSlopes | None = None
+    if root_slopes is not None and any(isinstance(k, tuple) for k in root_slopes):
+        t0 = time.monotonic()
+        try:
+            floor = m.split_floor(pc.lo, pc.hi, root_slopes)
+            got = m.chain_slopes(root_slopes, (0,))  # its final part unused
+            inner = ChainSlopes((None,) * len(relus), got.inner)
+        except (UnsupportedOperation, ShapeError):
+            floor = inner = None
+        finally:
+            phases.add("bounds", t0)
     root: list[tuple[Array, Array]] = []  # the root's row lower bounds and input coefficients
 
-    def bound(signs: np.ndarray[Any, Any], known: Any
-              ) -> tuple[Array, Array, Array, Array, Array, Array]:
+    def bound(signs: np.ndarray[Any, Any], known: Any, alphas: Array | None,
+              live: Array | None
+              ) -> tuple[Array, Array, Array, Array, Array, Array, Array | None]:
         t0 = time.monotonic()
         try:
             if not root:  # the root, bounded first, on every row
-                got = m.bound_splits(pc.lo, pc.hi, pc.C, signs, beta_steps, known)
+                got = m.bound_splits(pc.lo, pc.hi, pc.C, signs, steps, known, alphas=alphas,
+                                     tune_alphas=tune, live=live, floor=floor)
                 root.append((got[0][0], got[5][0]))
                 return got
             # its subdomains inherit its refutations: they bound only the rows of the
             # conjunctions it leaves open, and keep its bounds (sound on every subdomain)
             # on the others
             rows = open_rows(root[0][0], problem)
-            low, zl, zu, coeff, betas, inputs = m.bound_splits(
-                pc.lo, pc.hi, pc.C, signs, beta_steps, known, rows)
+            low, zl, zu, coeff, betas, inputs, slopes = m.bound_splits(
+                pc.lo, pc.hi, pc.C, signs, steps, known, rows, alphas=alphas,
+                tune_alphas=tune, live=live, floor=floor)
             skipped = np.ones(low.shape[1], dtype=bool)
             skipped[list(rows)] = False
             low[:, skipped] = root[0][0][skipped]
             inputs[:, skipped] = root[0][1][skipped]
-            return low, zl, zu, coeff, betas, inputs
+            return low, zl, zu, coeff, betas, inputs, slopes
         finally:
             phases.add("bounds", t0)
 
@@ -655,9 +693,23 @@ def _relu_split_case(pc: _Case, m: BatchedModel, confirmer: Confirmer, clock: _C
         tuple(sorted(res.tree.refuted.items())),
         tuple((node, r, *layer_of[j], Fraction(beta))
               for node, by_row in sorted(res.tree.betas.items())
-              for r, used in sorted(by_row.items()) for j, beta in used))
+              for r, used in sorted(by_row.items()) for j, beta in used),
+        tuple((node, _relu_node_slopes(by_row, res.tree.refuted[node], relus))
+              for node, by_row in sorted(res.tree.slopes.items())), inner)
     return "holds", tree, None, (f"ReLU splitting with crown bounds "
                                  f"({res.subdomains_bounded} subdomains)")
+
+
+def _relu_node_slopes(by_row: dict[int, Array], refuting: tuple[int, ...],
+                      relus: tuple[tuple[int, int], ...]) -> ChainSlopes:
+    """A relu-split node's slopes (by refuting row, (W,) multiples of 2^-SLOPE_BITS) in
+    the exact checker's layout: final rows its named rows in order, per ReLU layer."""
+    rows = [r for r in refuting if r >= 0]
+    ints = np.rint(np.stack([by_row[r] for r in rows]).astype(np.float64)
+                   * (1 << SLOPE_BITS)).astype(np.int64)
+    cuts = np.cumsum([0, *(w for _, w in relus)])
+    return ChainSlopes(tuple((ints[:, cuts[k]: cuts[k + 1]], SLOPE_BITS)
+                             for k in range(len(relus))), (None,) * len(relus))
 
 
 def _case_tree(pc: _Case, tree: Tree) -> CaseTree:

@@ -36,6 +36,7 @@ __all__ = ["ExactChain", "ChainSlopes", "exact_chain"]
 
 Obj = np.ndarray[Any, np.dtype[np.object_]]
 Relax = tuple[Obj, Obj, Obj, Obj, int]  # a, s, -s*l, l, exponent of l
+Interval = tuple[Obj, Obj, int]  # lower ints, upper ints, exponent
 GRID = 48  # bits after the binary point kept in pre-activation bounds and upper slopes
 _AFFINE = frozenset({"matmul", "add", "sub", "neg", "mul", "div", "reshape", "transpose",
                      "broadcast_to", "slice", "unslice", "concat", "sum", "mean"})
@@ -171,7 +172,8 @@ class ExactChain:
                           rows: Sequence[Sequence[Fraction]],
                           signs: Mapping[tuple[int, int], int],
                           betas: Sequence[Mapping[tuple[int, int], Fraction]] = (),
-                          slopes: ChainSlopes | None = None) -> list[Fraction] | None:
+                          slopes: ChainSlopes | None = None,
+                          floor: Sequence[Interval] | None = None) -> list[Fraction] | None:
         """Exact sound lower bounds of `c . y` over the points of the box whose
         pre-activations meet `signs` ((layer k, neuron j) -> +1: z_{k+1, j} >= 0, -1:
         z_{k+1, j} <= 0; k counts ReLU layers from 0); None when no point can meet them
@@ -183,13 +185,59 @@ class ExactChain:
         `betas[i]` (beta-CROWN multipliers for row i, by constrained neuron; dyadic,
         >= 0) make the final back-substitution bound `c . y - sum beta * sign * z`,
         below c . y wherever the constraints hold; a beta on an unconstrained neuron, a
-        negative or a non-dyadic one raises ValueError. `slopes` as in `lower_bound`."""
+        negative or a non-dyadic one raises ValueError. `slopes` as in `lower_bound`.
+
+        `floor` (from `intervals` over a box containing this one) gives per ReLU layer
+        intervals that hold on every point of the box: each layer's IBP interval is
+        intersected with it before CROWN tightens the neurons still unstable."""
         final, inner = self._checked(slopes, len(rows))
         widths = self.layer_widths()
         for (k, j), sign in signs.items():
             if not (0 <= k < len(widths) and 0 <= j < widths[k] and sign in (-1, 1)):
                 raise ValueError(f"sign constraint {(k, j)}: {sign} is out of range")
         terms = self._beta_terms(betas, signs, len(rows)) if betas else {}
+        got = self._layers(lower, upper, signs, inner, floor)
+        if got is None:
+            return None
+        relax, box, (hl, hu, eh), _ = got
+        # each row scaled by the lcm D of its denominators: integers, bounded exactly,
+        # then divided by D > 0
+        scale = [math.lcm(*(c.denominator for c in r)) for r in rows]
+        spec = np.array([[int(c * d) for c in r] for r, d in zip(rows, scale, strict=True)],
+                        dtype=object)
+        e_c = 0
+        low, e_low = self._back(len(self.weights) - 1, spec, e_c, relax, box, final, terms)
+        # interval arithmetic on the output too: sometimes tighter than back-substitution
+        yl, yu, ey = self._ibp(len(self.weights) - 1, hl, hu, eh)
+        sp = np.where(spec > 0, spec, 0)
+        by_interval = exact_dot(sp, yl) + exact_dot(spec - sp, yu)
+        return [max(Fraction(int(v), 1 << e_low), Fraction(int(w), 1 << (e_c + ey))) / d
+                for v, w, d in zip(low, by_interval, scale, strict=True)]
+
+    def intervals(self, lower: Sequence[Fraction], upper: Sequence[Fraction],
+                  slopes: ChainSlopes | None = None) -> list[Interval]:
+        """Sound exact intervals (lower ints, upper ints, exponent) of every ReLU layer's
+        pre-activations over the box, as `lower_bound_split` computes them with no
+        constraint (IBP, then CROWN on the unstable neurons with `slopes`' inner
+        passes; its final slopes are not used)."""
+        _, inner = self._checked(slopes, 0)
+        got = self._layers(lower, upper, {}, inner, None)
+        assert got is not None  # no constraint: never empty
+        return got[3]
+
+    def _layers(self, lower: Sequence[Fraction], upper: Sequence[Fraction],
+                signs: Mapping[tuple[int, int], int], inner: list[list[Obj] | None],
+                floor: Sequence[Interval] | None
+                ) -> tuple[list[Relax], tuple[Obj, Obj, int], tuple[Obj, Obj, int],
+                           list[Interval]] | None:
+        """The relaxation of every ReLU layer over the box's points meeting `signs`
+        (None when none can), the box as integers, the last ReLU layer's output
+        interval (integers, exponent), and every layer's pre-activation interval."""
+        widths = self.layer_widths()
+        if floor is not None and len(floor) != len(widths):
+            raise ValueError(f"floor intervals for {len(floor)} ReLU layers, the chain has "
+                             f"{len(widths)}")
+        found: list[Interval] = []
         xl, el = _dyadic(lower, -1)
         xu, eu = _dyadic(upper, +1)
         e_x = max(el, eu)
@@ -202,6 +250,17 @@ class ExactChain:
             zu, ez_u = _round(zu, ez, +1)
             e = max(ez_l, ez_u)
             zl, zu = _shift(zl, ez_l, e), _shift(zu, ez_u, e)
+            if floor is not None:
+                fl, fu, ef = floor[k]
+                if len(fl) != len(zl) or len(fu) != len(zl):
+                    raise ValueError(f"floor intervals of ReLU layer {k}: {len(fl)} "
+                                     f"neurons, the chain has {len(zl)}")
+                e2 = max(e, ef)
+                zl, zu = _shift(zl, e, e2), _shift(zu, e, e2)
+                fl, fu = _shift(fl, ef, e2), _shift(fu, ef, e2)
+                zl = np.asarray(np.where(fl > zl, fl, zl), dtype=object)
+                zu = np.asarray(np.where(fu < zu, fu, zu), dtype=object)
+                e = e2
             unstable = [j for j in range(len(zl)) if zl[j] < 0 < zu[j]]
             if unstable:
                 width = len(zl)
@@ -230,23 +289,14 @@ class ExactChain:
                     zu[j] = min(zu[j], 0)
                 if zl[j] > zu[j]:
                     return None
+            if floor is not None and np.any(zl > zu):  # the floor meets no point here
+                return None
+            found.append((zl.copy(), zu.copy(), e))
             relax.append(self._relax(zl, zu, e))
             hl = np.asarray(np.where(zl > 0, zl, 0), dtype=object)
             hu = np.asarray(np.where(zu > 0, zu, 0), dtype=object)
             eh = e
-        # each row scaled by the lcm D of its denominators: integers, bounded exactly,
-        # then divided by D > 0
-        scale = [math.lcm(*(c.denominator for c in r)) for r in rows]
-        spec = np.array([[int(c * d) for c in r] for r, d in zip(rows, scale, strict=True)],
-                        dtype=object)
-        e_c = 0
-        low, e_low = self._back(len(self.weights) - 1, spec, e_c, relax, box, final, terms)
-        # interval arithmetic on the output too: sometimes tighter than back-substitution
-        yl, yu, ey = self._ibp(len(self.weights) - 1, hl, hu, eh)
-        sp = np.where(spec > 0, spec, 0)
-        by_interval = exact_dot(sp, yl) + exact_dot(spec - sp, yu)
-        return [max(Fraction(int(v), 1 << e_low), Fraction(int(w), 1 << (e_c + ey))) / d
-                for v, w, d in zip(low, by_interval, scale, strict=True)]
+        return relax, box, (hl, hu, eh), found
 
     def _ibp(self, k: int, hl: Obj, hu: Obj, eh: int) -> tuple[Obj, Obj, int]:
         (w, ew), (b, eb) = self.weights[k], self.biases[k]

@@ -37,7 +37,12 @@ cover the root (every split's halves z >= 0 and z <= 0 cover its node); 3'. each
 row is refuted over its node's subdomain, by `ExactChain.lower_bound_split` with the
 node's sign constraints and the row's betas (each must be a dyadic beta >= 0 on a
 neuron split on the node's path: `c . y - beta * sign * z <= c . y` there; a subdomain
-shown empty refutes every row); and every leaf has
+shown empty refutes every row) and, in format /2, the node's alpha-CROWN slopes when
+"slopes" lists them ([node, slopes] with slopes as a leaf's above, the final rows being
+the node's named rows in order; checked in [0, 1] and in shape); "root_slopes" (format
+/2; intermediate slopes only) make the checker compute the root box's intervals once,
+exactly, with them (`ExactChain.intervals`), and meet every node's intervals with those
+(they hold on every point of the root box, so on every subdomain); and every leaf has
 every conjunction refuted at itself or an ancestor (a subdomain's bound holds on its
 subsets).
 """
@@ -95,13 +100,17 @@ class ReluCaseTree:
     """One case's ReLU-split tree: root box, splits (node, relu layer k, neuron j,
     active child, inactive child), refutations (node -> one row per conjunction, -1
     where the node refutes nothing for it), and the beta multipliers of refuting rows
-    (node, row, layer k, neuron j, beta >= 0)."""
+    (node, row, layer k, neuron j, beta >= 0); and by node the alpha-CROWN slopes of
+    its refuting rows' bound (final rows: its named rows in order)."""
 
     lower: tuple[Fraction, ...]
     upper: tuple[Fraction, ...]
     splits: tuple[tuple[int, int, int, int, int], ...]
     refuted: tuple[tuple[int, tuple[int, ...]], ...]
     betas: tuple[tuple[int, int, int, int, Fraction], ...] = ()
+    slopes: tuple[tuple[int, ChainSlopes], ...] = ()
+    # intermediate slopes for the root's intervals, a floor for every node's (final: None)
+    root_slopes: ChainSlopes | None = None
 
 
 @dataclass(frozen=True)
@@ -146,9 +155,14 @@ def _slopes_doc(s: ChainSlopes) -> dict[str, Any]:
 def _case_doc(t: CaseTree | ReluCaseTree) -> dict[str, Any]:
     root = {"lower": [_q(v) for v in t.lower], "upper": [_q(v) for v in t.upper]}
     if isinstance(t, ReluCaseTree):
-        return {"kind": "relu-splits", "root": root, "splits": [list(s) for s in t.splits],
-                "refuted": [[i, list(rows)] for i, rows in t.refuted],
-                "betas": [[i, r, k, j, _q(b)] for i, r, k, j, b in t.betas]}
+        doc = {"kind": "relu-splits", "root": root, "splits": [list(s) for s in t.splits],
+               "refuted": [[i, list(rows)] for i, rows in t.refuted],
+               "betas": [[i, r, k, j, _q(b)] for i, r, k, j, b in t.betas]}
+        if t.slopes:
+            doc["slopes"] = [[i, _slopes_doc(sl)] for i, sl in t.slopes]
+        if t.root_slopes is not None:
+            doc["root_slopes"] = _slopes_doc(t.root_slopes)
+        return doc
     slopes = dict(t.slopes)
 
     def leaf(i: int, rows: tuple[int, ...]) -> list[Any]:
@@ -164,7 +178,8 @@ def write_tree_certificate(path: str | os.PathLike[str], prop: Property,
                            trees: Sequence[CaseTree | ReluCaseTree]) -> None:
     """Write the certificate for `prop` (one tree per case) atomically as JSON (format /2
     when some leaf carries slopes, else /1)."""
-    with_slopes = any(isinstance(t, CaseTree) and t.slopes for t in trees)
+    with_slopes = any(t.slopes or (isinstance(t, ReluCaseTree) and t.root_slopes)
+                      for t in trees)
     doc = {"format": FORMAT_SLOPES if with_slopes else FORMAT, "property": prop.path,
            "cases": [_case_doc(t) for t in trees]}
     write_atomically(path, lambda f: json.dump(doc, f, separators=(",", ":")))
@@ -227,7 +242,7 @@ def _parse_slopes(v: Any, where: str) -> ChainSlopes:
 
 
 def _parse_relu(c: dict[str, Any], w: str, lower: tuple[Fraction, ...],
-                upper: tuple[Fraction, ...]) -> ReluCaseTree:
+                upper: tuple[Fraction, ...], with_slopes: bool) -> ReluCaseTree:
     splits = []
     for s in _list(c.get("splits"), f"{w} splits"):
         s = _list(s, f"{w} split", 5)
@@ -242,7 +257,17 @@ def _parse_relu(c: dict[str, Any], w: str, lower: tuple[Fraction, ...],
         b = _list(b, f"{w} beta", 5)
         betas.append((_int(b[0], w), _int(b[1], w), _int(b[2], w), _int(b[3], w),
                       _frac(b[4], w)))
-    return ReluCaseTree(lower, upper, tuple(splits), tuple(refuted), tuple(betas))
+    slopes = []
+    if ("slopes" in c or "root_slopes" in c) and not with_slopes:
+        raise _Bad(f"{w}: slopes in a {FORMAT} certificate")
+    root = None if "root_slopes" not in c else _parse_slopes(c["root_slopes"],
+                                                             f"{w} root slopes")
+    for e in _list(c.get("slopes", []), f"{w} slopes"):
+        e = _list(e, f"{w} slopes entry", 2)
+        node = _int(e[0], w)
+        slopes.append((node, _parse_slopes(e[1], f"{w} node {node} slopes")))
+    return ReluCaseTree(lower, upper, tuple(splits), tuple(refuted), tuple(betas),
+                        tuple(slopes), root)
 
 
 def _parse(doc: Any, n: int) -> list[CaseTree | ReluCaseTree]:
@@ -258,7 +283,7 @@ def _parse(doc: Any, n: int) -> list[CaseTree | ReluCaseTree]:
         upper = tuple(_frac(v, f"{w} root") for v in _list(c["root"].get("upper"), w, n))
         kind = c.get("kind", "input-splits")
         if kind == "relu-splits":
-            out.append(_parse_relu(c, w, lower, upper))
+            out.append(_parse_relu(c, w, lower, upper, with_slopes))
             continue
         if kind != "input-splits":
             raise _Bad(f"{w}: unknown kind {str(kind)[:40]!r}")
@@ -358,6 +383,18 @@ def _check_relu_case(t: ReluCaseTree, case: Case, chain: Any, w: str) -> int:
             raise _Bad(f"{w}: node {node}, row {r}: two betas for neuron {j} of layer "
                        f"{layer}")
         got[(layer, j)] = beta
+    node_slopes = dict(t.slopes)
+    if len(node_slopes) != len(t.slopes) or not set(node_slopes) <= set(named_rows):
+        raise _Bad(f"{w}: slopes given twice for a node, or for a node that refutes "
+                   "nothing")
+    floor = None
+    if t.root_slopes is not None:
+        if any(f is not None for f in t.root_slopes.final):
+            raise _Bad(f"{w}: root slopes with final slopes (only intermediate ones serve)")
+        try:
+            floor = chain.intervals(list(t.lower), list(t.upper), t.root_slopes)
+        except ValueError as e:
+            raise _Bad(f"{w}: bad root slopes: {e}") from None
     here: dict[int, set[int]] = {}
     for node, refuting in t.refuted:
         if node not in cons or node in here:
@@ -372,9 +409,13 @@ def _check_relu_case(t: ReluCaseTree, case: Case, chain: Any, w: str) -> int:
             raise _Bad(f"{w}: node {node} refutes nothing")
         ks = [rows[r] for _, r in named]
         by_row = betas.get(node, {})
-        lows = chain.lower_bound_split(list(t.lower), list(t.upper),
-                                       [k.coefficients for k in ks], cons[node],
-                                       [by_row.get(r, {}) for _, r in named])
+        try:
+            lows = chain.lower_bound_split(list(t.lower), list(t.upper),
+                                           [k.coefficients for k in ks], cons[node],
+                                           [by_row.get(r, {}) for _, r in named],
+                                           slopes=node_slopes.get(node), floor=floor)
+        except ValueError as e:
+            raise _Bad(f"{w}: node {node}: bad slopes: {e}") from None
         if lows is not None:  # None: no point meets the node's constraints
             for k, low in zip(ks, lows, strict=True):
                 if not (low >= k.bound if k.strict else low > k.bound):

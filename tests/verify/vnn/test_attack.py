@@ -58,3 +58,44 @@ def test_only_confirmed_points_are_returned(d: float, seed: int) -> None:
                seed=seed, samples=16, steps=5)
     if x is not None:
         assert truth and np.all(_eval(x[None, :]) <= d)
+
+
+# two groups over [0, 1]^50: group 0 (100 - sum x <= 49.5) is nearest at random points but
+# out of reach (its excess is >= 0.5, at x = 1); group 1 (3 sum x <= 1) only near x = 0,
+# the other way: a search that follows the nearest group never turns towards it
+A2 = np.vstack([-np.ones(50), 3 * np.ones(50)])
+B2 = np.array([100.0, 0.0])
+
+
+def _eval2(x: Arr) -> Arr:
+    return np.asarray(x @ A2.T + B2)
+
+
+def _grad2(x: Arr, weights: Arr) -> Arr:
+    return np.asarray(weights @ A2)
+
+
+def test_targeted_restarts_reach_a_group_the_nearest_one_hides() -> None:
+    p = Problem(np.zeros(50), np.ones(50), ((0,), (1,)), np.array([49.5, 1.0]))
+    tried: list[Arr] = []
+
+    def confirm(x: Arr) -> bool:
+        tried.append(x)
+        return bool(_eval2(x[None])[0, 1] <= 1.0)
+
+    assert attack(p, _eval2, _grad2, confirm, samples=64) is None
+    x = attack(p, _eval2, _grad2, confirm, samples=64, restarts=1)
+    assert x is not None and np.all((0 <= x) & (x <= 1)) and 3 * x.sum() <= 1.0
+    assert any(np.array_equal(x, t) for t in tried)  # only a confirmed point comes back
+
+
+def test_targeted_restarts_report_nothing_unconfirmed() -> None:
+    p = Problem(np.zeros(50), np.ones(50), ((0,), (1,)), np.array([49.5, 1.0]))
+    tried: list[Arr] = []
+
+    def refuse(x: Arr) -> bool:
+        tried.append(x)
+        return False
+
+    assert attack(p, _eval2, _grad2, refuse, samples=64, restarts=3) is None
+    assert tried and all(np.all((0 <= t) & (t <= 1)) for t in tried)  # proposed, in the box

@@ -52,9 +52,11 @@ def _pre_activations(graph: Any, params: Any, x: Arr) -> tuple[Arr, Arr]:
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10**6), widths=st.sampled_from([(3, 6, 1), (4, 5, 5, 2),
                                                            (2, 8, 6, 3)]),
-       radius=st.floats(0.2, 1.5), beta_iterations=st.sampled_from([0, 5]))
+       radius=st.floats(0.2, 1.5), beta_iterations=st.sampled_from([0, 5]),
+       tune=st.booleans())
 def test_crown_with_splits_bounds_every_point_of_the_subdomain(
-        seed: int, widths: tuple[int, ...], radius: float, beta_iterations: int) -> None:
+        seed: int, widths: tuple[int, ...], radius: float, beta_iterations: int,
+        tune: bool) -> None:
     graph, params = _model(widths, seed % 1000)
     m = BatchedModel(graph, params)
     rng = np.random.default_rng(seed)
@@ -64,9 +66,16 @@ def test_crown_with_splits_bounds_every_point_of_the_subdomain(
     signs = rng.integers(-1, 2, size=(6, width)).astype(np.int8)
     signs[rng.random((6, width)) < 0.6] = 0  # mostly free neurons: points remain
     C = rng.normal(size=(2, widths[-1]))
-    low, zl, zu, _, betas, _ = m.bound_splits(lo, hi, C, signs, beta_iterations)
+    # tuned slopes start from random ones (a parent's, say): any in [0, 1] must do
+    start = rng.random((6, 2, width))
+    low, zl, zu, _, betas, _, slopes = m.bound_splits(lo, hi, C, signs, beta_iterations,
+                                                      alphas=start, tune_alphas=tune)
     assert np.all(betas >= 0) and np.all(betas[np.broadcast_to(signs[:, None] == 0,
                                                                betas.shape)] == 0)
+    assert (slopes is not None) == (tune and beta_iterations > 0)
+    if slopes is not None:  # on the 2^-16 grid in [0, 1]
+        assert np.all((slopes >= 0) & (slopes <= 1))
+        assert np.array_equal(slopes * 2**16, np.floor(slopes * 2**16))
     x = rng.uniform(lo, hi, size=(4000, widths[0]))
     x[:8] = np.where(rng.random((8, widths[0])) < 0.5, lo, hi)  # some corners too
     z, y = _pre_activations(graph, params, x)
@@ -154,11 +163,12 @@ def test_splits_tighten_the_split_neuron_and_never_drop_points() -> None:
     graph, params = _model((3, 6, 1), 5)
     m = BatchedModel(graph, params)
     lo, hi = -np.ones(3), np.ones(3)
-    root, zl, zu, _, _, _ = m.bound_splits(lo, hi, np.eye(1), np.zeros((1, 6), np.int8))
+    root, zl, zu, _, _, _, _ = m.bound_splits(lo, hi, np.eye(1),
+                                              np.zeros((1, 6), np.int8))
     j = int(np.flatnonzero((zl[0] < 0) & (zu[0] > 0))[0])
     signs = np.zeros((2, 6), np.int8)
     signs[0, j], signs[1, j] = 1, -1
-    _, zl2, zu2, _, _, _ = m.bound_splits(lo, hi, np.eye(1), signs)
+    _, zl2, zu2, _, _, _, _ = m.bound_splits(lo, hi, np.eye(1), signs)
     assert zl2[0, j] == 0.0 and zu2[0, j] == zu[0, j]
     assert zu2[1, j] == 0.0 and zl2[1, j] == zl[0, j]
 
@@ -237,7 +247,10 @@ def _rejected(cert: Path, doc: dict[str, Any], model: Any, p: Any) -> str:
 def test_a_dropped_refutation_is_rejected(toy_cert: Any) -> None:
     cert, model, p, doc = toy_cert
     bad = copy.deepcopy(doc)
-    bad["cases"][0]["refuted"].pop()
+    node, _ = bad["cases"][0]["refuted"].pop()
+    case = bad["cases"][0]
+    case["betas"] = [b for b in case["betas"] if b[0] != node]
+    case["slopes"] = [e for e in case.get("slopes", []) if e[0] != node]
     assert "unrefuted" in _rejected(cert, bad, model, p)
 
 
@@ -355,7 +368,7 @@ def test_relu_bab_tries_the_relaxed_minimisers_as_counterexamples() -> None:
         return bool(m.evaluate(x[None])[0, 0] <= 0.28)
 
     res = relu_branch_and_bound(
-        problem, lambda s, known: m.bound_splits(lo, hi, C, s, 5, known), 20,
+        problem, lambda s, known, alphas, live: m.bound_splits(lo, hi, C, s, 5, known), 20,
         deadline=time.monotonic() + 30, evaluate=lambda x: m.evaluate(x) @ C.T,
         confirm=confirm, layers=[10, 10])
     assert res.status == "violated" and res.counterexample is not None
@@ -374,7 +387,7 @@ def test_children_reusing_the_parents_intervals_bound_as_if_recomputed(seed: int
     hi = lo + 1.0
     C = rng.normal(size=(2, 2))
     parent = np.zeros((1, 16), np.int8)
-    _, zl, zu, _, _, _ = m.bound_splits(lo, hi, C, parent)
+    _, zl, zu, _, _, _, _ = m.bound_splits(lo, hi, C, parent)
     free = np.flatnonzero((zl[0] < 0) & (zu[0] > 0))
     if free.size == 0:
         return
@@ -388,3 +401,115 @@ def test_children_reusing_the_parents_intervals_bound_as_if_recomputed(seed: int
     # the same computation on the same numbers, up to summation order in the products
     for a, b in zip(got[:3], again[:3], strict=True):
         assert np.allclose(a, b, rtol=1e-9, atol=1e-12) or np.array_equal(a, b)
+
+
+# -- alpha slopes in ReLU splitting -----------------------------------------------------
+def _slope_entry(doc: dict[str, Any]) -> dict[str, Any]:
+    """The first ReLU layer's final slope array of the first node with slopes."""
+    case = doc["cases"][0]
+    assert doc["format"] == "torchlean-vnn-tree/2" and case["slopes"]
+    arr: dict[str, Any] = case["slopes"][0][1]["final"][0]
+    return arr
+
+
+def _encode(ints: Arr) -> str:
+    import base64
+
+    return base64.b64encode(np.asarray(ints, "<u4").tobytes()).decode("ascii")
+
+
+def test_the_toy_certificate_carries_grid_slopes_for_refuting_nodes(toy_cert: Any) -> None:
+    _, _, _, doc = toy_cert
+    case = doc["cases"][0]
+    named = {node: [r for r in rows if r >= 0] for node, rows in case["refuted"]}
+    for node, slopes in case["slopes"]:
+        assert node in named
+        for k, arr in enumerate(slopes["final"]):
+            assert arr["exponent"] == 16 and arr["shape"] == [len(named[node]), 10], k
+        assert slopes["inner"] == [None, None]
+
+
+def test_slopes_outside_the_unit_interval_are_rejected(toy_cert: Any) -> None:
+    cert, model, p, doc = toy_cert
+    bad = copy.deepcopy(doc)
+    arr = _slope_entry(bad)
+    ints = np.zeros(arr["shape"], np.int64)
+    ints[0, 0] = (1 << 16) + 1  # 1 + 2^-16
+    arr["uint32"] = _encode(ints)
+    assert "outside [0, 1]" in _rejected(cert, bad, model, p)
+
+
+def test_slopes_of_the_wrong_shape_are_rejected(toy_cert: Any) -> None:
+    cert, model, p, doc = toy_cert
+    bad = copy.deepcopy(doc)
+    arr = _slope_entry(bad)
+    rows, cols = arr["shape"]
+    arr["shape"] = [rows, cols - 1]
+    arr["uint32"] = _encode(np.zeros((rows, cols - 1), np.int64))
+    assert "shape" in _rejected(cert, bad, model, p)
+    bad = copy.deepcopy(doc)
+    bad["cases"][0]["slopes"][0][1]["final"].pop()  # one ReLU layer's slopes missing
+    assert "bad slopes" in _rejected(cert, bad, model, p)
+
+
+def test_slopes_on_a_node_that_refutes_nothing_or_in_format_1_are_rejected(
+        toy_cert: Any) -> None:
+    cert, model, p, doc = toy_cert
+    bad = copy.deepcopy(doc)
+    case = bad["cases"][0]
+    refuting = {node for node, _ in case["refuted"]}
+    other = next(s[0] for s in case["splits"] if s[0] not in refuting)  # an inner node
+    case["slopes"].append([other, case["slopes"][0][1]])
+    assert "refutes nothing" in _rejected(cert, bad, model, p)
+    bad = copy.deepcopy(doc)
+    bad["format"] = "torchlean-vnn-tree/1"
+    assert "slopes in a" in _rejected(cert, bad, model, p)
+
+
+def test_useless_slopes_make_the_bound_fail(toy_cert: Any) -> None:
+    cert, model, p, doc = toy_cert
+    reasons = []
+    for value in (0, 1 << 16):  # every unstable neuron's lower line flat, or the identity
+        bad = copy.deepcopy(doc)
+        for _, slopes in bad["cases"][0]["slopes"]:
+            for arr in slopes["final"]:
+                arr["uint32"] = _encode(np.full(arr["shape"], value, np.int64))
+        out = cert.with_name("flat.json")
+        out.write_text(json.dumps(bad))
+        res = check_tree_certificate(out, model, p)
+        if not res.ok:
+            reasons.append(res.reason)
+    # the slopes are used: some node's bound needs the tuned ones
+    assert reasons and all("does not exceed" in r for r in reasons)
+
+
+# -- the root's alpha-CROWN intervals as a floor ----------------------------------------
+def test_the_toy_certificate_carries_intermediate_root_slopes(toy_cert: Any) -> None:
+    _, _, _, doc = toy_cert
+    root = doc["cases"][0]["root_slopes"]
+    assert root["final"] == [None, None]
+    assert root["inner"][0] is None and root["inner"][1][0]["shape"] == [20, 10]
+
+
+def test_tampered_root_slopes_are_rejected(toy_cert: Any) -> None:
+    cert, model, p, doc = toy_cert
+    bad = copy.deepcopy(doc)
+    arr = bad["cases"][0]["root_slopes"]["inner"][1][0]
+    ints = np.zeros(arr["shape"], np.int64)
+    ints[3, 4] = (1 << 16) + 1  # 1 + 2^-16
+    arr["uint32"] = _encode(ints)
+    assert "bad root slopes" in _rejected(cert, bad, model, p)
+    bad = copy.deepcopy(doc)
+    arr = bad["cases"][0]["root_slopes"]["inner"][1][0]
+    arr["shape"] = [20, 9]
+    arr["uint32"] = _encode(np.zeros((20, 9), np.int64))
+    assert "bad root slopes" in _rejected(cert, bad, model, p)
+    bad = copy.deepcopy(doc)
+    root = bad["cases"][0]["root_slopes"]
+    root["final"] = [{"exponent": 16, "shape": [1, 10], "uint32": _encode(np.zeros((1, 10)))},
+                     None]
+    assert "final slopes" in _rejected(cert, bad, model, p)
+    bad = copy.deepcopy(doc)
+    bad["format"] = "torchlean-vnn-tree/1"
+    bad["cases"][0].pop("slopes", None)
+    assert "slopes in a" in _rejected(cert, bad, model, p)
