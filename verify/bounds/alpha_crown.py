@@ -251,7 +251,10 @@ def _relaxation(lo: Arr, hi: Arr) -> Relaxation:
     return s, t, unstable, active
 
 
-def _adam_step(m: Arr, v: Arr, g: Arr, c1: float, c2: float) -> Arr:
+FloatArr = np.ndarray[Any, Any]  # float64 or float32 (the tangent-point optimiser's)
+
+
+def _adam_step(m: FloatArr, v: FloatArr, g: FloatArr, c1: float, c2: float) -> FloatArr:
     """One Adam ascent step for gradient `g` (beta1 0.9, beta2 0.999; `c1` is the learning
     rate over 1 - beta1^t, `c2` is 1 / (1 - beta2^t)), updating the moments `m` and `v` in
     place; returned in `g`'s buffer, which it overwrites."""
@@ -631,8 +634,9 @@ def optimize_lines(chain: Chain, pre: Sequence[tuple[Arr, Arr]], spec: Arr, lowe
         c1, c2 = lr / (1 - 0.9**step), 1 / (1 - 0.999**step)
         for k, gr in enumerate(g for gs in grads for g in gs):  # Adam ascent
             stride = _adam_step(m[k], v[k], gr, c1, c2)
-            if scale[k] is not None:
-                stride *= scale[k]
+            unit = scale[k]
+            if unit is not None:
+                stride *= unit
             flat[k] += stride
         for layer, ps in zip(layers, params, strict=True):
             layer.project(ps)
