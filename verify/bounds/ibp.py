@@ -120,9 +120,9 @@ def _fused(g: Graph, n: Any, fusion: Fusion, out: list[Any]) -> Interval | None:
     def rank(v: Interval | RowSource) -> int:
         return len(v.shape) if isinstance(v, RowSource) else int(np.ndim(v[0]))
 
-    if point(w) and rank(w) == 2 and rank(x) >= 1:
+    if point(w) and rank(w) == 2 and rank(x) >= 1 and not isinstance(w, RowSource):
         xin, c, left = x, np.asarray(w[0]), False
-    elif point(x) and rank(x) >= 2 and rank(w) >= 2:
+    elif point(x) and rank(x) >= 2 and rank(w) >= 2 and not isinstance(x, RowSource):
         xin, c, left = w, np.asarray(x[0]), True
     else:
         return None
@@ -354,7 +354,7 @@ def _matmul_const(x: Interval | RowSource, c: Array, left: bool, bias: Array | N
         msum *= f_mid
         np.subtract(bh, bl, out=buf)
         buf *= 0.5
-        if left:
+        if left and ac is not None:  # (always formed for C @ [x])
             np.matmul(ac, buf, out=ss)
         elif ac is not None:
             np.matmul(buf, ac, out=ss)
