@@ -20,11 +20,25 @@ peer bounds [C; -C] as lower bounds in one optimisation (what ours does); both o
 the slopes of the intermediate-bound passes too (ours per bounded neuron, layer by layer;
 auto_LiRPA through the gradient of the final bound).
 
-Peak memory: the peak resident size during one call minus the resident size just before
-it (Linux: VmHWM reset through /proc/self/clear_refs, then read from /proc/self/status),
-in a fresh process per (side, case, method), after the model is loaded and the inputs
-are made: the same measure for both sides, whatever allocator each uses. (ru_maxrss is
-not usable: a child forked from the bench starts with the bench's own high-water mark.)
+Peak memory, two figures per side, each from a fresh process per (side, case, method)
+that runs one call (Linux: VmHWM reset through /proc/self/clear_refs, read from
+/proc/self/status; ru_maxrss is not usable, a child forked from the bench starts with
+the bench's own high-water mark):
+
+- "call": the peak resident size during the call minus the resident size just before
+  it, after the model is loaded, the bounding engine built and the inputs made;
+- "total": the same peak minus the resident size before the model and the bounding
+  engine are built (after the imports): what the side holds between calls counts too
+  (auto_LiRPA's BoundedModule keeps the values of its last forward pass, and frees
+  them during the next call, which hides them from "call").
+
+Both children run with glibc's MALLOC_MMAP_THRESHOLD_=65536: every block of 64 KiB or
+more is mapped on its own and unmapped when freed, on both sides (NumPy and torch both
+allocate through glibc), so the resident size follows the live arrays. Without it glibc's
+threshold adapts to the frees the process has already done, and a freed block stays
+resident for reuse: the figure then depends on what ran before the call (the peer's
+BoundedModule runs a forward pass when built; ours runs nothing), and the peer's
+verivital IBP figure moved between 5 and 12 MiB from run to run.
 When the peer is absent, the bench says so and prints our figures only.
 """
 
@@ -81,6 +95,12 @@ with open(sys.argv[1]) as f:
 data = np.load(sys.argv[2])
 only = sys.argv[4] if len(sys.argv) > 3 and sys.argv[3] == "mem" else None
 
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+start = status("VmRSS")
+
 def build(case):
     name = case["name"]
     t = lambda k: torch.tensor(data[name + "/" + k])
@@ -127,18 +147,16 @@ def run(bm, bx, both, method):
         lb, ub = low[:, :r], -low[:, r:]
     return float((ub - lb).mean())
 
-def status(field):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
-
 models = {c["name"]: build(c) for c in spec if only is None or c["name"] == only}
 if only is not None:
     bm, bx, both = models[only]
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM to the current resident size
     before = status("VmRSS")
-    run(bm, bx, both, sys.argv[5])
-    print(status("VmHWM") - before)
+    with torch.no_grad() if sys.argv[5] != "alpha" else torch.enable_grad():
+        run(bm, bx, both, sys.argv[5])
+    peak = status("VmHWM")
+    print(peak - before, peak - start)
     sys.exit(0)
 print("ready", flush=True)
 for line in sys.stdin:
@@ -227,12 +245,14 @@ def _status(field: str) -> int:
 
 
 def _child_memory(name: str, method: str) -> None:
+    start = _status("VmRSS")
     case = _load([name])[name]
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM to the current resident size
     before = _status("VmRSS")
     _ours(method, case)
-    print(_status("VmHWM") - before)
+    peak = _status("VmHWM")
+    print(peak - before, peak - start)
 
 
 def _default_peer_python() -> str:
@@ -309,23 +329,28 @@ def main() -> None:
             assert peer.stdin is not None
             peer.stdin.close()
             peer.wait()
-        mem: dict[tuple[str, str, str], int] = {}
+        mem: dict[tuple[str, str, str], list[int]] = {}
         if not args.no_memory:
+            mem_env = dict(env, MALLOC_MMAP_THRESHOLD_="65536")
             for name in names:
                 for method in methods:
-                    mem[name, method, "ours"] = int(subprocess.run(
+                    mine = subprocess.run(
                         [sys.executable, __file__, "--child-memory", name, method],
-                        capture_output=True, text=True, check=True).stdout.split()[-1])
+                        env=dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536"),
+                        capture_output=True, text=True, check=True)
+                    mem[name, method, "ours"] = [int(v) for v in mine.stdout.split()[-2:]]
                     if have_peer:
                         r = subprocess.run([args.peer_python, files[2], files[0], files[1],
-                                            "mem", name, method], env=env,
+                                            "mem", name, method], env=mem_env,
                                            capture_output=True, text=True, check=True)
-                        mem[name, method, "peer"] = int(r.stdout.split()[-1])
+                        mem[name, method, "peer"] = [int(v) for v in r.stdout.split()[-2:]]
     print(f"load average at end: {os.getloadavg()}")
-    print(f"best of {args.rounds} interleaved rounds, 1 thread, float64; memory = "
-          "peak resident growth over one call in a fresh process (MiB)")
+    print(f"best of {args.rounds} interleaved rounds, 1 thread, float64; memory (MiB) = "
+          "peak resident size in a fresh process, above that just before the call (call) "
+          "and before the model was built (total), MALLOC_MMAP_THRESHOLD_=65536 on both sides")
     print(f"{'case':<10} {'method':<6} {'ours ms':>9} {'LiRPA ms':>9} {'ratio':>6} "
-          f"{'ours w':>9} {'LiRPA w':>9} {'ours MiB':>9} {'LiRPA MiB':>9}")
+          f"{'ours w':>9} {'LiRPA w':>9} {'call ours':>9} {'LiRPA':>6} "
+          f"{'total ours':>10} {'LiRPA':>6}")
     for name in names:
         for method in methods:
             o = min(times[name, method, "ours"])
@@ -338,8 +363,9 @@ def main() -> None:
             line += f"{widths[name, method, 'ours']:9.4g} "
             line += f"{widths.get((name, method, 'peer'), float('nan')):9.4g} "
             if mem:
-                line += f"{mem[name, method, 'ours'] / 1024:9.1f} "
-                line += f"{mem.get((name, method, 'peer'), -1024) / 1024:9.1f}"
+                (oc, ot), (pc, pt) = mem[name, method, "ours"], mem.get(
+                    (name, method, "peer"), [-1024, -1024])
+                line += f"{oc / 1024:9.1f} {pc / 1024:6.1f} {ot / 1024:10.1f} {pt / 1024:6.1f}"
             print(line)
         if name == "acas":
             batch = cases[name][2].shape[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -101,27 +102,62 @@ def _fused(g: Graph, n: Any, fusion: Fusion, out: list[Any]) -> Interval | None:
     if fusion.kind == "pool":
         parts = [out[a] for a in g.nodes[fusion.inner[0]].args]
         return _pool_sum(n, parts, int(g.nodes[fusion.inner[0]].attr("axis")))
-    m = g.nodes[fusion.inner[0]]
+    m = next(g.nodes[k] for k in fusion.inner if g.nodes[k].op == "matmul")
     b = out[fusion.other]
-    x, w = out[m.args[0]], out[m.args[1]]
     if not _point(b):
         return None
-    if _point(w) and w[0].ndim == 2 and x[0].ndim >= 1:
-        xin, c, left = x, w[0], False
-    elif _point(x) and x[0].ndim >= 2 and w[0].ndim >= 2:
-        xin, c, left = w, x[0], True
+    ops: list[Interval | RowSource] = []
+    for a in m.args:
+        got = _rows_source(g, fusion.rows_from, out) if a == fusion.rows_from else out[a]
+        if got is None:
+            return None
+        ops.append(got)
+    x, w = ops
+
+    def point(v: Interval | RowSource) -> bool:
+        return not isinstance(v, RowSource) and _point(v)
+
+    def rank(v: Interval | RowSource) -> int:
+        return len(v.shape) if isinstance(v, RowSource) else int(np.ndim(v[0]))
+
+    if point(w) and rank(w) == 2 and rank(x) >= 1 and not isinstance(w, RowSource):
+        xin, c, left = x, np.asarray(w[0]), False
+    elif point(x) and rank(x) >= 2 and rank(w) >= 2 and not isinstance(x, RowSource):
+        xin, c, left = w, np.asarray(x[0]), True
     else:
         return None
+    x_shape = xin.shape if isinstance(xin, RowSource) else tuple(np.shape(xin[0]))
     if left:
-        made = np.broadcast_shapes(c.shape[:-2], xin[0].shape[:-2]) + (c.shape[-2],
-                                                                       xin[0].shape[-1])
+        made = np.broadcast_shapes(c.shape[:-2], x_shape[:-2]) + (c.shape[-2], x_shape[-1])
     else:
-        made = xin[0].shape[:-1] + (c.shape[1],)
+        made = x_shape[:-1] + (c.shape[1],)
     inner_shape = tuple(g.nodes[fusion.inner[-1]].shape)
     if made != tuple(m.shape) or inner_shape != tuple(n.shape) or \
             np.broadcast_shapes(inner_shape, np.shape(b[0])) != inner_shape:
         return None
     return _matmul_const(xin, c, left, bias=b[0], shape=inner_shape)
+
+
+def _rows_source(g: Graph, node: int, out: list[Any]) -> RowSource | None:
+    """The interval of `node` (a concat along a non-leading axis, or a reshape of one
+    keeping the leading axis) made from the concat's operands a block of rows at a time;
+    None where an operand's arrays do not have its node's shape."""
+    src = g.nodes[node]
+    cat = src if src.op == "concat" else g.nodes[src.args[0]]
+    axis = int(cat.attr("axis")) % len(cat.shape)
+    parts = [out[a] for a in cat.args]
+    for a, p in zip(cat.args, parts, strict=True):
+        want = tuple(g.nodes[a].shape)
+        if p is None or np.shape(p[0]) != want or np.shape(p[1]) != want:
+            return None
+    shape = tuple(src.shape)
+
+    def rows(s: slice) -> Interval:
+        lo = np.concatenate([p[0][s] for p in parts], axis=axis)
+        hi = np.concatenate([p[1][s] for p in parts], axis=axis)
+        block = (lo.shape[0],) + shape[1:]
+        return lo.reshape(block), hi.reshape(block)
+    return RowSource(shape, rows)
 
 
 def _pool_sum(n: Any, parts: list[Interval], axis: int) -> Interval:
@@ -247,7 +283,23 @@ def _abs(n: Any, xs: list[Interval]) -> Interval:
     return _abs_interval(*xs[0])
 
 
-def _matmul_const(x: Interval, c: Array, left: bool, bias: Array | None = None,
+@dataclass(frozen=True)
+class RowSource:
+    """An interval operand of `shape` given a block of leading rows at a time (rows(s)
+    is the interval of operand[s], for a slice s of the leading axis, or slice(None)):
+    a product need not hold all of an operand it reads row by row."""
+
+    shape: tuple[int, ...]
+    rows: Callable[[slice], Interval]
+
+    @staticmethod
+    def of(x: Interval) -> RowSource:
+        """The source of an interval held whole."""
+        xl, xh = x
+        return RowSource(tuple(np.shape(xl)), lambda s: (xl[s], xh[s]))
+
+
+def _matmul_const(x: Interval | RowSource, c: Array, left: bool, bias: Array | None = None,
                   shape: tuple[int, ...] | None = None) -> Interval:
     """[x] @ C (left=False, C of shape (k, n)) or C @ [x] (left=True, C of shape
     (..., m, k) broadcasting against x's (..., k, n)) for a constant C, by midpoint and
@@ -265,47 +317,67 @@ def _matmul_const(x: Interval, c: Array, left: bool, bias: Array | None = None,
     spread is formed from nonnegative terms in <= 4 roundings: 8u more on each factor
     covers them. C @ [x] is the transpose of the same argument (norms along the other
     axis). The bias add y' = fl(y + b) is off by <= u|y'| (exact when y' is subnormal):
-    the final widening below takes 6u instead of 4u of |y'| to cover it too."""
-    (xl, xh) = x
-    ac = np.abs(c)
+    the final widening below takes 6u instead of 4u of |y'| to cover it too.
+
+    Memory: only the two output arrays are of the output's size. The input's midpoint and
+    radius are formed for a block of leading rows at a time (each output row depends on
+    its input row alone), and |C| of a (k, n) C a block of columns at a time; every
+    entry's arithmetic is the same as in one piece."""
+    if not isinstance(x, RowSource):
+        x = RowSource.of(x)
     k = c.shape[-1] if left else c.shape[0]
     g = gamma64(k)
     f_rad = (1.0 + g) * (1.0 + 2 * U64) + 8 * U64
     f_mid = g + 2 * U64 + 8 * U64
-    # one buffer of the input's size: mid, then |mid|, then rad
-    buf = np.add(xl, xh)
-    buf *= 0.5
-    yc = c @ buf if left else buf @ c
-    np.abs(buf, out=buf)
-    msum = buf.sum(axis=-2 if left else -1, keepdims=True)    # (..., 1, n) / (..., 1)
-    np.subtract(xh, xl, out=buf)
-    buf *= 0.5
-    spread = ac @ buf if left else buf @ ac
-    del buf
-    cmax = ac.max(axis=-1, keepdims=True) if left else ac.max(axis=0)  # (..., m, 1) / (n,)
-    msum *= f_mid
+    if left:
+        made = np.broadcast_shapes(c.shape[:-2], x.shape[:-2]) + (c.shape[-2], x.shape[-1])
+    else:
+        made = x.shape[:-1] + (c.shape[1],)
+    final = made if shape is None else tuple(shape)
+    yc, spread = np.empty(made), np.empty(made)
+    ac, cmax, col_step = _abs_const(c, left)
     tiny = (k + 1) * 2 * TINY_NORMAL * (1.0 + cmax)         # colsum|C| <= k max|C|
-    # In place and in row blocks from here: a fresh array of the output's size costs
-    # more (memory, page faults) than the arithmetic that fills it
-    full = spread.shape
-    m_b, c_b, t_b = (np.broadcast_to(v, full) for v in (msum, cmax, tiny))
-    for sl, tmp in _blocks(full):
-        ss = spread[sl]
+    bias_full = None if bias is None else np.broadcast_to(bias, final)
+    widen_by = 4 * U64 if bias is None else 6 * U64
+    scratch: Array | None = None  # one block's temporary, reused
+    for rows in _row_blocks(x.shape, made, final, c if left else None):
+        bl, bh = x.rows(rows)
+        buf = np.add(bl, bh)  # mid, then |mid|, then rad
+        buf *= 0.5
+        ys, ss = yc[rows], spread[rows]
+        if left:
+            np.matmul(c, buf, out=ys)
+        else:
+            np.matmul(buf, c, out=ys)
+        np.abs(buf, out=buf)
+        msum = buf.sum(axis=-2 if left else -1, keepdims=True)   # (..., 1, n) / (..., 1)
+        msum *= f_mid
+        np.subtract(bh, bl, out=buf)
+        buf *= 0.5
+        if left and ac is not None:  # (always formed for C @ [x])
+            np.matmul(ac, buf, out=ss)
+        elif ac is not None:
+            np.matmul(buf, ac, out=ss)
+        else:
+            for c0 in range(0, c.shape[1], col_step):
+                c1 = min(c0 + col_step, c.shape[1])
+                ss[..., c0:c1] = buf @ np.abs(c[:, c0:c1])
+        del buf
+        if scratch is None:
+            scratch = np.empty(ys.shape)  # the first block is the largest
+        tmp = np.multiply(msum, cmax, out=scratch[: ys.shape[0]] if ys.ndim else scratch)
         ss *= f_rad
-        ss += np.multiply(m_b[sl], c_b[sl], out=tmp)
-        ss += t_b[sl]
-    widen_by = 4 * U64
-    if shape is not None:  # fresh contiguous arrays: views
-        yc, spread = yc.reshape(shape), spread.reshape(shape)
-    if bias is not None:
-        yc += bias
-        widen_by = 6 * U64
-    # The final yc -+ spread rounds by <= u(|yc| + spread) (+ 2^-1075): widening spread by
-    # 4u(|yc| + spread) + 2^-1021 covers that and its own roundings, ten times cheaper
-    # than np.nextafter. An overflow gives inf - inf = nan, read as unbounded. The low
-    # ends go into spread's buffer, the high ones into yc's.
-    for sl, tmp in _blocks(yc.shape):
-        ys, ss = yc[sl], spread[sl]
+        ss += tmp
+        ss += tiny
+        # reshaped to the final shape: fresh contiguous blocks of rows, so views
+        block = final if rows == slice(None) else (ss.shape[0],) + final[1:]
+        ys, ss, tmp = ys.reshape(block), ss.reshape(block), tmp.reshape(block)
+        if bias_full is not None:
+            ys += bias_full[rows]
+        # The final yc -+ spread rounds by <= u(|yc| + spread) (+ 2^-1075): widening
+        # spread by 4u(|yc| + spread) + 2^-1021 covers that and its own roundings, ten
+        # times cheaper than np.nextafter. An overflow gives inf - inf = nan, read as
+        # unbounded. The low ends go into spread's buffer, the high ones into yc's.
         np.abs(ys, out=tmp)
         tmp += ss
         tmp *= widen_by
@@ -314,27 +386,54 @@ def _matmul_const(x: Interval, c: Array, left: bool, bias: Array | None = None,
         np.subtract(ys, ss, out=tmp)
         ys += ss
         ss[...] = tmp
-    low, high = spread, yc
+    low, high = spread.reshape(final), yc.reshape(final)
     if not (np.isfinite(np.sum(low)) and np.isfinite(np.sum(high))):
         low, high = np.where(np.isnan(low), -np.inf, low), np.where(np.isnan(high), np.inf, high)
     return low, high
 
 
-_BLOCK = 1 << 16  # entries per block: a block's temporaries stay in cache
+_BLOCK = 1 << 16  # output entries per block of rows: its temporaries stay in cache
+_IN_BLOCK = 1 << 14  # input entries per block of rows (the midpoint and radius)
+_COL_BLOCK = 1 << 14  # entries of |C| formed at once
 
 
-def _blocks(shape: tuple[int, ...]) -> Iterator[tuple[tuple[slice, ...], Array]]:
-    """Slices of the leading axis covering `shape` in blocks of about _BLOCK entries,
-    each with a temporary of the block's shape."""
-    if len(shape) == 0:
-        yield (), np.empty(())
+def _abs_const(c: Array, left: bool) -> tuple[Array | None, Array, int]:
+    """|C| (None for a (k, n) C too large to form at once: then the columns of width the
+    returned step, one block at a time) and max |C| along the contracted axis, shaped to
+    broadcast against the product: (..., m, 1) for C @ [x], (n,) for [x] @ C."""
+    if left:
+        ac = np.abs(c)
+        return ac, ac.max(axis=-1, keepdims=True), c.shape[-2]
+    k, n = c.shape
+    if k * n <= _COL_BLOCK:
+        ac = np.abs(c)
+        return ac, ac.max(axis=0), n
+    step = max(1, _COL_BLOCK // max(k, 1))
+    cmax = np.empty(n)
+    for c0 in range(0, n, step):
+        cmax[c0:c0 + step] = np.abs(c[:, c0:c0 + step]).max(axis=0)
+    return None, cmax, step
+
+
+def _row_blocks(x_shape: tuple[int, ...], made: tuple[int, ...], final: tuple[int, ...],
+                c_left: Array | None) -> Iterator[slice]:
+    """Slices of the leading axis that split the product by rows (each of about _BLOCK
+    output and _IN_BLOCK input entries), or one slice(None) where the leading axis is not
+    one shared row axis of the input, the product and its final shape."""
+    rank = len(made)
+    c_ok = c_left is None or c_left.ndim < rank or c_left.shape[0] == 1
+    if (len(x_shape) < (3 if c_left is not None else 2) or len(x_shape) != rank or not c_ok
+            or made[0] != x_shape[0] or final[0] != made[0] or made[0] < 2):
+        yield slice(None)
         return
-    row = max(int(np.prod(shape[1:])), 1)
-    step = max(1, _BLOCK // row)
-    buf = np.empty((min(step, shape[0]),) + tuple(shape[1:]))
-    for i in range(0, shape[0], step):
-        j = min(i + step, shape[0])
-        yield (slice(i, j),), buf[: j - i]
+    out_row = max(int(np.prod(made[1:])), 1)
+    in_row = max(int(np.prod(x_shape[1:])), 1)
+    step = max(1, min(_BLOCK // out_row, _IN_BLOCK // in_row))
+    if step >= made[0]:
+        yield slice(None)
+        return
+    for i in range(0, made[0], step):
+        yield slice(i, min(i + step, made[0]))
 
 
 def _matmul_general(a: Interval, b: Interval) -> Interval:
@@ -537,10 +636,28 @@ def _sum_mean(n: Any, xs: list[Interval]) -> Interval:
 
 def _finish_sum(op: str, sl: Array, sh: Array, msum: Array, cnt: int) -> Interval:
     """The interval of a sum (op "sum") or mean of cnt terms from the float sums of the
-    lower and upper ends and of the magnitudes (or any upper bound of that)."""
-    err = gamma64(max(cnt, 1)) * msum + cnt * TINY_NORMAL
-    sl, sh = next_down(sl - err), next_up(sh + err)
-    return (sl, sh) if op == "sum" else (next_down(sl / cnt), next_up(sh / cnt))
+    lower and upper ends and of the magnitudes (or any upper bound of that). `sl` and
+    `sh` are the caller's fresh arrays: they are overwritten with the result (each
+    rounded step then moved one float outward, in place: no array of the output's size
+    beyond the error term)."""
+    err = gamma64(max(cnt, 1)) * msum
+    err += cnt * TINY_NORMAL
+    if not (isinstance(sl, np.ndarray) and isinstance(sh, np.ndarray)
+            and sl.shape == sh.shape == np.shape(err) and sl.flags.writeable
+            and sh.flags.writeable and not np.shares_memory(sl, sh)):
+        sl, sh = next_down(sl - err), next_up(sh + err)
+        return (sl, sh) if op == "sum" else (next_down(sl / cnt), next_up(sh / cnt))
+    sh += err  # err is its own array, even where msum is sh
+    sl -= err
+    del err
+    steps = [(sl, -np.inf), (sh, np.inf)]
+    np.nextafter(sl, -np.inf, out=sl)
+    np.nextafter(sh, np.inf, out=sh)
+    if op != "sum":
+        for v, toward in steps:
+            v /= cnt
+            np.nextafter(v, toward, out=v)
+    return sl, sh
 
 
 @IBP.rule("max")
