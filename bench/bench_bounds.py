@@ -40,6 +40,16 @@ resident for reuse: the figure then depends on what ran before the call (the pee
 BoundedModule runs a forward pass when built; ours runs nothing), and the peer's
 verivital IBP figure moved between 5 and 12 MiB from run to run.
 When the peer is absent, the bench says so and prints our figures only.
+
+Timed calls run with glibc keeping freed memory for reuse on both sides (`--allocator
+retain`, the default: M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 2 GiB, M_TOP_PAD 256 MiB;
+mallopt in this process, the same MALLOC_*_ environment for the peer's), the steady state
+of a process that bounds again and again. With glibc's defaults every call maps its large
+temporaries afresh and faults them in, and on this machine (transparent huge pages on
+madvise, which NumPy requests for large arrays) those faults cost direct compaction after
+the other side's calls had churned memory: the same MLP CROWN call took 126-139 ms alone
+and 300-490 ms, two thirds of it system time, when run between auto_LiRPA's alpha-CROWN
+calls. `--allocator default` measures with glibc's defaults.
 """
 
 from __future__ import annotations
@@ -277,6 +287,26 @@ def _peer_files(tmp: str, cases: dict[str, tuple[Any, ...]]) -> list[str]:
     return files
 
 
+RETAIN = {"MALLOC_MMAP_THRESHOLD_": 32 << 20, "MALLOC_TRIM_THRESHOLD_": (1 << 31) - 1,
+          "MALLOC_TOP_PAD_": 256 << 20}
+
+
+def _retain_freed_memory() -> dict[str, str]:
+    """Sets RETAIN in this process (glibc's mallopt) and returns it as the environment
+    that sets it in a child; {} where glibc is not there (then neither side gets it)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return {}
+    codes = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_TOP_PAD_": -2, "MALLOC_MMAP_THRESHOLD_": -3}
+    for name, value in RETAIN.items():
+        if libc.mallopt(codes[name], ctypes.c_int(value)) != 1:
+            return {}
+    return {k: str(v) for k, v in RETAIN.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=5)
@@ -287,19 +317,24 @@ def main() -> None:
                                                             _default_peer_python()))
     p.add_argument("--peer-path", default=os.environ.get(
         "LIRPA_PATH", str(SHARED / "peers" / "auto_LiRPA")))
+    p.add_argument("--allocator", choices=("retain", "default"), default="retain",
+                   help="glibc keeps freed memory for reuse in the timed calls (both "
+                        "sides), or its defaults")
     p.add_argument("--child-memory", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child_memory:
         _child_memory(*args.child_memory)
         return
+    retain = _retain_freed_memory() if args.allocator == "retain" else {}
     names, methods = args.cases.split(","), args.methods.split(",")
     cases = _load(names)
     have_peer = Path(args.peer_python).exists() and Path(args.peer_path, "auto_LiRPA").is_dir()
     if not have_peer:
         print(f"auto_LiRPA is absent (python {args.peer_python}, path {args.peer_path}): "
               "our figures only, no ratios")
-    print(f"load average at start: {os.getloadavg()}")
-    env = dict(os.environ, PYTHONPATH=args.peer_path)
+    print(f"load average at start: {os.getloadavg()}; allocator: "
+          f"{'glibc keeps freed memory (both sides)' if retain else 'glibc defaults'}")
+    env = dict(os.environ, PYTHONPATH=args.peer_path, **retain)
     with tempfile.TemporaryDirectory() as tmp:
         files = _peer_files(tmp, cases) if have_peer else []
         peer = None
@@ -331,7 +366,8 @@ def main() -> None:
             peer.wait()
         mem: dict[tuple[str, str, str], list[int]] = {}
         if not args.no_memory:
-            mem_env = dict(env, MALLOC_MMAP_THRESHOLD_="65536")
+            mem_env = {k: v for k, v in env.items() if k not in retain}
+            mem_env["MALLOC_MMAP_THRESHOLD_"] = "65536"
             for name in names:
                 for method in methods:
                     mine = subprocess.run(
