@@ -23,13 +23,13 @@ from .. import bounds as _bounds
 from ..bounds.alpha_crown import Chain, relu_chain
 from ..bounds.api import alpha_crown_with_slopes as _alpha_crown_with_slopes
 from .exact_chain import ChainSlopes
+from .relu_bab import SLOPE_BITS, on_slope_grid, optimize_alpha_betas, optimize_betas
 
 __all__ = ["BatchedModel"]
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 _WEIGHTS = "torchlean:row_weights"
 _SMALLEST_CHUNK = 32  # below this a graph's fixed cost outweighs padding's waste
-SLOPE_BITS = 16  # alpha-CROWN slopes kept for certificates: multiples of 2^-16
 # the exact certificate checker back-substitutes every unstable ReLU in rational
 # arithmetic: beyond a few thousand ReLUs (a conv layer on an image) it is out of reach
 ALPHA_MAX_RELUS = 4096
@@ -410,8 +410,6 @@ class BatchedModel:
                       ) -> tuple[Arr, Arr, Arr, Arr, Arr, Arr, Arr | None]:
         """`bound_splits` for rows that all reuse the first `depth` relu layers' intervals
         from zl0, zu0."""
-        from .relu_bab import on_slope_grid, optimize_alpha_betas, optimize_betas
-
         relus = self.relu_nodes()
         chain = self.chain() if beta_iterations > 0 else None
         betas = np.zeros((signs.shape[0], C.shape[0], signs.shape[1]))

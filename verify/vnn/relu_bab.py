@@ -35,11 +35,12 @@ import numpy as np
 
 from ..bounds.alpha_crown import Chain, times, times_transposed
 from .bab import Problem, unsafe
-from .batched import SLOPE_BITS  # slopes in splitting, as at the root: multiples of 2^-16
 
 __all__ = ["ReluSplit", "ReluTree", "ReluBabResult", "SplitBounds", "SLOPE_BITS",
            "relu_branch_and_bound", "split_choice", "optimize_betas", "optimize_alpha_betas",
            "adaptive_slopes", "on_slope_grid"]
+
+SLOPE_BITS = 16  # alpha-CROWN slopes kept for certificates: multiples of 2^-16
 
 Arr = np.ndarray[Any, np.dtype[np.float64]]
 MAX_CONFIRMS = 2  # float-unsafe points confirmed exactly per batch

@@ -19,9 +19,10 @@ from vnnlib_text import header, prop
 
 from torchlean.spec import nn
 from torchlean.verify.bounds import as_graph, crown
-from torchlean.verify.vnn.batched import SLOPE_BITS, BatchedModel
+from torchlean.verify.vnn.batched import BatchedModel
 from torchlean.verify.vnn.engine import verify_instance
 from torchlean.verify.vnn.exact_chain import GRID, ChainSlopes, exact_chain
+from torchlean.verify.vnn.relu_bab import SLOPE_BITS
 from torchlean.verify.vnn.tree_certificate import FORMAT_SLOPES, check_tree_certificate
 
 F = Fraction

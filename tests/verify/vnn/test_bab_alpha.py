@@ -19,8 +19,9 @@ from torchlean.spec import nn
 from torchlean.verify.bounds import as_graph, crown
 from torchlean.verify.vnn import engine
 from torchlean.verify.vnn.bab import Problem, _worth_refining, branch_and_bound
-from torchlean.verify.vnn.batched import SLOPE_BITS, BatchedModel
+from torchlean.verify.vnn.batched import BatchedModel
 from torchlean.verify.vnn.engine import verify_instance
+from torchlean.verify.vnn.relu_bab import SLOPE_BITS
 from torchlean.verify.vnn.tree_certificate import FORMAT_SLOPES, check_tree_certificate
 
 Arr = np.ndarray[Any, Any]
