@@ -1,4 +1,5 @@
-"""Small ReLU nets evaluated by hand over Fractions, for the engine and certificate tests."""
+"""Small ReLU nets for the engine, splitting and certificate tests: built as graphs, and
+evaluated by hand over Fractions or in binary64."""
 
 from __future__ import annotations
 
@@ -6,6 +7,33 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+
+from torchlean import nn
+from torchlean.verify.bounds import as_graph
+
+Arr = np.ndarray[Any, Any]
+
+
+def relu_mlp(widths: tuple[int, ...], seed: int) -> tuple[Any, Any]:
+    """(graph, params) of a linear/relu chain with layer widths `widths` (no relu after
+    the last linear layer), batch axis 1."""
+    layers: list[Any] = []
+    for a, b in zip(widths, widths[1:], strict=False):
+        layers += [nn.linear(a, b), nn.relu()]
+    net = nn.build(nn.sequential(*layers[:-1]), seed=seed)
+    return as_graph(net, net.params, (1, widths[0])), net.params
+
+
+def chain_forward(chain: Any, x: Arr) -> tuple[Arr, Arr]:
+    """Every ReLU's pre-activation (N, W) concatenated, and the outputs (N, m), of the
+    float affine-ReLU `chain` (`alpha_crown.relu_chain`) at the points x (N, n), in
+    binary64."""
+    h, zs = x, []
+    for w, b in zip(chain.weights, chain.biases, strict=True):
+        z = h @ w.T + b
+        zs.append(z)
+        h = np.maximum(z, 0.0)
+    return np.concatenate(zs[:-1], axis=1), zs[-1]
 
 
 def exact_forward(net: Any, x: tuple[Fraction, ...]) -> list[Fraction]:

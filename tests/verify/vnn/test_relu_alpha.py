@@ -8,11 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from exact_nets import chain_forward, relu_mlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from torchlean import nn
-from torchlean.verify.bounds import as_graph
 from torchlean.verify.bounds.alpha_crown import relu_chain
 from torchlean.verify.vnn.batched import BatchedModel
 from torchlean.verify.vnn.relu_bab import (
@@ -26,11 +25,7 @@ Arr = np.ndarray[Any, Any]
 
 
 def _setup(widths: tuple[int, ...], seed: int) -> tuple[Any, ...]:
-    layers: list[Any] = []
-    for a, b in zip(widths, widths[1:], strict=False):
-        layers += [nn.linear(a, b), nn.relu()]
-    net = nn.build(nn.sequential(*layers[:-1]), seed=seed % 1000)
-    graph, params = as_graph(net, net.params, (1, widths[0])), net.params
+    graph, params = relu_mlp(widths, seed % 1000)
     m = BatchedModel(graph, params)
     rng = np.random.default_rng(seed)
     lo = rng.uniform(-1, 0, widths[0])
@@ -64,13 +59,7 @@ def _layers(chain: Any, zl: Arr, zu: Arr, signs: Arr) -> tuple[list[Any], Arr]:
 
 
 def _points(chain: Any, lo: Arr, hi: Arr, rng: Any) -> tuple[Arr, Arr]:
-    x = rng.uniform(lo, hi, size=(4000, lo.size))
-    h, zs = x, []
-    for w, b in zip(chain.weights, chain.biases, strict=True):
-        z = h @ w.T + b
-        zs.append(z)
-        h = np.maximum(z, 0.0)
-    return np.concatenate(zs[:-1], axis=1), zs[-1]
+    return chain_forward(chain, rng.uniform(lo, hi, size=(4000, lo.size)))
 
 
 @settings(max_examples=10, deadline=None)

@@ -11,14 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from exact_nets import chain_forward, relu_mlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vnnlib_text import header, prop
 
-from torchlean import nn
 from torchlean.spec.errors import ShapeError
 from torchlean.verify import bounds
-from torchlean.verify.bounds import as_graph
 from torchlean.verify.bounds.alpha_crown import relu_chain
 from torchlean.verify.vnn.batched import BatchedModel
 from torchlean.verify.vnn.engine import verify_instance
@@ -28,24 +27,12 @@ from torchlean.verify.vnn.tree_certificate import check_tree_certificate
 Arr = np.ndarray[Any, Any]
 
 
-def _model(widths: tuple[int, ...], seed: int) -> tuple[Any, Any]:
-    layers: list[Any] = []
-    for a, b in zip(widths, widths[1:], strict=False):
-        layers += [nn.linear(a, b), nn.relu()]
-    net = nn.build(nn.sequential(*layers[:-1]), seed=seed)
-    return as_graph(net, net.params, (1, widths[0])), net.params
 
 
 def _pre_activations(graph: Any, params: Any, x: Arr) -> tuple[Arr, Arr]:
     """Every ReLU's pre-activation (N, W) concatenated, and the outputs (N, m), in
     binary64 from the graph's own affine segments."""
-    chain = relu_chain(graph, params)
-    h, zs = x, []
-    for w, b in zip(chain.weights, chain.biases, strict=True):
-        z = h @ w.T + b
-        zs.append(z)
-        h = np.maximum(z, 0.0)
-    return np.concatenate(zs[:-1], axis=1), zs[-1]
+    return chain_forward(relu_chain(graph, params), x)
 
 
 # -- CROWN with splits ------------------------------------------------------------------
@@ -57,7 +44,7 @@ def _pre_activations(graph: Any, params: Any, x: Arr) -> tuple[Arr, Arr]:
 def test_crown_with_splits_bounds_every_point_of_the_subdomain(
         seed: int, widths: tuple[int, ...], radius: float, beta_iterations: int,
         tune: bool) -> None:
-    graph, params = _model(widths, seed % 1000)
+    graph, params = relu_mlp(widths, seed % 1000)
     m = BatchedModel(graph, params)
     rng = np.random.default_rng(seed)
     centre = rng.uniform(-1, 1, widths[0])
@@ -98,7 +85,7 @@ def test_crown_with_splits_bounds_every_point_of_the_subdomain(
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 10**6), scale=st.sampled_from([0.1, 1.0, 10.0]))
 def test_any_nonnegative_betas_keep_the_bounds_sound(seed: int, scale: float) -> None:
-    graph, params = _model((4, 6, 5, 2), seed % 1000)
+    graph, params = relu_mlp((4, 6, 5, 2), seed % 1000)
     batch = 4
     wide = BatchedModel(graph, params).graph_for(batch)  # 4 subdomains of one box
     relus = [n.id for n in wide.nodes if n.op == "relu"]
@@ -128,7 +115,7 @@ def test_any_nonnegative_betas_keep_the_bounds_sound(seed: int, scale: float) ->
 
 
 def test_bad_betas_are_refused() -> None:
-    graph, params = _model((3, 6, 1), 5)
+    graph, params = relu_mlp((3, 6, 1), 5)
     relu = next(n.id for n in graph.nodes if n.op == "relu")
     lo, hi = -np.ones((1, 3)), np.ones((1, 3))
     splits = {relu: np.ones((1, 6))}
@@ -144,7 +131,7 @@ def test_bad_betas_are_refused() -> None:
 
 
 def test_bad_known_intervals_are_refused() -> None:
-    graph, params = _model((3, 6, 1), 5)
+    graph, params = relu_mlp((3, 6, 1), 5)
     relu = next(n.id for n in graph.nodes if n.op == "relu")
     lo, hi = -np.ones((1, 3)), np.ones((1, 3))
     splits = {relu: np.zeros((1, 6))}
@@ -160,7 +147,7 @@ def test_bad_known_intervals_are_refused() -> None:
 
 
 def test_splits_tighten_the_split_neuron_and_never_drop_points() -> None:
-    graph, params = _model((3, 6, 1), 5)
+    graph, params = relu_mlp((3, 6, 1), 5)
     m = BatchedModel(graph, params)
     lo, hi = -np.ones(3), np.ones(3)
     root, zl, zu, _, _, _, _ = m.bound_splits(lo, hi, np.eye(1),
@@ -174,7 +161,7 @@ def test_splits_tighten_the_split_neuron_and_never_drop_points() -> None:
 
 
 def test_bad_splits_are_refused() -> None:
-    graph, params = _model((3, 6, 1), 5)
+    graph, params = relu_mlp((3, 6, 1), 5)
     relu = next(n.id for n in graph.nodes if n.op == "relu")
     lo, hi = -np.ones((1, 3)), np.ones((1, 3))
     with pytest.raises(ValueError, match="not a relu node"):
@@ -208,7 +195,7 @@ def _toy_prop(d: float) -> Any:
 
 @pytest.fixture(scope="module")
 def toy_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, Any, Any]:
-    graph, params = _model(TOY_WIDTHS, 1)
+    graph, params = relu_mlp(TOY_WIDTHS, 1)
     p = _toy_prop(0.08)
     m = BatchedModel(graph, params)
     root = m.bound(-0.5 * np.ones((1, 20)), 0.5 * np.ones((1, 20)), np.eye(1))[0]
@@ -231,7 +218,7 @@ def test_the_toy_holds_with_a_certificate_that_checks(toy_cert: Any) -> None:
 
 
 def test_the_toy_is_violated_above_the_sampled_values() -> None:
-    graph, params = _model(TOY_WIDTHS, 1)
+    graph, params = relu_mlp(TOY_WIDTHS, 1)
     v = verify_instance((graph, params), _toy_prop(0.3), timeout=60)
     assert v.status == "violated"
 
@@ -331,7 +318,7 @@ def test_linear_layers_read_off_the_ops_equal_the_probed_maps(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from torchlean.verify.vnn import exact_chain as ec
 
-    graph, params = _model((7, 5, 4, 3), 11)
+    graph, params = relu_mlp((7, 5, 4, 3), 11)
     reader, fast = ec._read_affine, []
 
     def counted(seg: Any, ps: Any) -> Any:
@@ -355,7 +342,7 @@ def test_relu_bab_tries_the_relaxed_minimisers_as_counterexamples() -> None:
     from torchlean.verify.vnn.bab import Problem
     from torchlean.verify.vnn.relu_bab import relu_branch_and_bound
 
-    graph, params = _model(TOY_WIDTHS, 1)
+    graph, params = relu_mlp(TOY_WIDTHS, 1)
     m = BatchedModel(graph, params)
     lo, hi = -0.5 * np.ones(20), 0.5 * np.ones(20)
     C = np.eye(1)
@@ -380,7 +367,7 @@ def test_relu_bab_tries_the_relaxed_minimisers_as_counterexamples() -> None:
 @settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 10**6))
 def test_children_reusing_the_parents_intervals_bound_as_if_recomputed(seed: int) -> None:
-    graph, params = _model((4, 6, 5, 5, 2), seed % 1000)
+    graph, params = relu_mlp((4, 6, 5, 5, 2), seed % 1000)
     m = BatchedModel(graph, params)
     rng = np.random.default_rng(seed)
     lo = rng.uniform(-1, 0, 4)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from exact_nets import relu_mlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vnnlib_text import header, prop
@@ -26,12 +27,6 @@ from torchlean.verify.vnn.tree_certificate import check_tree_certificate
 Arr = np.ndarray[Any, Any]
 
 
-def _mlp(widths: tuple[int, ...], seed: int) -> tuple[Any, Any]:
-    layers: list[Any] = []
-    for a, b in zip(widths, widths[1:], strict=False):
-        layers += [nn.linear(a, b), nn.relu()]
-    net = nn.build(nn.sequential(*layers[:-1]), seed=seed)
-    return as_graph(net, net.params, (1, widths[0])), net.params
 
 
 def _dense(w: Any) -> Arr:
@@ -48,7 +43,7 @@ def _dense(w: Any) -> Arr:
 def test_bounding_some_rows_gives_those_rows_the_bounds_of_bounding_all(
         seed: int, beta_iterations: int, picked: tuple[int, ...], tune: bool) -> None:
     """... with the slopes tuned with the betas too (`tune_alphas`), row by row."""
-    graph, params = _mlp((4, 6, 5, 3), seed % 1000)
+    graph, params = relu_mlp((4, 6, 5, 3), seed % 1000)
     m = BatchedModel(graph, params)
     rng = np.random.default_rng(seed)
     lo = rng.uniform(-1, 0, 4)
@@ -76,7 +71,7 @@ def test_bounding_some_rows_gives_those_rows_the_bounds_of_bounding_all(
 
 
 def test_rows_outside_c_are_refused() -> None:
-    graph, params = _mlp((3, 4, 2), 0)
+    graph, params = relu_mlp((3, 4, 2), 0)
     m = BatchedModel(graph, params)
     with pytest.raises(ValueError, match="rows"):
         m.bound_splits(np.zeros(3), np.ones(3), np.eye(2), np.zeros((1, 4), np.int8),
@@ -109,7 +104,7 @@ def test_a_root_refuted_disjunct_leaves_the_split_search_and_the_certificate_sou
         tmp_path: Path) -> None:
     # the toy of test_relu_bab (root CROWN cannot prove Y_0 > 0.08), with a second
     # disjunct the root refutes: the subdomains bound only the first one's row
-    net_graph, params = _mlp((20, 10, 10, 1), 1)
+    net_graph, params = relu_mlp((20, 10, 10, 1), 1)
     p = prop(header(20, 1, "-0.5", "0.5")
              + "(assert (or (and (<= Y_0 0.08)) (and (>= Y_0 1000))))")
     cert = tmp_path / "toy.json"
@@ -125,7 +120,7 @@ def test_nets_over_the_beta_limit_split_without_betas(
     from torchlean.verify.vnn import engine
 
     monkeypatch.setattr(engine, "BETA_MAX_RELUS", 10)  # the toy has 20 ReLUs
-    graph, params = _mlp((20, 10, 10, 1), 1)
+    graph, params = relu_mlp((20, 10, 10, 1), 1)
     p = prop(header(20, 1, "-0.5", "0.5") + "(assert (<= Y_0 0.08))")
     cert = tmp_path / "toy.json"
     v = verify_instance((graph, params), p, timeout=60, certificate=cert)
